@@ -1,0 +1,36 @@
+"""Value shapes shared by several messages."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Sku = Annotated[str, Field(min_length=1, max_length=64)]
+Quantity = Annotated[int, Field(gt=0)]
+MinorUnits = Annotated[int, Field(ge=0, description="Money in minor units (cents)")]
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code")]
+
+
+class _Value(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class OrderLine(_Value):
+    sku: Sku
+    quantity: Quantity
+
+
+class PricedLine(_Value):
+    sku: Sku
+    quantity: Quantity
+    unit_price: MinorUnits
+
+
+class ShippingAddress(_Value):
+    name: str
+    line1: str
+    line2: str | None = None
+    city: str
+    postal_code: str
+    country: str

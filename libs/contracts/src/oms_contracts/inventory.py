@@ -1,0 +1,67 @@
+"""Commands the inventory service accepts and the events it publishes."""
+
+from __future__ import annotations
+
+from oms_contracts.common import Currency, OrderLine, PricedLine, Quantity, Sku
+from oms_contracts.envelope import Command, Event
+
+
+class ReserveStock(Command):
+    """Reserve every line, all or nothing."""
+
+    routing_key = "inventory.reserve_stock"
+    order_id: str
+    lines: list[OrderLine]
+
+
+class ReleaseStock(Command):
+    """Compensation: give back whatever is reserved for the order."""
+
+    routing_key = "inventory.release_stock"
+    order_id: str
+    reason: str
+
+
+class CommitStock(Command):
+    """The goods left the warehouse: turn the reservation into a decrement."""
+
+    routing_key = "inventory.commit_stock"
+    order_id: str
+
+
+class StockReserved(Event):
+    routing_key = "inventory.stock_reserved"
+    order_id: str
+    lines: list[PricedLine]
+    currency: Currency
+
+
+class StockReservationFailed(Event):
+    routing_key = "inventory.stock_reservation_failed"
+    order_id: str
+    reason: str  # out_of_stock | unknown_sku | currency_mismatch
+    skus: list[str]
+
+
+class StockReleased(Event):
+    routing_key = "inventory.stock_released"
+    order_id: str
+
+
+class StockCommitted(Event):
+    routing_key = "inventory.stock_committed"
+    order_id: str
+    lines: list[OrderLine]
+
+
+class LowStock(Event):
+    routing_key = "inventory.low_stock"
+    sku: Sku
+    available: int
+    low_stock_threshold: int
+
+
+class ReplenishmentRequested(Event):
+    routing_key = "inventory.replenishment_requested"
+    sku: Sku
+    quantity: Quantity

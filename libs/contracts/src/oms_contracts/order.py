@@ -1,0 +1,63 @@
+"""Events published by the order service as an order moves through its saga."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from oms_contracts.common import Currency, MinorUnits, OrderLine, ShippingAddress
+from oms_contracts.envelope import Event
+
+
+class OrderCreated(Event):
+    routing_key = "order.created"
+    order_id: str
+    customer_id: str
+    lines: list[OrderLine]
+    shipping_address: ShippingAddress
+    created_at: datetime
+
+
+class OrderAwaitingPayment(Event):
+    routing_key = "order.awaiting_payment"
+    order_id: str
+    total: MinorUnits
+    currency: Currency
+
+
+class OrderPaid(Event):
+    routing_key = "order.paid"
+    order_id: str
+    payment_id: str
+    total: MinorUnits
+    currency: Currency
+
+
+class OrderFulfilling(Event):
+    routing_key = "order.fulfilling"
+    order_id: str
+    shipment_id: str
+
+
+class OrderShipped(Event):
+    routing_key = "order.shipped"
+    order_id: str
+    carrier: str
+    tracking_number: str
+
+
+class OrderCompleted(Event):
+    routing_key = "order.completed"
+    order_id: str
+
+
+class OrderRejected(Event):
+    routing_key = "order.rejected"
+    order_id: str
+    reason: str
+    skus: list[str] = []
+
+
+class OrderCancelled(Event):
+    routing_key = "order.cancelled"
+    order_id: str
+    reason: str

@@ -1,0 +1,59 @@
+"""Commands the payment service accepts and the events it publishes."""
+
+from __future__ import annotations
+
+from oms_contracts.common import Currency, MinorUnits
+from oms_contracts.envelope import Command, Event
+
+
+class AuthorizePayment(Command):
+    routing_key = "payment.authorize_payment"
+    order_id: str
+    amount: MinorUnits
+    currency: Currency
+    payment_token: str
+
+
+class CapturePayment(Command):
+    """Settle the authorized amount (sent when the shipment is dispatched)."""
+
+    routing_key = "payment.capture_payment"
+    order_id: str
+
+
+class VoidPayment(Command):
+    """Compensation: release the hold on the customer's card."""
+
+    routing_key = "payment.void_payment"
+    order_id: str
+    reason: str
+
+
+class PaymentAuthorized(Event):
+    routing_key = "payment.authorized"
+    order_id: str
+    payment_id: str
+    amount: MinorUnits
+    currency: Currency
+
+
+class PaymentAuthorizationFailed(Event):
+    routing_key = "payment.authorization_failed"
+    order_id: str
+    payment_id: str
+    reason: str  # payment_declined | payment_unavailable
+    decline_code: str | None = None
+
+
+class PaymentCaptured(Event):
+    routing_key = "payment.captured"
+    order_id: str
+    payment_id: str
+    amount: MinorUnits
+    currency: Currency
+
+
+class PaymentVoided(Event):
+    routing_key = "payment.voided"
+    order_id: str
+    payment_id: str

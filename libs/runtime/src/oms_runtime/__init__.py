@@ -1,0 +1,1 @@
+"""Runtime plumbing shared by every OMS service (no business rules live here)."""

@@ -1,0 +1,100 @@
+"""The command line every service shares: `python -m oms_<service> [serve|migrate|relay]`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib.util
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+
+from oms_runtime.db import create_engine, libpq_url
+from oms_runtime.logging import configure_logging
+from oms_runtime.messaging.broker import Broker
+from oms_runtime.messaging.relay import OutboxRelay
+from oms_runtime.messaging.tables import MessagingTables
+from oms_runtime.migrations import upgrade_to_head
+from oms_runtime.settings import ServiceSettings
+
+
+@dataclass(frozen=True)
+class ServiceDefinition:
+    """A service package `oms_<name>` laid out as usual: `main.create_app`, its
+    Alembic environment in `db/migrations`."""
+
+    name: str
+    settings: Callable[[], ServiceSettings]
+    tables: MessagingTables
+
+    @property
+    def package(self) -> str:
+        return f"oms_{self.name}"
+
+    @property
+    def app_factory(self) -> str:
+        return f"{self.package}.main:create_app"
+
+    @property
+    def migrations_dir(self) -> Path:
+        spec = importlib.util.find_spec(self.package)
+        assert spec is not None and spec.origin is not None
+        return Path(spec.origin).parent / "db" / "migrations"
+
+
+def main(service: ServiceDefinition, argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog=f"python -m oms_{service.name}")
+    sub = parser.add_subparsers(dest="command")
+    serve = sub.add_parser("serve", help="HTTP API, consumer, outbox relay (default)")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--host")
+    sub.add_parser("migrate", help="create the database/schema and apply migrations")
+    sub.add_parser("relay", help="run only the outbox relay")
+    args = parser.parse_args(argv)
+
+    settings = service.settings()
+    configure_logging(service.name, settings.log_level, settings.log_format)
+    if args.command == "migrate":
+        upgrade_to_head(service.migrations_dir, settings.database_url)
+    elif args.command == "relay":
+        asyncio.run(_run_relay(service, settings))
+    else:
+        uvicorn.run(
+            service.app_factory,
+            factory=True,
+            host=getattr(args, "host", None) or settings.host,
+            port=getattr(args, "port", None) or settings.port,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=20,
+        )
+
+
+async def _run_relay(service: ServiceDefinition, settings: ServiceSettings) -> None:
+    engine = create_engine(settings, f"{service.name}-relay")
+    broker = Broker(settings.amqp_url, f"{service.name}-relay")
+    relay = OutboxRelay(
+        engine,
+        service.tables,
+        broker,
+        listen_dsn=libpq_url(settings.database_url),
+        batch_size=settings.relay_batch_size,
+        poll_interval=settings.relay_poll_interval,
+    )
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await broker.connect()
+    task = asyncio.create_task(relay.run())
+    await stop.wait()
+    await relay.stop()
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.wait_for(task, 10.0)
+    await broker.close()
+    await engine.dispose()

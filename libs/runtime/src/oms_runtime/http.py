@@ -1,0 +1,132 @@
+"""What every service's FastAPI app has: problem errors, ops routes, request logging."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from oms_runtime import metrics
+from oms_runtime.logging import log_context
+from oms_runtime.problems import install_problem_handlers, problem_response
+from oms_runtime.service import ServiceRuntime
+from oms_runtime.settings import ServiceSettings
+
+log = logging.getLogger("oms.http")
+
+CORRELATION_HEADER = "x-correlation-id"
+
+
+class RequestContextMiddleware:
+    """Times and logs each request, and tags its log lines with a correlation id.
+
+    Plain ASGI rather than BaseHTTPMiddleware: it sits on every request's hot path.
+    """
+
+    def __init__(self, app: ASGIApp, access_log: bool = True) -> None:
+        self.app = app
+        self.access_log = access_log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        correlation_id = headers.get(CORRELATION_HEADER.encode(), b"").decode()[:128]
+        request_id = correlation_id or uuid.uuid4().hex
+        status = 500
+        started = time.perf_counter()
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"].append((b"x-request-id", request_id.encode()))
+            await send(message)
+
+        with log_context(request_id=request_id, correlation_id=correlation_id or None):
+            try:
+                await self.app(scope, receive, send_with_status)
+            finally:
+                elapsed = time.perf_counter() - started
+                route = scope.get("route")
+                path = getattr(route, "path", None) or "unmatched"
+                metrics.HTTP_REQUEST_SECONDS.labels(scope["method"], path, str(status)).observe(
+                    elapsed
+                )
+                if self.access_log and path not in ("/healthz", "/readyz", "/metrics"):
+                    log.info(
+                        "%s %s %s",
+                        scope["method"],
+                        scope["path"],
+                        status,
+                        extra={"status": status, "duration_ms": round(elapsed * 1000, 2)},
+                    )
+
+
+def ops_router(runtime: ServiceRuntime) -> APIRouter:
+    router = APIRouter(tags=["ops"])
+
+    @router.get("/healthz", summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz", summary="Database and broker are reachable", response_model=None)
+    async def readyz() -> Any:
+        checks = await runtime.readiness()
+        if all(checks.values()):
+            return {"status": "ready", "checks": checks}
+        return problem_response(
+            503, "service-unavailable", "Not ready", "A dependency is unreachable", checks=checks
+        )
+
+    @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    async def prometheus_metrics() -> Response:
+        await runtime.refresh_gauges()
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def create_service_app(
+    *,
+    title: str,
+    description: str,
+    settings: ServiceSettings,
+    runtime: ServiceRuntime,
+    routers: Sequence[APIRouter],
+    state: dict[str, Any] | None = None,
+) -> FastAPI:
+    """A service's FastAPI app; `state` lands on `app.state` for route dependencies."""
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.runtime = runtime
+    install_problem_handlers(app)
+    app.add_middleware(RequestContextMiddleware, access_log=settings.access_log)
+    app.include_router(ops_router(runtime))
+    for router in routers:
+        app.include_router(router)
+    for key, value in (state or {}).items():
+        setattr(app.state, key, value)
+    return app
+
+
+def request_unit_of_work(request: Request) -> Any:
+    """FastAPI dependency: a fresh unit of work from the service's factory."""
+    return request.app.state.unit_of_work()

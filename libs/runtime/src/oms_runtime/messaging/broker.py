@@ -1,0 +1,139 @@
+"""The RabbitMQ connection of a service, its exchanges and a confirming publisher."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractRobustConnection,
+    DeliveryMode,
+)
+
+from oms_contracts import COMMANDS_EXCHANGE, EVENTS_EXCHANGE
+
+log = logging.getLogger(__name__)
+
+
+class BrokerUnavailable(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    exchange: str
+    routing_key: str
+    body: bytes
+    message_id: str
+    message_type: str
+    correlation_id: str | None = None
+    headers: dict[str, Any] | None = None
+    mandatory: bool = False
+
+
+class Broker:
+    """Owns one robust connection; aio-pika restores channels and consumers after
+    a reconnect, so callers only wait for the first connection."""
+
+    def __init__(self, url: str, connection_name: str) -> None:
+        self._url = url
+        self._name = connection_name
+        self._connection: AbstractRobustConnection | None = None
+        self._connected = asyncio.Event()
+        self._publisher: Publisher | None = None
+
+    @property
+    def is_connected(self) -> bool:
+        return self._connection is not None and not self._connection.is_closed
+
+    async def connect(self, retry_delay: float = 1.0, max_delay: float = 15.0) -> None:
+        """Connect, retrying for as long as it takes (the service stays up meanwhile)."""
+        delay = retry_delay
+        while self._connection is None:
+            try:
+                self._connection = await aio_pika.connect_robust(
+                    self._url, client_properties={"connection_name": self._name}
+                )
+            except (OSError, aio_pika.exceptions.AMQPError, asyncio.TimeoutError) as exc:
+                log.warning("broker not reachable, retrying", extra={"error": str(exc)})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, max_delay)
+        self._connected.set()
+
+    async def wait_connected(self) -> AbstractRobustConnection:
+        await self._connected.wait()
+        assert self._connection is not None
+        return self._connection
+
+    async def channel(self, *, confirms: bool = True) -> AbstractChannel:
+        connection = await self.wait_connected()
+        return await connection.channel(publisher_confirms=confirms, on_return_raises=True)
+
+    async def publisher(self) -> Publisher:
+        if self._publisher is None:
+            channel = await self.channel(confirms=True)
+            self._publisher = Publisher(channel)
+            await self._publisher.declare_exchanges()
+        return self._publisher
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+            self._connection = None
+            self._connected.clear()
+            self._publisher = None
+
+
+async def declare_exchanges(channel: AbstractChannel) -> dict[str, AbstractExchange]:
+    exchanges = {}
+    for name in (EVENTS_EXCHANGE, COMMANDS_EXCHANGE):
+        exchanges[name] = await channel.declare_exchange(
+            name, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+    return exchanges
+
+
+class Publisher:
+    """Publishes persistent messages and waits for the broker's confirms.
+
+    A batch is published in one go and its confirms awaited together
+    (pipelining), so a batch costs about one round trip, not one per message.
+    """
+
+    def __init__(self, channel: AbstractChannel) -> None:
+        self._channel = channel
+        self._exchanges: dict[str, AbstractExchange] = {}
+
+    async def declare_exchanges(self) -> None:
+        self._exchanges = await declare_exchanges(self._channel)
+
+    def _exchange(self, name: str) -> AbstractExchange:
+        if name == "":
+            return self._channel.default_exchange
+        return self._exchanges[name]
+
+    async def publish_many(self, messages: Sequence[OutgoingMessage]) -> None:
+        if self._channel.is_closed:
+            raise BrokerUnavailable("publisher channel is closed")
+        await asyncio.gather(*(self._publish(message) for message in messages))
+
+    async def _publish(self, message: OutgoingMessage) -> None:
+        await self._exchange(message.exchange).publish(
+            aio_pika.Message(
+                body=message.body,
+                message_id=message.message_id,
+                type=message.message_type,
+                correlation_id=message.correlation_id,
+                content_type="application/json",
+                delivery_mode=DeliveryMode.PERSISTENT,
+                headers=message.headers or {},
+            ),
+            routing_key=message.routing_key,
+            mandatory=message.mandatory,
+        )

@@ -1,0 +1,27 @@
+"""Prometheus metrics shared by every service (one registry per process)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+HTTP_REQUEST_SECONDS = Histogram(
+    "oms_http_request_duration_seconds",
+    "HTTP request latency",
+    ["method", "route", "status"],
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+MESSAGES_CONSUMED = Counter(
+    "oms_messages_consumed_total", "Messages handled", ["type", "outcome"]
+)
+MESSAGE_HANDLING_SECONDS = Histogram(
+    "oms_message_handling_seconds",
+    "Time to handle one message (transaction included)",
+    ["type"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5),
+)
+MESSAGES_PUBLISHED = Counter(
+    "oms_messages_published_total", "Messages confirmed by the broker", ["type"]
+)
+OUTBOX_LAG_SECONDS = Gauge(
+    "oms_outbox_oldest_pending_seconds", "Age of the oldest unpublished outbox row"
+)

@@ -1,0 +1,128 @@
+"""The background side of a service process: broker, consumer, outbox relay, workers.
+
+Started and stopped by the FastAPI lifespan (the composition root); nothing here
+connects at import time. The HTTP API keeps answering while the broker is away:
+connecting happens in the background and `/readyz` reports it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from oms_contracts import Message
+from oms_runtime import metrics
+from oms_runtime.db import libpq_url
+from oms_runtime.messaging.broker import Broker
+from oms_runtime.messaging.consumer import Handler, MessageConsumer, UnitOfWorkFactory
+from oms_runtime.messaging.relay import OutboxRelay
+from oms_runtime.messaging.tables import MessagingTables
+from oms_runtime.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+
+class BackgroundWorker(Protocol):
+    """A loop a service runs next to its consumer (e.g. a gateway worker, a sweeper)."""
+
+    async def run(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class ServiceRuntime:
+    def __init__(
+        self,
+        *,
+        name: str,
+        settings: ServiceSettings,
+        engine: AsyncEngine,
+        tables: MessagingTables,
+        queue: str,
+        handlers: Mapping[type[Message], Handler],
+        unit_of_work: UnitOfWorkFactory,
+        workers: Sequence[BackgroundWorker] = (),
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.engine = engine
+        self.broker = Broker(settings.amqp_url, connection_name=name)
+        self.relay = OutboxRelay(
+            engine,
+            tables,
+            self.broker,
+            listen_dsn=libpq_url(settings.database_url),
+            batch_size=settings.relay_batch_size,
+            poll_interval=settings.relay_poll_interval,
+        )
+        self.consumer = MessageConsumer(
+            self.broker,
+            queue,
+            handlers,
+            unit_of_work,
+            retry_delays=settings.retry_delays,
+            prefetch_count=settings.prefetch_count,
+        )
+        self._workers = list(workers)
+        self._run_relay = settings.relay_enabled
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._consumer_started = False
+
+    async def start(self) -> None:
+        self._tasks.append(asyncio.create_task(self._start_consuming(), name="consumer"))
+        if self._run_relay:
+            self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
+        for worker in self._workers:
+            self._tasks.append(asyncio.create_task(worker.run(), name=type(worker).__name__))
+
+    async def _start_consuming(self) -> None:
+        await self.broker.connect()
+        while True:
+            try:
+                await self.consumer.start()
+                break
+            except Exception as exc:  # declaring may race a broker restart
+                log.warning("consumer start failed, retrying", extra={"error": repr(exc)})
+                await asyncio.sleep(1.0)
+        self._consumer_started = True
+
+    async def stop(self) -> None:
+        """Graceful: stop intake, finish in-flight work, flush the outbox, close."""
+        if self._consumer_started:
+            await self.consumer.stop()
+        for worker in self._workers:
+            await worker.stop()
+        if self._run_relay:
+            await self.relay.stop()
+        pending = [task for task in self._tasks if not task.done()]
+        if pending:
+            _, still_running = await asyncio.wait(pending, timeout=5.0)
+            for task in still_running:
+                task.cancel()
+            for task in still_running:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        await self.broker.close()
+        await self.engine.dispose()
+
+    async def readiness(self) -> dict[str, bool]:
+        return {"database": await self._database_reachable(), "broker": self.broker.is_connected}
+
+    async def _database_reachable(self) -> bool:
+        try:
+            async with asyncio.timeout(2.0), self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            return True
+        except Exception:
+            return False
+
+    async def refresh_gauges(self) -> None:
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(2.0):
+                metrics.OUTBOX_LAG_SECONDS.set(await self.relay.oldest_pending_age())

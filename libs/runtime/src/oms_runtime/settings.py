@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    """Settings every service reads; each service subclasses it to add its own.
+
+    Everything comes from `OMS_*` environment variables (or a `.env` file in the
+    working directory) and has a default that works for `make run`.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="OMS_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/oms"
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    jwt_secret: str = "dev-only-jwt-secret-change-me-in-production"
+    host: str = "127.0.0.1"
+    # Each service overrides this with its own variable (OMS_ORDER_PORT, ...).
+    port: int = 8000
+    log_level: str = "INFO"
+    log_format: Literal["json", "text"] = "json"
+    access_log: bool = True
+
+    db_pool_size: int = 10
+    prefetch_count: int = 32
+    # Delays between attempts of a failing message; after the last one it is
+    # dead-lettered. Comma separated seconds.
+    retry_delays: Annotated[tuple[float, ...], NoDecode] = (1.0, 5.0, 30.0)
+    # Set false when the relay runs as its own process (`python -m oms_<svc> relay`).
+    relay_enabled: bool = True
+    relay_batch_size: int = 200
+    # The relay is woken by NOTIFY; polling only catches a missed notification.
+    relay_poll_interval: float = 2.0
+    inbox_retention_hours: int = 168
+
+    @field_validator("retry_delays", mode="before")
+    @classmethod
+    def _parse_delays(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(float(part) for part in value.split(",") if part.strip())
+        return value

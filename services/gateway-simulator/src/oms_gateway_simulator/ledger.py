@@ -1,0 +1,233 @@
+"""The gateway's business rules: holds, captures, voids, refunds.
+
+Plain synchronous Python with no web framework imports. Every operation runs
+without awaiting, so under asyncio each one is atomic with respect to other
+requests; the HTTP layer only adds idempotency and fault injection around it.
+
+Operations return an `Outcome` carrying the HTTP status the gateway answers
+with: this is a simulator of an HTTP API, and keeping the status next to the
+rule that produces it is clearer than a second mapping layer.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections import Counter
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+TOK_OK = "tok_ok"
+TOK_DECLINED = "tok_declined"
+TOK_INSUFFICIENT_FUNDS = "tok_insufficient_funds"
+TOK_TIMEOUT = "tok_timeout"
+TOK_ERROR = "tok_error"
+TOK_FLAKY = "tok_flaky"
+TOK_VOID_REFUSED = "tok_void_refused"
+TOK_CAPTURE_REFUSED = "tok_capture_refused"
+
+_HOLD_TOKENS = frozenset({TOK_OK, TOK_FLAKY, TOK_VOID_REFUSED, TOK_CAPTURE_REFUSED})
+_DECLINE_CODES = {
+    TOK_DECLINED: "card_declined",
+    TOK_INSUFFICIENT_FUNDS: "insufficient_funds",
+}
+KNOWN_TOKENS = _HOLD_TOKENS | _DECLINE_CODES.keys() | {TOK_TIMEOUT, TOK_ERROR}
+
+TIMEOUT_BODY: dict[str, Any] = {"error": "timeout"}
+
+
+class Status(StrEnum):
+    AUTHORIZED = "authorized"
+    DECLINED = "declined"
+    CAPTURED = "captured"
+    VOIDED = "voided"
+    PARTIALLY_REFUNDED = "partially_refunded"
+    REFUNDED = "refunded"
+
+
+_REFUNDABLE = frozenset({Status.CAPTURED, Status.PARTIALLY_REFUNDED, Status.REFUNDED})
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: int
+    body: dict[str, Any]
+    # False for answers that must not be replayed for the idempotency key
+    # (the request never really executed, so a retry should try again).
+    remember: bool = True
+    # The gateway did the work (and remembers the answer), but the client
+    # never receives it: it sees a timeout instead.
+    response_lost: bool = False
+
+
+@dataclass
+class Authorization:
+    id: str
+    amount: int
+    currency: str
+    reference: str
+    token: str
+    status: Status
+    decline_code: str | None = None
+    captured_amount: int = 0
+    refunded_amount: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "id": self.id,
+            "status": str(self.status),
+            "amount": self.amount,
+            "currency": self.currency,
+            "reference": self.reference,
+            "captured_amount": self.captured_amount,
+            "refunded_amount": self.refunded_amount,
+        }
+        if self.decline_code is not None:
+            body["decline_code"] = self.decline_code
+        return body
+
+
+@dataclass
+class Stats:
+    authorizations_attempted: int = 0
+    holds_placed: int = 0
+    # Holds ever placed per reference; not decremented by voids, so tests can
+    # assert "exactly one hold" for a payment.
+    holds_by_reference: Counter[str] = field(default_factory=Counter)
+    captures: int = 0
+    voids: int = 0
+    refunds: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "authorizations_attempted": self.authorizations_attempted,
+            "holds_placed": self.holds_placed,
+            "holds_by_reference": dict(self.holds_by_reference),
+            "captures": self.captures,
+            "voids": self.voids,
+            "refunds": self.refunds,
+        }
+
+
+def _error(http_status: int, code: str) -> Outcome:
+    return Outcome(http_status, {"error": code})
+
+
+def _invalid_state(auth: Authorization) -> Outcome:
+    return Outcome(409, {"error": "invalid_state", "status": str(auth.status)})
+
+
+class Ledger:
+    def __init__(self) -> None:
+        self._authorizations: dict[str, Authorization] = {}
+        self._by_reference: dict[str, list[Authorization]] = {}
+        self.stats = Stats()
+
+    def get(self, authorization_id: str) -> Authorization | None:
+        return self._authorizations.get(authorization_id)
+
+    def by_reference(self, reference: str) -> list[Authorization]:
+        return list(self._by_reference.get(reference, []))
+
+    def authorize(
+        self, amount: int, currency: str, token: str, reference: str
+    ) -> Outcome:
+        self.stats.authorizations_attempted += 1
+        if token not in KNOWN_TOKENS:
+            return _error(422, "invalid_token")
+        if token == TOK_TIMEOUT:
+            # The card network never answered: no hold, and nothing to remember,
+            # so a retry with the same key times out again.
+            logger.info("authorization timed out reference=%s", reference)
+            return Outcome(504, TIMEOUT_BODY, remember=False, response_lost=True)
+        if token == TOK_ERROR:
+            return _error(500, "gateway_error")
+
+        decline_code = _DECLINE_CODES.get(token)
+        auth = Authorization(
+            id=f"auth_{secrets.token_hex(12)}",
+            amount=amount,
+            currency=currency,
+            reference=reference,
+            token=token,
+            status=Status.DECLINED if decline_code else Status.AUTHORIZED,
+            decline_code=decline_code,
+        )
+        self._authorizations[auth.id] = auth
+        self._by_reference.setdefault(reference, []).append(auth)
+        if decline_code:
+            logger.info(
+                "authorization %s declined (%s) reference=%s",
+                auth.id,
+                decline_code,
+                reference,
+            )
+            return Outcome(402, auth.to_json())
+
+        self.stats.holds_placed += 1
+        self.stats.holds_by_reference[reference] += 1
+        logger.info(
+            "hold %s placed %d %s reference=%s", auth.id, amount, currency, reference
+        )
+        return Outcome(201, auth.to_json(), response_lost=token == TOK_FLAKY)
+
+    def capture(self, authorization_id: str, amount: int) -> Outcome:
+        auth = self.get(authorization_id)
+        if auth is None:
+            return _error(404, "not_found")
+        if auth.status is not Status.AUTHORIZED:
+            return _invalid_state(auth)
+        if amount > auth.amount:
+            return _error(422, "capture_exceeds_authorized")
+        if auth.token == TOK_CAPTURE_REFUSED:
+            return _error(502, "capture_refused")
+        # A partial capture releases the rest of the hold; there is no second capture.
+        auth.status = Status.CAPTURED
+        auth.captured_amount = amount
+        self.stats.captures += 1
+        logger.info("authorization %s captured %d", auth.id, amount)
+        return Outcome(200, auth.to_json())
+
+    def void(self, authorization_id: str) -> Outcome:
+        auth = self.get(authorization_id)
+        if auth is None:
+            return _error(404, "not_found")
+        if auth.status is Status.VOIDED:
+            # Voiding is naturally idempotent: a compensating client that lost
+            # the first answer and retries with a new key must still succeed.
+            return Outcome(200, auth.to_json())
+        if auth.status is not Status.AUTHORIZED:
+            return _invalid_state(auth)
+        if auth.token == TOK_VOID_REFUSED:
+            return _error(502, "void_refused")
+        auth.status = Status.VOIDED
+        self.stats.voids += 1
+        logger.info("authorization %s voided", auth.id)
+        return Outcome(200, auth.to_json())
+
+    def refund(self, authorization_id: str, amount: int) -> Outcome:
+        auth = self.get(authorization_id)
+        if auth is None:
+            return _error(404, "not_found")
+        if auth.status not in _REFUNDABLE:
+            return _invalid_state(auth)
+        if auth.refunded_amount + amount > auth.captured_amount:
+            return _error(422, "refund_exceeds_captured")
+        auth.refunded_amount += amount
+        fully = auth.refunded_amount == auth.captured_amount
+        auth.status = Status.REFUNDED if fully else Status.PARTIALLY_REFUNDED
+        self.stats.refunds += 1
+        refund_id = f"ref_{secrets.token_hex(12)}"
+        logger.info("authorization %s refunded %d (%s)", auth.id, amount, refund_id)
+        return Outcome(
+            201,
+            {
+                "id": refund_id,
+                "authorization_id": auth.id,
+                "amount": amount,
+                "status": "refunded",
+            },
+        )

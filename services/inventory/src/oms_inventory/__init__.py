@@ -1,0 +1,1 @@
+"""Inventory service: products, stock levels and reservations."""

@@ -1,0 +1,114 @@
+"""Inventory admin API: products, stock levels, restocking."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+
+from oms_inventory.api.schemas import (
+    ProductCreate,
+    ProductPage,
+    ProductPublic,
+    ProductUpdate,
+    Restock,
+)
+from oms_inventory.db import views
+from oms_inventory.db.unit_of_work import InventoryUnitOfWork
+from oms_inventory.domain.model import Product, StockError
+from oms_inventory.handlers import products as use_cases
+from oms_runtime.auth import Admin
+from oms_runtime.http import request_unit_of_work
+from oms_runtime.problems import Problem
+
+router = APIRouter(tags=["products"])
+
+
+
+UnitOfWorkDep = Annotated[InventoryUnitOfWork, Depends(request_unit_of_work)]
+
+
+def product_public(product: Product | dict[str, Any]) -> ProductPublic:
+    fields = product if isinstance(product, dict) else vars(product)
+    on_hand, reserved = fields["on_hand"], fields["reserved"]
+    return ProductPublic(
+        sku=fields["sku"],
+        name=fields["name"],
+        unit_price=fields["unit_price"],
+        currency=fields["currency"],
+        on_hand=on_hand,
+        reserved=reserved,
+        available=on_hand - reserved,
+        low_stock_threshold=fields["low_stock_threshold"],
+        reorder_quantity=fields["reorder_quantity"],
+        low_stock=on_hand - reserved <= fields["low_stock_threshold"],
+    )
+
+
+def _not_found(sku: str) -> Problem:
+    return Problem(404, "product-not-found", "Product not found", f"No product {sku}")
+
+
+@router.post("/products", status_code=201, response_model=ProductPublic,
+             summary="Add a product with its initial stock")
+async def create_product(body: ProductCreate, _: Admin, uow: UnitOfWorkDep) -> ProductPublic:
+    product = Product(**body.model_dump())
+    try:
+        await use_cases.create_product(product, uow)
+    except use_cases.ProductExists as exc:
+        raise Problem(409, "product-exists", "Product exists",
+                      f"SKU {body.sku} is taken", field="sku") from exc
+    return product_public(product)
+
+
+@router.get("/products", response_model=ProductPage, summary="Products by SKU, paginated")
+async def list_products(
+    _: Admin,
+    uow: UnitOfWorkDep,
+    low_stock: Annotated[bool | None, Query(description="only (or no) low-stock products")] = None,
+    cursor: Annotated[str | None, Query(max_length=64, description="next_cursor of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> ProductPage:
+    async with uow:
+        rows = await views.product_page(
+            uow.connection, low_stock=low_stock, after=cursor, limit=limit + 1
+        )
+    page = rows[:limit]
+    return ProductPage(
+        items=[product_public(row) for row in page],
+        next_cursor=page[-1]["sku"] if len(rows) > limit else None,
+    )
+
+
+@router.get("/products/{sku}", response_model=ProductPublic, summary="One product")
+async def get_product(sku: str, _: Admin, uow: UnitOfWorkDep) -> ProductPublic:
+    async with uow:
+        product = await uow.products.get(sku)
+    if product is None:
+        raise _not_found(sku)
+    return product_public(product)
+
+
+@router.patch("/products/{sku}", response_model=ProductPublic, summary="Edit a product")
+async def update_product(
+    sku: str, body: ProductUpdate, _: Admin, uow: UnitOfWorkDep
+) -> ProductPublic:
+    try:
+        product = await use_cases.update_product(
+            sku, use_cases.ProductChanges(**body.model_dump()), uow
+        )
+    except use_cases.ProductNotFound as exc:
+        raise _not_found(sku) from exc
+    except StockError as exc:
+        raise Problem(409, "stock-conflict", "Stock conflict", str(exc), field="on_hand") from exc
+    return product_public(product)
+
+
+@router.post("/products/{sku}/restock", response_model=ProductPublic,
+             summary="Add received stock")
+async def restock_product(sku: str, body: Restock, _: Admin, uow: UnitOfWorkDep) -> ProductPublic:
+    try:
+        product = await use_cases.restock(sku, body.quantity, uow)
+    except use_cases.ProductNotFound as exc:
+        raise _not_found(sku) from exc
+    return product_public(product)

@@ -1,0 +1,63 @@
+"""HTTP shapes of the inventory admin API."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from oms_runtime.money import CurrencyCode
+
+Sku = Annotated[
+    str,
+    Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", examples=["SKU-1"],
+          description="Letters, digits, '.', '_' or '-', up to 64"),
+]
+Price = Annotated[int, Field(ge=0, le=100_000_000_00, strict=True,
+                             description="Minor units (cents)")]
+Count = Annotated[int, Field(ge=0, le=1_000_000_000, strict=True)]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ProductCreate(_Strict):
+    sku: Sku
+    name: Name
+    unit_price: Price
+    currency: CurrencyCode
+    on_hand: Count
+    low_stock_threshold: Count = 0
+    reorder_quantity: Count = 0
+
+
+class ProductUpdate(_Strict):
+    name: Name | None = None
+    unit_price: Price | None = None
+    low_stock_threshold: Count | None = None
+    reorder_quantity: Count | None = None
+    on_hand: Annotated[Count | None, Field(description="Manual stock count correction")] = None
+
+
+class Restock(_Strict):
+    quantity: Annotated[int, Field(gt=0, le=1_000_000, strict=True)]
+
+
+class ProductPublic(BaseModel):
+    sku: str
+    name: str
+    unit_price: int
+    currency: str
+    on_hand: int
+    reserved: int
+    available: int
+    low_stock_threshold: int
+    reorder_quantity: int
+    low_stock: bool
+
+
+class ProductPage(BaseModel):
+    items: list[ProductPublic]
+    next_cursor: str | None

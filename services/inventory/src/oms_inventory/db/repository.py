@@ -1,0 +1,146 @@
+"""Maps products and reservations to their tables, explicitly."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from oms_inventory.db.tables import products, reservation_lines, reservations
+from oms_inventory.domain.model import Product, Reservation, ReservationStatus, ReservedLine
+
+_STOCK_COLUMNS = ("on_hand", "reserved", "low_stock_alerted")
+
+
+class ProductRepository:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+
+    async def add(self, product: Product) -> bool:
+        """Insert; False if the SKU exists already."""
+        result = await self._connection.execute(
+            pg_insert(products)
+            .values(**_product_row(product))
+            .on_conflict_do_nothing(index_elements=["sku"])
+            .returning(products.c.sku)
+        )
+        return result.first() is not None
+
+    async def get(self, sku: str, *, for_update: bool = False) -> Product | None:
+        found = await self.get_many([sku], for_update=for_update)
+        return found.get(sku)
+
+    async def get_many(self, skus: Iterable[str], *, for_update: bool = False) -> dict[str, Product]:
+        # Locking in SKU order: two orders touching the same SKUs in different line
+        # orders then queue behind each other instead of deadlocking.
+        query = select(products).where(products.c.sku.in_(sorted(set(skus))))
+        query = query.order_by(products.c.sku)
+        if for_update:
+            query = query.with_for_update()
+        rows = (await self._connection.execute(query)).mappings()
+        return {row["sku"]: _product(row) for row in rows}
+
+    async def save_stock(self, changed: Iterable[Product]) -> None:
+        rows = [
+            {"b_sku": p.sku, **{f"b_{column}": getattr(p, column) for column in _STOCK_COLUMNS}}
+            for p in changed
+        ]
+        if rows:
+            await self._connection.execute(
+                update(products)
+                .where(products.c.sku == bindparam("b_sku"))
+                .values(
+                    **{column: bindparam(f"b_{column}") for column in _STOCK_COLUMNS},
+                    updated_at=func.now(),
+                ),
+                rows,
+            )
+
+    async def save(self, product: Product) -> None:
+        row = _product_row(product)
+        del row["sku"]
+        await self._connection.execute(
+            update(products).where(products.c.sku == product.sku).values(**row, updated_at=func.now())
+        )
+
+
+class ReservationRepository:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+
+    async def get(self, order_id: str, *, for_update: bool = False) -> Reservation | None:
+        query = select(reservations).where(reservations.c.order_id == order_id)
+        if for_update:
+            query = query.with_for_update()
+        row = (await self._connection.execute(query)).mappings().first()
+        if row is None:
+            return None
+        lines = await self._connection.execute(
+            select(reservation_lines).where(reservation_lines.c.order_id == order_id)
+        )
+        return Reservation(
+            order_id=order_id,
+            status=ReservationStatus(row["status"]),
+            lines=[ReservedLine(line.sku, line.quantity, line.unit_price) for line in lines],
+            currency=row["currency"],
+            refusal_reason=row["refusal_reason"],
+            refused_skus=list(row["refused_skus"]),
+        )
+
+    async def add(self, reservation: Reservation) -> None:
+        await self._connection.execute(
+            reservations.insert().values(
+                order_id=reservation.order_id,
+                status=reservation.status.value,
+                currency=reservation.currency,
+                refusal_reason=reservation.refusal_reason,
+                refused_skus=reservation.refused_skus,
+            )
+        )
+        if reservation.lines:
+            await self._connection.execute(
+                reservation_lines.insert(),
+                [
+                    {"order_id": reservation.order_id, "sku": line.sku,
+                     "quantity": line.quantity, "unit_price": line.unit_price}
+                    for line in reservation.lines
+                ],
+            )
+
+    async def save_status(self, reservation: Reservation) -> None:
+        await self._connection.execute(
+            update(reservations)
+            .where(reservations.c.order_id == reservation.order_id)
+            .values(status=reservation.status.value, updated_at=func.now())
+        )
+
+
+def _product_row(product: Product) -> dict[str, Any]:
+    return {
+        "sku": product.sku,
+        "name": product.name,
+        "unit_price": product.unit_price,
+        "currency": product.currency,
+        "on_hand": product.on_hand,
+        "reserved": product.reserved,
+        "low_stock_threshold": product.low_stock_threshold,
+        "reorder_quantity": product.reorder_quantity,
+        "low_stock_alerted": product.low_stock_alerted,
+    }
+
+
+def _product(row: Any) -> Product:
+    return Product(
+        sku=row["sku"],
+        name=row["name"],
+        unit_price=row["unit_price"],
+        currency=row["currency"],
+        on_hand=row["on_hand"],
+        reserved=row["reserved"],
+        low_stock_threshold=row["low_stock_threshold"],
+        reorder_quantity=row["reorder_quantity"],
+        low_stock_alerted=row["low_stock_alerted"],
+    )

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+
+from oms_runtime.messaging.tables import define_messaging_tables
+
+SCHEMA = "inventory"
+metadata = MetaData(schema=SCHEMA)
+messaging = define_messaging_tables(metadata)
+
+products = Table(
+    "products",
+    metadata,
+    Column("sku", Text, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("unit_price", BigInteger, nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("on_hand", Integer, nullable=False),
+    Column("reserved", Integer, nullable=False, server_default="0"),
+    Column("low_stock_threshold", Integer, nullable=False, server_default="0"),
+    Column("reorder_quantity", Integer, nullable=False, server_default="0"),
+    Column("low_stock_alerted", Boolean, nullable=False, server_default="false"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+reservations = Table(
+    "reservations",
+    metadata,
+    Column("order_id", Text, primary_key=True),
+    Column("status", Text, nullable=False),
+    Column("currency", Text),
+    Column("refusal_reason", Text),
+    Column("refused_skus", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+reservation_lines = Table(
+    "reservation_lines",
+    metadata,
+    Column("order_id", Text, ForeignKey(f"{SCHEMA}.reservations.order_id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("sku", Text, ForeignKey(f"{SCHEMA}.products.sku"), primary_key=True),
+    Column("quantity", Integer, nullable=False),
+    Column("unit_price", BigInteger, nullable=False),
+)

@@ -1,0 +1,1 @@
+"""Stock and reservation rules as plain Python: no I/O, no frameworks."""

@@ -1,0 +1,195 @@
+"""Products, their stock, and reservations of stock for orders.
+
+`available = on_hand - reserved` never goes below zero: a reservation is granted
+only if every line fits (all or nothing), and the caller holds row locks on every
+product involved while it decides, so concurrent orders cannot oversell.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class StockError(Exception):
+    code = "stock_error"
+
+
+class InsufficientStock(StockError):
+    code = "insufficient_stock"
+
+
+@dataclass(frozen=True)
+class LowStockDetected:
+    sku: str
+    available: int
+    low_stock_threshold: int
+    reorder_quantity: int
+
+
+@dataclass
+class Product:
+    sku: str
+    name: str
+    unit_price: int
+    currency: str
+    on_hand: int
+    reserved: int = 0
+    low_stock_threshold: int = 0
+    reorder_quantity: int = 0
+    # Set when a low-stock alert went out; cleared when stock recovers, so one
+    # crossing of the threshold raises one alert, not one per order.
+    low_stock_alerted: bool = False
+    events: list[LowStockDetected] = field(default_factory=list, compare=False, repr=False)
+
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.reserved
+
+    @property
+    def is_low(self) -> bool:
+        return self.available <= self.low_stock_threshold
+
+    def reserve(self, quantity: int) -> None:
+        if quantity > self.available:
+            raise InsufficientStock(self.sku)
+        self.reserved += quantity
+        self.check_low_stock()
+
+    def release(self, quantity: int) -> None:
+        self.reserved -= quantity
+        self._recover_if_above_threshold()
+
+    def ship(self, quantity: int) -> None:
+        """Reserved goods left the warehouse."""
+        self.reserved -= quantity
+        self.on_hand -= quantity
+
+    def restock(self, quantity: int) -> None:
+        if quantity <= 0:
+            raise StockError("restock quantity must be positive")
+        self.on_hand += quantity
+        self._recover_if_above_threshold()
+
+    def update(
+        self,
+        *,
+        name: str | None = None,
+        unit_price: int | None = None,
+        low_stock_threshold: int | None = None,
+        reorder_quantity: int | None = None,
+        on_hand: int | None = None,
+    ) -> None:
+        """Admin edits. `on_hand` is a manual count correction; it may not drop below
+        what is promised to orders."""
+        if on_hand is not None and on_hand < self.reserved:
+            raise StockError(
+                f"on_hand cannot go below the {self.reserved} units reserved for orders"
+            )
+        if name is not None:
+            self.name = name
+        if unit_price is not None:
+            self.unit_price = unit_price
+        if low_stock_threshold is not None:
+            self.low_stock_threshold = low_stock_threshold
+        if reorder_quantity is not None:
+            self.reorder_quantity = reorder_quantity
+        if on_hand is not None:
+            self.on_hand = on_hand
+        self._recover_if_above_threshold()
+        self.check_low_stock()
+
+    def check_low_stock(self) -> None:
+        if self.is_low and not self.low_stock_alerted and self.low_stock_threshold > 0:
+            self.low_stock_alerted = True
+            self.events.append(
+                LowStockDetected(
+                    self.sku, self.available, self.low_stock_threshold, self.reorder_quantity
+                )
+            )
+
+    def _recover_if_above_threshold(self) -> None:
+        if not self.is_low:
+            self.low_stock_alerted = False
+
+
+class ReservationStatus(StrEnum):
+    RESERVED = "reserved"
+    REFUSED = "refused"
+    RELEASED = "released"
+    COMMITTED = "committed"
+
+
+@dataclass(frozen=True)
+class ReservedLine:
+    sku: str
+    quantity: int
+    unit_price: int
+
+
+@dataclass
+class Reservation:
+    """What an order holds. Kept after release/refusal so a re-sent or late command
+    for the same order gets the same answer instead of reserving again."""
+
+    order_id: str
+    status: ReservationStatus
+    lines: list[ReservedLine] = field(default_factory=list)
+    currency: str | None = None
+    refusal_reason: str | None = None
+    refused_skus: list[str] = field(default_factory=list)
+
+    def release(self, products: dict[str, Product]) -> bool:
+        """Give the stock back; False if there was nothing (left) to release."""
+        if self.status is not ReservationStatus.RESERVED:
+            return False
+        for line in self.lines:
+            products[line.sku].release(line.quantity)
+        self.status = ReservationStatus.RELEASED
+        return True
+
+    def commit(self, products: dict[str, Product]) -> bool:
+        """Turn the reservation into a stock decrement; False if not reserved."""
+        if self.status is not ReservationStatus.RESERVED:
+            return False
+        for line in self.lines:
+            products[line.sku].ship(line.quantity)
+        self.status = ReservationStatus.COMMITTED
+        return True
+
+
+def reserve(order_id: str, requested: dict[str, int], products: dict[str, Product]) -> Reservation:
+    """All or nothing: either every line is reserved, or nothing is and the
+    reservation is refused naming the SKUs that could not be served."""
+    unknown = sorted(sku for sku in requested if sku not in products)
+    if unknown:
+        return _refused(order_id, "unknown_sku", unknown)
+    currencies = {products[sku].currency for sku in requested}
+    if len(currencies) > 1:
+        return _refused(order_id, "currency_mismatch", sorted(requested))
+    short = sorted(sku for sku, qty in requested.items() if qty > products[sku].available)
+    if short:
+        return _refused(order_id, "out_of_stock", short)
+    for sku, quantity in requested.items():
+        products[sku].reserve(quantity)
+    return Reservation(
+        order_id=order_id,
+        status=ReservationStatus.RESERVED,
+        lines=[ReservedLine(sku, qty, products[sku].unit_price) for sku, qty in requested.items()],
+        currency=currencies.pop(),
+    )
+
+
+def release_nothing(order_id: str) -> Reservation:
+    """A release that arrived before (or instead of) the reservation: remember it, so
+    a late reservation request for the cancelled order is refused."""
+    return Reservation(order_id=order_id, status=ReservationStatus.RELEASED)
+
+
+def _refused(order_id: str, reason: str, skus: list[str]) -> Reservation:
+    return Reservation(
+        order_id=order_id,
+        status=ReservationStatus.REFUSED,
+        refusal_reason=reason,
+        refused_skus=skus,
+    )

@@ -1,0 +1,1 @@
+"""The service layer: product use cases and one handler per message."""

@@ -1,0 +1,60 @@
+"""Product use cases behind the admin API."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from oms_inventory.db.unit_of_work import InventoryUnitOfWork
+from oms_inventory.domain.model import Product
+from oms_inventory.handlers.messages import announce_low_stock, save_stock
+
+
+class ProductNotFound(Exception):
+    pass
+
+
+class ProductExists(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class ProductChanges:
+    name: str | None = None
+    unit_price: int | None = None
+    low_stock_threshold: int | None = None
+    reorder_quantity: int | None = None
+    on_hand: int | None = None
+
+
+async def create_product(product: Product, uow: InventoryUnitOfWork) -> Product:
+    product.check_low_stock()
+    async with uow:
+        if not await uow.products.add(product):
+            raise ProductExists(product.sku)
+        announce_low_stock(uow, [product])
+        await uow.commit()
+    return product
+
+
+async def update_product(sku: str, changes: ProductChanges, uow: InventoryUnitOfWork) -> Product:
+    async with uow:
+        product = await uow.products.get(sku, for_update=True)
+        if product is None:
+            raise ProductNotFound(sku)
+        product.update(**dataclasses.asdict(changes))
+        await uow.products.save(product)
+        announce_low_stock(uow, [product])
+        await uow.commit()
+    return product
+
+
+async def restock(sku: str, quantity: int, uow: InventoryUnitOfWork) -> Product:
+    async with uow:
+        product = await uow.products.get(sku, for_update=True)
+        if product is None:
+            raise ProductNotFound(sku)
+        product.restock(quantity)
+        await save_stock(uow, [product])
+        await uow.commit()
+    return product

@@ -1,0 +1,101 @@
+"""HTTP shapes of the order API (separate from tables and from wire messages)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from oms_order.domain.model import MAX_LINES, MAX_QUANTITY
+
+SkuField = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+        description="Stock keeping unit: letters, digits, '.', '_' or '-', up to 64",
+        examples=["SKU-1"],
+    ),
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AddressIn(_Strict):
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    line1: Annotated[str, Field(min_length=1, max_length=200)]
+    line2: Annotated[str | None, Field(max_length=200)] = None
+    city: Annotated[str, Field(min_length=1, max_length=100)]
+    postal_code: Annotated[str, Field(min_length=1, max_length=20)]
+    country: Annotated[
+        str, Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2", examples=["DE"])
+    ]
+
+
+class OrderItemIn(_Strict):
+    sku: SkuField
+    quantity: Annotated[int, Field(gt=0, le=MAX_QUANTITY, strict=True)]
+
+
+class PaymentIn(_Strict):
+    token: Annotated[
+        str, Field(min_length=1, max_length=200, description="Card token from the gateway")
+    ]
+
+
+class OrderCreate(_Strict):
+    customer_id: Annotated[
+        str | None,
+        Field(min_length=1, max_length=100, description="Only admins may set it"),
+    ] = None
+    items: Annotated[list[OrderItemIn], Field(min_length=1, max_length=MAX_LINES)]
+    shipping_address: AddressIn
+    payment: PaymentIn
+
+
+class OrderItemOut(BaseModel):
+    sku: str
+    quantity: int
+    unit_price: int | None = Field(description="Minor units; known once stock is reserved")
+
+
+class AddressOut(BaseModel):
+    name: str
+    line1: str
+    line2: str | None
+    city: str
+    postal_code: str
+    country: str
+
+
+class OrderPublic(BaseModel):
+    id: str
+    customer_id: str
+    status: str
+    status_reason: str | None
+    status_detail: dict[str, Any]
+    items: list[OrderItemOut]
+    total: int | None = Field(description="Minor units; known once stock is reserved")
+    currency: str | None
+    shipping_address: AddressOut
+    payment_id: str | None
+    shipment_id: str | None
+    carrier: str | None
+    tracking_number: str | None
+    created_at: datetime
+    updated_at: datetime | None
+
+
+class HistoryEntry(BaseModel):
+    occurred_at: datetime
+    step: str
+    status: str
+    detail: dict[str, Any]
+    message_id: str | None
+
+
+class OrderHistory(BaseModel):
+    order_id: str
+    entries: list[HistoryEntry]

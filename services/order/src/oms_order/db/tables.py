@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    Uuid,
+    func,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+
+from oms_runtime.messaging.tables import define_messaging_tables
+
+SCHEMA = "orders"
+metadata = MetaData(schema=SCHEMA)
+messaging = define_messaging_tables(metadata)
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("customer_id", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("status_reason", Text),
+    Column("status_detail", JSONB, nullable=False, server_default="{}"),
+    Column("currency", Text),
+    Column("total", BigInteger),
+    Column("shipping_address", JSONB, nullable=False),
+    Column("payment_token", Text, nullable=False),
+    Column("payment_id", Text),
+    Column("shipment_id", Text),
+    Column("carrier", Text),
+    Column("tracking_number", Text),
+    Column("stock_reserved", Boolean, nullable=False, server_default="false"),
+    Column("payment_authorized", Boolean, nullable=False, server_default="false"),
+    Column("stock_committed", Boolean, nullable=False, server_default="false"),
+    Column("captured_amount", BigInteger, nullable=False, server_default="0"),
+    Column("pending_compensations", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("orders_customer_created", "customer_id", "created_at"),
+    Index("orders_status_created", "status", "created_at"),
+    Index("orders_created", "created_at", "id"),
+)
+
+order_lines = Table(
+    "order_lines",
+    metadata,
+    Column("order_id", Uuid, ForeignKey(f"{SCHEMA}.orders.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("sku", Text, nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("unit_price", BigInteger),
+    Index("order_lines_sku", "sku"),
+)
+
+order_history = Table(
+    "order_history",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("order_id", Uuid, ForeignKey(f"{SCHEMA}.orders.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("step", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("detail", JSONB, nullable=False, server_default="{}"),
+    Column("message_id", Text),
+    Index("order_history_order", "order_id", "id"),
+)

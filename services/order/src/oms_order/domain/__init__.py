@@ -1,0 +1,1 @@
+"""The order and its saga as plain Python: no I/O, no frameworks."""

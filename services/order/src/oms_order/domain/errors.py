@@ -1,0 +1,12 @@
+class OrderError(Exception):
+    """A business rule refused the request; `code` is stable for clients."""
+
+    code = "order_error"
+
+
+class OrderNotCancellable(OrderError):
+    code = "order_not_cancellable"
+
+
+class InvalidOrder(OrderError):
+    code = "invalid_order"

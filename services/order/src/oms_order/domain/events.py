@@ -1,0 +1,84 @@
+"""What happened to an order. Recorded by the aggregate, translated at the edge
+into outgoing messages and history entries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class OrderEvent:
+    order_id: str
+
+
+@dataclass(frozen=True)
+class OrderPlaced(OrderEvent):
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class OrderAwaitingPayment(OrderEvent):
+    total: int
+    currency: str
+
+
+@dataclass(frozen=True)
+class OrderRejected(OrderEvent):
+    reason: str
+    skus: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class OrderPaid(OrderEvent):
+    payment_id: str
+
+
+@dataclass(frozen=True)
+class OrderFulfilling(OrderEvent):
+    shipment_id: str
+
+
+@dataclass(frozen=True)
+class OrderShipped(OrderEvent):
+    carrier: str
+    tracking_number: str
+
+
+@dataclass(frozen=True)
+class OrderCompleted(OrderEvent):
+    pass
+
+
+@dataclass(frozen=True)
+class CompensationRequested(OrderEvent):
+    """Undo earlier saga steps: give back stock, release the card hold."""
+
+    reason: str
+    release_stock: bool
+    void_payment: bool
+
+
+@dataclass(frozen=True)
+class OrderCancelled(OrderEvent):
+    reason: str
+
+
+@dataclass(frozen=True)
+class StockReleased(OrderEvent):
+    pass
+
+
+@dataclass(frozen=True)
+class PaymentVoided(OrderEvent):
+    pass
+
+
+@dataclass(frozen=True)
+class StockCommitted(OrderEvent):
+    pass
+
+
+@dataclass(frozen=True)
+class PaymentCaptured(OrderEvent):
+    amount: int

@@ -1,0 +1,137 @@
+"""Domain events -> the messages they cause, and the order's history.
+
+This is the saga's wiring: which command follows which step lives in this one map.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import uuid
+from typing import Any
+
+from oms_contracts import Message
+from oms_contracts import inventory as inventory_msgs
+from oms_contracts import order as order_msgs
+from oms_contracts import payment as payment_msgs
+from oms_contracts import shipping as shipping_msgs
+from oms_contracts.common import OrderLine, ShippingAddress
+from oms_order.db.unit_of_work import OrderUnitOfWork
+from oms_order.domain import events
+from oms_order.domain.model import Order
+
+
+def messages_for(event: events.OrderEvent, order: Order) -> list[Message]:
+    match event:
+        case events.OrderPlaced():
+            return [
+                order_msgs.OrderCreated(
+                    order_id=order.id,
+                    customer_id=order.customer_id,
+                    lines=_lines(order),
+                    shipping_address=_address(order),
+                    created_at=event.created_at,
+                ),
+                inventory_msgs.ReserveStock(order_id=order.id, lines=_lines(order)),
+            ]
+        case events.OrderAwaitingPayment():
+            return [
+                order_msgs.OrderAwaitingPayment(
+                    order_id=order.id, total=event.total, currency=event.currency
+                ),
+                payment_msgs.AuthorizePayment(
+                    order_id=order.id,
+                    amount=event.total,
+                    currency=event.currency,
+                    payment_token=order.payment_token,
+                ),
+            ]
+        case events.OrderRejected():
+            return [
+                order_msgs.OrderRejected(
+                    order_id=order.id, reason=event.reason, skus=list(event.skus)
+                )
+            ]
+        case events.OrderPaid():
+            return [
+                order_msgs.OrderPaid(
+                    order_id=order.id,
+                    payment_id=event.payment_id,
+                    total=order.total or 0,
+                    currency=order.currency or "",
+                ),
+                shipping_msgs.CreateShipment(
+                    order_id=order.id, lines=_lines(order), shipping_address=_address(order)
+                ),
+            ]
+        case events.OrderFulfilling():
+            return [order_msgs.OrderFulfilling(order_id=order.id, shipment_id=event.shipment_id)]
+        case events.OrderShipped():
+            return [
+                order_msgs.OrderShipped(
+                    order_id=order.id,
+                    carrier=event.carrier,
+                    tracking_number=event.tracking_number,
+                ),
+                inventory_msgs.CommitStock(order_id=order.id),
+                payment_msgs.CapturePayment(order_id=order.id),
+            ]
+        case events.OrderCompleted():
+            return [order_msgs.OrderCompleted(order_id=order.id)]
+        case events.CompensationRequested():
+            compensations: list[Message] = []
+            if event.void_payment:
+                compensations.append(payment_msgs.VoidPayment(order_id=order.id, reason=event.reason))
+            if event.release_stock:
+                compensations.append(
+                    inventory_msgs.ReleaseStock(order_id=order.id, reason=event.reason)
+                )
+            return compensations
+        case events.OrderCancelled():
+            return [order_msgs.OrderCancelled(order_id=order.id, reason=event.reason)]
+        case _:
+            # Bookkeeping steps (released, voided, committed, captured): history only.
+            return []
+
+
+async def commit_order(uow: OrderUnitOfWork, order: Order, *, new: bool = False) -> None:
+    """Persist the order, its history and the messages its events cause, atomically."""
+    if new:
+        await uow.orders.add(order)
+    else:
+        await uow.orders.save(order)
+    history = []
+    for event in order.events:
+        for message in messages_for(event, order):
+            uow.publish(message, correlation_id=order.id)
+        history.append(
+            {
+                "order_id": uuid.UUID(order.id),
+                "step": _step_name(event),
+                "status": order.status.value,
+                "detail": _detail(event),
+                "message_id": uow.causation_id,
+            }
+        )
+    await uow.orders.record_history(history)
+    order.events.clear()
+    await uow.commit()
+
+
+def _step_name(event: events.OrderEvent) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(event).__name__).lower()
+
+
+def _detail(event: events.OrderEvent) -> dict[str, Any]:
+    detail = dataclasses.asdict(event)
+    del detail["order_id"]
+    return {key: (value.isoformat() if hasattr(value, "isoformat") else value)
+            for key, value in detail.items()}
+
+
+def _lines(order: Order) -> list[OrderLine]:
+    return [OrderLine(sku=line.sku, quantity=line.quantity) for line in order.lines]
+
+
+def _address(order: Order) -> ShippingAddress:
+    return ShippingAddress(**dataclasses.asdict(order.shipping_address))

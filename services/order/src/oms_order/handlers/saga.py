@@ -1,0 +1,112 @@
+"""One handler per reply the order saga listens to. Each loads the order, calls one
+domain method and commits; the domain decides what that means in the order's state."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from oms_contracts import Message
+from oms_contracts import inventory as inventory_msgs
+from oms_contracts import payment as payment_msgs
+from oms_contracts import shipping as shipping_msgs
+from oms_order.db.unit_of_work import OrderUnitOfWork
+from oms_order.domain.model import Order
+from oms_order.handlers.outgoing import commit_order
+
+log = logging.getLogger(__name__)
+
+
+async def _apply(uow: OrderUnitOfWork, order_id: str, change: Callable[[Order], None]) -> None:
+    async with uow:
+        order = await uow.orders.get(order_id, for_update=True)
+        if order is None:
+            # A reply about an order we never had (or erased): nothing to do, and
+            # retrying would not help. Commit so the inbox remembers it.
+            log.warning("reply for unknown order", extra={"order_id": order_id})
+            await uow.commit()
+            return
+        change(order)
+        await commit_order(uow, order)
+
+
+async def stock_reserved(message: inventory_msgs.StockReserved, uow: OrderUnitOfWork) -> None:
+    prices = {line.sku: line.unit_price for line in message.lines}
+    await _apply(uow, message.order_id, lambda o: o.record_stock_reserved(prices, message.currency))
+
+
+async def stock_reservation_failed(
+    message: inventory_msgs.StockReservationFailed, uow: OrderUnitOfWork
+) -> None:
+    await _apply(uow, message.order_id, lambda o: o.record_stock_unavailable(message.reason, message.skus))
+
+
+async def stock_released(message: inventory_msgs.StockReleased, uow: OrderUnitOfWork) -> None:
+    await _apply(uow, message.order_id, lambda o: o.record_stock_released())
+
+
+async def stock_committed(message: inventory_msgs.StockCommitted, uow: OrderUnitOfWork) -> None:
+    await _apply(uow, message.order_id, lambda o: o.record_stock_committed())
+
+
+async def payment_authorized(
+    message: payment_msgs.PaymentAuthorized, uow: OrderUnitOfWork
+) -> None:
+    await _apply(uow, message.order_id, lambda o: o.record_payment_authorized(message.payment_id))
+
+
+async def payment_authorization_failed(
+    message: payment_msgs.PaymentAuthorizationFailed, uow: OrderUnitOfWork
+) -> None:
+    await _apply(
+        uow, message.order_id, lambda o: o.record_payment_failed(message.payment_id, message.reason)
+    )
+
+
+async def payment_captured(message: payment_msgs.PaymentCaptured, uow: OrderUnitOfWork) -> None:
+    await _apply(uow, message.order_id, lambda o: o.record_payment_captured(message.amount))
+
+
+async def payment_voided(message: payment_msgs.PaymentVoided, uow: OrderUnitOfWork) -> None:
+    await _apply(uow, message.order_id, lambda o: o.record_payment_voided())
+
+
+async def shipment_created(message: shipping_msgs.ShipmentCreated, uow: OrderUnitOfWork) -> None:
+    await _apply(uow, message.order_id, lambda o: o.record_shipment_created(message.shipment_id))
+
+
+async def shipment_dispatched(
+    message: shipping_msgs.ShipmentDispatched, uow: OrderUnitOfWork
+) -> None:
+    await _apply(
+        uow,
+        message.order_id,
+        lambda o: o.record_shipment_dispatched(
+            message.shipment_id, message.carrier, message.tracking_number
+        ),
+    )
+
+
+async def shipment_delivered(
+    message: shipping_msgs.ShipmentDelivered, uow: OrderUnitOfWork
+) -> None:
+    await _apply(
+        uow,
+        message.order_id,
+        lambda o: o.record_delivery(message.shipment_id, message.carrier, message.tracking_number),
+    )
+
+
+HANDLERS: dict[type[Message], Callable[..., Awaitable[None]]] = {
+    inventory_msgs.StockReserved: stock_reserved,
+    inventory_msgs.StockReservationFailed: stock_reservation_failed,
+    inventory_msgs.StockReleased: stock_released,
+    inventory_msgs.StockCommitted: stock_committed,
+    payment_msgs.PaymentAuthorized: payment_authorized,
+    payment_msgs.PaymentAuthorizationFailed: payment_authorization_failed,
+    payment_msgs.PaymentCaptured: payment_captured,
+    payment_msgs.PaymentVoided: payment_voided,
+    shipping_msgs.ShipmentCreated: shipment_created,
+    shipping_msgs.ShipmentDispatched: shipment_dispatched,
+    shipping_msgs.ShipmentDelivered: shipment_delivered,
+}

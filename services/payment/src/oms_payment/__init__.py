@@ -1,0 +1,1 @@
+"""Payment service: authorizations, captures, voids and refunds through the card gateway."""

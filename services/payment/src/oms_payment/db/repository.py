@@ -1,0 +1,166 @@
+"""Maps payments, their gateway operations and the gateway audit log to tables."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from oms_payment.db.tables import gateway_calls, payment_operations, payments
+from oms_payment.domain.model import Operation, OperationKind, Payment, PaymentStatus
+from oms_payment.gateway.base import CallRecord
+
+_PAYMENT_FIELDS = [f.name for f in dataclasses.fields(Payment)
+                   if f.name not in ("id", "operations", "events")]
+
+
+@dataclasses.dataclass(frozen=True)
+class ClaimedOperation:
+    id: int
+    operation: Operation
+    attempts: int
+
+
+class PaymentRepository:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+
+    async def get(self, payment_id: str, *, for_update: bool = False) -> Payment | None:
+        try:
+            key = uuid.UUID(payment_id)
+        except ValueError:
+            return None
+        return await self._one(select(payments).where(payments.c.id == key), for_update)
+
+    async def get_by_order(self, order_id: str, *, for_update: bool = False) -> Payment | None:
+        return await self._one(select(payments).where(payments.c.order_id == order_id), for_update)
+
+    async def _one(self, query: Any, for_update: bool) -> Payment | None:
+        if for_update:
+            query = query.with_for_update()
+        row = (await self._connection.execute(query)).mappings().first()
+        if row is None:
+            return None
+        fields = {name: row[name] for name in _PAYMENT_FIELDS}
+        fields["status"] = PaymentStatus(fields["status"])
+        return Payment(id=str(row["id"]), **fields)
+
+    async def add(self, payment: Payment) -> None:
+        await self._connection.execute(payments.insert().values(**_row(payment)))
+        await self._add_operations(payment)
+
+    async def save(self, payment: Payment) -> None:
+        row = _row(payment)
+        del row["id"]
+        await self._connection.execute(
+            update(payments)
+            .where(payments.c.id == uuid.UUID(payment.id))
+            .values(**row, updated_at=func.now())
+        )
+        await self._add_operations(payment)
+
+    async def _add_operations(self, payment: Payment) -> None:
+        if payment.operations:
+            # The key is unique: asking twice for the same operation queues it once.
+            await self._connection.execute(
+                pg_insert(payment_operations).on_conflict_do_nothing(
+                    index_elements=["idempotency_key"]
+                ),
+                [
+                    {
+                        "payment_id": uuid.UUID(op.payment_id),
+                        "kind": op.kind.value,
+                        "amount": op.amount,
+                        "idempotency_key": op.idempotency_key,
+                    }
+                    for op in payment.operations
+                ],
+            )
+            payment.operations.clear()
+
+
+class OperationRepository:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+
+    async def claim_due(self, limit: int, lease: timedelta) -> list[ClaimedOperation]:
+        """Take up to `limit` due operations for this worker.
+
+        The lease pushes `next_attempt_at` ahead, so other workers leave them alone
+        while we call the gateway; if we die, the lease runs out and another worker
+        retries with the same idempotency key.
+        """
+        due = (
+            select(payment_operations.c.id)
+            .where(payment_operations.c.status == "pending")
+            .where(payment_operations.c.next_attempt_at <= func.now())
+            .order_by(payment_operations.c.next_attempt_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        rows = await self._connection.execute(
+            update(payment_operations)
+            .where(payment_operations.c.id.in_(due))
+            .values(
+                attempts=payment_operations.c.attempts + 1,
+                next_attempt_at=func.now() + lease,
+                updated_at=func.now(),
+            )
+            .returning(
+                payment_operations.c.id,
+                payment_operations.c.payment_id,
+                payment_operations.c.kind,
+                payment_operations.c.amount,
+                payment_operations.c.attempts,
+            )
+        )
+        return [
+            ClaimedOperation(
+                row.id,
+                Operation(str(row.payment_id), OperationKind(row.kind), row.amount),
+                row.attempts,
+            )
+            for row in rows
+        ]
+
+    async def finish(self, operation_id: int, *, succeeded: bool, error: str | None = None) -> None:
+        await self._connection.execute(
+            update(payment_operations)
+            .where(payment_operations.c.id == operation_id)
+            .values(status="succeeded" if succeeded else "failed", last_error=error,
+                    updated_at=func.now())
+        )
+
+    async def retry_later(self, operation_id: int, delay: timedelta, error: str) -> None:
+        await self._connection.execute(
+            update(payment_operations)
+            .where(payment_operations.c.id == operation_id)
+            .values(next_attempt_at=func.now() + delay, last_error=error, updated_at=func.now())
+        )
+
+    async def record_call(self, payment_id: str, call: CallRecord) -> None:
+        await self._connection.execute(
+            gateway_calls.insert().values(
+                payment_id=uuid.UUID(payment_id),
+                operation=call.operation,
+                idempotency_key=call.idempotency_key,
+                request=call.request,
+                status_code=call.status_code,
+                response=call.response,
+                error=call.error,
+                latency_ms=call.latency_ms,
+            )
+        )
+
+
+def _row(payment: Payment) -> dict[str, Any]:
+    row = {name: getattr(payment, name) for name in _PAYMENT_FIELDS}
+    row["status"] = PaymentStatus(payment.status).value
+    row["id"] = uuid.UUID(payment.id)
+    return row

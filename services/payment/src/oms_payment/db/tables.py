@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Identity,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    Uuid,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+from oms_runtime.messaging.tables import define_messaging_tables
+
+SCHEMA = "payment"
+OPERATIONS_CHANNEL = "oms_payment_operations"
+metadata = MetaData(schema=SCHEMA)
+messaging = define_messaging_tables(metadata)
+
+payments = Table(
+    "payments",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("order_id", Text, nullable=False, unique=True),
+    Column("status", Text, nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("token", Text, nullable=False),
+    Column("authorized_amount", BigInteger, nullable=False, server_default="0"),
+    Column("captured_amount", BigInteger, nullable=False, server_default="0"),
+    Column("refunded_amount", BigInteger, nullable=False, server_default="0"),
+    Column("gateway_authorization_id", Text),
+    Column("failure_reason", Text),
+    Column("decline_code", Text),
+    Column("void_requested", Boolean, nullable=False, server_default="false"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+payment_operations = Table(
+    "payment_operations",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("payment_id", Uuid, ForeignKey(f"{SCHEMA}.payments.id"), nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("idempotency_key", Text, nullable=False, unique=True),
+    Column("status", Text, nullable=False, server_default="pending"),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("last_error", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+gateway_calls = Table(
+    "gateway_calls",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("payment_id", Uuid, nullable=False, index=True),
+    Column("operation", Text, nullable=False),
+    Column("idempotency_key", Text, nullable=False),
+    Column("request", JSONB, nullable=False),
+    Column("status_code", Integer),
+    Column("response", JSONB),
+    Column("error", Text),
+    Column("latency_ms", Float, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)

@@ -1,0 +1,1 @@
+"""Payment rules as plain Python: no I/O, no frameworks."""

@@ -1,0 +1,1 @@
+"""The card gateway, seen through an adapter interface."""

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class Approved:
+    gateway_id: str
+    amount: int
+
+
+@dataclass(frozen=True)
+class Declined:
+    """The gateway answered no; asking again will not change that."""
+
+    code: str
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    """No answer (timeout, 5xx, connection refused): safe to retry with the same key."""
+
+    error: str
+
+
+GatewayResult = Approved | Declined | Unavailable
+
+
+@dataclass
+class CallRecord:
+    """One HTTP exchange with the gateway, kept for audit."""
+
+    operation: str
+    idempotency_key: str
+    request: dict[str, Any]
+    status_code: int | None = None
+    response: dict[str, Any] | None = None
+    error: str | None = None
+    latency_ms: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class PaymentGateway(Protocol):
+    async def authorize(
+        self, *, idempotency_key: str, amount: int, currency: str, token: str, reference: str
+    ) -> tuple[GatewayResult, CallRecord]: ...
+
+    async def capture(
+        self, *, idempotency_key: str, gateway_id: str, amount: int
+    ) -> tuple[GatewayResult, CallRecord]: ...
+
+    async def void(
+        self, *, idempotency_key: str, gateway_id: str
+    ) -> tuple[GatewayResult, CallRecord]: ...
+
+    async def close(self) -> None: ...

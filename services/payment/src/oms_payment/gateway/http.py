@@ -1,0 +1,89 @@
+"""The card gateway over HTTP (the simulator in development and tests)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+
+from oms_payment.gateway.base import (
+    Approved,
+    CallRecord,
+    Declined,
+    GatewayResult,
+    Unavailable,
+)
+
+
+class HttpPaymentGateway:
+    def __init__(self, base_url: str, timeout_seconds: float) -> None:
+        # One pooled client for the process: no connection set-up per call.
+        self._client = httpx.AsyncClient(
+            base_url=base_url,
+            timeout=httpx.Timeout(timeout_seconds),
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=50),
+        )
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    async def authorize(
+        self, *, idempotency_key: str, amount: int, currency: str, token: str, reference: str
+    ) -> tuple[GatewayResult, CallRecord]:
+        body = {"amount": amount, "currency": currency, "token": token, "reference": reference}
+        record, response = await self._post("authorize", "/v1/authorizations", idempotency_key, body)
+        if response is None or response.status_code >= 500:
+            return Unavailable(record.error or f"HTTP {record.status_code}"), record
+        payload = record.response or {}
+        if response.status_code in (200, 201):
+            return Approved(payload["id"], payload["amount"]), record
+        return Declined(payload.get("decline_code") or payload.get("error") or "declined"), record
+
+    async def capture(
+        self, *, idempotency_key: str, gateway_id: str, amount: int
+    ) -> tuple[GatewayResult, CallRecord]:
+        record, response = await self._post(
+            "capture", f"/v1/authorizations/{gateway_id}/capture", idempotency_key,
+            {"amount": amount},
+        )
+        return self._outcome(record, response, amount), record
+
+    async def void(
+        self, *, idempotency_key: str, gateway_id: str
+    ) -> tuple[GatewayResult, CallRecord]:
+        record, response = await self._post(
+            "void", f"/v1/authorizations/{gateway_id}/void", idempotency_key, {}
+        )
+        return self._outcome(record, response, 0), record
+
+    @staticmethod
+    def _outcome(
+        record: CallRecord, response: httpx.Response | None, amount: int
+    ) -> GatewayResult:
+        if response is None or response.status_code >= 500:
+            return Unavailable(record.error or f"HTTP {record.status_code}")
+        if response.status_code < 300:
+            return Approved((record.response or {}).get("id", ""), amount)
+        return Declined((record.response or {}).get("error") or f"HTTP {response.status_code}")
+
+    async def _post(
+        self, operation: str, path: str, idempotency_key: str, body: dict[str, Any]
+    ) -> tuple[CallRecord, httpx.Response | None]:
+        record = CallRecord(operation, idempotency_key, {"path": path, **body})
+        started = time.perf_counter()
+        try:
+            response = await self._client.post(
+                path, json=body, headers={"Idempotency-Key": idempotency_key}
+            )
+        except httpx.HTTPError as exc:
+            record.error = f"{type(exc).__name__}: {exc}".strip()
+            record.latency_ms = (time.perf_counter() - started) * 1000
+            return record, None
+        record.latency_ms = (time.perf_counter() - started) * 1000
+        record.status_code = response.status_code
+        try:
+            record.response = response.json()
+        except ValueError:
+            record.response = {"raw": response.text[:500]}
+        return record, response

@@ -1,0 +1,64 @@
+"""One handler per command the payment service accepts. None of them calls the
+gateway: they queue operations that the gateway worker carries out."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+
+from oms_contracts import Message
+from oms_contracts import payment as msgs
+from oms_payment.db.unit_of_work import PaymentUnitOfWork
+from oms_payment.domain.model import Payment
+from oms_payment.handlers.outgoing import commit_payment
+
+log = logging.getLogger(__name__)
+
+
+async def authorize_payment(command: msgs.AuthorizePayment, uow: PaymentUnitOfWork) -> None:
+    async with uow:
+        payment = await uow.payments.get_by_order(command.order_id, for_update=True)
+        if payment is not None:
+            payment.repeat_outcome()
+            await commit_payment(uow, payment)
+            return
+        payment = Payment.start(
+            payment_id=str(uuid.uuid4()),
+            order_id=command.order_id,
+            amount=command.amount,
+            currency=command.currency,
+            token=command.payment_token,
+        )
+        await commit_payment(uow, payment, new=True)
+
+
+async def capture_payment(command: msgs.CapturePayment, uow: PaymentUnitOfWork) -> None:
+    async with uow:
+        payment = await uow.payments.get_by_order(command.order_id, for_update=True)
+        if payment is None:
+            log.error("capture for an order without payment", extra={"order_id": command.order_id})
+            await uow.commit()
+            return
+        payment.request_capture()
+        await commit_payment(uow, payment)
+
+
+async def void_payment(command: msgs.VoidPayment, uow: PaymentUnitOfWork) -> None:
+    async with uow:
+        payment = await uow.payments.get_by_order(command.order_id, for_update=True)
+        if payment is None:
+            payment = Payment.cancelled_before_authorization(
+                payment_id=str(uuid.uuid4()), order_id=command.order_id
+            )
+            await commit_payment(uow, payment, new=True)
+            return
+        payment.request_void()
+        await commit_payment(uow, payment)
+
+
+HANDLERS: dict[type[Message], Callable[..., Awaitable[None]]] = {
+    msgs.AuthorizePayment: authorize_payment,
+    msgs.CapturePayment: capture_payment,
+    msgs.VoidPayment: void_payment,
+}

@@ -1,0 +1,47 @@
+"""Composition root of the payment service."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from oms_payment.api.routes import router
+from oms_payment.db.tables import messaging
+from oms_payment.db.unit_of_work import PaymentUnitOfWork
+from oms_payment.gateway.http import HttpPaymentGateway
+from oms_payment.handlers.gateway_worker import GatewayWorker
+from oms_payment.handlers.messages import HANDLERS
+from oms_payment.settings import PaymentSettings
+from oms_runtime.bootstrap import ServiceContext, build_service
+from oms_runtime.db import libpq_url
+from oms_runtime.service import BackgroundWorker
+
+
+def gateway_worker(
+    context: ServiceContext[PaymentSettings, PaymentUnitOfWork],
+) -> list[BackgroundWorker]:
+    settings = context.settings
+    return [
+        GatewayWorker(
+            context.unit_of_work,
+            HttpPaymentGateway(settings.gateway_url, settings.gateway_timeout_seconds),
+            listen_dsn=libpq_url(settings.database_url),
+            timeout_seconds=settings.gateway_timeout_seconds,
+            max_attempts=settings.gateway_max_attempts,
+            retry_base_delay=settings.gateway_retry_base_delay,
+            concurrency=settings.gateway_concurrency,
+        )
+    ]
+
+
+def create_app(settings: PaymentSettings | None = None) -> FastAPI:
+    return build_service(
+        name="payment",
+        title="OMS payment",
+        description="Payments of orders: authorization, capture, void (admin API).",
+        settings=settings or PaymentSettings(),
+        tables=messaging,
+        unit_of_work=PaymentUnitOfWork,
+        handlers=HANDLERS,
+        routers=[router],
+        workers=gateway_worker,
+    )

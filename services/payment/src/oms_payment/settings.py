@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from pydantic import Field
+
+from oms_runtime.settings import ServiceSettings
+
+
+class PaymentSettings(ServiceSettings):
+    port: int = Field(8002, validation_alias="OMS_PAYMENT_PORT")
+    gateway_url: str = "http://127.0.0.1:8090"
+    # Per HTTP call; a call that takes longer counts as "no answer" and is retried.
+    gateway_timeout_seconds: float = 3.0
+    # Attempts per gateway operation before giving up (authorize: the order is
+    # cancelled with reason payment_unavailable).
+    gateway_max_attempts: int = 4
+    gateway_retry_base_delay: float = 0.5
+    gateway_concurrency: int = 32

@@ -1,0 +1,1 @@
+"""Shipping service: dispatch notes, tracking numbers and carrier tracking events."""

@@ -1,0 +1,157 @@
+"""Shipping API: dispatch notes for staff, the carrier webhook, public tracking."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+
+from oms_runtime.auth import Admin
+from oms_runtime.http import request_unit_of_work
+from oms_runtime.problems import Problem
+from oms_shipping.api.schemas import (
+    ShipmentPage,
+    ShipmentPublic,
+    Tracking,
+    TrackingEventIn,
+    TrackingEventOut,
+)
+from oms_shipping.db import views
+from oms_shipping.db.unit_of_work import ShippingUnitOfWork
+from oms_shipping.domain.model import ShipmentStatus, ShippingError, TrackingEvent
+from oms_shipping.handlers import shipments as use_cases
+
+router = APIRouter(tags=["shipments"])
+UnitOfWorkDep = Annotated[ShippingUnitOfWork, Depends(request_unit_of_work)]
+
+
+def _not_found(what: str) -> Problem:
+    return Problem(404, "shipment-not-found", "Shipment not found", f"No shipment {what}")
+
+
+def _events(rows: list[dict[str, Any]]) -> list[TrackingEventOut]:
+    return [TrackingEventOut(status=r["status"], location=r["location"],
+                             occurred_at=r["occurred_at"]) for r in rows]
+
+
+def _public(row: dict[str, Any], events: list[dict[str, Any]]) -> ShipmentPublic:
+    return ShipmentPublic(**{**row, "id": str(row["id"]), "events": _events(events)})
+
+
+async def _load_public(uow: ShippingUnitOfWork, shipment_id: str) -> ShipmentPublic:
+    try:
+        key = uuid.UUID(shipment_id)
+    except ValueError as exc:
+        raise _not_found(shipment_id) from exc
+    async with uow:
+        row = await views.shipment_by(uow.connection, id=key)
+        if row is None:
+            raise _not_found(shipment_id)
+        events = await views.timelines(uow.connection, [key])
+    return _public(row, events[key])
+
+
+@router.get("/shipments", response_model=ShipmentPage, summary="Shipments, optionally of one order")
+async def list_shipments(
+    _: Admin,
+    uow: UnitOfWorkDep,
+    order_id: Annotated[str | None, Query(max_length=64)] = None,
+    cursor: Annotated[uuid.UUID | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> ShipmentPage:
+    async with uow:
+        rows = await views.shipments_page(
+            uow.connection, order_id=order_id, after=str(cursor) if cursor else None,
+            limit=limit + 1,
+        )
+        page = rows[:limit]
+        events = await views.timelines(uow.connection, [row["id"] for row in page])
+    return ShipmentPage(
+        items=[_public(row, events[row["id"]]) for row in page],
+        next_cursor=str(page[-1]["id"]) if len(rows) > limit else None,
+    )
+
+
+@router.get("/shipments/{shipment_id}", response_model=ShipmentPublic, summary="One dispatch note")
+async def get_shipment(shipment_id: str, _: Admin, uow: UnitOfWorkDep) -> ShipmentPublic:
+    return await _load_public(uow, shipment_id)
+
+
+@router.post("/shipments/{shipment_id}/dispatch", response_model=ShipmentPublic,
+             summary="Hand the parcel to the carrier (assigns the tracking number)")
+async def dispatch_shipment(
+    shipment_id: str, request: Request, _: Admin, uow: UnitOfWorkDep
+) -> ShipmentPublic:
+    try:
+        await use_cases.dispatch(shipment_id, request.app.state.settings.carrier_name, uow)
+    except use_cases.ShipmentNotFound as exc:
+        raise _not_found(shipment_id) from exc
+    except ShippingError as exc:
+        raise Problem(409, "shipment-not-dispatchable", "Cannot dispatch", str(exc)) from exc
+    return await _load_public(request.app.state.unit_of_work(), shipment_id)
+
+
+def _verify_signature(raw_body: bytes, signature: str | None, secret: str) -> None:
+    expected = "sha256=" + hmac.new(secret.encode(), raw_body, hashlib.sha256).hexdigest()
+    if not signature or not hmac.compare_digest(signature.strip(), expected):
+        raise Problem(401, "bad-signature", "Signature missing or wrong",
+                      "X-Signature must be sha256=<hex HMAC-SHA256 of the body>")
+
+
+@router.post(
+    "/shipments/{shipment_id}/tracking-events",
+    response_model=Tracking,
+    status_code=202,
+    summary="Carrier webhook (HMAC-signed)",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": TrackingEventIn.model_json_schema()}},
+        }
+    },
+)
+async def receive_tracking_event(
+    shipment_id: str,
+    request: Request,
+    uow: UnitOfWorkDep,
+    x_signature: Annotated[str | None, Header(description="sha256=<hex HMAC>")] = None,
+) -> Tracking:
+    raw = await request.body()
+    _verify_signature(raw, x_signature, request.app.state.settings.carrier_secret)
+    try:
+        body = TrackingEventIn.model_validate_json(raw)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]
+        ) from exc
+    event = TrackingEvent(ShipmentStatus(body.status), body.location, body.occurred_at)
+    try:
+        shipment = await use_cases.record_tracking_event(shipment_id, event, uow)
+    except use_cases.ShipmentNotFound as exc:
+        raise _not_found(shipment_id) from exc
+    except ShippingError as exc:
+        raise Problem(409, "shipment-not-dispatched", "Not dispatched yet", str(exc)) from exc
+    assert shipment.tracking_number is not None
+    return await _tracking(request.app.state.unit_of_work(), shipment.tracking_number)
+
+
+async def _tracking(uow: ShippingUnitOfWork, tracking_number: str) -> Tracking:
+    async with uow:
+        row = await views.shipment_by(uow.connection, tracking_number=tracking_number)
+        if row is None:
+            raise Problem(404, "tracking-not-found", "Unknown tracking number",
+                          f"No shipment with tracking number {tracking_number}")
+        events = await views.timelines(uow.connection, [row["id"]])
+    return Tracking(tracking_number=tracking_number, carrier=row["carrier"],
+                    status=row["status"], events=_events(events[row["id"]]))
+
+
+@router.get("/tracking/{tracking_number}", response_model=Tracking,
+            summary="Public tracking timeline (no personal data, no auth)")
+async def get_tracking(tracking_number: str, uow: UnitOfWorkDep) -> Tracking:
+    return await _tracking(uow, tracking_number)

@@ -1,0 +1,68 @@
+"""HTTP shapes of the shipping API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+
+class TrackingEventIn(BaseModel):
+    """What the carrier's webhook sends."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["in_transit", "out_for_delivery", "delivered", "exception"]
+    location: Annotated[str | None, Field(max_length=200)] = None
+    occurred_at: AwareDatetime
+
+
+class TrackingEventOut(BaseModel):
+    status: str
+    location: str | None
+    occurred_at: datetime
+
+
+class LineOut(BaseModel):
+    sku: str
+    quantity: int
+
+
+class AddressOut(BaseModel):
+    name: str
+    line1: str
+    line2: str | None
+    city: str
+    postal_code: str
+    country: str
+
+
+class ShipmentPublic(BaseModel):
+    """The dispatch note: what to pack, where it goes, and how it travels."""
+
+    id: str
+    order_id: str
+    status: str
+    carrier: str | None
+    tracking_number: str | None
+    lines: list[LineOut]
+    address: AddressOut
+    events: list[TrackingEventOut]
+    dispatched_at: datetime | None
+    delivered_at: datetime | None
+    created_at: datetime
+
+
+class ShipmentPage(BaseModel):
+    items: list[ShipmentPublic]
+    next_cursor: str | None
+
+
+class Tracking(BaseModel):
+    """Public tracking view: no name, no address."""
+
+    tracking_number: str
+    carrier: str | None
+    status: str
+    events: list[TrackingEventOut]

@@ -1,0 +1,104 @@
+"""Maps shipments and their tracking timeline to tables."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from oms_shipping.db.tables import shipments, tracking_events
+from oms_shipping.domain.model import Address, Line, Shipment, ShipmentStatus, TrackingEvent
+
+
+class ShipmentRepository:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+
+    async def get(self, shipment_id: str, *, for_update: bool = False) -> Shipment | None:
+        try:
+            key = uuid.UUID(shipment_id)
+        except ValueError:
+            return None
+        return await self._one(select(shipments).where(shipments.c.id == key), for_update)
+
+    async def get_by_order(self, order_id: str, *, for_update: bool = False) -> Shipment | None:
+        return await self._one(
+            select(shipments).where(shipments.c.order_id == order_id), for_update
+        )
+
+    async def _one(self, query: Any, for_update: bool) -> Shipment | None:
+        if for_update:
+            query = query.with_for_update()
+        row = (await self._connection.execute(query)).mappings().first()
+        if row is None:
+            return None
+        return Shipment(
+            id=str(row["id"]),
+            order_id=row["order_id"],
+            lines=[Line(**line) for line in row["lines"]],
+            address=Address(**row["address"]),
+            status=ShipmentStatus(row["status"]),
+            carrier=row["carrier"],
+            tracking_number=row["tracking_number"],
+            dispatched_at=row["dispatched_at"],
+            delivered_at=row["delivered_at"],
+            last_event_at=row["last_event_at"],
+        )
+
+    async def add(self, shipment: Shipment) -> None:
+        await self._connection.execute(shipments.insert().values(**_row(shipment)))
+
+    async def save(self, shipment: Shipment) -> None:
+        row = _row(shipment)
+        for immutable in ("id", "order_id", "lines", "address"):
+            del row[immutable]
+        await self._connection.execute(
+            update(shipments)
+            .where(shipments.c.id == uuid.UUID(shipment.id))
+            .values(**row, updated_at=func.now())
+        )
+        if shipment.new_tracking_events:
+            await self._connection.execute(
+                pg_insert(tracking_events).on_conflict_do_nothing(
+                    constraint="tracking_event_once"
+                ),
+                [
+                    {
+                        "shipment_id": uuid.UUID(shipment.id),
+                        "status": event.status.value,
+                        "location": event.location,
+                        "occurred_at": event.occurred_at,
+                    }
+                    for event in shipment.new_tracking_events
+                ],
+            )
+            shipment.new_tracking_events.clear()
+
+    async def has_tracking_event(self, shipment_id: str, event: TrackingEvent) -> bool:
+        found = await self._connection.scalar(
+            select(tracking_events.c.id).where(
+                tracking_events.c.shipment_id == uuid.UUID(shipment_id),
+                tracking_events.c.status == event.status.value,
+                tracking_events.c.occurred_at == event.occurred_at,
+            )
+        )
+        return found is not None
+
+
+def _row(shipment: Shipment) -> dict[str, Any]:
+    return {
+        "id": uuid.UUID(shipment.id),
+        "order_id": shipment.order_id,
+        "status": shipment.status.value,
+        "carrier": shipment.carrier,
+        "tracking_number": shipment.tracking_number,
+        "lines": [dataclasses.asdict(line) for line in shipment.lines],
+        "address": dataclasses.asdict(shipment.address),
+        "dispatched_at": shipment.dispatched_at,
+        "delivered_at": shipment.delivered_at,
+        "last_event_at": shipment.last_event_at,
+    }

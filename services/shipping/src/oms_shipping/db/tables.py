@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Identity,
+    MetaData,
+    Table,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+from oms_runtime.messaging.tables import define_messaging_tables
+
+SCHEMA = "shipping"
+metadata = MetaData(schema=SCHEMA)
+messaging = define_messaging_tables(metadata)
+
+shipments = Table(
+    "shipments",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("order_id", Text, nullable=False, unique=True),
+    Column("status", Text, nullable=False),
+    Column("carrier", Text),
+    Column("tracking_number", Text, unique=True),
+    Column("lines", JSONB, nullable=False),
+    Column("address", JSONB, nullable=False),
+    Column("dispatched_at", DateTime(timezone=True)),
+    Column("delivered_at", DateTime(timezone=True)),
+    Column("last_event_at", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+tracking_events = Table(
+    "tracking_events",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("shipment_id", Uuid, ForeignKey(f"{SCHEMA}.shipments.id"), nullable=False),
+    Column("status", Text, nullable=False),
+    Column("location", Text),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    UniqueConstraint("shipment_id", "status", "occurred_at", name="tracking_event_once"),
+)

@@ -1,0 +1,46 @@
+"""Read side of the shipping API."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from oms_shipping.db.tables import shipments, tracking_events
+
+
+async def shipments_page(
+    connection: AsyncConnection, *, order_id: str | None, after: str | None, limit: int
+) -> list[dict[str, Any]]:
+    query = select(shipments).order_by(shipments.c.id).limit(limit)
+    if order_id is not None:
+        query = query.where(shipments.c.order_id == order_id)
+    if after is not None:
+        query = query.where(shipments.c.id > uuid.UUID(after))
+    return [dict(row) for row in (await connection.execute(query)).mappings()]
+
+
+async def shipment_by(connection: AsyncConnection, **criteria: Any) -> dict[str, Any] | None:
+    query = select(shipments)
+    for column, value in criteria.items():
+        query = query.where(shipments.c[column] == value)
+    found = (await connection.execute(query)).mappings().first()
+    return dict(found) if found else None
+
+
+async def timelines(
+    connection: AsyncConnection, shipment_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, list[dict[str, Any]]]:
+    """Tracking events of several shipments in one query (no N+1 for a page)."""
+    found: dict[uuid.UUID, list[dict[str, Any]]] = {sid: [] for sid in shipment_ids}
+    if shipment_ids:
+        rows = await connection.execute(
+            select(tracking_events)
+            .where(tracking_events.c.shipment_id.in_(shipment_ids))
+            .order_by(tracking_events.c.occurred_at, tracking_events.c.id)
+        )
+        for row in rows.mappings():
+            found[row["shipment_id"]].append(dict(row))
+    return found

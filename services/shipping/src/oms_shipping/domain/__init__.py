@@ -1,0 +1,1 @@
+"""Shipment rules as plain Python: no I/O, no frameworks."""

@@ -1,0 +1,160 @@
+"""A shipment (dispatch note) of one order and its tracking timeline.
+
+Carriers send tracking events late, twice and out of order. The timeline keeps
+every distinct event; the shipment's status follows the newest one only, so an
+older event never moves it backwards, and nothing moves it after `delivered`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class ShipmentStatus(StrEnum):
+    CREATED = "created"
+    DISPATCHED = "dispatched"
+    IN_TRANSIT = "in_transit"
+    OUT_FOR_DELIVERY = "out_for_delivery"
+    DELIVERED = "delivered"
+    EXCEPTION = "exception"
+    FAILED = "failed"
+
+
+TRACKING_STATUSES = frozenset(
+    {
+        ShipmentStatus.IN_TRANSIT,
+        ShipmentStatus.OUT_FOR_DELIVERY,
+        ShipmentStatus.DELIVERED,
+        ShipmentStatus.EXCEPTION,
+    }
+)
+
+
+class ShippingError(Exception):
+    code = "shipping_error"
+
+
+class NotDispatched(ShippingError):
+    code = "not_dispatched"
+
+
+class NotDispatchable(ShippingError):
+    code = "not_dispatchable"
+
+
+@dataclass(frozen=True)
+class Line:
+    sku: str
+    quantity: int
+
+
+@dataclass(frozen=True)
+class Address:
+    name: str
+    line1: str
+    city: str
+    postal_code: str
+    country: str
+    line2: str | None = None
+
+
+@dataclass(frozen=True)
+class TrackingEvent:
+    status: ShipmentStatus
+    location: str | None
+    occurred_at: datetime
+
+
+@dataclass(frozen=True)
+class ShipmentEvent:
+    shipment_id: str
+    order_id: str
+
+
+@dataclass(frozen=True)
+class Created(ShipmentEvent):
+    pass
+
+
+@dataclass(frozen=True)
+class Dispatched(ShipmentEvent):
+    carrier: str
+    tracking_number: str
+
+
+@dataclass(frozen=True)
+class Delivered(ShipmentEvent):
+    carrier: str
+    tracking_number: str
+    delivered_at: datetime
+
+
+@dataclass
+class Shipment:
+    id: str
+    order_id: str
+    lines: list[Line]
+    address: Address
+    status: ShipmentStatus = ShipmentStatus.CREATED
+    carrier: str | None = None
+    tracking_number: str | None = None
+    dispatched_at: datetime | None = None
+    delivered_at: datetime | None = None
+    last_event_at: datetime | None = None
+    new_tracking_events: list[TrackingEvent] = field(default_factory=list, repr=False)
+    events: list[ShipmentEvent] = field(default_factory=list, compare=False, repr=False)
+
+    @classmethod
+    def create(cls, *, shipment_id: str, order_id: str, lines: list[Line],
+               address: Address) -> Shipment:
+        shipment = cls(shipment_id, order_id, lines, address)
+        shipment.events.append(Created(shipment_id, order_id))
+        return shipment
+
+    def dispatch(self, *, carrier: str, tracking_number: str, now: datetime) -> None:
+        """The parcel left the warehouse. Dispatching twice changes nothing."""
+        if self.status is not ShipmentStatus.CREATED:
+            if self.dispatched_at is not None:
+                return
+            raise NotDispatchable(f"a {self.status} shipment cannot be dispatched")
+        self.status = ShipmentStatus.DISPATCHED
+        self.carrier = carrier
+        self.tracking_number = tracking_number
+        self.dispatched_at = now
+        self.last_event_at = now
+        self.events.append(Dispatched(self.id, self.order_id, carrier, tracking_number))
+
+    def record_tracking(self, event: TrackingEvent, *, seen_before: bool) -> None:
+        """Apply a carrier event. `seen_before`: the exact event is already on the
+        timeline (a redelivered webhook), so nothing changes."""
+        if event.status not in TRACKING_STATUSES:
+            raise ShippingError(f"{event.status} is not a carrier tracking status")
+        if self.dispatched_at is None:
+            raise NotDispatched("the shipment has not been dispatched yet")
+        if seen_before:
+            return
+        self.new_tracking_events.append(event)
+        if self.status is ShipmentStatus.DELIVERED:
+            return
+        is_older = self.last_event_at is not None and event.occurred_at < self.last_event_at
+        if is_older and event.status is not ShipmentStatus.DELIVERED:
+            return  # older than what we know: timeline only (delivered is final anyway)
+        self.status = event.status
+        self.last_event_at = event.occurred_at
+        if event.status is ShipmentStatus.DELIVERED:
+            assert self.carrier is not None and self.tracking_number is not None
+            self.delivered_at = event.occurred_at
+            self.events.append(
+                Delivered(self.id, self.order_id, self.carrier, self.tracking_number,
+                          event.occurred_at)
+            )
+
+    def repeat_notices(self) -> None:
+        """A repeated create request gets the notices the first one produced."""
+        self.events.append(Created(self.id, self.order_id))
+        if self.carrier is not None and self.tracking_number is not None:
+            self.events.append(
+                Dispatched(self.id, self.order_id, self.carrier, self.tracking_number)
+            )

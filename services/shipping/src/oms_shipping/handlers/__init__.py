@@ -1,0 +1,1 @@
+"""The service layer: shipment use cases and one handler per message."""

@@ -1,0 +1,44 @@
+"""Shipment domain events -> messages, committed with the state change."""
+
+from __future__ import annotations
+
+import secrets
+
+from oms_contracts import Message
+from oms_contracts import shipping as msgs
+from oms_shipping.db.unit_of_work import ShippingUnitOfWork
+from oms_shipping.domain import model
+from oms_shipping.domain.model import Shipment
+
+
+def message_for(event: model.ShipmentEvent) -> Message:
+    match event:
+        case model.Created():
+            return msgs.ShipmentCreated(order_id=event.order_id, shipment_id=event.shipment_id)
+        case model.Dispatched():
+            return msgs.ShipmentDispatched(
+                order_id=event.order_id, shipment_id=event.shipment_id,
+                carrier=event.carrier, tracking_number=event.tracking_number,
+            )
+        case model.Delivered():
+            return msgs.ShipmentDelivered(
+                order_id=event.order_id, shipment_id=event.shipment_id,
+                carrier=event.carrier, tracking_number=event.tracking_number,
+                delivered_at=event.delivered_at,
+            )
+    raise TypeError(f"no message for {event!r}")
+
+
+async def commit_shipment(uow: ShippingUnitOfWork, shipment: Shipment, *, new: bool = False) -> None:
+    if new:
+        await uow.shipments.add(shipment)
+    else:
+        await uow.shipments.save(shipment)
+    for event in shipment.events:
+        uow.publish(message_for(event), correlation_id=shipment.order_id)
+    shipment.events.clear()
+    await uow.commit()
+
+
+def new_tracking_number() -> str:
+    return f"SIM{secrets.randbelow(10**12):012d}"

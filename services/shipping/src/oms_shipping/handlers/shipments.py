@@ -1,0 +1,38 @@
+"""Use cases behind the shipping API: dispatch by warehouse staff, carrier events."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from oms_shipping.db.unit_of_work import ShippingUnitOfWork
+from oms_shipping.domain.model import Shipment, TrackingEvent
+from oms_shipping.handlers.outgoing import commit_shipment, new_tracking_number
+
+
+class ShipmentNotFound(Exception):
+    pass
+
+
+async def dispatch(shipment_id: str, carrier: str, uow: ShippingUnitOfWork) -> Shipment:
+    async with uow:
+        shipment = await uow.shipments.get(shipment_id, for_update=True)
+        if shipment is None:
+            raise ShipmentNotFound(shipment_id)
+        shipment.dispatch(
+            carrier=carrier, tracking_number=new_tracking_number(), now=datetime.now(UTC)
+        )
+        await commit_shipment(uow, shipment)
+    return shipment
+
+
+async def record_tracking_event(
+    shipment_id: str, event: TrackingEvent, uow: ShippingUnitOfWork
+) -> Shipment:
+    async with uow:
+        shipment = await uow.shipments.get(shipment_id, for_update=True)
+        if shipment is None:
+            raise ShipmentNotFound(shipment_id)
+        seen = await uow.shipments.has_tracking_event(shipment_id, event)
+        shipment.record_tracking(event, seen_before=seen)
+        await commit_shipment(uow, shipment)
+    return shipment

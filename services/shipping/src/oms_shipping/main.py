@@ -1,0 +1,26 @@
+"""Composition root of the shipping service."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from oms_runtime.bootstrap import build_service
+from oms_shipping.api.routes import router
+from oms_shipping.db.tables import messaging
+from oms_shipping.db.unit_of_work import ShippingUnitOfWork
+from oms_shipping.handlers.messages import handlers
+from oms_shipping.settings import ShippingSettings
+
+
+def create_app(settings: ShippingSettings | None = None) -> FastAPI:
+    settings = settings or ShippingSettings()
+    return build_service(
+        name="shipping",
+        title="OMS shipping",
+        description="Dispatch notes, tracking numbers and the carrier webhook.",
+        settings=settings,
+        tables=messaging,
+        unit_of_work=ShippingUnitOfWork,
+        handlers=handlers(settings),
+        routers=[router],
+    )

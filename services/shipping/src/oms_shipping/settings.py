@@ -1,0 +1,14 @@
+from __future__ import annotations
+
+from pydantic import Field
+
+from oms_runtime.settings import ServiceSettings
+
+
+class ShippingSettings(ServiceSettings):
+    port: int = Field(8003, validation_alias="OMS_SHIPPING_PORT")
+    # Dispatch as soon as the shipment exists (demos, load tests) instead of
+    # waiting for warehouse staff to call POST /shipments/{id}/dispatch.
+    auto_dispatch: bool = False
+    carrier_secret: str = "dev-only-carrier-secret-change-me"
+    carrier_name: str = "simpost"
