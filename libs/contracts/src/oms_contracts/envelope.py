@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import builtins
 import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal, TypeVar
@@ -71,5 +72,5 @@ class Envelope(BaseModel):
             data=message.model_dump(mode="json"),
         )
 
-    def payload(self, model: type[M]) -> M:
+    def payload(self, model: builtins.type[M]) -> M:
         return model.model_validate(self.data)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from pydantic import Field
+
 from oms_contracts.common import Currency, OrderLine, PricedLine, Quantity, Sku
 from oms_contracts.envelope import Command, Event
 
@@ -11,7 +15,7 @@ class ReserveStock(Command):
 
     routing_key = "inventory.reserve_stock"
     order_id: str
-    lines: list[OrderLine]
+    lines: Annotated[list[OrderLine], Field(min_length=1)]
 
 
 class ReleaseStock(Command):

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
+
+from pydantic import Field
 
 from oms_contracts.common import OrderLine, ShippingAddress
 from oms_contracts.envelope import Command, Event
@@ -13,7 +16,7 @@ class CreateShipment(Command):
 
     routing_key = "shipping.create_shipment"
     order_id: str
-    lines: list[OrderLine]
+    lines: Annotated[list[OrderLine], Field(min_length=1)]
     shipping_address: ShippingAddress
 
 

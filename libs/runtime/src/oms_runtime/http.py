@@ -106,6 +106,7 @@ def create_service_app(
     state: dict[str, Any] | None = None,
 ) -> FastAPI:
     """A service's FastAPI app; `state` lands on `app.state` for route dependencies."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 
 import orjson
 
-_context: ContextVar[dict[str, Any]] = ContextVar("oms_log_context", default={})
+_context: ContextVar[Mapping[str, Any]] = ContextVar(
+    "oms_log_context", default=MappingProxyType({})
+)
 
 # Attributes every LogRecord has; anything else was passed with `extra=`.
 _STANDARD_ATTRS = frozenset(
@@ -37,7 +40,7 @@ def bind_log_context(**fields: Any) -> None:
 
 
 def current_log_context() -> dict[str, Any]:
-    return _context.get()
+    return dict(_context.get())
 
 
 def _record_fields(record: logging.LogRecord) -> dict[str, Any]:

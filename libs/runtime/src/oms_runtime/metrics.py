@@ -10,9 +10,7 @@ HTTP_REQUEST_SECONDS = Histogram(
     ["method", "route", "status"],
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
-MESSAGES_CONSUMED = Counter(
-    "oms_messages_consumed_total", "Messages handled", ["type", "outcome"]
-)
+MESSAGES_CONSUMED = Counter("oms_messages_consumed_total", "Messages handled", ["type", "outcome"])
 MESSAGE_HANDLING_SECONDS = Histogram(
     "oms_message_handling_seconds",
     "Time to handle one message (transaction included)",

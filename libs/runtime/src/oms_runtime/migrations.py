@@ -7,6 +7,7 @@ lives there too), so services migrate independently of each other.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 
 import asyncpg
@@ -41,10 +42,9 @@ async def ensure_database(database_url: str) -> None:
     try:
         exists = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
         if not exists:
-            try:
+            # Another service's migration may create it at the same moment.
+            with contextlib.suppress(asyncpg.DuplicateDatabaseError):
                 await admin.execute(f'CREATE DATABASE "{name}"')
-            except asyncpg.DuplicateDatabaseError:
-                pass  # another service's migration created it a moment ago
     finally:
         await admin.close()
 

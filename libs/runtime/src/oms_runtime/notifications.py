@@ -27,7 +27,7 @@ async def listen_forever(dsn: str, channel: str, on_notify: Callable[[], None]) 
             continue
         closed = asyncio.Event()
         try:
-            connection.add_termination_listener(lambda _conn: closed.set())
+            connection.add_termination_listener(lambda _conn, ev=closed: ev.set())
             await connection.add_listener(channel, lambda *_args: on_notify())
             on_notify()
             await closed.wait()

@@ -136,6 +136,4 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
-        return problem_response(
-            500, "internal-error", "Internal error", instance=request.url.path
-        )
+        return problem_response(500, "internal-error", "Internal error", instance=request.url.path)

@@ -60,7 +60,7 @@ class Broker:
                 self._connection = await aio_pika.connect_robust(
                     self._url, client_properties={"connection_name": self._name}
                 )
-            except (OSError, aio_pika.exceptions.AMQPError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, OSError, aio_pika.exceptions.AMQPError) as exc:
                 log.warning("broker not reachable, retrying", extra={"error": str(exc)})
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, max_delay)

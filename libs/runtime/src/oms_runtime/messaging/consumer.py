@@ -34,6 +34,11 @@ Handler = Callable[[Any, Any], Awaitable[None]]
 UnitOfWorkFactory = Callable[[Envelope], UnitOfWork]
 
 
+def attempts_so_far(incoming: AbstractIncomingMessage) -> int:
+    value = (incoming.headers or {}).get(ATTEMPT_HEADER, 0)
+    return value if isinstance(value, int) else 0
+
+
 def retry_queue_name(queue: str, delay: float) -> str:
     return f"{queue}.retry.{round(delay * 1000)}ms"
 
@@ -100,11 +105,11 @@ class MessageConsumer:
                 self._idle.set()
 
     async def _process(self, incoming: AbstractIncomingMessage) -> None:
-        attempt = int((incoming.headers or {}).get(ATTEMPT_HEADER, 0) or 0)
+        attempt = attempts_so_far(incoming)
         try:
             envelope = Envelope.model_validate_json(incoming.body)
             message_cls, handler = self._handlers[envelope.type]
-            message = envelope.payload(message_cls)
+            message: Message = envelope.payload(message_cls)
         except (ValidationError, KeyError, ValueError) as exc:
             # Cannot ever succeed: no point retrying.
             await self._settle(incoming, dead_letter=True, error=f"unparseable: {exc!r}")
@@ -157,7 +162,7 @@ class MessageConsumer:
         Publishing first and acking second means a crash in between duplicates the
         message rather than losing it; the inbox absorbs the duplicate.
         """
-        attempt = int((incoming.headers or {}).get(ATTEMPT_HEADER, 0) or 0)
+        attempt = attempts_so_far(incoming)
         target = (
             dead_letter_queue_name(self._queue_name)
             if dead_letter or retry_delay is None
@@ -215,4 +220,3 @@ async def declare_service_queue(
         )
     await channel.declare_queue(dead_letter_queue_name(queue_name), durable=True)
     return queue
-

@@ -9,6 +9,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Identity,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -49,17 +50,14 @@ def define_messaging_tables(metadata: MetaData) -> MessagingTables:
         Column("headers", JSONB, nullable=False, server_default="{}"),
         Column("body", LargeBinary, nullable=False),
         Column("mandatory", Integer, nullable=False, server_default="0"),
-        Column(
-            "created_at", DateTime(timezone=True), nullable=False, server_default=func.now()
-        ),
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     )
     inbox = Table(
         "inbox",
         metadata,
         Column("message_id", Uuid, primary_key=True),
         Column("message_type", Text, nullable=False),
-        Column(
-            "received_at", DateTime(timezone=True), nullable=False, server_default=func.now()
-        ),
+        Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Index("inbox_received_at", "received_at"),
     )
     return MessagingTables(schema=metadata.schema, outbox=outbox, inbox=inbox)

@@ -24,7 +24,6 @@ from oms_runtime.problems import Problem
 router = APIRouter(tags=["products"])
 
 
-
 UnitOfWorkDep = Annotated[InventoryUnitOfWork, Depends(request_unit_of_work)]
 
 
@@ -49,15 +48,20 @@ def _not_found(sku: str) -> Problem:
     return Problem(404, "product-not-found", "Product not found", f"No product {sku}")
 
 
-@router.post("/products", status_code=201, response_model=ProductPublic,
-             summary="Add a product with its initial stock")
+@router.post(
+    "/products",
+    status_code=201,
+    response_model=ProductPublic,
+    summary="Add a product with its initial stock",
+)
 async def create_product(body: ProductCreate, _: Admin, uow: UnitOfWorkDep) -> ProductPublic:
     product = Product(**body.model_dump())
     try:
         await use_cases.create_product(product, uow)
     except use_cases.ProductExists as exc:
-        raise Problem(409, "product-exists", "Product exists",
-                      f"SKU {body.sku} is taken", field="sku") from exc
+        raise Problem(
+            409, "product-exists", "Product exists", f"SKU {body.sku} is taken", field="sku"
+        ) from exc
     return product_public(product)
 
 
@@ -66,7 +70,9 @@ async def list_products(
     _: Admin,
     uow: UnitOfWorkDep,
     low_stock: Annotated[bool | None, Query(description="only (or no) low-stock products")] = None,
-    cursor: Annotated[str | None, Query(max_length=64, description="next_cursor of the previous page")] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=64, description="next_cursor of the previous page")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> ProductPage:
     async with uow:
@@ -104,8 +110,7 @@ async def update_product(
     return product_public(product)
 
 
-@router.post("/products/{sku}/restock", response_model=ProductPublic,
-             summary="Add received stock")
+@router.post("/products/{sku}/restock", response_model=ProductPublic, summary="Add received stock")
 async def restock_product(sku: str, body: Restock, _: Admin, uow: UnitOfWorkDep) -> ProductPublic:
     try:
         product = await use_cases.restock(sku, body.quantity, uow)

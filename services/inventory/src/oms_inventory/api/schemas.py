@@ -10,11 +10,15 @@ from oms_runtime.money import CurrencyCode
 
 Sku = Annotated[
     str,
-    Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", examples=["SKU-1"],
-          description="Letters, digits, '.', '_' or '-', up to 64"),
+    Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+        examples=["SKU-1"],
+        description="Letters, digits, '.', '_' or '-', up to 64",
+    ),
 ]
-Price = Annotated[int, Field(ge=0, le=100_000_000_00, strict=True,
-                             description="Minor units (cents)")]
+Price = Annotated[
+    int, Field(ge=0, le=100_000_000_00, strict=True, description="Minor units (cents)")
+]
 Count = Annotated[int, Field(ge=0, le=1_000_000_000, strict=True)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 

@@ -33,7 +33,9 @@ class ProductRepository:
         found = await self.get_many([sku], for_update=for_update)
         return found.get(sku)
 
-    async def get_many(self, skus: Iterable[str], *, for_update: bool = False) -> dict[str, Product]:
+    async def get_many(
+        self, skus: Iterable[str], *, for_update: bool = False
+    ) -> dict[str, Product]:
         # Locking in SKU order: two orders touching the same SKUs in different line
         # orders then queue behind each other instead of deadlocking.
         query = select(products).where(products.c.sku.in_(sorted(set(skus))))
@@ -63,7 +65,9 @@ class ProductRepository:
         row = _product_row(product)
         del row["sku"]
         await self._connection.execute(
-            update(products).where(products.c.sku == product.sku).values(**row, updated_at=func.now())
+            update(products)
+            .where(products.c.sku == product.sku)
+            .values(**row, updated_at=func.now())
         )
 
 
@@ -104,8 +108,12 @@ class ReservationRepository:
             await self._connection.execute(
                 reservation_lines.insert(),
                 [
-                    {"order_id": reservation.order_id, "sku": line.sku,
-                     "quantity": line.quantity, "unit_price": line.unit_price}
+                    {
+                        "order_id": reservation.order_id,
+                        "sku": line.sku,
+                        "quantity": line.quantity,
+                        "unit_price": line.unit_price,
+                    }
                     for line in reservation.lines
                 ],
             )

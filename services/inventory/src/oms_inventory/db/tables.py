@@ -51,8 +51,12 @@ reservations = Table(
 reservation_lines = Table(
     "reservation_lines",
     metadata,
-    Column("order_id", Text, ForeignKey(f"{SCHEMA}.reservations.order_id", ondelete="CASCADE"),
-           primary_key=True),
+    Column(
+        "order_id",
+        Text,
+        ForeignKey(f"{SCHEMA}.reservations.order_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
     Column("sku", Text, ForeignKey(f"{SCHEMA}.products.sku"), primary_key=True),
     Column("quantity", Integer, nullable=False),
     Column("unit_price", BigInteger, nullable=False),

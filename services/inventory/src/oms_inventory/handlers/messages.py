@@ -38,8 +38,9 @@ async def release_stock(command: msgs.ReleaseStock, uow: InventoryUnitOfWork) ->
         if reservation is None:
             await uow.reservations.add(model.release_nothing(command.order_id))
         elif reservation.status is ReservationStatus.COMMITTED:
-            log.error("release refused: the goods already shipped",
-                      extra={"order_id": command.order_id})
+            log.error(
+                "release refused: the goods already shipped", extra={"order_id": command.order_id}
+            )
             await uow.commit()
             return
         else:
@@ -72,7 +73,9 @@ async def commit_stock(command: msgs.CommitStock, uow: InventoryUnitOfWork) -> N
         uow.publish(
             msgs.StockCommitted(
                 order_id=command.order_id,
-                lines=[OrderLine(sku=l.sku, quantity=l.quantity) for l in reservation.lines],
+                lines=[
+                    OrderLine(sku=line.sku, quantity=line.quantity) for line in reservation.lines
+                ],
             )
         )
         await uow.commit()
@@ -111,8 +114,8 @@ def reservation_outcome(reservation: Reservation) -> Message:
         return msgs.StockReserved(
             order_id=reservation.order_id,
             lines=[
-                PricedLine(sku=l.sku, quantity=l.quantity, unit_price=l.unit_price)
-                for l in reservation.lines
+                PricedLine(sku=line.sku, quantity=line.quantity, unit_price=line.unit_price)
+                for line in reservation.lines
             ],
             currency=reservation.currency or "",
         )

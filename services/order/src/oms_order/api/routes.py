@@ -21,12 +21,11 @@ from oms_order.domain.errors import InvalidOrder, OrderNotCancellable
 from oms_order.domain.model import Address, Order
 from oms_order.handlers import orders as use_cases
 from oms_runtime.auth import Authenticated, Principal
-from oms_runtime.logging import bind_log_context
 from oms_runtime.http import request_unit_of_work
+from oms_runtime.logging import bind_log_context
 from oms_runtime.problems import Problem
 
 router = APIRouter(tags=["orders"])
-
 
 
 UnitOfWorkDep = Annotated[OrderUnitOfWork, Depends(request_unit_of_work)]
@@ -64,8 +63,12 @@ def order_public(order: Order) -> OrderPublic:
     )
 
 
-@router.post("/orders", status_code=202, response_model=OrderPublic,
-             summary="Place an order and start its saga")
+@router.post(
+    "/orders",
+    status_code=202,
+    response_model=OrderPublic,
+    summary="Place an order and start its saga",
+)
 async def create_order(
     body: OrderCreate, principal: Authenticated, uow: UnitOfWorkDep
 ) -> OrderPublic:
@@ -73,8 +76,11 @@ async def create_order(
     if body.customer_id is not None and body.customer_id != principal.subject:
         if not principal.is_admin:
             raise Problem(
-                403, "forbidden", "Customers place orders only for themselves",
-                "Leave out `customer_id` or use your own", field="customer_id",
+                403,
+                "forbidden",
+                "Customers place orders only for themselves",
+                "Leave out `customer_id` or use your own",
+                field="customer_id",
             )
         customer_id = body.customer_id
     command = use_cases.PlaceOrder(
@@ -106,8 +112,11 @@ async def get_order(order_id: str, principal: Authenticated, uow: UnitOfWorkDep)
     return order_public(await _load_visible(order_id, principal, uow))
 
 
-@router.get("/orders/{order_id}/history", response_model=OrderHistory,
-            summary="Every saga step of an order, oldest first")
+@router.get(
+    "/orders/{order_id}/history",
+    response_model=OrderHistory,
+    summary="Every saga step of an order, oldest first",
+)
 async def get_order_history(
     order_id: str, principal: Authenticated, uow: UnitOfWorkDep
 ) -> OrderHistory:
@@ -129,16 +138,19 @@ async def get_order_history(
     )
 
 
-@router.post("/orders/{order_id}/cancel", status_code=202, response_model=OrderPublic,
-             summary="Cancel an order that has not shipped (compensates earlier steps)")
-async def cancel_order(
-    order_id: str, principal: Authenticated, uow: UnitOfWorkDep
-) -> OrderPublic:
+@router.post(
+    "/orders/{order_id}/cancel",
+    status_code=202,
+    response_model=OrderPublic,
+    summary="Cancel an order that has not shipped (compensates earlier steps)",
+)
+async def cancel_order(order_id: str, principal: Authenticated, uow: UnitOfWorkDep) -> OrderPublic:
     try:
         order = await use_cases.cancel_order(order_id, uow, customer_id=_own(principal))
     except use_cases.OrderNotFound as exc:
         raise _not_found(order_id) from exc
     except OrderNotCancellable as exc:
-        raise Problem(409, "order-not-cancellable", "The order can no longer be cancelled",
-                      str(exc)) from exc
+        raise Problem(
+            409, "order-not-cancellable", "The order can no longer be cancelled", str(exc)
+        ) from exc
     return order_public(order)

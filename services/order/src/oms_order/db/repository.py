@@ -42,7 +42,9 @@ class OrderRepository:
                 .order_by(order_lines.c.position)
             )
         ).all()
-        order = _order_from_row(row, [OrderLine(l.sku, l.quantity, l.unit_price) for l in lines])
+        order = _order_from_row(
+            row, [OrderLine(line.sku, line.quantity, line.unit_price) for line in lines]
+        )
         self._remember(order)
         return order
 
@@ -63,9 +65,7 @@ class OrderRepository:
             await self._insert_lines(order)
             self._remember(order)
 
-    async def record_history(
-        self, entries: list[dict[str, Any]]
-    ) -> None:
+    async def record_history(self, entries: list[dict[str, Any]]) -> None:
         if entries:
             await self._connection.execute(order_history.insert(), entries)
 

@@ -54,8 +54,9 @@ orders = Table(
 order_lines = Table(
     "order_lines",
     metadata,
-    Column("order_id", Uuid, ForeignKey(f"{SCHEMA}.orders.id", ondelete="CASCADE"),
-           primary_key=True),
+    Column(
+        "order_id", Uuid, ForeignKey(f"{SCHEMA}.orders.id", ondelete="CASCADE"), primary_key=True
+    ),
     Column("position", Integer, primary_key=True),
     Column("sku", Text, nullable=False),
     Column("quantity", Integer, nullable=False),
@@ -67,8 +68,7 @@ order_history = Table(
     "order_history",
     metadata,
     Column("id", BigInteger, Identity(), primary_key=True),
-    Column("order_id", Uuid, ForeignKey(f"{SCHEMA}.orders.id", ondelete="CASCADE"),
-           nullable=False),
+    Column("order_id", Uuid, ForeignKey(f"{SCHEMA}.orders.id", ondelete="CASCADE"), nullable=False),
     Column("occurred_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("step", Text, nullable=False),
     Column("status", Text, nullable=False),

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from oms_order.domain import events
+from oms_order.domain import events as domain_events
 from oms_order.domain.errors import InvalidOrder, OrderNotCancellable
 
 
@@ -30,9 +30,7 @@ class OrderStatus(StrEnum):
     REQUIRES_ATTENTION = "requires_attention"
 
 
-TERMINAL_STATUSES = frozenset(
-    {OrderStatus.COMPLETED, OrderStatus.REJECTED, OrderStatus.CANCELLED}
-)
+TERMINAL_STATUSES = frozenset({OrderStatus.COMPLETED, OrderStatus.REJECTED, OrderStatus.CANCELLED})
 CANCELLABLE_STATUSES = frozenset(
     {
         OrderStatus.PENDING,
@@ -89,7 +87,7 @@ class Order:
     stock_committed: bool = False
     captured_amount: int = 0
     pending_compensations: set[Compensation] = field(default_factory=set)
-    events: list[events.OrderEvent] = field(default_factory=list, compare=False, repr=False)
+    events: list[domain_events.OrderEvent] = field(default_factory=list, compare=False, repr=False)
 
     @classmethod
     def place(
@@ -120,7 +118,7 @@ class Order:
             created_at=now,
             updated_at=now,
         )
-        order._record(events.OrderPlaced(order_id, created_at=now))
+        order._record(domain_events.OrderPlaced(order_id, created_at=now))
         return order
 
     # -- queries ---------------------------------------------------------------
@@ -144,7 +142,7 @@ class Order:
             self.currency = currency
             self.stock_reserved = True
             self._move_to(OrderStatus.AWAITING_PAYMENT)
-            self._record(events.OrderAwaitingPayment(self.id, self.total or 0, currency))
+            self._record(domain_events.OrderAwaitingPayment(self.id, self.total or 0, currency))
         elif self.status in (OrderStatus.CANCELLING, OrderStatus.CANCELLED):
             # Reserved after the customer cancelled: give it straight back.
             self.stock_reserved = True
@@ -155,7 +153,7 @@ class Order:
             self.status_reason = reason
             self.status_detail = {"skus": sorted(skus)}
             self._move_to(OrderStatus.REJECTED)
-            self._record(events.OrderRejected(self.id, reason, tuple(sorted(skus))))
+            self._record(domain_events.OrderRejected(self.id, reason, tuple(sorted(skus))))
         elif self.status is OrderStatus.CANCELLING:
             self._compensation_done(Compensation.RELEASE_STOCK)
 
@@ -164,7 +162,7 @@ class Order:
         if self.status is OrderStatus.AWAITING_PAYMENT:
             self.payment_authorized = True
             self._move_to(OrderStatus.PAID)
-            self._record(events.OrderPaid(self.id, payment_id))
+            self._record(domain_events.OrderPaid(self.id, payment_id))
         elif self.status in (OrderStatus.CANCELLING, OrderStatus.CANCELLED):
             self.payment_authorized = True
             self._compensate(self.status_reason or "cancelled", void_payment=True)
@@ -181,32 +179,34 @@ class Order:
         self.shipment_id = shipment_id
         if self.status is OrderStatus.PAID:
             self._move_to(OrderStatus.FULFILLING)
-            self._record(events.OrderFulfilling(self.id, shipment_id))
+            self._record(domain_events.OrderFulfilling(self.id, shipment_id))
 
-    def record_shipment_dispatched(self, shipment_id: str, carrier: str, tracking_number: str) -> None:
+    def record_shipment_dispatched(
+        self, shipment_id: str, carrier: str, tracking_number: str
+    ) -> None:
         # Dispatch may overtake the "created" notice when both are sent together.
         if self.status in (OrderStatus.PAID, OrderStatus.FULFILLING):
             self.shipment_id = shipment_id
             self.carrier = carrier
             self.tracking_number = tracking_number
             self._move_to(OrderStatus.SHIPPED)
-            self._record(events.OrderShipped(self.id, carrier, tracking_number))
+            self._record(domain_events.OrderShipped(self.id, carrier, tracking_number))
 
     def record_delivery(self, shipment_id: str, carrier: str, tracking_number: str) -> None:
         self.record_shipment_dispatched(shipment_id, carrier, tracking_number)
         if self.status is OrderStatus.SHIPPED:
             self._move_to(OrderStatus.COMPLETED)
-            self._record(events.OrderCompleted(self.id))
+            self._record(domain_events.OrderCompleted(self.id))
 
     def record_stock_committed(self) -> None:
         if not self.stock_committed:
             self.stock_committed = True
-            self._record(events.StockCommitted(self.id))
+            self._record(domain_events.StockCommitted(self.id))
 
     def record_payment_captured(self, amount: int) -> None:
         if self.captured_amount != amount:
             self.captured_amount = amount
-            self._record(events.PaymentCaptured(self.id, amount))
+            self._record(domain_events.PaymentCaptured(self.id, amount))
 
     def record_stock_released(self) -> None:
         self.stock_reserved = False
@@ -238,30 +238,34 @@ class Order:
         self._move_to(OrderStatus.CANCELLING)
         self._compensate(reason, release_stock=release, void_payment=void)
 
-    def _compensate(self, reason: str, *, release_stock: bool = False, void_payment: bool = False) -> None:
+    def _compensate(
+        self, reason: str, *, release_stock: bool = False, void_payment: bool = False
+    ) -> None:
         if release_stock:
             self.pending_compensations.add(Compensation.RELEASE_STOCK)
         if void_payment:
             self.pending_compensations.add(Compensation.VOID_PAYMENT)
-        self._record(events.CompensationRequested(self.id, reason, release_stock, void_payment))
+        self._record(
+            domain_events.CompensationRequested(self.id, reason, release_stock, void_payment)
+        )
         self._finish_cancellation_if_done()
 
     def _compensation_done(self, compensation: Compensation) -> None:
         if compensation in self.pending_compensations:
             self.pending_compensations.discard(compensation)
             if compensation is Compensation.RELEASE_STOCK:
-                self._record(events.StockReleased(self.id))
+                self._record(domain_events.StockReleased(self.id))
             else:
-                self._record(events.PaymentVoided(self.id))
+                self._record(domain_events.PaymentVoided(self.id))
         self._finish_cancellation_if_done()
 
     def _finish_cancellation_if_done(self) -> None:
         if self.status is OrderStatus.CANCELLING and not self.pending_compensations:
             self._move_to(OrderStatus.CANCELLED)
-            self._record(events.OrderCancelled(self.id, self.status_reason or "cancelled"))
+            self._record(domain_events.OrderCancelled(self.id, self.status_reason or "cancelled"))
 
     def _move_to(self, status: OrderStatus) -> None:
         self.status = status
 
-    def _record(self, event: events.OrderEvent) -> None:
+    def _record(self, event: domain_events.OrderEvent) -> None:
         self.events.append(event)

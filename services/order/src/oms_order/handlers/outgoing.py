@@ -81,7 +81,9 @@ def messages_for(event: events.OrderEvent, order: Order) -> list[Message]:
         case events.CompensationRequested():
             compensations: list[Message] = []
             if event.void_payment:
-                compensations.append(payment_msgs.VoidPayment(order_id=order.id, reason=event.reason))
+                compensations.append(
+                    payment_msgs.VoidPayment(order_id=order.id, reason=event.reason)
+                )
             if event.release_stock:
                 compensations.append(
                     inventory_msgs.ReleaseStock(order_id=order.id, reason=event.reason)
@@ -125,8 +127,10 @@ def _step_name(event: events.OrderEvent) -> str:
 def _detail(event: events.OrderEvent) -> dict[str, Any]:
     detail = dataclasses.asdict(event)
     del detail["order_id"]
-    return {key: (value.isoformat() if hasattr(value, "isoformat") else value)
-            for key, value in detail.items()}
+    return {
+        key: (value.isoformat() if hasattr(value, "isoformat") else value)
+        for key, value in detail.items()
+    }
 
 
 def _lines(order: Order) -> list[OrderLine]:

@@ -38,7 +38,9 @@ async def stock_reserved(message: inventory_msgs.StockReserved, uow: OrderUnitOf
 async def stock_reservation_failed(
     message: inventory_msgs.StockReservationFailed, uow: OrderUnitOfWork
 ) -> None:
-    await _apply(uow, message.order_id, lambda o: o.record_stock_unavailable(message.reason, message.skus))
+    await _apply(
+        uow, message.order_id, lambda o: o.record_stock_unavailable(message.reason, message.skus)
+    )
 
 
 async def stock_released(message: inventory_msgs.StockReleased, uow: OrderUnitOfWork) -> None:
@@ -49,9 +51,7 @@ async def stock_committed(message: inventory_msgs.StockCommitted, uow: OrderUnit
     await _apply(uow, message.order_id, lambda o: o.record_stock_committed())
 
 
-async def payment_authorized(
-    message: payment_msgs.PaymentAuthorized, uow: OrderUnitOfWork
-) -> None:
+async def payment_authorized(message: payment_msgs.PaymentAuthorized, uow: OrderUnitOfWork) -> None:
     await _apply(uow, message.order_id, lambda o: o.record_payment_authorized(message.payment_id))
 
 

@@ -53,7 +53,9 @@ async def list_payments(
 ) -> PaymentPage:
     async with uow:
         rows = await views.payments_page(
-            uow.connection, order_id=order_id, after=str(cursor) if cursor else None,
+            uow.connection,
+            order_id=order_id,
+            after=str(cursor) if cursor else None,
             limit=limit + 1,
         )
     page = rows[:limit]

@@ -15,8 +15,9 @@ from oms_payment.db.tables import gateway_calls, payment_operations, payments
 from oms_payment.domain.model import Operation, OperationKind, Payment, PaymentStatus
 from oms_payment.gateway.base import CallRecord
 
-_PAYMENT_FIELDS = [f.name for f in dataclasses.fields(Payment)
-                   if f.name not in ("id", "operations", "events")]
+_PAYMENT_FIELDS = [
+    f.name for f in dataclasses.fields(Payment) if f.name not in ("id", "operations", "events")
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,8 +134,11 @@ class OperationRepository:
         await self._connection.execute(
             update(payment_operations)
             .where(payment_operations.c.id == operation_id)
-            .values(status="succeeded" if succeeded else "failed", last_error=error,
-                    updated_at=func.now())
+            .values(
+                status="succeeded" if succeeded else "failed",
+                last_error=error,
+                updated_at=func.now(),
+            )
         )
 
     async def retry_later(self, operation_id: int, delay: timedelta, error: str) -> None:

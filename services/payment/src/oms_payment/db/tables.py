@@ -8,12 +8,14 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Identity,
+    Index,
     Integer,
     MetaData,
     Table,
     Text,
     Uuid,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -58,13 +60,14 @@ payment_operations = Table(
     Column("last_error", Text),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("payment_operations_due", "next_attempt_at", postgresql_where=text("status = 'pending'")),
 )
 
 gateway_calls = Table(
     "gateway_calls",
     metadata,
     Column("id", BigInteger, Identity(), primary_key=True),
-    Column("payment_id", Uuid, nullable=False, index=True),
+    Column("payment_id", Uuid, nullable=False),
     Column("operation", Text, nullable=False),
     Column("idempotency_key", Text, nullable=False),
     Column("request", JSONB, nullable=False),
@@ -73,4 +76,5 @@ gateway_calls = Table(
     Column("error", Text),
     Column("latency_ms", Float, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("gateway_calls_payment", "payment_id"),
 )

@@ -23,6 +23,6 @@ async def payments_page(
 
 
 async def payment(connection: AsyncConnection, payment_id: uuid.UUID) -> dict[str, Any] | None:
-    row = (await connection.execute(select(payments).where(payments.c.id == payment_id)))
+    row = await connection.execute(select(payments).where(payments.c.id == payment_id))
     found = row.mappings().first()
     return dict(found) if found else None

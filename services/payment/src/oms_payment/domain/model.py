@@ -92,8 +92,9 @@ class Payment:
     events: list[PaymentEvent] = field(default_factory=list, compare=False, repr=False)
 
     @classmethod
-    def start(cls, *, payment_id: str, order_id: str, amount: int, currency: str,
-              token: str) -> Payment:
+    def start(
+        cls, *, payment_id: str, order_id: str, amount: int, currency: str, token: str
+    ) -> Payment:
         payment = cls(payment_id, order_id, amount, currency, token)
         payment.operations.append(Operation(payment_id, OperationKind.AUTHORIZE, amount))
         return payment
@@ -141,10 +142,14 @@ class Payment:
 
     def request_capture(self) -> None:
         if self.status is PaymentStatus.AUTHORIZED:
-            self.operations.append(Operation(self.id, OperationKind.CAPTURE, self.authorized_amount))
+            self.operations.append(
+                Operation(self.id, OperationKind.CAPTURE, self.authorized_amount)
+            )
         elif self.status is PaymentStatus.CAPTURED:
             # Already settled: tell the saga again.
-            self.events.append(Captured(self.id, self.order_id, self.captured_amount, self.currency))
+            self.events.append(
+                Captured(self.id, self.order_id, self.captured_amount, self.currency)
+            )
 
     def request_void(self) -> None:
         if self.status is PaymentStatus.PENDING:
@@ -164,7 +169,9 @@ class Payment:
         elif self.status is PaymentStatus.FAILED:
             self.events.append(
                 AuthorizationFailed(
-                    self.id, self.order_id, self.failure_reason or "payment_declined",
+                    self.id,
+                    self.order_id,
+                    self.failure_reason or "payment_declined",
                     self.decline_code,
                 )
             )

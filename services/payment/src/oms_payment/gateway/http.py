@@ -32,7 +32,9 @@ class HttpPaymentGateway:
         self, *, idempotency_key: str, amount: int, currency: str, token: str, reference: str
     ) -> tuple[GatewayResult, CallRecord]:
         body = {"amount": amount, "currency": currency, "token": token, "reference": reference}
-        record, response = await self._post("authorize", "/v1/authorizations", idempotency_key, body)
+        record, response = await self._post(
+            "authorize", "/v1/authorizations", idempotency_key, body
+        )
         if response is None or response.status_code >= 500:
             return Unavailable(record.error or f"HTTP {record.status_code}"), record
         payload = record.response or {}
@@ -44,7 +46,9 @@ class HttpPaymentGateway:
         self, *, idempotency_key: str, gateway_id: str, amount: int
     ) -> tuple[GatewayResult, CallRecord]:
         record, response = await self._post(
-            "capture", f"/v1/authorizations/{gateway_id}/capture", idempotency_key,
+            "capture",
+            f"/v1/authorizations/{gateway_id}/capture",
+            idempotency_key,
             {"amount": amount},
         )
         return self._outcome(record, response, amount), record
@@ -58,9 +62,7 @@ class HttpPaymentGateway:
         return self._outcome(record, response, 0), record
 
     @staticmethod
-    def _outcome(
-        record: CallRecord, response: httpx.Response | None, amount: int
-    ) -> GatewayResult:
+    def _outcome(record: CallRecord, response: httpx.Response | None, amount: int) -> GatewayResult:
         if response is None or response.status_code >= 500:
             return Unavailable(record.error or f"HTTP {record.status_code}")
         if response.status_code < 300:

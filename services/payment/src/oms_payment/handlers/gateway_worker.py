@@ -112,8 +112,11 @@ class GatewayWorker:
 
     async def _execute(self, claimed: tuple[ClaimedOperation, Payment]) -> None:
         item, payment = claimed
-        with log_context(correlation_id=payment.order_id, payment_id=payment.id,
-                         operation=item.operation.kind.value):
+        with log_context(
+            correlation_id=payment.order_id,
+            payment_id=payment.id,
+            operation=item.operation.kind.value,
+        ):
             try:
                 result, call = await self._call(item, payment)
                 await self._apply(item, result, call)
@@ -128,13 +131,17 @@ class GatewayWorker:
         key = operation.idempotency_key
         if operation.kind is OperationKind.AUTHORIZE:
             return await self._gateway.authorize(
-                idempotency_key=key, amount=operation.amount, currency=payment.currency,
-                token=payment.token, reference=payment.id,
+                idempotency_key=key,
+                amount=operation.amount,
+                currency=payment.currency,
+                token=payment.token,
+                reference=payment.id,
             )
         assert payment.gateway_authorization_id is not None
         if operation.kind is OperationKind.CAPTURE:
             return await self._gateway.capture(
-                idempotency_key=key, gateway_id=payment.gateway_authorization_id,
+                idempotency_key=key,
+                gateway_id=payment.gateway_authorization_id,
                 amount=operation.amount,
             )
         return await self._gateway.void(
@@ -155,8 +162,9 @@ class GatewayWorker:
                     if operation.kind is OperationKind.AUTHORIZE:
                         payment.authorization_failed("payment_declined", result.code)
                     else:
-                        log.error("gateway refused %s", operation.kind.value,
-                                  extra={"error": result.code})
+                        log.error(
+                            "gateway refused %s", operation.kind.value, extra={"error": result.code}
+                        )
                     await uow.operations.finish(item.id, succeeded=False, error=result.code)
                 case Unavailable():
                     if item.attempts < self._max_attempts:
@@ -164,8 +172,11 @@ class GatewayWorker:
                             item.id, self._backoff(item.attempts), result.error
                         )
                     else:
-                        log.error("gateway unavailable, giving up %s", operation.kind.value,
-                                  extra={"attempts": item.attempts, "error": result.error})
+                        log.error(
+                            "gateway unavailable, giving up %s",
+                            operation.kind.value,
+                            extra={"attempts": item.attempts, "error": result.error},
+                        )
                         if operation.kind is OperationKind.AUTHORIZE:
                             payment.authorization_failed("payment_unavailable")
                         await uow.operations.finish(item.id, succeeded=False, error=result.error)

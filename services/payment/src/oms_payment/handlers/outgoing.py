@@ -13,18 +13,24 @@ def message_for(event: model.PaymentEvent) -> Message:
     match event:
         case model.Authorized():
             return msgs.PaymentAuthorized(
-                order_id=event.order_id, payment_id=event.payment_id,
-                amount=event.amount, currency=event.currency,
+                order_id=event.order_id,
+                payment_id=event.payment_id,
+                amount=event.amount,
+                currency=event.currency,
             )
         case model.AuthorizationFailed():
             return msgs.PaymentAuthorizationFailed(
-                order_id=event.order_id, payment_id=event.payment_id,
-                reason=event.reason, decline_code=event.decline_code,
+                order_id=event.order_id,
+                payment_id=event.payment_id,
+                reason=event.reason,
+                decline_code=event.decline_code,
             )
         case model.Captured():
             return msgs.PaymentCaptured(
-                order_id=event.order_id, payment_id=event.payment_id,
-                amount=event.amount, currency=event.currency,
+                order_id=event.order_id,
+                payment_id=event.payment_id,
+                amount=event.amount,
+                currency=event.currency,
             )
         case model.Voided():
             return msgs.PaymentVoided(order_id=event.order_id, payment_id=event.payment_id)

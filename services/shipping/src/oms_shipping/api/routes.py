@@ -35,8 +35,10 @@ def _not_found(what: str) -> Problem:
 
 
 def _events(rows: list[dict[str, Any]]) -> list[TrackingEventOut]:
-    return [TrackingEventOut(status=r["status"], location=r["location"],
-                             occurred_at=r["occurred_at"]) for r in rows]
+    return [
+        TrackingEventOut(status=r["status"], location=r["location"], occurred_at=r["occurred_at"])
+        for r in rows
+    ]
 
 
 def _public(row: dict[str, Any], events: list[dict[str, Any]]) -> ShipmentPublic:
@@ -66,7 +68,9 @@ async def list_shipments(
 ) -> ShipmentPage:
     async with uow:
         rows = await views.shipments_page(
-            uow.connection, order_id=order_id, after=str(cursor) if cursor else None,
+            uow.connection,
+            order_id=order_id,
+            after=str(cursor) if cursor else None,
             limit=limit + 1,
         )
         page = rows[:limit]
@@ -82,8 +86,11 @@ async def get_shipment(shipment_id: str, _: Admin, uow: UnitOfWorkDep) -> Shipme
     return await _load_public(uow, shipment_id)
 
 
-@router.post("/shipments/{shipment_id}/dispatch", response_model=ShipmentPublic,
-             summary="Hand the parcel to the carrier (assigns the tracking number)")
+@router.post(
+    "/shipments/{shipment_id}/dispatch",
+    response_model=ShipmentPublic,
+    summary="Hand the parcel to the carrier (assigns the tracking number)",
+)
 async def dispatch_shipment(
     shipment_id: str, request: Request, _: Admin, uow: UnitOfWorkDep
 ) -> ShipmentPublic:
@@ -99,8 +106,12 @@ async def dispatch_shipment(
 def _verify_signature(raw_body: bytes, signature: str | None, secret: str) -> None:
     expected = "sha256=" + hmac.new(secret.encode(), raw_body, hashlib.sha256).hexdigest()
     if not signature or not hmac.compare_digest(signature.strip(), expected):
-        raise Problem(401, "bad-signature", "Signature missing or wrong",
-                      "X-Signature must be sha256=<hex HMAC-SHA256 of the body>")
+        raise Problem(
+            401,
+            "bad-signature",
+            "Signature missing or wrong",
+            "X-Signature must be sha256=<hex HMAC-SHA256 of the body>",
+        )
 
 
 @router.post(
@@ -144,14 +155,25 @@ async def _tracking(uow: ShippingUnitOfWork, tracking_number: str) -> Tracking:
     async with uow:
         row = await views.shipment_by(uow.connection, tracking_number=tracking_number)
         if row is None:
-            raise Problem(404, "tracking-not-found", "Unknown tracking number",
-                          f"No shipment with tracking number {tracking_number}")
+            raise Problem(
+                404,
+                "tracking-not-found",
+                "Unknown tracking number",
+                f"No shipment with tracking number {tracking_number}",
+            )
         events = await views.timelines(uow.connection, [row["id"]])
-    return Tracking(tracking_number=tracking_number, carrier=row["carrier"],
-                    status=row["status"], events=_events(events[row["id"]]))
+    return Tracking(
+        tracking_number=tracking_number,
+        carrier=row["carrier"],
+        status=row["status"],
+        events=_events(events[row["id"]]),
+    )
 
 
-@router.get("/tracking/{tracking_number}", response_model=Tracking,
-            summary="Public tracking timeline (no personal data, no auth)")
+@router.get(
+    "/tracking/{tracking_number}",
+    response_model=Tracking,
+    summary="Public tracking timeline (no personal data, no auth)",
+)
 async def get_tracking(tracking_number: str, uow: UnitOfWorkDep) -> Tracking:
     return await _tracking(uow, tracking_number)

@@ -63,9 +63,7 @@ class ShipmentRepository:
         )
         if shipment.new_tracking_events:
             await self._connection.execute(
-                pg_insert(tracking_events).on_conflict_do_nothing(
-                    constraint="tracking_event_once"
-                ),
+                pg_insert(tracking_events).on_conflict_do_nothing(constraint="tracking_event_once"),
                 [
                     {
                         "shipment_id": uuid.UUID(shipment.id),

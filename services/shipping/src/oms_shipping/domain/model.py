@@ -102,13 +102,16 @@ class Shipment:
     tracking_number: str | None = None
     dispatched_at: datetime | None = None
     delivered_at: datetime | None = None
+    # Time of the newest carrier event applied; the carrier's clock, not ours, so
+    # our dispatch time is deliberately not compared with it.
     last_event_at: datetime | None = None
     new_tracking_events: list[TrackingEvent] = field(default_factory=list, repr=False)
     events: list[ShipmentEvent] = field(default_factory=list, compare=False, repr=False)
 
     @classmethod
-    def create(cls, *, shipment_id: str, order_id: str, lines: list[Line],
-               address: Address) -> Shipment:
+    def create(
+        cls, *, shipment_id: str, order_id: str, lines: list[Line], address: Address
+    ) -> Shipment:
         shipment = cls(shipment_id, order_id, lines, address)
         shipment.events.append(Created(shipment_id, order_id))
         return shipment
@@ -123,7 +126,6 @@ class Shipment:
         self.carrier = carrier
         self.tracking_number = tracking_number
         self.dispatched_at = now
-        self.last_event_at = now
         self.events.append(Dispatched(self.id, self.order_id, carrier, tracking_number))
 
     def record_tracking(self, event: TrackingEvent, *, seen_before: bool) -> None:
@@ -147,8 +149,9 @@ class Shipment:
             assert self.carrier is not None and self.tracking_number is not None
             self.delivered_at = event.occurred_at
             self.events.append(
-                Delivered(self.id, self.order_id, self.carrier, self.tracking_number,
-                          event.occurred_at)
+                Delivered(
+                    self.id, self.order_id, self.carrier, self.tracking_number, event.occurred_at
+                )
             )
 
     def repeat_notices(self) -> None:

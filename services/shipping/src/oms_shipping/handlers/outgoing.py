@@ -17,19 +17,25 @@ def message_for(event: model.ShipmentEvent) -> Message:
             return msgs.ShipmentCreated(order_id=event.order_id, shipment_id=event.shipment_id)
         case model.Dispatched():
             return msgs.ShipmentDispatched(
-                order_id=event.order_id, shipment_id=event.shipment_id,
-                carrier=event.carrier, tracking_number=event.tracking_number,
+                order_id=event.order_id,
+                shipment_id=event.shipment_id,
+                carrier=event.carrier,
+                tracking_number=event.tracking_number,
             )
         case model.Delivered():
             return msgs.ShipmentDelivered(
-                order_id=event.order_id, shipment_id=event.shipment_id,
-                carrier=event.carrier, tracking_number=event.tracking_number,
+                order_id=event.order_id,
+                shipment_id=event.shipment_id,
+                carrier=event.carrier,
+                tracking_number=event.tracking_number,
                 delivered_at=event.delivered_at,
             )
     raise TypeError(f"no message for {event!r}")
 
 
-async def commit_shipment(uow: ShippingUnitOfWork, shipment: Shipment, *, new: bool = False) -> None:
+async def commit_shipment(
+    uow: ShippingUnitOfWork, shipment: Shipment, *, new: bool = False
+) -> None:
     if new:
         await uow.shipments.add(shipment)
     else:

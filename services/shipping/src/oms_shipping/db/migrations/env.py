@@ -1,4 +1,4 @@
-from oms_shipping.db.tables import metadata
 from oms_runtime.migrations import run_migrations_env
+from oms_shipping.db.tables import metadata
 
 run_migrations_env(metadata)

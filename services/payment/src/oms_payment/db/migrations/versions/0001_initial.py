@@ -67,7 +67,7 @@ def upgrade() -> None:
             latency_ms double precision NOT NULL,
             created_at timestamptz NOT NULL DEFAULT now()
         )""")
-    op.execute("CREATE INDEX ix_gateway_calls_payment_id ON payment.gateway_calls (payment_id)")
+    op.execute("CREATE INDEX gateway_calls_payment ON payment.gateway_calls (payment_id)")
     # Wakes the gateway workers as soon as an operation is queued.
     op.execute("""
         CREATE FUNCTION payment.notify_operations() RETURNS trigger LANGUAGE plpgsql AS $$

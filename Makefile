@@ -1,0 +1,59 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PACKAGES := libs/contracts libs/runtime libs/devtools services/gateway-simulator \
+            services/order services/inventory services/payment services/shipping
+SERVICES := order inventory payment shipping
+STAMP := $(VENV)/.installed
+
+.PHONY: help install infra migrate run test lint typecheck unit e2e bench clean
+
+help:
+	@echo "make run    - install, migrate, start every service + gateway simulator"
+	@echo "make test   - install, lint, type-check and run the whole suite"
+	@echo "make bench  - benchmark the saga end to end"
+
+# Reinstall when any package definition or the pins change.
+$(STAMP): requirements-dev.txt constraints.txt $(addsuffix /pyproject.toml,$(PACKAGES))
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -r requirements-dev.txt \
+		$(addprefix -e ,$(PACKAGES))
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+infra:
+	@.ci/ensure-services
+
+migrate: install infra
+	@for s in $(SERVICES); do $(BIN)/python -m oms_$$s migrate || exit 1; done
+
+run: migrate
+	@OMS_LOG_FORMAT=$${OMS_LOG_FORMAT:-text} $(BIN)/honcho start -f Procfile
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy libs/contracts/src libs/runtime/src libs/devtools/src \
+		services/order/src services/inventory/src services/payment/src \
+		services/shipping/src services/gateway-simulator/src
+
+test: install infra lint typecheck
+	$(BIN)/pytest
+
+unit: install
+	$(BIN)/pytest -m "not e2e and not integration"
+
+e2e: install infra
+	$(BIN)/pytest -m e2e
+
+bench: migrate
+	$(BIN)/python -m oms_devtools.bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Tooling for developers, tests and benchmarks; never imported by the services."""

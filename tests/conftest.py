@@ -1,0 +1,85 @@
+"""Shared fixtures: a throwaway database and RabbitMQ vhost for the whole session,
+and the real services started as processes against them.
+
+The suite never touches `make run`'s database (`oms`) or vhost (`/`), uses its own
+ports, and removes what it created when it ends.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from oms_devtools import infra
+from oms_devtools.client import OmsClient
+from oms_devtools.stack import SERVICES, Stack
+
+JWT_SECRET = "test-jwt-secret-that-is-long-enough-for-hs256"
+CARRIER_SECRET = "test-carrier-secret"
+RUN_ID = uuid.uuid4().hex[:8]
+
+
+@pytest.fixture(scope="session")
+def test_database_url() -> str:
+    base = os.environ.get("OMS_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432")
+    return f"{base.rstrip('/')}/oms_test_{RUN_ID}"
+
+
+@pytest.fixture(scope="session")
+def test_amqp_url() -> Iterator[str]:
+    vhost = f"oms_test_{RUN_ID}"
+    infra.create_vhost(vhost)
+    base = os.environ.get("OMS_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672")
+    yield f"{base.rstrip('/')}/{vhost}"
+    infra.delete_vhost(vhost)
+
+
+@pytest.fixture(scope="session")
+async def migrated_database(test_database_url: str) -> AsyncIterator[str]:
+    await infra.recreate_database(test_database_url)
+    infra.migrate_all({"OMS_DATABASE_URL": test_database_url})
+    yield test_database_url
+    await infra.drop_database(test_database_url)
+
+
+@pytest.fixture(scope="session")
+async def stack(
+    migrated_database: str, test_amqp_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Stack]:
+    log_dir = Path(tmp_path_factory.mktemp("service-logs"))
+    running = Stack(
+        database_url=migrated_database,
+        amqp_url=test_amqp_url,
+        log_dir=log_dir,
+        env={
+            "OMS_JWT_SECRET": JWT_SECRET,
+            "OMS_CARRIER_SECRET": CARRIER_SECRET,
+            "OMS_RETRY_DELAYS": "0.2,0.5,1",
+            "OMS_GATEWAY_TIMEOUT_SECONDS": "1",
+            "OMS_GATEWAY_RETRY_BASE_DELAY": "0.1",
+            "OMS_RELAY_POLL_INTERVAL": "0.5",
+            "OMS_ACCESS_LOG": "false",
+        },
+    )
+    running.start_all()
+    try:
+        await running.wait_ready()
+        yield running
+    finally:
+        running.stop_all()
+        print(f"\nservice logs: {log_dir}")
+
+
+@pytest.fixture
+async def oms(stack: Stack) -> AsyncIterator[OmsClient]:
+    client = OmsClient(
+        {name: stack.url(name) for name in (*SERVICES, "gateway")},
+        jwt_secret=JWT_SECRET,
+        carrier_secret=CARRIER_SECRET,
+    )
+    yield client
+    await client.aclose()

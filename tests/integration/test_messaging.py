@@ -1,0 +1,231 @@
+"""The reliability plumbing every service relies on, against real Postgres and RabbitMQ:
+transactional outbox, publisher confirms, inbox deduplication, retries, dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import aio_pika
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from oms_contracts import Envelope
+from oms_contracts import inventory as inventory_msgs
+from oms_contracts import order as order_msgs
+from oms_devtools.client import eventually
+from oms_runtime.messaging.broker import Broker
+from oms_runtime.messaging.consumer import (
+    ATTEMPT_HEADER,
+    ERROR_HEADER,
+    MessageConsumer,
+    dead_letter_queue_name,
+)
+from oms_runtime.messaging.relay import OutboxRelay
+from oms_runtime.messaging.tables import MessagingTables
+from oms_runtime.messaging.unit_of_work import UnitOfWork, UnitOfWorkFactory
+
+from .conftest import effects
+
+pytestmark = pytest.mark.integration
+
+
+def completed(order_id: str) -> order_msgs.OrderCompleted:
+    return order_msgs.OrderCompleted(order_id=order_id)
+
+
+async def outbox_count(engine: AsyncEngine, tables: MessagingTables) -> int:
+    async with engine.connect() as conn:
+        return int(await conn.scalar(select(func.count()).select_from(tables.outbox)) or 0)
+
+
+async def effect_count(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        return int(await conn.scalar(select(func.count()).select_from(effects)) or 0)
+
+
+def relay_for(engine: AsyncEngine, tables: MessagingTables, broker: Broker) -> OutboxRelay:
+    return OutboxRelay(engine, tables, broker, listen_dsn="unused", batch_size=50)
+
+
+async def subscriber(broker: Broker, routing_key: str) -> aio_pika.abc.AbstractQueue:
+    channel = await broker.channel()
+    exchange = await channel.declare_exchange(
+        "oms.events", aio_pika.ExchangeType.TOPIC, durable=True
+    )
+    queue = await channel.declare_queue(exclusive=True)
+    await queue.bind(exchange, routing_key)
+    return queue
+
+
+async def drain(
+    queue: aio_pika.abc.AbstractQueue, expect: int, timeout: float = 5.0
+) -> list[aio_pika.abc.AbstractIncomingMessage]:
+    received: list[aio_pika.abc.AbstractIncomingMessage] = []
+    deadline = asyncio.get_running_loop().time() + timeout
+    while len(received) < expect and asyncio.get_running_loop().time() < deadline:
+        message = await queue.get(fail=False)
+        if message is None:
+            await asyncio.sleep(0.05)
+            continue
+        await message.ack()
+        received.append(message)
+    return received
+
+
+async def test_committed_messages_are_published_and_rolled_back_ones_never_are(
+    engine: AsyncEngine, clean_tables: MessagingTables, broker: Broker
+) -> None:
+    queue = await subscriber(broker, "order.completed")
+    committed = completed("kept")
+    async with UnitOfWork(engine, clean_tables) as uow:
+        envelope = uow.publish(committed)
+        await uow.commit()
+    with pytest.raises(RuntimeError):
+        async with UnitOfWork(engine, clean_tables) as uow:
+            uow.publish(completed("rolled-back"))
+            raise RuntimeError("the state change failed")
+
+    assert await relay_for(engine, clean_tables, broker).publish_pending() == 1
+    received = await drain(queue, expect=2, timeout=1.0)
+    assert [m.message_id for m in received] == [str(envelope.message_id)]
+    body = Envelope.model_validate_json(received[0].body)
+    assert body.payload(order_msgs.OrderCompleted).order_id == "kept"
+    assert await outbox_count(engine, clean_tables) == 0
+
+
+async def test_a_command_nobody_can_receive_yet_stays_in_the_outbox_until_someone_can(
+    engine: AsyncEngine, clean_tables: MessagingTables, broker: Broker
+) -> None:
+    async with UnitOfWork(engine, clean_tables) as uow:
+        uow.publish(inventory_msgs.CommitStock(order_id=f"o-{uuid.uuid4()}"))
+        await uow.commit()
+    relay = relay_for(engine, clean_tables, broker)
+    with pytest.raises(aio_pika.exceptions.DeliveryError):
+        await relay.publish_pending()
+    assert await outbox_count(engine, clean_tables) == 1
+
+    channel = await broker.channel()
+    commands = await channel.declare_exchange(
+        "oms.commands", aio_pika.ExchangeType.TOPIC, durable=True
+    )
+    queue = await channel.declare_queue(exclusive=True)
+    await queue.bind(commands, "inventory.commit_stock")
+    assert await relay.publish_pending() == 1
+    assert len(await drain(queue, expect=1)) == 1
+    assert await outbox_count(engine, clean_tables) == 0
+
+
+class RecordingHandler:
+    """Writes one effect row per handled message; can be told to fail N times."""
+
+    def __init__(self, failures: int = 0) -> None:
+        self.calls = 0
+        self.failures = failures
+
+    async def __call__(self, message: inventory_msgs.ReleaseStock, uow: UnitOfWork) -> None:
+        self.calls += 1
+        async with uow:
+            await uow.connection.execute(effects.insert().values(note=message.order_id))
+            if self.calls <= self.failures:
+                raise RuntimeError(f"boom #{self.calls}")
+            await uow.commit()
+
+
+async def start_consumer(
+    broker: Broker, engine: AsyncEngine, tables: MessagingTables, handler: Any
+) -> tuple[MessageConsumer, str]:
+    queue = f"test.{uuid.uuid4().hex[:8]}"
+    consumer = MessageConsumer(
+        broker,
+        queue,
+        {inventory_msgs.ReleaseStock: handler},
+        UnitOfWorkFactory(UnitOfWork, engine, tables).for_message,
+        retry_delays=(0.1, 0.2),
+        prefetch_count=4,
+    )
+    await consumer.start()
+    return consumer, queue
+
+
+async def send_to_queue(broker: Broker, queue: str, body: bytes, message_id: str) -> None:
+    channel = await broker.channel()
+    await channel.default_exchange.publish(
+        aio_pika.Message(body, message_id=message_id, content_type="application/json"),
+        routing_key=queue,
+    )
+    await channel.close()
+
+
+async def test_a_message_delivered_twice_is_handled_once(
+    engine: AsyncEngine, clean_tables: MessagingTables, broker: Broker
+) -> None:
+    handler = RecordingHandler()
+    consumer, queue = await start_consumer(broker, engine, clean_tables, handler)
+    envelope = Envelope.wrap(inventory_msgs.ReleaseStock(order_id="o-1", reason="test"))
+    for _ in range(3):
+        await send_to_queue(
+            broker, queue, envelope.model_dump_json().encode(), str(envelope.message_id)
+        )
+    await eventually(
+        lambda: asyncio.sleep(0, handler.calls), lambda calls: calls == 3, 5, "three deliveries"
+    )
+    await consumer.stop()
+    assert await effect_count(engine) == 1
+
+
+async def test_a_handler_that_fails_once_succeeds_on_the_retry(
+    engine: AsyncEngine, clean_tables: MessagingTables, broker: Broker
+) -> None:
+    handler = RecordingHandler(failures=1)
+    consumer, queue = await start_consumer(broker, engine, clean_tables, handler)
+    envelope = Envelope.wrap(inventory_msgs.ReleaseStock(order_id="o-2", reason="test"))
+    await send_to_queue(
+        broker, queue, envelope.model_dump_json().encode(), str(envelope.message_id)
+    )
+    await eventually(lambda: effect_count(engine), lambda n: n == 1, 5, "the retried effect")
+    await consumer.stop()
+    assert handler.calls == 2
+
+
+async def test_a_message_that_keeps_failing_is_dead_lettered_with_its_error(
+    engine: AsyncEngine, clean_tables: MessagingTables, broker: Broker
+) -> None:
+    handler = RecordingHandler(failures=99)
+    consumer, queue = await start_consumer(broker, engine, clean_tables, handler)
+    envelope = Envelope.wrap(inventory_msgs.ReleaseStock(order_id="o-3", reason="test"))
+    await send_to_queue(
+        broker, queue, envelope.model_dump_json().encode(), str(envelope.message_id)
+    )
+    channel = await broker.channel()
+    dead = await channel.declare_queue(dead_letter_queue_name(queue), durable=True)
+    letters = await drain(dead, expect=1, timeout=5.0)
+    await consumer.stop()
+    assert handler.calls == 3  # the first try and two retries
+    assert len(letters) == 1
+    assert letters[0].message_id == str(envelope.message_id)
+    assert letters[0].headers[ATTEMPT_HEADER] == 3
+    assert "boom #3" in str(letters[0].headers[ERROR_HEADER])
+    assert await effect_count(engine) == 0
+
+
+async def test_an_unparseable_message_is_dead_lettered_at_once_and_does_not_block_others(
+    engine: AsyncEngine, clean_tables: MessagingTables, broker: Broker
+) -> None:
+    handler = RecordingHandler()
+    consumer, queue = await start_consumer(broker, engine, clean_tables, handler)
+    await send_to_queue(broker, queue, b"{not json", "poison-1")
+    envelope = Envelope.wrap(inventory_msgs.ReleaseStock(order_id="o-4", reason="test"))
+    await send_to_queue(
+        broker, queue, envelope.model_dump_json().encode(), str(envelope.message_id)
+    )
+    channel = await broker.channel()
+    dead = await channel.declare_queue(dead_letter_queue_name(queue), durable=True)
+    letters = await drain(dead, expect=1)
+    await eventually(lambda: effect_count(engine), lambda n: n == 1, 5, "the good message")
+    await consumer.stop()
+    assert [m.message_id for m in letters] == ["poison-1"]
+    assert "unparseable" in str(letters[0].headers[ERROR_HEADER])
+    assert handler.calls == 1
