@@ -29,7 +29,8 @@ infra:
 	@.ci/ensure-services
 
 migrate: install infra
-	@for s in $(SERVICES); do $(BIN)/python -m oms_$$s migrate || exit 1; done
+	@for s in $(SERVICES); do \
+		OMS_LOG_FORMAT=$${OMS_LOG_FORMAT:-text} $(BIN)/python -m oms_$$s migrate || exit 1; done
 
 run: migrate
 	@OMS_LOG_FORMAT=$${OMS_LOG_FORMAT:-text} $(BIN)/honcho start -f Procfile

@@ -17,9 +17,11 @@ _context: ContextVar[Mapping[str, Any]] = ContextVar(
     "oms_log_context", default=MappingProxyType({})
 )
 
-# Attributes every LogRecord has; anything else was passed with `extra=`.
+# Attributes every LogRecord has; anything else was passed with `extra=`
+# (uvicorn's `color_message` duplicates the message with terminal colours).
 _STANDARD_ATTRS = frozenset(
-    vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys() | {"message", "asctime"}
+    vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys()
+    | {"message", "asctime", "color_message"}
 )
 
 
