@@ -12,11 +12,13 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from oms_devtools import infra
 from oms_devtools.client import OmsClient
 from oms_devtools.stack import SERVICES, Stack
+from oms_runtime.db import libpq_url
 
 JWT_SECRET = "test-jwt-secret-that-is-long-enough-for-hs256"
 CARRIER_SECRET = "test-carrier-secret"
@@ -72,6 +74,14 @@ async def stack(
     finally:
         running.stop_all()
         print(f"\nservice logs: {log_dir}")
+
+
+@pytest.fixture
+async def db(migrated_database: str) -> AsyncIterator[asyncpg.Connection]:
+    """A direct connection to the test database, to check what was (not) written."""
+    connection = await asyncpg.connect(libpq_url(migrated_database))
+    yield connection
+    await connection.close()
 
 
 @pytest.fixture

@@ -76,14 +76,10 @@ async def list_products(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> ProductPage:
     async with uow:
-        rows = await views.product_page(
-            uow.connection, low_stock=low_stock, after=cursor, limit=limit + 1
+        page, next_cursor = await views.product_page(
+            uow.connection, low_stock=low_stock, after=cursor, limit=limit
         )
-    page = rows[:limit]
-    return ProductPage(
-        items=[product_public(row) for row in page],
-        next_cursor=page[-1]["sku"] if len(rows) > limit else None,
-    )
+    return ProductPage(items=[product_public(row) for row in page], next_cursor=next_cursor)
 
 
 @router.get("/products/{sku}", response_model=ProductPublic, summary="One product")

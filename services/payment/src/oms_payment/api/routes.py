@@ -52,17 +52,10 @@ async def list_payments(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> PaymentPage:
     async with uow:
-        rows = await views.payments_page(
-            uow.connection,
-            order_id=order_id,
-            after=str(cursor) if cursor else None,
-            limit=limit + 1,
+        page, next_cursor = await views.payments_page(
+            uow.connection, order_id=order_id, after=cursor, limit=limit
         )
-    page = rows[:limit]
-    return PaymentPage(
-        items=[payment_public(row) for row in page],
-        next_cursor=str(page[-1]["id"]) if len(rows) > limit else None,
-    )
+    return PaymentPage(items=[payment_public(row) for row in page], next_cursor=next_cursor)
 
 
 @router.get("/payments/{payment_id}", response_model=PaymentPublic, summary="One payment")

@@ -9,17 +9,16 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from oms_payment.db.tables import payments
+from oms_runtime.pagination import keyset_page
 
 
 async def payments_page(
-    connection: AsyncConnection, *, order_id: str | None, after: str | None, limit: int
-) -> list[dict[str, Any]]:
-    query = select(payments).order_by(payments.c.id).limit(limit)
+    connection: AsyncConnection, *, order_id: str | None, after: uuid.UUID | None, limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
+    query = select(payments)
     if order_id is not None:
         query = query.where(payments.c.order_id == order_id)
-    if after is not None:
-        query = query.where(payments.c.id > uuid.UUID(after))
-    return [dict(row) for row in (await connection.execute(query)).mappings()]
+    return await keyset_page(connection, query, payments.c.id, after=after, limit=limit)
 
 
 async def payment(connection: AsyncConnection, payment_id: uuid.UUID) -> dict[str, Any] | None:

@@ -67,17 +67,12 @@ async def list_shipments(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> ShipmentPage:
     async with uow:
-        rows = await views.shipments_page(
-            uow.connection,
-            order_id=order_id,
-            after=str(cursor) if cursor else None,
-            limit=limit + 1,
+        page, next_cursor = await views.shipments_page(
+            uow.connection, order_id=order_id, after=cursor, limit=limit
         )
-        page = rows[:limit]
         events = await views.timelines(uow.connection, [row["id"] for row in page])
     return ShipmentPage(
-        items=[_public(row, events[row["id"]]) for row in page],
-        next_cursor=str(page[-1]["id"]) if len(rows) > limit else None,
+        items=[_public(row, events[row["id"]]) for row in page], next_cursor=next_cursor
     )
 
 

@@ -8,18 +8,17 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from oms_runtime.pagination import keyset_page
 from oms_shipping.db.tables import shipments, tracking_events
 
 
 async def shipments_page(
-    connection: AsyncConnection, *, order_id: str | None, after: str | None, limit: int
-) -> list[dict[str, Any]]:
-    query = select(shipments).order_by(shipments.c.id).limit(limit)
+    connection: AsyncConnection, *, order_id: str | None, after: uuid.UUID | None, limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
+    query = select(shipments)
     if order_id is not None:
         query = query.where(shipments.c.order_id == order_id)
-    if after is not None:
-        query = query.where(shipments.c.id > uuid.UUID(after))
-    return [dict(row) for row in (await connection.execute(query)).mappings()]
+    return await keyset_page(connection, query, shipments.c.id, after=after, limit=limit)
 
 
 async def shipment_by(connection: AsyncConnection, **criteria: Any) -> dict[str, Any] | None:
