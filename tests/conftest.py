@@ -17,7 +17,7 @@ import pytest
 
 from oms_devtools import infra
 from oms_devtools.client import OmsClient
-from oms_devtools.stack import SERVICES, Stack
+from oms_devtools.stack import SERVICES, Stack, free_port_block
 from oms_runtime.db import libpq_url
 
 JWT_SECRET = "test-jwt-secret-that-is-long-enough-for-hs256"
@@ -53,10 +53,13 @@ async def stack(
     migrated_database: str, test_amqp_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Stack]:
     log_dir = Path(tmp_path_factory.mktemp("service-logs"))
+    ports = free_port_block(len(SERVICES) + 1)
     running = Stack(
         database_url=migrated_database,
         amqp_url=test_amqp_url,
         log_dir=log_dir,
+        base_port=ports,
+        gateway_port=ports + len(SERVICES),
         env={
             "OMS_JWT_SECRET": JWT_SECRET,
             "OMS_CARRIER_SECRET": CARRIER_SECRET,
@@ -65,6 +68,17 @@ async def stack(
             "OMS_GATEWAY_RETRY_BASE_DELAY": "0.1",
             "OMS_RELAY_POLL_INTERVAL": "0.5",
             "OMS_ACCESS_LOG": "false",
+            "OMS_DB_POOL_SIZE": "4",
+            # Short saga deadlines so the failure tests do not wait long; the payment
+            # one outlasts the gateway retries above (4 attempts of 1 s plus backoff).
+            "OMS_DEADLINE_RESERVATION_SECONDS": "5",
+            "OMS_DEADLINE_PAYMENT_SECONDS": "20",
+            "OMS_DEADLINE_SHIPMENT_SECONDS": "5",
+            "OMS_DEADLINE_DISPATCH_SECONDS": "600",
+            "OMS_DEADLINE_SETTLEMENT_SECONDS": "10",
+            "OMS_DEADLINE_RETRY_SECONDS": "1",
+            "OMS_DEADLINE_MAX_ATTEMPTS": "3",
+            "OMS_SWEEP_INTERVAL_SECONDS": "0.2",
         },
     )
     running.start_all()

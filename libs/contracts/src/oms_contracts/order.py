@@ -61,3 +61,12 @@ class OrderCancelled(Event):
     routing_key = "order.cancelled"
     order_id: str
     reason: str
+
+
+class OrderRequiresAttention(Event):
+    """A compensation or settlement keeps failing; an operator has to look."""
+
+    routing_key = "order.requires_attention"
+    order_id: str
+    reason: str
+    pending: list[str] = []

@@ -22,7 +22,8 @@ class CapturePayment(Command):
 
 
 class VoidPayment(Command):
-    """Compensation: release the hold on the customer's card."""
+    """Compensation: give the customer's money back. Releases the hold if the
+    payment is only authorized, refunds what was captured otherwise."""
 
     routing_key = "payment.void_payment"
     order_id: str
@@ -57,3 +58,29 @@ class PaymentVoided(Event):
     routing_key = "payment.voided"
     order_id: str
     payment_id: str
+
+
+class PaymentRefunded(Event):
+    routing_key = "payment.refunded"
+    order_id: str
+    payment_id: str
+    refund_id: str
+    amount: MinorUnits
+    refunded_total: MinorUnits
+    currency: Currency
+
+
+class PaymentCompensationFailed(Event):
+    """The gateway kept refusing or not answering a void/refund."""
+
+    routing_key = "payment.void_failed"
+    order_id: str
+    payment_id: str
+    error: str
+
+
+class PaymentCaptureFailed(Event):
+    routing_key = "payment.capture_failed"
+    order_id: str
+    payment_id: str
+    error: str

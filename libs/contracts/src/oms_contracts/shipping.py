@@ -20,6 +20,15 @@ class CreateShipment(Command):
     shipping_address: ShippingAddress
 
 
+class CancelShipment(Command):
+    """Compensation: do not ship. Refused (by re-announcing the dispatch) if the
+    parcel already left."""
+
+    routing_key = "shipping.cancel_shipment"
+    order_id: str
+    reason: str
+
+
 class ShipmentCreated(Event):
     routing_key = "shipping.shipment_created"
     order_id: str
@@ -32,6 +41,21 @@ class ShipmentDispatched(Event):
     shipment_id: str
     carrier: str
     tracking_number: str
+
+
+class ShipmentCancelled(Event):
+    routing_key = "shipping.shipment_cancelled"
+    order_id: str
+    shipment_id: str
+
+
+class ShipmentFailed(Event):
+    """The shipment cannot be made or was lost; the order is compensated."""
+
+    routing_key = "shipping.shipment_failed"
+    order_id: str
+    shipment_id: str
+    reason: str
 
 
 class ShipmentDelivered(Event):

@@ -7,8 +7,11 @@ services can be stopped, killed (SIGKILL) and restarted individually.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -20,6 +23,22 @@ import httpx
 
 SERVICES = ("order", "inventory", "payment", "shipping")
 GATEWAY = "gateway"
+
+
+def free_port_block(size: int, first: int = 20000, last: int = 60000) -> int:
+    """The first port of `size` consecutive free ports, picked at random so that two
+    stacks (two test runs, a test run and a benchmark) do not collide."""
+    for _ in range(100):
+        start = random.randrange(first, last - size)
+        try:
+            with contextlib.ExitStack() as held:
+                for port in range(start, start + size):
+                    sock = held.enter_context(socket.socket())
+                    sock.bind(("127.0.0.1", port))
+            return start
+        except OSError:
+            continue
+    raise RuntimeError("no free block of ports found")
 
 
 @dataclass

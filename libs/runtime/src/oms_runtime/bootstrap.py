@@ -39,7 +39,7 @@ def build_service(
     description: str,
     settings: S,
     tables: MessagingTables,
-    unit_of_work: type[U],
+    unit_of_work: Callable[..., U],
     handlers: Mapping[type[Message], Handler],
     routers: Sequence[APIRouter],
     workers: Callable[[ServiceContext[S, U]], Sequence[BackgroundWorker]] = lambda _: (),

@@ -22,7 +22,9 @@ def create_engine(settings: ServiceSettings, application_name: str) -> AsyncEngi
     return create_async_engine(
         sqlalchemy_url(settings.database_url),
         pool_size=settings.db_pool_size,
-        max_overflow=settings.db_pool_size,
+        # A burst may borrow a few more; Postgres' connection limit is shared by
+        # every replica of every service, so the ceiling stays low.
+        max_overflow=settings.db_pool_size // 2,
         pool_pre_ping=True,
         connect_args={"server_settings": {"application_name": application_name}},
     )

@@ -27,7 +27,7 @@ class ServiceSettings(BaseSettings):
     log_format: Literal["json", "text"] = "json"
     access_log: bool = True
 
-    db_pool_size: int = 10
+    db_pool_size: int = 8
     prefetch_count: int = 32
     # Delays between attempts of a failing message; after the last one it is
     # dead-lettered. Comma separated seconds.

@@ -121,11 +121,30 @@ def test_a_dispatch_notice_that_overtakes_the_creation_notice_still_ships_the_or
     assert recorded(order) == [events.OrderShipped]
 
 
-def test_a_delivery_notice_before_the_dispatch_notice_ships_and_completes() -> None:
+def test_a_delivery_notice_before_the_dispatch_notice_ships_and_completes_once_settled() -> None:
     order = paid_order()
     order.record_delivery("ship-1", "simpost", "SIM1")
+    assert order.status is OrderStatus.SHIPPED
+    assert order.delivered
+    order.record_stock_committed()
+    order.record_payment_captured(1250)
     assert order.status is OrderStatus.COMPLETED
-    assert recorded(order) == [events.OrderShipped, events.OrderCompleted]
+    assert recorded(order) == [
+        events.OrderShipped,
+        events.StockCommitted,
+        events.PaymentCaptured,
+        events.OrderCompleted,
+    ]
+
+
+def test_a_delivered_order_is_not_completed_while_its_payment_is_uncaptured() -> None:
+    order = paid_order()
+    order.record_shipment_dispatched("ship-1", "simpost", "SIM1")
+    order.record_stock_committed()
+    order.record_delivery("ship-1", "simpost", "SIM1")
+    assert order.status is OrderStatus.SHIPPED
+    order.record_payment_captured(1250)
+    assert order.status is OrderStatus.COMPLETED
 
 
 def test_a_duplicate_reply_changes_nothing() -> None:
@@ -134,7 +153,8 @@ def test_a_duplicate_reply_changes_nothing() -> None:
     order.events.clear()
     order.record_stock_reserved({"A": 999, "B": 999}, "EUR")
     assert order.total == 1250
-    assert order.events == []
+    assert order.status is OrderStatus.AWAITING_PAYMENT
+    assert order.events == [events.ReplyIgnored("o-1", "inventory.stock_reserved")]
 
 
 def test_a_declined_payment_releases_the_stock_before_the_order_is_cancelled() -> None:
@@ -151,16 +171,40 @@ def test_a_declined_payment_releases_the_stock_before_the_order_is_cancelled() -
     assert recorded(order)[-1] is events.OrderCancelled
 
 
-def test_cancelling_a_paid_order_voids_the_payment_and_releases_the_stock() -> None:
+def test_cancelling_a_paid_order_stops_the_shipment_first_then_voids_and_releases() -> None:
     order = paid_order()
     order.cancel()
     assert order.status is OrderStatus.CANCELLING
+    assert order.pending_compensations == {Compensation.CANCEL_SHIPMENT}
+    assert order.events == [
+        events.CompensationRequested("o-1", "customer_request", cancel_shipment=True)
+    ]
+    order.events.clear()
+    order.record_shipment_cancelled()
     assert order.pending_compensations == {Compensation.RELEASE_STOCK, Compensation.VOID_PAYMENT}
+    assert order.events[-1] == events.CompensationRequested(
+        "o-1", "customer_request", release_stock=True, void_payment=True
+    )
     order.record_payment_voided()
     assert order.status is OrderStatus.CANCELLING
     order.record_stock_released()
     assert order.status is OrderStatus.CANCELLED
     assert order.status_reason == "customer_request"
+
+
+def test_a_cancellation_that_loses_the_race_with_dispatch_is_abandoned_and_the_order_ships() -> (
+    None
+):
+    order = paid_order()
+    order.record_shipment_created("ship-1")
+    order.cancel()
+    order.events.clear()
+    order.record_shipment_dispatched("ship-1", "simpost", "SIM1")
+    assert order.status is OrderStatus.SHIPPED
+    assert order.status_reason is None
+    assert order.pending_compensations == set()
+    assert order.deferred_compensations == set()
+    assert recorded(order) == [events.CancellationAbandoned, events.OrderShipped]
 
 
 def test_cancelling_while_payment_is_in_flight_also_voids_it() -> None:

@@ -296,7 +296,20 @@ def test_a_repeated_authorization_request_while_still_pending_announces_nothing_
 def test_each_kind_of_gateway_operation_on_a_payment_has_its_own_idempotency_key() -> None:
     keys = {Operation("pay-1", kind, 100).idempotency_key for kind in OperationKind}
 
-    assert keys == {"pay-1:authorize", "pay-1:capture", "pay-1:void"}
+    assert keys == {
+        "pay-1:authorize",
+        "pay-1:capture",
+        "pay-1:void",
+        "pay-1:refund",
+        "pay-1:reconcile",
+    }
+
+
+def test_each_refund_of_a_payment_has_its_own_idempotency_key() -> None:
+    first = Operation("pay-1", OperationKind.REFUND, 100, "r1")
+    second = Operation("pay-1", OperationKind.REFUND, 100, "r2")
+
+    assert (first.idempotency_key, second.idempotency_key) == ("pay-1:refund:r1", "pay-1:refund:r2")
 
 
 def test_the_same_operation_on_two_payments_has_different_idempotency_keys() -> None:

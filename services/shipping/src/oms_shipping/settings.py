@@ -12,3 +12,9 @@ class ShippingSettings(ServiceSettings):
     auto_dispatch: bool = False
     carrier_secret: str = "dev-only-carrier-secret-change-me"
     carrier_name: str = "simpost"
+    # ISO 3166 country codes we ship to, comma separated; empty: everywhere.
+    shipping_countries: str = ""
+
+    def serves(self, country: str) -> bool:
+        served = {c.strip().upper() for c in self.shipping_countries.split(",") if c.strip()}
+        return not served or country.upper() in served

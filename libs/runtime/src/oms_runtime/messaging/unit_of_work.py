@@ -9,6 +9,7 @@ claim and is skipped (`AlreadyHandled`), which makes every consumer idempotent.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
 
@@ -42,6 +43,11 @@ class UnitOfWork:
         self._connection: AsyncConnection | None = None
         self._transaction: AsyncTransaction | None = None
         self.published: list[Envelope] = []
+
+    @property
+    def incoming(self) -> Envelope | None:
+        """The message this unit of work handles, if any."""
+        return self._inbox_message
 
     @property
     def connection(self) -> AsyncConnection:
@@ -132,9 +138,14 @@ U = TypeVar("U", bound=UnitOfWork)
 
 class UnitOfWorkFactory(Generic[U]):
     """Builds a service's unit of work: plain for API calls and workers, or bound to
-    an incoming message (inbox claim, correlation and causation ids)."""
+    an incoming message (inbox claim, correlation and causation ids).
 
-    def __init__(self, cls: type[U], engine: AsyncEngine, tables: MessagingTables) -> None:
+    `cls` is the service's unit of work class, or any callable taking the same
+    arguments (e.g. a `functools.partial` binding service-specific settings)."""
+
+    def __init__(
+        self, cls: Callable[..., U], engine: AsyncEngine, tables: MessagingTables
+    ) -> None:
         self._cls = cls
         self._engine = engine
         self._tables = tables

@@ -32,21 +32,35 @@ class OrderRepository:
         if for_update:
             # Replies for one order are applied one at a time, in any replica.
             query = query.with_for_update()
-        row = (await self._connection.execute(query)).mappings().first()
-        if row is None:
-            return None
-        lines = (
-            await self._connection.execute(
-                select(order_lines)
-                .where(order_lines.c.order_id == key)
-                .order_by(order_lines.c.position)
-            )
-        ).all()
-        order = _order_from_row(
-            row, [OrderLine(line.sku, line.quantity, line.unit_price) for line in lines]
+        found = await self._load(query)
+        return found[0] if found else None
+
+    async def overdue(self, limit: int) -> list[Order]:
+        """Orders whose current step's deadline passed, locked for this caller only;
+        other sweepers (replicas) skip them."""
+        return await self._load(
+            select(orders)
+            .where(orders.c.deadline_at <= func.now())
+            .order_by(orders.c.deadline_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
         )
-        self._remember(order)
-        return order
+
+    async def _load(self, query: Any) -> list[Order]:
+        rows = (await self._connection.execute(query)).mappings().all()
+        if not rows:
+            return []
+        lines: dict[uuid.UUID, list[OrderLine]] = {row["id"]: [] for row in rows}
+        for line in await self._connection.execute(
+            select(order_lines)
+            .where(order_lines.c.order_id.in_(list(lines)))
+            .order_by(order_lines.c.order_id, order_lines.c.position)
+        ):
+            lines[line.order_id].append(OrderLine(line.sku, line.quantity, line.unit_price))
+        loaded = [_order_from_row(row, lines[row["id"]]) for row in rows]
+        for order in loaded:
+            self._remember(order)
+        return loaded
 
     async def save(self, order: Order) -> None:
         row = _order_row(order)
@@ -112,7 +126,14 @@ def _order_row(order: Order) -> dict[str, Any]:
         "stock_committed": order.stock_committed,
         "captured_amount": order.captured_amount,
         "pending_compensations": sorted(c.value for c in order.pending_compensations),
+        "deferred_compensations": sorted(c.value for c in order.deferred_compensations),
         "created_at": order.created_at,
+        "cancellation_reason": order.cancellation_reason,
+        "delivered": order.delivered,
+        "settlement_forced": order.settlement_forced,
+        "resume_status": order.resume_status.value if order.resume_status else None,
+        "step_attempts": order.step_attempts,
+        "deadline_at": order.deadline_at,
     }
 
 
@@ -138,4 +159,11 @@ def _order_from_row(row: Any, lines: list[OrderLine]) -> Order:
         stock_committed=row["stock_committed"],
         captured_amount=row["captured_amount"],
         pending_compensations={Compensation(c) for c in row["pending_compensations"]},
+        deferred_compensations={Compensation(c) for c in row["deferred_compensations"]},
+        cancellation_reason=row["cancellation_reason"],
+        delivered=row["delivered"],
+        settlement_forced=row["settlement_forced"],
+        resume_status=OrderStatus(row["resume_status"]) if row["resume_status"] else None,
+        step_attempts=row["step_attempts"],
+        deadline_at=row["deadline_at"],
     )

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Text,
     Uuid,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
@@ -46,7 +47,15 @@ orders = Table(
     Column("pending_compensations", ARRAY(Text), nullable=False, server_default="{}"),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("cancellation_reason", Text),
+    Column("delivered", Boolean, nullable=False, server_default="false"),
+    Column("settlement_forced", Boolean, nullable=False, server_default="false"),
+    Column("deferred_compensations", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("resume_status", Text),
+    Column("step_attempts", Integer, nullable=False, server_default="0"),
+    Column("deadline_at", DateTime(timezone=True)),
     Index("orders_customer_created", "customer_id", "created_at"),
+    Index("orders_deadline", "deadline_at", postgresql_where=text("deadline_at IS NOT NULL")),
     Index("orders_status_created", "status", "created_at"),
     Index("orders_created", "created_at", "id"),
 )

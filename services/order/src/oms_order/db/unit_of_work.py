@@ -1,13 +1,20 @@
 from __future__ import annotations
 
-from typing import Self
+from typing import Any, Self
 
 from oms_order.db.repository import OrderRepository
+from oms_order.domain.deadlines import SagaDeadlines
 from oms_runtime.messaging.unit_of_work import UnitOfWork
 
 
 class OrderUnitOfWork(UnitOfWork):
     orders: OrderRepository
+
+    def __init__(self, *args: Any, deadlines: SagaDeadlines, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Every save re-arms the saga's deadline, so the policy travels with the
+        # unit of work rather than with each caller.
+        self.deadlines = deadlines
 
     async def __aenter__(self) -> Self:
         await super().__aenter__()

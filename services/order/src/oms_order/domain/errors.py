@@ -10,3 +10,7 @@ class OrderNotCancellable(OrderError):
 
 class InvalidOrder(OrderError):
     code = "invalid_order"
+
+
+class OrderNotInAttention(OrderError):
+    code = "order_not_in_attention"

@@ -52,16 +52,49 @@ class OrderCompleted(OrderEvent):
 
 @dataclass(frozen=True)
 class CompensationRequested(OrderEvent):
-    """Undo earlier saga steps: give back stock, release the card hold."""
+    """Undo earlier saga steps: stop the shipment, return the money, free the stock."""
 
     reason: str
-    release_stock: bool
-    void_payment: bool
+    release_stock: bool = False
+    void_payment: bool = False
+    cancel_shipment: bool = False
+
+
+@dataclass(frozen=True)
+class SettlementRequested(OrderEvent):
+    """(Re)ask for the stock decrement and the capture of a shipped order."""
+
+    commit_stock: bool
+    capture_payment: bool
 
 
 @dataclass(frozen=True)
 class OrderCancelled(OrderEvent):
     reason: str
+
+
+@dataclass(frozen=True)
+class CancellationAbandoned(OrderEvent):
+    """The parcel left before the cancellation reached the warehouse."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class OrderRequiresAttention(OrderEvent):
+    reason: str
+    pending: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class OperatorRetried(OrderEvent):
+    operator: str
+
+
+@dataclass(frozen=True)
+class CompensationForced(OrderEvent):
+    operator: str
+    skipped: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -75,6 +108,11 @@ class PaymentVoided(OrderEvent):
 
 
 @dataclass(frozen=True)
+class ShipmentCancelled(OrderEvent):
+    pass
+
+
+@dataclass(frozen=True)
 class StockCommitted(OrderEvent):
     pass
 
@@ -82,3 +120,10 @@ class StockCommitted(OrderEvent):
 @dataclass(frozen=True)
 class PaymentCaptured(OrderEvent):
     amount: int
+
+
+@dataclass(frozen=True)
+class ReplyIgnored(OrderEvent):
+    """A reply that no longer changes anything (a duplicate, or too late)."""
+
+    reply: str

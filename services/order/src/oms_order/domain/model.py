@@ -1,19 +1,25 @@
 """The order aggregate: it alone changes its status, and records why.
 
-The saga is orchestrated here: each reply from another service moves the order one
+The saga is orchestrated here. Each reply from another service moves the order one
 step and records the event that tells the edge which command to send next. Replies
 that arrive late (after a cancellation) or twice are absorbed: a late reservation or
 authorization is compensated, a duplicate changes nothing.
+
+Compensation runs in reverse order of the steps: first the shipment is stopped (it
+may still leave the warehouse, in which case the cancellation is abandoned), then
+the money is returned and the stock released. The order becomes `cancelled` only
+when every compensation is confirmed; one that keeps failing parks the order in
+`requires_attention` for an operator instead of hiding behind `cancelled`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from oms_order.domain import events as domain_events
-from oms_order.domain.errors import InvalidOrder, OrderNotCancellable
+from oms_order.domain.errors import InvalidOrder, OrderNotCancellable, OrderNotInAttention
 
 
 class OrderStatus(StrEnum):
@@ -39,13 +45,16 @@ CANCELLABLE_STATUSES = frozenset(
         OrderStatus.FULFILLING,
     }
 )
+# Statuses in which a shipment may exist or be on its way into existence.
+_SHIPMENT_REQUESTED = frozenset({OrderStatus.PAID, OrderStatus.FULFILLING})
 MAX_LINES = 100
 MAX_QUANTITY = 10_000
 
 
 class Compensation(StrEnum):
-    RELEASE_STOCK = "release_stock"
+    CANCEL_SHIPMENT = "cancel_shipment"
     VOID_PAYMENT = "void_payment"
+    RELEASE_STOCK = "release_stock"
 
 
 @dataclass(frozen=True)
@@ -77,6 +86,7 @@ class Order:
     status: OrderStatus = OrderStatus.PENDING
     status_reason: str | None = None
     status_detail: dict[str, object] = field(default_factory=dict)
+    cancellation_reason: str | None = None
     currency: str | None = None
     payment_id: str | None = None
     shipment_id: str | None = None
@@ -86,8 +96,20 @@ class Order:
     payment_authorized: bool = False
     stock_committed: bool = False
     captured_amount: int = 0
+    delivered: bool = False
+    # An operator confirmed the settlement by hand (see force_compensation).
+    settlement_forced: bool = False
     pending_compensations: set[Compensation] = field(default_factory=set)
+    # Wait for the shipment to be stopped before these are sent.
+    deferred_compensations: set[Compensation] = field(default_factory=set)
+    # Where an order in `requires_attention` goes back to once resolved.
+    resume_status: OrderStatus | None = None
+    # Retries of the current step (compensation or settlement), for backoff.
+    step_attempts: int = 0
+    deadline_at: datetime | None = None
     events: list[domain_events.OrderEvent] = field(default_factory=list, compare=False, repr=False)
+    # Set when the step changed, so the edge re-arms the deadline.
+    step_changed: bool = field(default=False, compare=False, repr=False)
 
     @classmethod
     def place(
@@ -109,6 +131,8 @@ class Order:
             if not 0 < line.quantity <= MAX_QUANTITY:
                 raise InvalidOrder(f"quantity of {line.sku} must be 1..{MAX_QUANTITY}")
             merged[line.sku] = merged.get(line.sku, 0) + line.quantity
+        if any(quantity > MAX_QUANTITY for quantity in merged.values()):
+            raise InvalidOrder(f"at most {MAX_QUANTITY} of one SKU per order")
         order = cls(
             id=order_id,
             customer_id=customer_id,
@@ -117,6 +141,7 @@ class Order:
             payment_token=payment_token,
             created_at=now,
             updated_at=now,
+            step_changed=True,
         )
         order._record(domain_events.OrderPlaced(order_id, created_at=now))
         return order
@@ -133,7 +158,23 @@ class Order:
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
 
-    # -- saga replies ----------------------------------------------------------
+    @property
+    def is_settled(self) -> bool:
+        """The goods left the books and the money was taken."""
+        return self.settlement_forced or (self.stock_committed and self.captured_amount > 0)
+
+    @property
+    def _compensating(self) -> bool:
+        return self.status is OrderStatus.CANCELLING or (
+            self.status is OrderStatus.REQUIRES_ATTENTION
+            and self.resume_status is OrderStatus.CANCELLING
+        )
+
+    @property
+    def _undone(self) -> bool:
+        return self._compensating or self.status is OrderStatus.CANCELLED
+
+    # -- replies from inventory ------------------------------------------------
 
     def record_stock_reserved(self, unit_prices: dict[str, int], currency: str) -> None:
         if self.status is OrderStatus.PENDING:
@@ -143,10 +184,12 @@ class Order:
             self.stock_reserved = True
             self._move_to(OrderStatus.AWAITING_PAYMENT)
             self._record(domain_events.OrderAwaitingPayment(self.id, self.total or 0, currency))
-        elif self.status in (OrderStatus.CANCELLING, OrderStatus.CANCELLED):
-            # Reserved after the customer cancelled: give it straight back.
+        elif self._undone:
+            # Reserved after the order was called off: give it straight back.
             self.stock_reserved = True
-            self._compensate(self.status_reason or "cancelled", release_stock=True)
+            self._request(Compensation.RELEASE_STOCK)
+        else:
+            self._ignored("inventory.stock_reserved")
 
     def record_stock_unavailable(self, reason: str, skus: list[str]) -> None:
         if self.status is OrderStatus.PENDING:
@@ -154,8 +197,22 @@ class Order:
             self.status_detail = {"skus": sorted(skus)}
             self._move_to(OrderStatus.REJECTED)
             self._record(domain_events.OrderRejected(self.id, reason, tuple(sorted(skus))))
-        elif self.status is OrderStatus.CANCELLING:
+        elif self._compensating:
             self._compensation_done(Compensation.RELEASE_STOCK)
+        else:
+            self._ignored("inventory.stock_reservation_failed")
+
+    def record_stock_released(self) -> None:
+        self.stock_reserved = False
+        self._compensation_done(Compensation.RELEASE_STOCK)
+
+    def record_stock_committed(self) -> None:
+        if not self.stock_committed:
+            self.stock_committed = True
+            self._record(domain_events.StockCommitted(self.id))
+            self._settle_if_done()
+
+    # -- replies from payment ----------------------------------------------------
 
     def record_payment_authorized(self, payment_id: str) -> None:
         self.payment_id = payment_id
@@ -163,17 +220,43 @@ class Order:
             self.payment_authorized = True
             self._move_to(OrderStatus.PAID)
             self._record(domain_events.OrderPaid(self.id, payment_id))
-        elif self.status in (OrderStatus.CANCELLING, OrderStatus.CANCELLED):
+        elif self._undone:
+            # Authorized after the order was called off: release the hold.
             self.payment_authorized = True
-            self._compensate(self.status_reason or "cancelled", void_payment=True)
+            self._request(Compensation.VOID_PAYMENT)
+        else:
+            self._ignored("payment.authorized")
 
     def record_payment_failed(self, payment_id: str, reason: str) -> None:
         self.payment_id = payment_id
         if self.status is OrderStatus.AWAITING_PAYMENT:
             self._start_cancellation(reason)
-        elif self.status is OrderStatus.CANCELLING:
+        elif self._compensating:
             # Nothing was held on the card, so there is nothing to void.
             self._compensation_done(Compensation.VOID_PAYMENT)
+        else:
+            self._ignored("payment.authorization_failed")
+
+    def record_payment_voided(self) -> None:
+        """The hold was released, or what was captured refunded."""
+        self.payment_authorized = False
+        self._compensation_done(Compensation.VOID_PAYMENT)
+
+    def record_payment_captured(self, amount: int) -> None:
+        if self.captured_amount != amount:
+            self.captured_amount = amount
+            self._record(domain_events.PaymentCaptured(self.id, amount))
+            self._settle_if_done()
+
+    def record_void_failed(self, error: str) -> None:
+        if Compensation.VOID_PAYMENT in self.pending_compensations and self._compensating:
+            self._needs_attention(f"void_failed: {error}")
+
+    def record_capture_failed(self, error: str) -> None:
+        if self.status is OrderStatus.SHIPPED:
+            self._needs_attention(f"capture_failed: {error}")
+
+    # -- replies from shipping ---------------------------------------------------
 
     def record_shipment_created(self, shipment_id: str) -> None:
         self.shipment_id = shipment_id
@@ -184,71 +267,167 @@ class Order:
     def record_shipment_dispatched(
         self, shipment_id: str, carrier: str, tracking_number: str
     ) -> None:
+        if self._compensating and Compensation.CANCEL_SHIPMENT in self.pending_compensations:
+            # The parcel left before the cancellation arrived: it ships after all.
+            self._record(domain_events.CancellationAbandoned(self.id, "already_dispatched"))
+            self.pending_compensations.clear()
+            self.deferred_compensations.clear()
+            self.cancellation_reason = None
+            self.status_reason = None
+            self.resume_status = None
+            self.status = OrderStatus.FULFILLING
         # Dispatch may overtake the "created" notice when both are sent together.
-        if self.status in (OrderStatus.PAID, OrderStatus.FULFILLING):
+        if self.status in _SHIPMENT_REQUESTED:
             self.shipment_id = shipment_id
             self.carrier = carrier
             self.tracking_number = tracking_number
             self._move_to(OrderStatus.SHIPPED)
             self._record(domain_events.OrderShipped(self.id, carrier, tracking_number))
 
+    def record_shipment_cancelled(self) -> None:
+        if Compensation.CANCEL_SHIPMENT in self.pending_compensations:
+            self._record(domain_events.ShipmentCancelled(self.id))
+            self.pending_compensations.discard(Compensation.CANCEL_SHIPMENT)
+            deferred, self.deferred_compensations = self.deferred_compensations, set()
+            self._request(*deferred)
+
+    def record_shipment_failed(self, reason: str) -> None:
+        if self.status in _SHIPMENT_REQUESTED:
+            self._start_cancellation(reason, shipment_gone=True)
+        elif self.status is OrderStatus.SHIPPED and not self.delivered:
+            # Lost on the way: the stock is gone, the money goes back.
+            self._start_cancellation(reason, shipment_gone=True)
+        elif Compensation.CANCEL_SHIPMENT in self.pending_compensations:
+            self.record_shipment_cancelled()
+        else:
+            self._ignored("shipping.shipment_failed")
+
     def record_delivery(self, shipment_id: str, carrier: str, tracking_number: str) -> None:
         self.record_shipment_dispatched(shipment_id, carrier, tracking_number)
-        if self.status is OrderStatus.SHIPPED:
-            self._move_to(OrderStatus.COMPLETED)
-            self._record(domain_events.OrderCompleted(self.id))
+        if self.status is OrderStatus.SHIPPED or (
+            self.status is OrderStatus.REQUIRES_ATTENTION
+            and self.resume_status is OrderStatus.SHIPPED
+        ):
+            self.delivered = True
+            self._settle_if_done()
 
-    def record_stock_committed(self) -> None:
-        if not self.stock_committed:
-            self.stock_committed = True
-            self._record(domain_events.StockCommitted(self.id))
-
-    def record_payment_captured(self, amount: int) -> None:
-        if self.captured_amount != amount:
-            self.captured_amount = amount
-            self._record(domain_events.PaymentCaptured(self.id, amount))
-
-    def record_stock_released(self) -> None:
-        self.stock_reserved = False
-        self._compensation_done(Compensation.RELEASE_STOCK)
-
-    def record_payment_voided(self) -> None:
-        self.payment_authorized = False
-        self._compensation_done(Compensation.VOID_PAYMENT)
-
-    # -- customer requests ----------------------------------------------------
+    # -- customer and operator requests ---------------------------------------
 
     def cancel(self, reason: str = "customer_request") -> None:
-        if self.status in (OrderStatus.CANCELLING, OrderStatus.CANCELLED):
+        if self._undone:
             return
         if self.status not in CANCELLABLE_STATUSES:
             raise OrderNotCancellable(f"an order that is {self.status} cannot be cancelled")
         self._start_cancellation(reason)
 
+    def retry(self, operator: str) -> None:
+        """An operator asks for the failing steps to be tried again."""
+        if self.status is not OrderStatus.REQUIRES_ATTENTION or self.resume_status is None:
+            raise OrderNotInAttention(f"the order is {self.status}, nothing to retry")
+        self._record(domain_events.OperatorRetried(self.id, operator))
+        self.status_reason = self.cancellation_reason
+        self._move_to(self.resume_status)
+        self.resume_status = None
+        self._resend_current_step()
+
+    def force_compensation(self, operator: str) -> None:
+        """An operator settled the failing steps by hand (e.g. voided in the gateway's
+        dashboard): consider them done."""
+        if self.status is not OrderStatus.REQUIRES_ATTENTION or self.resume_status is None:
+            raise OrderNotInAttention(f"the order is {self.status}, nothing to force")
+        if self.resume_status is OrderStatus.CANCELLING:
+            skipped: tuple[str, ...] = tuple(
+                c.value
+                for c in (*sorted(self.pending_compensations), *sorted(self.deferred_compensations))
+            )
+            self.pending_compensations.clear()
+            self.deferred_compensations.clear()
+            self.stock_reserved = False
+            self.payment_authorized = False
+        else:
+            skipped = self._unsettled_steps()
+            self.settlement_forced = True
+        self._record(domain_events.CompensationForced(self.id, operator, tuple(skipped)))
+        self.status_reason = self.cancellation_reason
+        self._move_to(self.resume_status)
+        self.resume_status = None
+        self._finish_cancellation_if_done()
+        self._settle_if_done()
+
+    # -- time ------------------------------------------------------------------
+
+    def deadline_passed(self, max_attempts: int) -> None:
+        """The current step's deadline passed without an answer."""
+        match self.status:
+            case OrderStatus.PENDING:
+                self._start_cancellation("reservation_timeout")
+            case OrderStatus.AWAITING_PAYMENT:
+                self._start_cancellation("payment_timeout")
+            case OrderStatus.PAID:
+                self._start_cancellation("shipment_timeout")
+            case OrderStatus.FULFILLING:
+                self._start_cancellation("dispatch_timeout")
+            case OrderStatus.CANCELLING | OrderStatus.SHIPPED:
+                if self.status is OrderStatus.SHIPPED and self.is_settled:
+                    return
+                if self.step_attempts + 1 >= max_attempts:
+                    what = "compensation" if self._compensating else "settlement"
+                    self._needs_attention(f"{what}_timeout")
+                else:
+                    self.step_attempts += 1
+                    self.step_changed = True
+                    self._resend_current_step()
+
+    def arm_deadline(self, now: datetime, wait: timedelta | None) -> None:
+        self.deadline_at = None if wait is None else now + wait
+        self.step_changed = False
+
     # -- internals -------------------------------------------------------------
 
-    def _start_cancellation(self, reason: str) -> None:
+    def _start_cancellation(self, reason: str, *, shipment_gone: bool = False) -> None:
+        shipped = self.status is OrderStatus.SHIPPED
+        shipment_may_exist = self.status in _SHIPMENT_REQUESTED and not shipment_gone
         # A reservation or authorization may still be in flight: undo defensively;
         # undoing something that never happened is a harmless no-op downstream.
-        release = True
-        void = self.payment_authorized or self.status is OrderStatus.AWAITING_PAYMENT
-        if self.payment_id is not None and not self.payment_authorized:
-            void = False  # the payment already failed: nothing is held
+        undo: set[Compensation] = set()
+        if not shipped and not self.stock_committed:
+            undo.add(Compensation.RELEASE_STOCK)
+        payment_failed = self.payment_id is not None and not self.payment_authorized
+        if not payment_failed and self.status is not OrderStatus.PENDING:
+            undo.add(Compensation.VOID_PAYMENT)
+        self.cancellation_reason = reason
         self.status_reason = reason
         self._move_to(OrderStatus.CANCELLING)
-        self._compensate(reason, release_stock=release, void_payment=void)
-
-    def _compensate(
-        self, reason: str, *, release_stock: bool = False, void_payment: bool = False
-    ) -> None:
-        if release_stock:
-            self.pending_compensations.add(Compensation.RELEASE_STOCK)
-        if void_payment:
-            self.pending_compensations.add(Compensation.VOID_PAYMENT)
-        self._record(
-            domain_events.CompensationRequested(self.id, reason, release_stock, void_payment)
-        )
+        if shipment_may_exist:
+            self.deferred_compensations = undo
+            self._request(Compensation.CANCEL_SHIPMENT)
+        else:
+            self._request(*undo)
         self._finish_cancellation_if_done()
+
+    def _request(self, *compensations: Compensation) -> None:
+        self.pending_compensations.update(compensations)
+        if compensations:
+            self._record(self._compensation_event(set(compensations)))
+
+    def _compensation_event(self, which: set[Compensation]) -> domain_events.CompensationRequested:
+        return domain_events.CompensationRequested(
+            self.id,
+            self.cancellation_reason or "cancelled",
+            release_stock=Compensation.RELEASE_STOCK in which,
+            void_payment=Compensation.VOID_PAYMENT in which,
+            cancel_shipment=Compensation.CANCEL_SHIPMENT in which,
+        )
+
+    def _resend_current_step(self) -> None:
+        if self.status is OrderStatus.CANCELLING:
+            self._record(self._compensation_event(self.pending_compensations))
+        elif self.status is OrderStatus.SHIPPED:
+            self._record(
+                domain_events.SettlementRequested(
+                    self.id, not self.stock_committed, self.captured_amount == 0
+                )
+            )
 
     def _compensation_done(self, compensation: Compensation) -> None:
         if compensation in self.pending_compensations:
@@ -260,12 +439,54 @@ class Order:
         self._finish_cancellation_if_done()
 
     def _finish_cancellation_if_done(self) -> None:
-        if self.status is OrderStatus.CANCELLING and not self.pending_compensations:
+        if self._compensating and not self.pending_compensations:
+            self.status_reason = self.cancellation_reason
+            self.resume_status = None
             self._move_to(OrderStatus.CANCELLED)
-            self._record(domain_events.OrderCancelled(self.id, self.status_reason or "cancelled"))
+            self._record(domain_events.OrderCancelled(self.id, self.cancellation_reason or ""))
+
+    def _settle_if_done(self) -> None:
+        waiting = self.status is OrderStatus.SHIPPED or (
+            self.status is OrderStatus.REQUIRES_ATTENTION
+            and self.resume_status is OrderStatus.SHIPPED
+        )
+        if not waiting or not self.is_settled:
+            return
+        if self.status is OrderStatus.REQUIRES_ATTENTION:
+            self.status_reason = None
+            self.resume_status = None
+            self._move_to(OrderStatus.SHIPPED)
+        if self.delivered:
+            self._move_to(OrderStatus.COMPLETED)
+            self._record(domain_events.OrderCompleted(self.id))
+        else:
+            self.step_changed = True  # settled: nothing left to wait for
+
+    def _needs_attention(self, reason: str) -> None:
+        if self.status is OrderStatus.REQUIRES_ATTENTION:
+            return
+        self.resume_status = self.status
+        self.status_reason = reason
+        self._move_to(OrderStatus.REQUIRES_ATTENTION)
+        pending = tuple(
+            c.value for c in sorted(self.pending_compensations | self.deferred_compensations)
+        )
+        if self.resume_status is OrderStatus.SHIPPED:
+            pending = self._unsettled_steps()
+        self._record(domain_events.OrderRequiresAttention(self.id, reason, pending))
+
+    def _unsettled_steps(self) -> tuple[str, ...]:
+        steps = {"commit_stock": self.stock_committed, "capture_payment": self.captured_amount > 0}
+        return tuple(step for step, done in steps.items() if not done)
+
+    def _ignored(self, reply: str) -> None:
+        self._record(domain_events.ReplyIgnored(self.id, reply))
 
     def _move_to(self, status: OrderStatus) -> None:
+        if status is not self.status:
+            self.step_attempts = 0
         self.status = status
+        self.step_changed = True
 
     def _record(self, event: domain_events.OrderEvent) -> None:
         self.events.append(event)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -21,6 +22,9 @@ class PlaceOrder:
 
 class OrderNotFound(Exception):
     pass
+
+
+OperatorAction = Callable[[str, str, OrderUnitOfWork], Awaitable[Order]]
 
 
 async def place_order(command: PlaceOrder, uow: OrderUnitOfWork) -> Order:
@@ -45,5 +49,25 @@ async def cancel_order(order_id: str, uow: OrderUnitOfWork, *, customer_id: str 
         if order is None or (customer_id is not None and order.customer_id != customer_id):
             raise OrderNotFound(order_id)
         order.cancel()
+        await commit_order(uow, order)
+    return order
+
+
+async def retry_order(order_id: str, operator: str, uow: OrderUnitOfWork) -> Order:
+    async with uow:
+        order = await uow.orders.get(order_id, for_update=True)
+        if order is None:
+            raise OrderNotFound(order_id)
+        order.retry(operator)
+        await commit_order(uow, order)
+    return order
+
+
+async def force_compensation(order_id: str, operator: str, uow: OrderUnitOfWork) -> Order:
+    async with uow:
+        order = await uow.orders.get(order_id, for_update=True)
+        if order is None:
+            raise OrderNotFound(order_id)
+        order.force_compensation(operator)
         await commit_order(uow, order)
     return order

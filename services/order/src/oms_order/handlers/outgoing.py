@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from oms_contracts import Message
@@ -80,6 +81,10 @@ def messages_for(event: events.OrderEvent, order: Order) -> list[Message]:
             return [order_msgs.OrderCompleted(order_id=order.id)]
         case events.CompensationRequested():
             compensations: list[Message] = []
+            if event.cancel_shipment:
+                compensations.append(
+                    shipping_msgs.CancelShipment(order_id=order.id, reason=event.reason)
+                )
             if event.void_payment:
                 compensations.append(
                     payment_msgs.VoidPayment(order_id=order.id, reason=event.reason)
@@ -89,34 +94,61 @@ def messages_for(event: events.OrderEvent, order: Order) -> list[Message]:
                     inventory_msgs.ReleaseStock(order_id=order.id, reason=event.reason)
                 )
             return compensations
+        case events.SettlementRequested():
+            settlement: list[Message] = []
+            if event.commit_stock:
+                settlement.append(inventory_msgs.CommitStock(order_id=order.id))
+            if event.capture_payment:
+                settlement.append(payment_msgs.CapturePayment(order_id=order.id))
+            return settlement
         case events.OrderCancelled():
             return [order_msgs.OrderCancelled(order_id=order.id, reason=event.reason)]
+        case events.OrderRequiresAttention():
+            return [
+                order_msgs.OrderRequiresAttention(
+                    order_id=order.id, reason=event.reason, pending=list(event.pending)
+                )
+            ]
         case _:
-            # Bookkeeping steps (released, voided, committed, captured): history only.
+            # Bookkeeping steps (confirmations, operator actions, ignored replies):
+            # history only.
             return []
 
 
-async def commit_order(uow: OrderUnitOfWork, order: Order, *, new: bool = False) -> None:
-    """Persist the order, its history and the messages its events cause, atomically."""
+async def stage_order(uow: OrderUnitOfWork, order: Order, *, new: bool = False) -> None:
+    """Write the order, its history and the messages its events cause into the unit
+    of work (committed together by the caller)."""
+    if order.step_changed:
+        order.arm_deadline(datetime.now(UTC), uow.deadlines.wait_for(order))
     if new:
         await uow.orders.add(order)
     else:
         await uow.orders.save(order)
+    incoming = uow.incoming
     history = []
     for event in order.events:
-        for message in messages_for(event, order):
-            uow.publish(message, correlation_id=order.id)
+        sent = [uow.publish(m, correlation_id=order.id).type for m in messages_for(event, order)]
+        detail = _detail(event)
+        if sent:
+            detail["sent"] = sent
+        if incoming is not None:
+            detail["received"] = incoming.type
         history.append(
             {
                 "order_id": uuid.UUID(order.id),
                 "step": _step_name(event),
                 "status": order.status.value,
-                "detail": _detail(event),
+                "detail": detail,
                 "message_id": uow.causation_id,
             }
         )
     await uow.orders.record_history(history)
     order.events.clear()
+
+
+async def commit_order(uow: OrderUnitOfWork, order: Order, *, new: bool = False) -> None:
+    """Persist the order, its history and the messages its events cause, atomically."""
+    await stage_order(uow, order, new=new)
     await uow.commit()
 
 

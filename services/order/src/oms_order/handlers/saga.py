@@ -87,6 +87,30 @@ async def shipment_dispatched(
     )
 
 
+async def shipment_cancelled(
+    message: shipping_msgs.ShipmentCancelled, uow: OrderUnitOfWork
+) -> None:
+    await _apply(uow, message.order_id, lambda o: o.record_shipment_cancelled())
+
+
+async def shipment_failed(message: shipping_msgs.ShipmentFailed, uow: OrderUnitOfWork) -> None:
+    await _apply(uow, message.order_id, lambda o: o.record_shipment_failed(message.reason))
+
+
+async def payment_refunded(message: payment_msgs.PaymentRefunded, uow: OrderUnitOfWork) -> None:
+    await _apply(uow, message.order_id, lambda o: o.record_payment_voided())
+
+
+async def void_failed(
+    message: payment_msgs.PaymentCompensationFailed, uow: OrderUnitOfWork
+) -> None:
+    await _apply(uow, message.order_id, lambda o: o.record_void_failed(message.error))
+
+
+async def capture_failed(message: payment_msgs.PaymentCaptureFailed, uow: OrderUnitOfWork) -> None:
+    await _apply(uow, message.order_id, lambda o: o.record_capture_failed(message.error))
+
+
 async def shipment_delivered(
     message: shipping_msgs.ShipmentDelivered, uow: OrderUnitOfWork
 ) -> None:
@@ -106,7 +130,12 @@ HANDLERS: dict[type[Message], Callable[..., Awaitable[None]]] = {
     payment_msgs.PaymentAuthorizationFailed: payment_authorization_failed,
     payment_msgs.PaymentCaptured: payment_captured,
     payment_msgs.PaymentVoided: payment_voided,
+    payment_msgs.PaymentRefunded: payment_refunded,
+    payment_msgs.PaymentCompensationFailed: void_failed,
+    payment_msgs.PaymentCaptureFailed: capture_failed,
     shipping_msgs.ShipmentCreated: shipment_created,
     shipping_msgs.ShipmentDispatched: shipment_dispatched,
+    shipping_msgs.ShipmentCancelled: shipment_cancelled,
+    shipping_msgs.ShipmentFailed: shipment_failed,
     shipping_msgs.ShipmentDelivered: shipment_delivered,
 }

@@ -11,12 +11,14 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from oms_payment.db.tables import gateway_calls, payment_operations, payments
-from oms_payment.domain.model import Operation, OperationKind, Payment, PaymentStatus
+from oms_payment.db.tables import gateway_calls, payment_operations, payments, refunds
+from oms_payment.domain.model import Operation, OperationKind, Payment, PaymentStatus, Refund
 from oms_payment.gateway.base import CallRecord
 
 _PAYMENT_FIELDS = [
-    f.name for f in dataclasses.fields(Payment) if f.name not in ("id", "operations", "events")
+    f.name
+    for f in dataclasses.fields(Payment)
+    if f.name not in ("id", "operations", "events", "refunds")
 ]
 
 
@@ -49,10 +51,18 @@ class PaymentRepository:
             return None
         fields = {name: row[name] for name in _PAYMENT_FIELDS}
         fields["status"] = PaymentStatus(fields["status"])
-        return Payment(id=str(row["id"]), **fields)
+        refund_rows = await self._connection.execute(
+            select(refunds).where(refunds.c.payment_id == row["id"]).order_by(refunds.c.created_at)
+        )
+        return Payment(
+            id=str(row["id"]),
+            refunds=[Refund(r.id, r.amount, r.reason, r.status) for r in refund_rows],
+            **fields,
+        )
 
     async def add(self, payment: Payment) -> None:
         await self._connection.execute(payments.insert().values(**_row(payment)))
+        await self._save_refunds(payment)
         await self._add_operations(payment)
 
     async def save(self, payment: Payment) -> None:
@@ -63,26 +73,60 @@ class PaymentRepository:
             .where(payments.c.id == uuid.UUID(payment.id))
             .values(**row, updated_at=func.now())
         )
+        await self._save_refunds(payment)
         await self._add_operations(payment)
 
-    async def _add_operations(self, payment: Payment) -> None:
-        if payment.operations:
-            # The key is unique: asking twice for the same operation queues it once.
+    async def _save_refunds(self, payment: Payment) -> None:
+        if payment.refunds:
+            statement = pg_insert(refunds)
             await self._connection.execute(
-                pg_insert(payment_operations).on_conflict_do_nothing(
-                    index_elements=["idempotency_key"]
+                statement.on_conflict_do_update(
+                    index_elements=["id"],
+                    set_={"status": statement.excluded.status, "updated_at": func.now()},
+                    where=refunds.c.status != statement.excluded.status,
                 ),
                 [
                     {
-                        "payment_id": uuid.UUID(op.payment_id),
-                        "kind": op.kind.value,
-                        "amount": op.amount,
-                        "idempotency_key": op.idempotency_key,
+                        "id": r.id,
+                        "payment_id": uuid.UUID(payment.id),
+                        "amount": r.amount,
+                        "reason": r.reason,
+                        "status": r.status,
                     }
-                    for op in payment.operations
+                    for r in payment.refunds
                 ],
             )
-            payment.operations.clear()
+
+    async def _add_operations(self, payment: Payment) -> None:
+        if not payment.operations:
+            return
+        statement = pg_insert(payment_operations)
+        # The key is unique: asking twice for the same operation queues it once;
+        # asking again for one that failed for good starts it over (an operator's
+        # or the saga's retry), with the same key so the gateway still acts once.
+        await self._connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=["idempotency_key"],
+                set_={
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": func.now(),
+                    "updated_at": func.now(),
+                },
+                where=payment_operations.c.status == "failed",
+            ),
+            [
+                {
+                    "payment_id": uuid.UUID(op.payment_id),
+                    "kind": op.kind.value,
+                    "amount": op.amount,
+                    "reference": op.reference,
+                    "idempotency_key": op.idempotency_key,
+                }
+                for op in payment.operations
+            ],
+        )
+        payment.operations.clear()
 
 
 class OperationRepository:
@@ -118,13 +162,14 @@ class OperationRepository:
                 payment_operations.c.payment_id,
                 payment_operations.c.kind,
                 payment_operations.c.amount,
+                payment_operations.c.reference,
                 payment_operations.c.attempts,
             )
         )
         return [
             ClaimedOperation(
                 row.id,
-                Operation(str(row.payment_id), OperationKind(row.kind), row.amount),
+                Operation(str(row.payment_id), OperationKind(row.kind), row.amount, row.reference),
                 row.attempts,
             )
             for row in rows

@@ -42,6 +42,7 @@ payments = Table(
     Column("failure_reason", Text),
     Column("decline_code", Text),
     Column("void_requested", Boolean, nullable=False, server_default="false"),
+    Column("capture_requested", Boolean, nullable=False, server_default="false"),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
@@ -54,6 +55,7 @@ payment_operations = Table(
     Column("kind", Text, nullable=False),
     Column("amount", BigInteger, nullable=False),
     Column("idempotency_key", Text, nullable=False, unique=True),
+    Column("reference", Text),
     Column("status", Text, nullable=False, server_default="pending"),
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("next_attempt_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
@@ -77,4 +79,17 @@ gateway_calls = Table(
     Column("latency_ms", Float, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Index("gateway_calls_payment", "payment_id"),
+)
+
+refunds = Table(
+    "refunds",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("payment_id", Uuid, ForeignKey(f"{SCHEMA}.payments.id"), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("status", Text, nullable=False, server_default="pending"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("refunds_payment", "payment_id"),
 )

@@ -3,8 +3,8 @@
 Gateway calls happen outside any transaction (they are slow and can time out), so
 the aggregate never calls the gateway: it asks for an `Operation`, which a worker
 executes and reports back. Each operation has an idempotency key derived from the
-payment and the kind of operation, so however often it is retried the gateway
-charges, captures or voids at most once.
+payment and the operation (and the refund, for refunds), so however often it is
+retried the gateway charges, captures, voids or refunds at most once.
 """
 
 from __future__ import annotations
@@ -27,6 +27,14 @@ class OperationKind(StrEnum):
     AUTHORIZE = "authorize"
     CAPTURE = "capture"
     VOID = "void"
+    REFUND = "refund"
+    # Find holds placed under this payment whose answer never reached us, and
+    # release them (after an authorization gave up on an unanswering gateway).
+    RECONCILE = "reconcile"
+
+
+class RefundError(Exception):
+    code = "refund_not_allowed"
 
 
 @dataclass(frozen=True)
@@ -34,10 +42,21 @@ class Operation:
     payment_id: str
     kind: OperationKind
     amount: int
+    # The refund id for refunds; None otherwise.
+    reference: str | None = None
 
     @property
     def idempotency_key(self) -> str:
-        return f"{self.payment_id}:{self.kind.value}"
+        key = f"{self.payment_id}:{self.kind.value}"
+        return f"{key}:{self.reference}" if self.reference else key
+
+
+@dataclass
+class Refund:
+    id: str
+    amount: int
+    reason: str
+    status: str = "pending"  # pending | succeeded | failed
 
 
 # -- domain events ---------------------------------------------------------------
@@ -68,8 +87,28 @@ class Captured(PaymentEvent):
 
 
 @dataclass(frozen=True)
+class CaptureFailed(PaymentEvent):
+    error: str
+
+
+@dataclass(frozen=True)
 class Voided(PaymentEvent):
     pass
+
+
+@dataclass(frozen=True)
+class Refunded(PaymentEvent):
+    refund_id: str
+    amount: int
+    refunded_total: int
+    currency: str
+
+
+@dataclass(frozen=True)
+class CompensationFailed(PaymentEvent):
+    """A void or refund the order saga asked for could not be done."""
+
+    error: str
 
 
 @dataclass
@@ -86,8 +125,11 @@ class Payment:
     gateway_authorization_id: str | None = None
     failure_reason: str | None = None
     decline_code: str | None = None
-    # The order was cancelled while the authorization was in flight.
+    # The order was called off while the authorization or capture was in flight:
+    # give the money back as soon as that finishes.
     void_requested: bool = False
+    capture_requested: bool = False
+    refunds: list[Refund] = field(default_factory=list)
     operations: list[Operation] = field(default_factory=list, compare=False, repr=False)
     events: list[PaymentEvent] = field(default_factory=list, compare=False, repr=False)
 
@@ -106,6 +148,12 @@ class Payment:
         payment = cls(payment_id, order_id, 0, "XXX", "", status=PaymentStatus.VOIDED)
         payment.events.append(Voided(payment_id, order_id))
         return payment
+
+    @property
+    def refundable(self) -> int:
+        """Captured money not yet refunded or being refunded."""
+        committed = sum(r.amount for r in self.refunds if r.status != "failed")
+        return self.captured_amount - committed
 
     # -- outcomes reported by the gateway worker ------------------------------
 
@@ -127,21 +175,72 @@ class Payment:
         self.decline_code = decline_code
         self.events.append(AuthorizationFailed(self.id, self.order_id, reason, decline_code))
 
+    def give_up_authorization(self) -> None:
+        """The gateway never answered: fail, and look for a hold it may have placed
+        anyway so it can be released."""
+        if self.status is PaymentStatus.PENDING:
+            self.authorization_failed("payment_unavailable")
+            self.operations.append(Operation(self.id, OperationKind.RECONCILE, 0))
+
     def capture_succeeded(self, amount: int) -> None:
-        if self.status is PaymentStatus.AUTHORIZED:
-            self.status = PaymentStatus.CAPTURED
-            self.captured_amount = amount
-            self.events.append(Captured(self.id, self.order_id, amount, self.currency))
+        if self.status is not PaymentStatus.AUTHORIZED:
+            return
+        self.status = PaymentStatus.CAPTURED
+        self.captured_amount = amount
+        self.events.append(Captured(self.id, self.order_id, amount, self.currency))
+        if self.void_requested:
+            self._refund(self.refundable, "order_cancelled")
+
+    def capture_failed(self, error: str) -> None:
+        if self.status is not PaymentStatus.AUTHORIZED:
+            return
+        if self.void_requested:
+            # Nobody wants the capture any more; release the hold instead.
+            self.operations.append(Operation(self.id, OperationKind.VOID, self.authorized_amount))
+        else:
+            self.events.append(CaptureFailed(self.id, self.order_id, error))
 
     def void_succeeded(self) -> None:
         if self.status is PaymentStatus.AUTHORIZED:
             self.status = PaymentStatus.VOIDED
             self.events.append(Voided(self.id, self.order_id))
 
-    # -- requests from the order saga ------------------------------------------
+    def compensation_failed(self, error: str) -> None:
+        self.events.append(CompensationFailed(self.id, self.order_id, error))
+
+    def refund_succeeded(self, refund_id: str) -> None:
+        refund = self._find_refund(refund_id)
+        if refund is None or refund.status != "pending":
+            return
+        refund.status = "succeeded"
+        self.refunded_amount += refund.amount
+        self.status = (
+            PaymentStatus.REFUNDED
+            if self.refunded_amount >= self.captured_amount
+            else PaymentStatus.PARTIALLY_REFUNDED
+        )
+        self.events.append(
+            Refunded(
+                self.id,
+                self.order_id,
+                refund.id,
+                refund.amount,
+                self.refunded_amount,
+                self.currency,
+            )
+        )
+
+    def refund_failed(self, refund_id: str, error: str) -> None:
+        refund = self._find_refund(refund_id)
+        if refund is not None and refund.status == "pending":
+            refund.status = "failed"
+            self.compensation_failed(error)
+
+    # -- requests from the order saga and from staff --------------------------
 
     def request_capture(self) -> None:
         if self.status is PaymentStatus.AUTHORIZED:
+            self.capture_requested = True
             self.operations.append(
                 Operation(self.id, OperationKind.CAPTURE, self.authorized_amount)
             )
@@ -152,13 +251,35 @@ class Payment:
             )
 
     def request_void(self) -> None:
-        if self.status is PaymentStatus.PENDING:
+        """Give the customer's money back, whatever state the payment is in."""
+        if self.status is PaymentStatus.PENDING or (
+            self.status is PaymentStatus.AUTHORIZED and self.capture_requested
+        ):
+            # An authorization or capture is in flight; act once it lands.
             self.void_requested = True
         elif self.status is PaymentStatus.AUTHORIZED:
             self.operations.append(Operation(self.id, OperationKind.VOID, self.authorized_amount))
-        elif self.status in (PaymentStatus.VOIDED, PaymentStatus.FAILED):
-            # Nothing is held on the card: the void is already true.
+        elif self.status in (PaymentStatus.CAPTURED, PaymentStatus.PARTIALLY_REFUNDED):
+            if self.refundable > 0:
+                self._refund(self.refundable, "order_cancelled")
+            else:
+                self._repeat_refunded()
+        elif self.status is PaymentStatus.REFUNDED:
+            self._repeat_refunded()
+        else:
+            # Voided or failed: nothing is held on the card, the void is already true.
             self.events.append(Voided(self.id, self.order_id))
+
+    def refund(self, refund_id: str, amount: int, reason: str) -> Refund:
+        """A refund asked for by staff; never more than is captured and not refunded."""
+        if self.status not in (PaymentStatus.CAPTURED, PaymentStatus.PARTIALLY_REFUNDED):
+            raise RefundError(f"a {self.status} payment cannot be refunded")
+        if not 0 < amount <= self.refundable:
+            raise RefundError(
+                f"refund must be 1..{self.refundable} (captured {self.captured_amount}, "
+                f"refunded or being refunded {self.captured_amount - self.refundable})"
+            )
+        return self._refund(amount, reason, refund_id)
 
     def repeat_outcome(self) -> None:
         """A repeated authorization request gets the answer the first one got."""
@@ -177,3 +298,32 @@ class Payment:
             )
         elif self.status is PaymentStatus.VOIDED:
             self.events.append(AuthorizationFailed(self.id, self.order_id, "order_cancelled", None))
+
+    # -- internals -------------------------------------------------------------
+
+    def _refund(self, amount: int, reason: str, refund_id: str | None = None) -> Refund:
+        refund = Refund(refund_id or f"{self.id}-r{len(self.refunds) + 1}", amount, reason)
+        self.refunds.append(refund)
+        self.operations.append(Operation(self.id, OperationKind.REFUND, amount, refund.id))
+        return refund
+
+    def _repeat_refunded(self) -> None:
+        """Re-announce the money is back; while a refund is still running its own
+        announcement will follow, so say nothing yet."""
+        if any(r.status == "pending" for r in self.refunds):
+            return
+        last = next((r for r in reversed(self.refunds) if r.status == "succeeded"), None)
+        if last is not None:
+            self.events.append(
+                Refunded(
+                    self.id,
+                    self.order_id,
+                    last.id,
+                    last.amount,
+                    self.refunded_amount,
+                    self.currency,
+                )
+            )
+
+    def _find_refund(self, refund_id: str) -> Refund | None:
+        return next((r for r in self.refunds if r.id == refund_id), None)

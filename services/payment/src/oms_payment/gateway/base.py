@@ -54,4 +54,13 @@ class PaymentGateway(Protocol):
         self, *, idempotency_key: str, gateway_id: str
     ) -> tuple[GatewayResult, CallRecord]: ...
 
+    async def refund(
+        self, *, idempotency_key: str, gateway_id: str, amount: int
+    ) -> tuple[GatewayResult, CallRecord]: ...
+
+    async def holds_for(self, reference: str) -> tuple[list[str] | None, CallRecord]:
+        """Ids of authorizations still holding money under our `reference`
+        (None: the gateway did not answer)."""
+        ...
+
     async def close(self) -> None: ...

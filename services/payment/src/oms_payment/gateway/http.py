@@ -36,7 +36,7 @@ class HttpPaymentGateway:
             "authorize", "/v1/authorizations", idempotency_key, body
         )
         if response is None or response.status_code >= 500:
-            return Unavailable(record.error or f"HTTP {record.status_code}"), record
+            return Unavailable(_error_text(record)), record
         payload = record.response or {}
         if response.status_code in (200, 201):
             return Approved(payload["id"], payload["amount"]), record
@@ -61,10 +61,38 @@ class HttpPaymentGateway:
         )
         return self._outcome(record, response, 0), record
 
+    async def refund(
+        self, *, idempotency_key: str, gateway_id: str, amount: int
+    ) -> tuple[GatewayResult, CallRecord]:
+        record, response = await self._post(
+            "refund",
+            f"/v1/authorizations/{gateway_id}/refunds",
+            idempotency_key,
+            {"amount": amount},
+        )
+        return self._outcome(record, response, amount), record
+
+    async def holds_for(self, reference: str) -> tuple[list[str] | None, CallRecord]:
+        record = CallRecord("lookup", "", {"path": "/v1/authorizations", "reference": reference})
+        started = time.perf_counter()
+        try:
+            response = await self._client.get("/v1/authorizations", params={"reference": reference})
+            record.status_code = response.status_code
+            record.response = response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            record.error = f"{type(exc).__name__}: {exc}".strip()
+            return None, record
+        finally:
+            record.latency_ms = (time.perf_counter() - started) * 1000
+        if response.status_code != 200:
+            return None, record
+        items = (record.response or {}).get("items", [])
+        return [item["id"] for item in items if item.get("status") == "authorized"], record
+
     @staticmethod
     def _outcome(record: CallRecord, response: httpx.Response | None, amount: int) -> GatewayResult:
         if response is None or response.status_code >= 500:
-            return Unavailable(record.error or f"HTTP {record.status_code}")
+            return Unavailable(_error_text(record))
         if response.status_code < 300:
             return Approved((record.response or {}).get("id", ""), amount)
         return Declined((record.response or {}).get("error") or f"HTTP {response.status_code}")
@@ -89,3 +117,10 @@ class HttpPaymentGateway:
         except ValueError:
             record.response = {"raw": response.text[:500]}
         return record, response
+
+
+def _error_text(record: CallRecord) -> str:
+    if record.error:
+        return record.error
+    reason = (record.response or {}).get("error")
+    return f"HTTP {record.status_code}" + (f" {reason}" if reason else "")

@@ -12,12 +12,14 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 
 from oms_payment.db.repository import ClaimedOperation
 from oms_payment.db.tables import OPERATIONS_CHANNEL
 from oms_payment.db.unit_of_work import PaymentUnitOfWork
-from oms_payment.domain.model import OperationKind, Payment
+from oms_payment.domain.model import Operation, OperationKind, Payment
 from oms_payment.gateway.base import (
     Approved,
     CallRecord,
@@ -118,79 +120,142 @@ class GatewayWorker:
             operation=item.operation.kind.value,
         ):
             try:
-                result, call = await self._call(item, payment)
-                await self._apply(item, result, call)
+                result, calls = await self._call(item, payment)
+                await self._apply(item, result, calls)
             except Exception:
                 # The lease runs out and the operation is retried with the same key.
                 log.exception("gateway operation failed unexpectedly")
 
     async def _call(
         self, item: ClaimedOperation, payment: Payment
-    ) -> tuple[GatewayResult, CallRecord]:
+    ) -> tuple[GatewayResult, list[CallRecord]]:
         operation = item.operation
         key = operation.idempotency_key
-        if operation.kind is OperationKind.AUTHORIZE:
-            return await self._gateway.authorize(
-                idempotency_key=key,
-                amount=operation.amount,
-                currency=payment.currency,
-                token=payment.token,
-                reference=payment.id,
-            )
-        assert payment.gateway_authorization_id is not None
-        if operation.kind is OperationKind.CAPTURE:
-            return await self._gateway.capture(
-                idempotency_key=key,
-                gateway_id=payment.gateway_authorization_id,
-                amount=operation.amount,
-            )
-        return await self._gateway.void(
-            idempotency_key=key, gateway_id=payment.gateway_authorization_id
-        )
+        gateway_id = payment.gateway_authorization_id or ""
+        match operation.kind:
+            case OperationKind.AUTHORIZE:
+                result, call = await self._gateway.authorize(
+                    idempotency_key=key,
+                    amount=operation.amount,
+                    currency=payment.currency,
+                    token=payment.token,
+                    reference=payment.id,
+                )
+            case OperationKind.CAPTURE:
+                result, call = await self._gateway.capture(
+                    idempotency_key=key, gateway_id=gateway_id, amount=operation.amount
+                )
+            case OperationKind.VOID:
+                result, call = await self._gateway.void(idempotency_key=key, gateway_id=gateway_id)
+            case OperationKind.REFUND:
+                result, call = await self._gateway.refund(
+                    idempotency_key=key, gateway_id=gateway_id, amount=operation.amount
+                )
+            case OperationKind.RECONCILE:
+                return await self._release_orphan_holds(payment)
+        return result, [call]
 
-    async def _apply(self, item: ClaimedOperation, result: GatewayResult, call: CallRecord) -> None:
+    async def _release_orphan_holds(
+        self, payment: Payment
+    ) -> tuple[GatewayResult, list[CallRecord]]:
+        """Void every hold the gateway placed for this payment although we never got
+        its answer (the authorization was given up)."""
+        holds, lookup = await self._gateway.holds_for(payment.id)
+        if holds is None:
+            return Unavailable(lookup.error or "lookup failed"), [lookup]
+        calls = [lookup]
+        for gateway_id in holds:
+            result, call = await self._gateway.void(
+                idempotency_key=f"{payment.id}:void:{gateway_id}", gateway_id=gateway_id
+            )
+            calls.append(call)
+            if not isinstance(result, Approved):
+                return result, calls
+            log.warning(
+                "released a hold whose authorization answer was lost",
+                extra={"gateway_id": gateway_id},
+            )
+        return Approved("", 0), calls
+
+    async def _apply(
+        self, item: ClaimedOperation, result: GatewayResult, calls: list[CallRecord]
+    ) -> None:
         operation = item.operation
+        outcome = _OUTCOMES[operation.kind]
         async with self._unit_of_work() as uow:
             payment = await uow.payments.get(operation.payment_id, for_update=True)
             assert payment is not None
-            await uow.operations.record_call(payment.id, call)
+            for call in calls:
+                await uow.operations.record_call(payment.id, call)
             match result:
                 case Approved():
-                    self._succeeded(payment, operation.kind, result)
+                    outcome.succeeded(payment, operation, result)
                     await uow.operations.finish(item.id, succeeded=True)
                 case Declined():
-                    if operation.kind is OperationKind.AUTHORIZE:
-                        payment.authorization_failed("payment_declined", result.code)
-                    else:
-                        log.error(
-                            "gateway refused %s", operation.kind.value, extra={"error": result.code}
-                        )
+                    log.warning(
+                        "gateway refused %s", operation.kind.value, extra={"error": result.code}
+                    )
+                    outcome.refused(payment, operation, result.code)
                     await uow.operations.finish(item.id, succeeded=False, error=result.code)
+                case Unavailable() if item.attempts < self._max_attempts:
+                    await uow.operations.retry_later(
+                        item.id, self._backoff(item.attempts), result.error
+                    )
                 case Unavailable():
-                    if item.attempts < self._max_attempts:
-                        await uow.operations.retry_later(
-                            item.id, self._backoff(item.attempts), result.error
-                        )
-                    else:
-                        log.error(
-                            "gateway unavailable, giving up %s",
-                            operation.kind.value,
-                            extra={"attempts": item.attempts, "error": result.error},
-                        )
-                        if operation.kind is OperationKind.AUTHORIZE:
-                            payment.authorization_failed("payment_unavailable")
-                        await uow.operations.finish(item.id, succeeded=False, error=result.error)
+                    log.error(
+                        "gateway unavailable, giving up %s",
+                        operation.kind.value,
+                        extra={"attempts": item.attempts, "error": result.error},
+                    )
+                    outcome.gave_up(payment, operation, result.error)
+                    await uow.operations.finish(item.id, succeeded=False, error=result.error)
             await commit_payment(uow, payment)
 
-    @staticmethod
-    def _succeeded(payment: Payment, kind: OperationKind, result: Approved) -> None:
-        if kind is OperationKind.AUTHORIZE:
-            payment.authorization_approved(result.gateway_id)
-        elif kind is OperationKind.CAPTURE:
-            payment.capture_succeeded(result.amount)
-        else:
-            payment.void_succeeded()
-
     def _backoff(self, attempts: int) -> timedelta:
-        delay = min(self._retry_base_delay * 2 ** (attempts - 1), 30.0)
+        delay = min(self._retry_base_delay * (1 << (attempts - 1)), 30.0)
         return timedelta(seconds=delay * random.uniform(0.8, 1.2))
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What each kind of answer means for the payment, per operation kind."""
+
+    succeeded: Callable[[Payment, Operation, Approved], None]
+    refused: Callable[[Payment, Operation, str], None]
+    gave_up: Callable[[Payment, Operation, str], None]
+
+
+def _orphan_hold_may_remain(payment: Payment, _: Operation, error: str) -> None:
+    log.error(
+        "could not check for orphan holds; check the gateway by hand",
+        extra={"payment_id": payment.id, "error": error},
+    )
+
+
+_OUTCOMES: dict[OperationKind, _Outcome] = {
+    OperationKind.AUTHORIZE: _Outcome(
+        succeeded=lambda p, _, r: p.authorization_approved(r.gateway_id),
+        refused=lambda p, _, code: p.authorization_failed("payment_declined", code),
+        gave_up=lambda p, _, error: p.give_up_authorization(),
+    ),
+    OperationKind.CAPTURE: _Outcome(
+        succeeded=lambda p, _, r: p.capture_succeeded(r.amount),
+        refused=lambda p, _, code: p.capture_failed(code),
+        gave_up=lambda p, _, error: p.capture_failed(error),
+    ),
+    OperationKind.VOID: _Outcome(
+        succeeded=lambda p, _, r: p.void_succeeded(),
+        refused=lambda p, _, code: p.compensation_failed(code),
+        gave_up=lambda p, _, error: p.compensation_failed(error),
+    ),
+    OperationKind.REFUND: _Outcome(
+        succeeded=lambda p, op, r: p.refund_succeeded(op.reference or ""),
+        refused=lambda p, op, code: p.refund_failed(op.reference or "", code),
+        gave_up=lambda p, op, error: p.refund_failed(op.reference or "", error),
+    ),
+    OperationKind.RECONCILE: _Outcome(
+        succeeded=lambda p, _, r: None,
+        refused=_orphan_hold_may_remain,
+        gave_up=_orphan_hold_may_remain,
+    ),
+}

@@ -34,6 +34,23 @@ def message_for(event: model.PaymentEvent) -> Message:
             )
         case model.Voided():
             return msgs.PaymentVoided(order_id=event.order_id, payment_id=event.payment_id)
+        case model.Refunded():
+            return msgs.PaymentRefunded(
+                order_id=event.order_id,
+                payment_id=event.payment_id,
+                refund_id=event.refund_id,
+                amount=event.amount,
+                refunded_total=event.refunded_total,
+                currency=event.currency,
+            )
+        case model.CompensationFailed():
+            return msgs.PaymentCompensationFailed(
+                order_id=event.order_id, payment_id=event.payment_id, error=event.error
+            )
+        case model.CaptureFailed():
+            return msgs.PaymentCaptureFailed(
+                order_id=event.order_id, payment_id=event.payment_id, error=event.error
+            )
     raise TypeError(f"no message for {event!r}")
 
 

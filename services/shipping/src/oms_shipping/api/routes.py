@@ -15,6 +15,7 @@ from oms_runtime.auth import Admin
 from oms_runtime.http import request_unit_of_work
 from oms_runtime.problems import Problem
 from oms_shipping.api.schemas import (
+    ShipmentFailure,
     ShipmentPage,
     ShipmentPublic,
     Tracking,
@@ -95,6 +96,23 @@ async def dispatch_shipment(
         raise _not_found(shipment_id) from exc
     except ShippingError as exc:
         raise Problem(409, "shipment-not-dispatchable", "Cannot dispatch", str(exc)) from exc
+    return await _load_public(request.app.state.unit_of_work(), shipment_id)
+
+
+@router.post(
+    "/shipments/{shipment_id}/fail",
+    response_model=ShipmentPublic,
+    summary="Declare the shipment failed (cannot be made, or lost); the order is compensated",
+)
+async def fail_shipment(
+    shipment_id: str, body: ShipmentFailure, request: Request, _: Admin, uow: UnitOfWorkDep
+) -> ShipmentPublic:
+    try:
+        await use_cases.fail(shipment_id, body.reason, uow)
+    except use_cases.ShipmentNotFound as exc:
+        raise _not_found(shipment_id) from exc
+    except ShippingError as exc:
+        raise Problem(409, "shipment-not-failable", "Cannot fail", str(exc)) from exc
     return await _load_public(request.app.state.unit_of_work(), shipment_id)
 
 

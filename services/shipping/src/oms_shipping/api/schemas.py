@@ -47,7 +47,8 @@ class ShipmentPublic(BaseModel):
     carrier: str | None
     tracking_number: str | None
     lines: list[LineOut]
-    address: AddressOut
+    address: AddressOut | None
+    failure_reason: str | None
     events: list[TrackingEventOut]
     dispatched_at: datetime | None
     delivered_at: datetime | None
@@ -66,3 +67,9 @@ class Tracking(BaseModel):
     carrier: str | None
     status: str
     events: list[TrackingEventOut]
+
+
+class ShipmentFailure(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Annotated[str, Field(min_length=1, max_length=100, examples=["damaged_in_warehouse"])]

@@ -40,13 +40,14 @@ class ShipmentRepository:
             id=str(row["id"]),
             order_id=row["order_id"],
             lines=[Line(**line) for line in row["lines"]],
-            address=Address(**row["address"]),
+            address=Address(**row["address"]) if row["address"] else None,
             status=ShipmentStatus(row["status"]),
             carrier=row["carrier"],
             tracking_number=row["tracking_number"],
             dispatched_at=row["dispatched_at"],
             delivered_at=row["delivered_at"],
             last_event_at=row["last_event_at"],
+            failure_reason=row["failure_reason"],
         )
 
     async def add(self, shipment: Shipment) -> None:
@@ -95,7 +96,8 @@ def _row(shipment: Shipment) -> dict[str, Any]:
         "carrier": shipment.carrier,
         "tracking_number": shipment.tracking_number,
         "lines": [dataclasses.asdict(line) for line in shipment.lines],
-        "address": dataclasses.asdict(shipment.address),
+        "address": dataclasses.asdict(shipment.address) if shipment.address else None,
+        "failure_reason": shipment.failure_reason,
         "dispatched_at": shipment.dispatched_at,
         "delivered_at": shipment.delivered_at,
         "last_event_at": shipment.last_event_at,

@@ -20,6 +20,7 @@ class ShipmentStatus(StrEnum):
     DELIVERED = "delivered"
     EXCEPTION = "exception"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
 TRACKING_STATUSES = frozenset(
@@ -42,6 +43,14 @@ class NotDispatched(ShippingError):
 
 class NotDispatchable(ShippingError):
     code = "not_dispatchable"
+
+
+class NotFailable(ShippingError):
+    code = "not_failable"
+
+
+# Nothing a carrier reports moves a shipment out of these.
+_FINAL = frozenset({ShipmentStatus.DELIVERED, ShipmentStatus.FAILED, ShipmentStatus.CANCELLED})
 
 
 @dataclass(frozen=True)
@@ -85,6 +94,16 @@ class Dispatched(ShipmentEvent):
 
 
 @dataclass(frozen=True)
+class Cancelled(ShipmentEvent):
+    pass
+
+
+@dataclass(frozen=True)
+class Failed(ShipmentEvent):
+    reason: str
+
+
+@dataclass(frozen=True)
 class Delivered(ShipmentEvent):
     carrier: str
     tracking_number: str
@@ -96,7 +115,8 @@ class Shipment:
     id: str
     order_id: str
     lines: list[Line]
-    address: Address
+    # None only for the record of a cancellation that arrived before the shipment.
+    address: Address | None
     status: ShipmentStatus = ShipmentStatus.CREATED
     carrier: str | None = None
     tracking_number: str | None = None
@@ -105,6 +125,7 @@ class Shipment:
     # Time of the newest carrier event applied; the carrier's clock, not ours, so
     # our dispatch time is deliberately not compared with it.
     last_event_at: datetime | None = None
+    failure_reason: str | None = None
     new_tracking_events: list[TrackingEvent] = field(default_factory=list, repr=False)
     events: list[ShipmentEvent] = field(default_factory=list, compare=False, repr=False)
 
@@ -115,6 +136,33 @@ class Shipment:
         shipment = cls(shipment_id, order_id, lines, address)
         shipment.events.append(Created(shipment_id, order_id))
         return shipment
+
+    @classmethod
+    def cancelled_before_creation(cls, *, shipment_id: str, order_id: str) -> Shipment:
+        """The cancellation overtook the creation request: remember it, so the late
+        creation request is refused instead of shipping a cancelled order."""
+        shipment = cls(shipment_id, order_id, [], None, status=ShipmentStatus.CANCELLED)
+        shipment.events.append(Cancelled(shipment_id, order_id))
+        return shipment
+
+    def cancel(self) -> None:
+        """Stop the shipment if it has not left; otherwise say that it has."""
+        if self.status is ShipmentStatus.CREATED:
+            self.status = ShipmentStatus.CANCELLED
+            self.events.append(Cancelled(self.id, self.order_id))
+        else:
+            self.repeat_notices()
+
+    def fail(self, reason: str) -> None:
+        """It cannot be shipped (e.g. a destination we do not serve, damaged goods) or
+        it was lost on the way."""
+        if self.status is ShipmentStatus.FAILED:
+            return
+        if self.status in (ShipmentStatus.DELIVERED, ShipmentStatus.CANCELLED):
+            raise NotFailable(f"a {self.status} shipment cannot fail")
+        self.status = ShipmentStatus.FAILED
+        self.failure_reason = reason
+        self.events.append(Failed(self.id, self.order_id, reason))
 
     def dispatch(self, *, carrier: str, tracking_number: str, now: datetime) -> None:
         """The parcel left the warehouse. Dispatching twice changes nothing."""
@@ -138,7 +186,7 @@ class Shipment:
         if seen_before:
             return
         self.new_tracking_events.append(event)
-        if self.status is ShipmentStatus.DELIVERED:
+        if self.status in _FINAL:
             return
         is_older = self.last_event_at is not None and event.occurred_at < self.last_event_at
         if is_older and event.status is not ShipmentStatus.DELIVERED:
@@ -155,9 +203,14 @@ class Shipment:
             )
 
     def repeat_notices(self) -> None:
-        """A repeated create request gets the notices the first one produced."""
+        """A repeated request gets the notices that tell where the shipment stands."""
+        if self.status is ShipmentStatus.CANCELLED:
+            self.events.append(Cancelled(self.id, self.order_id))
+            return
         self.events.append(Created(self.id, self.order_id))
         if self.carrier is not None and self.tracking_number is not None:
             self.events.append(
                 Dispatched(self.id, self.order_id, self.carrier, self.tracking_number)
             )
+        if self.status is ShipmentStatus.FAILED:
+            self.events.append(Failed(self.id, self.order_id, self.failure_reason or "failed"))

@@ -30,7 +30,9 @@ def create_shipment_handler(
                 lines=[Line(line.sku, line.quantity) for line in command.lines],
                 address=Address(**command.shipping_address.model_dump()),
             )
-            if settings.auto_dispatch:
+            if not settings.serves(shipment.address.country if shipment.address else ""):
+                shipment.fail("destination_not_served")
+            elif settings.auto_dispatch:
                 shipment.dispatch(
                     carrier=settings.carrier_name,
                     tracking_number=new_tracking_number(),
@@ -41,5 +43,21 @@ def create_shipment_handler(
     return create_shipment
 
 
+async def cancel_shipment(command: msgs.CancelShipment, uow: ShippingUnitOfWork) -> None:
+    async with uow:
+        shipment = await uow.shipments.get_by_order(command.order_id, for_update=True)
+        if shipment is None:
+            shipment = Shipment.cancelled_before_creation(
+                shipment_id=str(uuid.uuid4()), order_id=command.order_id
+            )
+            await commit_shipment(uow, shipment, new=True)
+            return
+        shipment.cancel()
+        await commit_shipment(uow, shipment)
+
+
 def handlers(settings: ShippingSettings) -> dict[type[Message], Callable[..., Awaitable[None]]]:
-    return {msgs.CreateShipment: create_shipment_handler(settings)}
+    return {
+        msgs.CreateShipment: create_shipment_handler(settings),
+        msgs.CancelShipment: cancel_shipment,
+    }

@@ -22,6 +22,12 @@ def message_for(event: model.ShipmentEvent) -> Message:
                 carrier=event.carrier,
                 tracking_number=event.tracking_number,
             )
+        case model.Cancelled():
+            return msgs.ShipmentCancelled(order_id=event.order_id, shipment_id=event.shipment_id)
+        case model.Failed():
+            return msgs.ShipmentFailed(
+                order_id=event.order_id, shipment_id=event.shipment_id, reason=event.reason
+            )
         case model.Delivered():
             return msgs.ShipmentDelivered(
                 order_id=event.order_id,

@@ -36,3 +36,13 @@ async def record_tracking_event(
         shipment.record_tracking(event, seen_before=seen)
         await commit_shipment(uow, shipment)
     return shipment
+
+
+async def fail(shipment_id: str, reason: str, uow: ShippingUnitOfWork) -> Shipment:
+    async with uow:
+        shipment = await uow.shipments.get(shipment_id, for_update=True)
+        if shipment is None:
+            raise ShipmentNotFound(shipment_id)
+        shipment.fail(reason)
+        await commit_shipment(uow, shipment)
+    return shipment
