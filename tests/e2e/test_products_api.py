@@ -136,3 +136,25 @@ async def test_products_need_an_admin_token(oms: OmsClient) -> None:
     forbidden = await oms.http.get(url, headers=oms.as_customer())
     assert forbidden.status_code == 403
     assert forbidden.json()["type"] == "/problems/forbidden"
+
+
+async def test_the_stock_ledger_lists_every_change_with_its_reason(oms: OmsClient) -> None:
+    product = await oms.create_product(on_hand=6)
+    url = f"{oms.urls['inventory']}/products/{product['sku']}"
+    await oms.http.post(f"{url}/restock", json={"quantity": 4}, headers=oms.admin())
+    await oms.http.patch(url, json={"on_hand": 9}, headers=oms.admin())
+    order = (await oms.place_order([(product["sku"], 2)])).json()
+    await oms.wait_for_order(order["id"], "fulfilling")
+    page = (await oms.http.get(f"{url}/movements", headers=oms.admin())).json()
+    assert [
+        (m["reason"], m["on_hand_delta"], m["reserved_delta"], m["order_id"]) for m in page["items"]
+    ] == [
+        ("initial", 6, 0, None),
+        ("restock", 4, 0, None),
+        ("adjustment", -1, 0, None),
+        ("reserve", 0, 2, order["id"]),
+    ]
+    missing = await oms.http.get(
+        f"{oms.urls['inventory']}/products/NOPE/movements", headers=oms.admin()
+    )
+    assert missing.status_code == 404

@@ -216,6 +216,26 @@ async def test_a_late_authorization_after_cancelling_is_voided_and_does_not_revi
     await assert_nothing_held(oms, db, order_id)
 
 
+async def test_cancelling_a_paid_order_whose_shipment_is_not_yet_created_never_ships_it(
+    oms: OmsClient, db: asyncpg.Connection, stack: Stack
+) -> None:
+    product = await oms.create_product(on_hand=5)
+    async with stopped(stack, "shipping"):
+        order_id = await order_of(oms, [(product["sku"], 1)])
+        await oms.wait_for_order(order_id, "paid")
+        cancel = await oms.http.post(
+            f"{oms.urls['order']}/orders/{order_id}/cancel", headers=oms.as_customer()
+        )
+        assert cancel.status_code == 202
+    # Shipping comes back and finds both the creation and the cancellation queued.
+    order = await oms.wait_for_order(order_id, "cancelled", timeout=20)
+    assert order["status_reason"] == "customer_request"
+    shipment = await oms.shipment_of(order_id)
+    assert shipment is not None and shipment["status"] == "cancelled"
+    assert shipment["tracking_number"] is None
+    await assert_nothing_held(oms, db, order_id)
+
+
 async def test_cancelling_while_waiting_for_the_warehouse_stops_the_shipment_voids_and_releases(
     oms: OmsClient, db: asyncpg.Connection
 ) -> None:

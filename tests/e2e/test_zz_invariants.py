@@ -67,6 +67,43 @@ async def test_reserved_stock_equals_the_open_reservations(db: asyncpg.Connectio
     assert mismatched == []
 
 
+async def test_every_products_stock_equals_its_ledger(db: asyncpg.Connection) -> None:
+    rows = await db.fetch("""
+        SELECT p.sku, p.on_hand, p.reserved,
+               sum(m.on_hand_delta) AS ledger_on_hand,
+               sum(m.reserved_delta) AS ledger_reserved,
+               sum(m.on_hand_delta) FILTER (WHERE m.reason = 'initial') AS initial,
+               coalesce(sum(m.on_hand_delta) FILTER (WHERE m.reason = 'restock'), 0) AS restocked,
+               coalesce(sum(m.on_hand_delta) FILTER (WHERE m.reason = 'adjustment'), 0)
+                   AS adjusted,
+               coalesce(-sum(m.on_hand_delta) FILTER (WHERE m.reason = 'ship'), 0) AS shipped
+        FROM inventory.products p JOIN inventory.stock_movements m USING (sku)
+        GROUP BY p.sku, p.on_hand, p.reserved""")
+    assert rows
+    for row in rows:
+        assert (row["on_hand"], row["reserved"]) == (
+            row["ledger_on_hand"],
+            row["ledger_reserved"],
+        ), row["sku"]
+        assert row["on_hand"] + row["shipped"] == (
+            row["initial"] + row["restocked"] + row["adjusted"]
+        ), row["sku"]
+
+
+async def test_units_shipped_equal_the_committed_reservations(db: asyncpg.Connection) -> None:
+    mismatched = await db.fetch("""
+        WITH ledger AS (
+            SELECT sku, -sum(on_hand_delta) AS shipped FROM inventory.stock_movements
+            WHERE reason = 'ship' GROUP BY sku),
+        committed AS (
+            SELECT l.sku, sum(l.quantity) AS shipped FROM inventory.reservation_lines l
+            JOIN inventory.reservations r USING (order_id) WHERE r.status = 'committed'
+            GROUP BY l.sku)
+        SELECT * FROM ledger FULL JOIN committed USING (sku)
+        WHERE ledger.shipped IS DISTINCT FROM committed.shipped""")
+    assert mismatched == []
+
+
 async def test_every_shipped_order_has_exactly_one_live_shipment(db: asyncpg.Connection) -> None:
     shipped = await db.fetch(
         "SELECT id::text FROM orders.orders WHERE status IN ('shipped', 'completed')"

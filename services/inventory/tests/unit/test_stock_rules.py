@@ -51,7 +51,7 @@ def test_available_stock_is_what_is_on_hand_minus_what_is_reserved() -> None:
 def test_reserving_stock_lowers_what_is_available_but_not_what_is_on_hand() -> None:
     mug = product("MUG", on_hand=10)
 
-    mug.reserve(4)
+    mug.reserve(4, "o-1")
 
     assert (mug.on_hand, mug.reserved, mug.available) == (10, 4, 6)
 
@@ -60,7 +60,7 @@ def test_reserving_more_than_is_available_is_refused_and_reserves_nothing() -> N
     mug = product("MUG", on_hand=5, reserved=3)
 
     with pytest.raises(InsufficientStock):
-        mug.reserve(3)
+        mug.reserve(3, "o-1")
 
     assert mug.reserved == 3
 
@@ -68,7 +68,7 @@ def test_reserving_more_than_is_available_is_refused_and_reserves_nothing() -> N
 def test_releasing_stock_makes_it_available_again() -> None:
     mug = product("MUG", on_hand=10, reserved=4)
 
-    mug.release(4)
+    mug.release(4, "o-1")
 
     assert (mug.on_hand, mug.reserved, mug.available) == (10, 0, 10)
 
@@ -76,7 +76,7 @@ def test_releasing_stock_makes_it_available_again() -> None:
 def test_shipping_reserved_goods_lowers_both_on_hand_and_reserved() -> None:
     mug = product("MUG", on_hand=10, reserved=4)
 
-    mug.ship(4)
+    mug.ship(4, "o-1")
 
     assert (mug.on_hand, mug.reserved, mug.available) == (6, 0, 6)
 
@@ -313,7 +313,7 @@ def test_a_release_that_arrives_before_any_reservation_is_remembered_as_released
 def test_reserving_down_to_the_low_stock_threshold_raises_a_low_stock_alert() -> None:
     mug = product("MUG", on_hand=10, low_stock_threshold=3, reorder_quantity=50)
 
-    mug.reserve(7)
+    mug.reserve(7, "o-1")
 
     assert mug.events == [LowStockDetected("MUG", 3, 3, 50)]
 
@@ -321,17 +321,17 @@ def test_reserving_down_to_the_low_stock_threshold_raises_a_low_stock_alert() ->
 def test_stock_still_above_the_threshold_raises_no_alert() -> None:
     mug = product("MUG", on_hand=10, low_stock_threshold=3)
 
-    mug.reserve(6)
+    mug.reserve(6, "o-1")
 
     assert mug.events == []
 
 
 def test_further_reservations_below_the_threshold_do_not_raise_another_alert() -> None:
     mug = product("MUG", on_hand=10, low_stock_threshold=3)
-    mug.reserve(7)
+    mug.reserve(7, "o-1")
 
-    mug.reserve(1)
-    mug.reserve(1)
+    mug.reserve(1, "o-1")
+    mug.reserve(1, "o-1")
 
     assert len(mug.events) == 1
 
@@ -350,20 +350,20 @@ def test_a_reservation_across_several_skus_alerts_only_for_the_skus_that_went_lo
 
 def test_a_release_that_lifts_stock_above_the_threshold_rearms_the_alert() -> None:
     mug = product("MUG", on_hand=10, low_stock_threshold=3)
-    mug.reserve(8)
+    mug.reserve(8, "o-1")
 
-    mug.release(8)
-    mug.reserve(8)
+    mug.release(8, "o-1")
+    mug.reserve(8, "o-1")
 
     assert [e.available for e in mug.events] == [2, 2]
 
 
 def test_a_release_that_leaves_stock_still_low_does_not_rearm_the_alert() -> None:
     mug = product("MUG", on_hand=10, low_stock_threshold=3)
-    mug.reserve(9)
+    mug.reserve(9, "o-1")
 
-    mug.release(2)
-    mug.reserve(1)
+    mug.release(2, "o-1")
+    mug.reserve(1, "o-1")
 
     assert mug.low_stock_alerted is True
     assert len(mug.events) == 1
@@ -371,21 +371,21 @@ def test_a_release_that_leaves_stock_still_low_does_not_rearm_the_alert() -> Non
 
 def test_a_restock_above_the_threshold_rearms_the_alert_for_the_next_crossing() -> None:
     mug = product("MUG", on_hand=5, low_stock_threshold=3)
-    mug.reserve(3)
+    mug.reserve(3, "o-1")
 
     mug.restock(10)
     assert mug.low_stock_alerted is False
-    mug.reserve(10)
+    mug.reserve(10, "o-1")
 
     assert [e.available for e in mug.events] == [2, 2]
 
 
 def test_a_restock_that_stays_at_or_below_the_threshold_raises_no_new_alert() -> None:
     mug = product("MUG", on_hand=5, low_stock_threshold=5)
-    mug.reserve(4)
+    mug.reserve(4, "o-1")
 
     mug.restock(3)
-    mug.reserve(1)
+    mug.reserve(1, "o-1")
 
     assert mug.low_stock_alerted is True
     assert len(mug.events) == 1
@@ -394,7 +394,7 @@ def test_a_restock_that_stays_at_or_below_the_threshold_raises_no_new_alert() ->
 def test_a_product_with_a_zero_threshold_never_raises_a_low_stock_alert() -> None:
     mug = product("MUG", on_hand=5, low_stock_threshold=0)
 
-    mug.reserve(5)
+    mug.reserve(5, "o-1")
 
     assert mug.available == 0
     assert mug.events == []

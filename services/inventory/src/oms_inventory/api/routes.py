@@ -7,6 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 
 from oms_inventory.api.schemas import (
+    MovementPage,
+    MovementPublic,
     ProductCreate,
     ProductPage,
     ProductPublic,
@@ -55,7 +57,7 @@ def _not_found(sku: str) -> Problem:
     summary="Add a product with its initial stock",
 )
 async def create_product(body: ProductCreate, _: Admin, uow: UnitOfWorkDep) -> ProductPublic:
-    product = Product(**body.model_dump())
+    product = Product.create(**body.model_dump())
     try:
         await use_cases.create_product(product, uow)
     except use_cases.ProductExists as exc:
@@ -89,6 +91,27 @@ async def get_product(sku: str, _: Admin, uow: UnitOfWorkDep) -> ProductPublic:
     if product is None:
         raise _not_found(sku)
     return product_public(product)
+
+
+@router.get(
+    "/products/{sku}/movements",
+    response_model=MovementPage,
+    summary="The product's stock ledger, oldest first",
+)
+async def list_movements(
+    sku: str,
+    _: Admin,
+    uow: UnitOfWorkDep,
+    cursor: Annotated[int | None, Query(ge=0)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> MovementPage:
+    async with uow:
+        if await uow.products.get(sku) is None:
+            raise _not_found(sku)
+        page, next_cursor = await views.movements_page(
+            uow.connection, sku=sku, after=cursor, limit=limit
+        )
+    return MovementPage(items=[MovementPublic(**row) for row in page], next_cursor=next_cursor)
 
 
 @router.patch("/products/{sku}", response_model=ProductPublic, summary="Edit a product")

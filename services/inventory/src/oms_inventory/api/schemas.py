@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -64,4 +65,19 @@ class ProductPublic(BaseModel):
 
 class ProductPage(BaseModel):
     items: list[ProductPublic]
+    next_cursor: str | None
+
+
+class MovementPublic(BaseModel):
+    id: int
+    reason: str
+    on_hand_delta: int
+    reserved_delta: int
+    order_id: str | None
+    note: str | None
+    created_at: datetime
+
+
+class MovementPage(BaseModel):
+    items: list[MovementPublic]
     next_cursor: str | None

@@ -9,7 +9,7 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from oms_inventory.db.tables import products, reservation_lines, reservations
+from oms_inventory.db.tables import products, reservation_lines, reservations, stock_movements
 from oms_inventory.domain.model import Product, Reservation, ReservationStatus, ReservedLine
 
 _STOCK_COLUMNS = ("on_hand", "reserved", "low_stock_alerted")
@@ -27,7 +27,10 @@ class ProductRepository:
             .on_conflict_do_nothing(index_elements=["sku"])
             .returning(products.c.sku)
         )
-        return result.first() is not None
+        if result.first() is None:
+            return False
+        await self._record_movements([product])
+        return True
 
     async def get(self, sku: str, *, for_update: bool = False) -> Product | None:
         found = await self.get_many([sku], for_update=for_update)
@@ -45,11 +48,12 @@ class ProductRepository:
         rows = (await self._connection.execute(query)).mappings()
         return {row["sku"]: _product(row) for row in rows}
 
-    async def save_stock(self, changed: Iterable[Product]) -> None:
+    async def save_stock(self, changed: list[Product]) -> None:
         rows = [
             {"b_sku": p.sku, **{f"b_{column}": getattr(p, column) for column in _STOCK_COLUMNS}}
             for p in changed
         ]
+        await self._record_movements(changed)
         if rows:
             await self._connection.execute(
                 update(products)
@@ -69,6 +73,27 @@ class ProductRepository:
             .where(products.c.sku == product.sku)
             .values(**row, updated_at=func.now())
         )
+        await self._record_movements([product])
+
+    async def _record_movements(self, changed: list[Product]) -> None:
+        movements = [m for product in changed for m in product.movements]
+        if movements:
+            await self._connection.execute(
+                stock_movements.insert(),
+                [
+                    {
+                        "sku": m.sku,
+                        "reason": m.reason.value,
+                        "on_hand_delta": m.on_hand_delta,
+                        "reserved_delta": m.reserved_delta,
+                        "order_id": m.order_id,
+                        "note": m.note,
+                    }
+                    for m in movements
+                ],
+            )
+        for product in changed:
+            product.movements.clear()
 
 
 class ReservationRepository:

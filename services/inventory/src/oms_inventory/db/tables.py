@@ -6,6 +6,8 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    Identity,
+    Index,
     Integer,
     MetaData,
     Table,
@@ -60,4 +62,18 @@ reservation_lines = Table(
     Column("sku", Text, ForeignKey(f"{SCHEMA}.products.sku"), primary_key=True),
     Column("quantity", Integer, nullable=False),
     Column("unit_price", BigInteger, nullable=False),
+)
+
+stock_movements = Table(
+    "stock_movements",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("sku", Text, ForeignKey(f"{SCHEMA}.products.sku"), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("on_hand_delta", Integer, nullable=False),
+    Column("reserved_delta", Integer, nullable=False),
+    Column("order_id", Text),
+    Column("note", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("stock_movements_sku", "sku", "id"),
 )

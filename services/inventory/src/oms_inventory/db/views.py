@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from oms_inventory.db.tables import products
+from oms_inventory.db.tables import products, stock_movements
 from oms_runtime.pagination import keyset_page
 
 
@@ -21,3 +21,10 @@ async def product_page(
     elif low_stock is False:
         query = query.where(available > products.c.low_stock_threshold)
     return await keyset_page(connection, query, products.c.sku, after=after, limit=limit)
+
+
+async def movements_page(
+    connection: AsyncConnection, *, sku: str, after: int | None, limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
+    query = select(stock_movements).where(stock_movements.c.sku == sku)
+    return await keyset_page(connection, query, stock_movements.c.id, after=after, limit=limit)

@@ -19,6 +19,28 @@ class InsufficientStock(StockError):
     code = "insufficient_stock"
 
 
+class MovementReason(StrEnum):
+    INITIAL = "initial"
+    RESERVE = "reserve"
+    RELEASE = "release"
+    SHIP = "ship"
+    RESTOCK = "restock"
+    ADJUSTMENT = "adjustment"
+
+
+@dataclass(frozen=True)
+class StockMovement:
+    """One line of the stock ledger: every change of on_hand or reserved, and why.
+    The ledger is append-only; a product's counters always equal its sums."""
+
+    sku: str
+    reason: MovementReason
+    on_hand_delta: int = 0
+    reserved_delta: int = 0
+    order_id: str | None = None
+    note: str | None = None
+
+
 @dataclass(frozen=True)
 class LowStockDetected:
     sku: str
@@ -41,6 +63,24 @@ class Product:
     # crossing of the threshold raises one alert, not one per order.
     low_stock_alerted: bool = False
     events: list[LowStockDetected] = field(default_factory=list, compare=False, repr=False)
+    movements: list[StockMovement] = field(default_factory=list, compare=False, repr=False)
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        sku: str,
+        name: str,
+        unit_price: int,
+        currency: str,
+        on_hand: int,
+        low_stock_threshold: int = 0,
+        reorder_quantity: int = 0,
+    ) -> Product:
+        product = cls(sku, name, unit_price, currency, 0, 0, low_stock_threshold, reorder_quantity)
+        product._move(MovementReason.INITIAL, on_hand=on_hand)
+        product.check_low_stock()
+        return product
 
     @property
     def available(self) -> int:
@@ -50,25 +90,24 @@ class Product:
     def is_low(self) -> bool:
         return self.available <= self.low_stock_threshold
 
-    def reserve(self, quantity: int) -> None:
+    def reserve(self, quantity: int, order_id: str) -> None:
         if quantity > self.available:
             raise InsufficientStock(self.sku)
-        self.reserved += quantity
+        self._move(MovementReason.RESERVE, reserved=quantity, order_id=order_id)
         self.check_low_stock()
 
-    def release(self, quantity: int) -> None:
-        self.reserved -= quantity
+    def release(self, quantity: int, order_id: str) -> None:
+        self._move(MovementReason.RELEASE, reserved=-quantity, order_id=order_id)
         self._recover_if_above_threshold()
 
-    def ship(self, quantity: int) -> None:
+    def ship(self, quantity: int, order_id: str) -> None:
         """Reserved goods left the warehouse."""
-        self.reserved -= quantity
-        self.on_hand -= quantity
+        self._move(MovementReason.SHIP, on_hand=-quantity, reserved=-quantity, order_id=order_id)
 
-    def restock(self, quantity: int) -> None:
+    def restock(self, quantity: int, note: str | None = None) -> None:
         if quantity <= 0:
             raise StockError("restock quantity must be positive")
-        self.on_hand += quantity
+        self._move(MovementReason.RESTOCK, on_hand=quantity, note=note)
         self._recover_if_above_threshold()
 
     def update(
@@ -94,8 +133,12 @@ class Product:
             self.low_stock_threshold = low_stock_threshold
         if reorder_quantity is not None:
             self.reorder_quantity = reorder_quantity
-        if on_hand is not None:
-            self.on_hand = on_hand
+        if on_hand is not None and on_hand != self.on_hand:
+            self._move(
+                MovementReason.ADJUSTMENT,
+                on_hand=on_hand - self.on_hand,
+                note="manual count correction",
+            )
         self._recover_if_above_threshold()
         self.check_low_stock()
 
@@ -107,6 +150,19 @@ class Product:
                     self.sku, self.available, self.low_stock_threshold, self.reorder_quantity
                 )
             )
+
+    def _move(
+        self,
+        reason: MovementReason,
+        *,
+        on_hand: int = 0,
+        reserved: int = 0,
+        order_id: str | None = None,
+        note: str | None = None,
+    ) -> None:
+        self.on_hand += on_hand
+        self.reserved += reserved
+        self.movements.append(StockMovement(self.sku, reason, on_hand, reserved, order_id, note))
 
     def _recover_if_above_threshold(self) -> None:
         if not self.is_low:
@@ -144,7 +200,7 @@ class Reservation:
         if self.status is not ReservationStatus.RESERVED:
             return False
         for line in self.lines:
-            products[line.sku].release(line.quantity)
+            products[line.sku].release(line.quantity, self.order_id)
         self.status = ReservationStatus.RELEASED
         return True
 
@@ -153,7 +209,7 @@ class Reservation:
         if self.status is not ReservationStatus.RESERVED:
             return False
         for line in self.lines:
-            products[line.sku].ship(line.quantity)
+            products[line.sku].ship(line.quantity, self.order_id)
         self.status = ReservationStatus.COMMITTED
         return True
 
@@ -171,7 +227,7 @@ def reserve(order_id: str, requested: dict[str, int], products: dict[str, Produc
     if short:
         return _refused(order_id, "out_of_stock", short)
     for sku, quantity in requested.items():
-        products[sku].reserve(quantity)
+        products[sku].reserve(quantity, order_id)
     return Reservation(
         order_id=order_id,
         status=ReservationStatus.RESERVED,

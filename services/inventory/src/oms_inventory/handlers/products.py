@@ -28,7 +28,6 @@ class ProductChanges:
 
 
 async def create_product(product: Product, uow: InventoryUnitOfWork) -> Product:
-    product.check_low_stock()
     async with uow:
         if not await uow.products.add(product):
             raise ProductExists(product.sku)
