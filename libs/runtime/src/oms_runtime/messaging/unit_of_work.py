@@ -143,9 +143,7 @@ class UnitOfWorkFactory(Generic[U]):
     `cls` is the service's unit of work class, or any callable taking the same
     arguments (e.g. a `functools.partial` binding service-specific settings)."""
 
-    def __init__(
-        self, cls: Callable[..., U], engine: AsyncEngine, tables: MessagingTables
-    ) -> None:
+    def __init__(self, cls: Callable[..., U], engine: AsyncEngine, tables: MessagingTables) -> None:
         self._cls = cls
         self._engine = engine
         self._tables = tables
