@@ -79,6 +79,9 @@ async def stack(
             "OMS_DEADLINE_RETRY_SECONDS": "1",
             "OMS_DEADLINE_MAX_ATTEMPTS": "3",
             "OMS_SWEEP_INTERVAL_SECONDS": "0.2",
+            "OMS_INVENTORY_CHECK_SECONDS": "0.5",
+            # Tests make the gateway fail on purpose; the breaker gets its own test.
+            "OMS_GATEWAY_BREAKER_FAILURES": "1000",
         },
     )
     running.start_all()

@@ -33,6 +33,16 @@ class CommitStock(Command):
     order_id: str
 
 
+class Restock(Command):
+    """Goods arrived from a supplier. `reference` (e.g. the delivery note number)
+    makes it idempotent: the same delivery is never counted twice."""
+
+    routing_key = "inventory.restock"
+    sku: Sku
+    quantity: Quantity
+    reference: Annotated[str, Field(min_length=1, max_length=100)]
+
+
 class StockReserved(Event):
     routing_key = "inventory.stock_reserved"
     order_id: str
@@ -69,3 +79,19 @@ class ReplenishmentRequested(Event):
     routing_key = "inventory.replenishment_requested"
     sku: Sku
     quantity: Quantity
+
+
+class Restocked(Event):
+    routing_key = "inventory.restocked"
+    sku: Sku
+    quantity: Quantity
+    on_hand: int
+    reference: str | None = None
+
+
+class ReservationExpired(Event):
+    """A reservation outlived its time limit and was released; the saga is told so it
+    can compensate what else the order holds."""
+
+    routing_key = "inventory.reservation_expired"
+    order_id: str

@@ -257,3 +257,18 @@ def test_terminal_orders_have_no_deadline() -> None:
     order = placed()
     order.record_stock_unavailable("out_of_stock", ["A"])
     assert DEADLINES.wait_for(order) is None
+
+
+def test_an_expired_reservation_cancels_an_order_still_waiting_for_the_warehouse() -> None:
+    order = fulfilling()
+    order.record_reservation_expired()
+    assert (order.status, order.status_reason) == (OrderStatus.CANCELLING, "reservation_expired")
+    assert order.pending_compensations == {Compensation.CANCEL_SHIPMENT}
+    assert order.deferred_compensations == {Compensation.VOID_PAYMENT, Compensation.RELEASE_STOCK}
+
+
+def test_an_expired_reservation_of_a_shipped_order_is_ignored() -> None:
+    order = shipped()
+    order.record_reservation_expired()
+    assert order.status is OrderStatus.SHIPPED
+    assert [type(e) for e in order.events] == [events.ReplyIgnored]

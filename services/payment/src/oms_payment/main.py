@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from oms_payment.api.routes import router
 from oms_payment.db.tables import messaging
 from oms_payment.db.unit_of_work import PaymentUnitOfWork
+from oms_payment.gateway.circuit import CircuitBreaker
 from oms_payment.gateway.http import HttpPaymentGateway
 from oms_payment.handlers.gateway_worker import GatewayWorker
 from oms_payment.handlers.messages import HANDLERS
@@ -23,7 +24,13 @@ def gateway_worker(
     return [
         GatewayWorker(
             context.unit_of_work,
-            HttpPaymentGateway(settings.gateway_url, settings.gateway_timeout_seconds),
+            HttpPaymentGateway(
+                settings.gateway_url,
+                settings.gateway_timeout_seconds,
+                CircuitBreaker(
+                    settings.gateway_breaker_failures, settings.gateway_breaker_reset_seconds
+                ),
+            ),
             listen_dsn=libpq_url(settings.database_url),
             timeout_seconds=settings.gateway_timeout_seconds,
             max_attempts=settings.gateway_max_attempts,

@@ -15,3 +15,7 @@ class PaymentSettings(ServiceSettings):
     gateway_max_attempts: int = 4
     gateway_retry_base_delay: float = 0.5
     gateway_concurrency: int = 32
+    # After this many failed calls in a row the circuit opens: calls fail at once
+    # (no waiting for timeouts) until, after the cool-down, one trial call succeeds.
+    gateway_breaker_failures: int = 5
+    gateway_breaker_reset_seconds: float = 10.0

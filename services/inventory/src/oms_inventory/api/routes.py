@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Header, Query
 
 from oms_inventory.api.schemas import (
     MovementPage,
@@ -13,12 +13,15 @@ from oms_inventory.api.schemas import (
     ProductPage,
     ProductPublic,
     ProductUpdate,
+    ReplenishmentPage,
+    ReplenishmentPublic,
     Restock,
 )
 from oms_inventory.db import views
 from oms_inventory.db.unit_of_work import InventoryUnitOfWork
 from oms_inventory.domain.model import Product, StockError
 from oms_inventory.handlers import products as use_cases
+from oms_inventory.handlers.stock import ProductNotFound, receive_stock
 from oms_runtime.auth import Admin
 from oms_runtime.http import request_unit_of_work
 from oms_runtime.problems import Problem
@@ -122,17 +125,55 @@ async def update_product(
         product = await use_cases.update_product(
             sku, use_cases.ProductChanges(**body.model_dump()), uow
         )
-    except use_cases.ProductNotFound as exc:
+    except ProductNotFound as exc:
         raise _not_found(sku) from exc
     except StockError as exc:
         raise Problem(409, "stock-conflict", "Stock conflict", str(exc), field="on_hand") from exc
     return product_public(product)
 
 
-@router.post("/products/{sku}/restock", response_model=ProductPublic, summary="Add received stock")
-async def restock_product(sku: str, body: Restock, _: Admin, uow: UnitOfWorkDep) -> ProductPublic:
+@router.post(
+    "/products/{sku}/restock",
+    response_model=ProductPublic,
+    summary="Add delivered stock; closes the open replenishment request",
+)
+async def restock_product(
+    sku: str,
+    body: Restock,
+    _: Admin,
+    uow: UnitOfWorkDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(max_length=100, description="Counts a delivery once; same as `reference`"),
+    ] = None,
+) -> ProductPublic:
     try:
-        product = await use_cases.restock(sku, body.quantity, uow)
-    except use_cases.ProductNotFound as exc:
+        product = await receive_stock(sku, body.quantity, body.reference or idempotency_key, uow)
+    except ProductNotFound as exc:
         raise _not_found(sku) from exc
     return product_public(product)
+
+
+@router.get(
+    "/replenishments",
+    response_model=ReplenishmentPage,
+    tags=["replenishment"],
+    summary="Replenishment requests raised by low stock (open ones by default)",
+)
+async def list_replenishments(
+    _: Admin,
+    uow: UnitOfWorkDep,
+    status: Annotated[Literal["open", "fulfilled", "all"], Query()] = "open",
+    cursor: Annotated[int | None, Query(ge=0)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> ReplenishmentPage:
+    async with uow:
+        page, next_cursor = await views.replenishments_page(
+            uow.connection,
+            status=None if status == "all" else status,
+            after=cursor,
+            limit=limit,
+        )
+    return ReplenishmentPage(
+        items=[ReplenishmentPublic(**row) for row in page], next_cursor=next_cursor
+    )

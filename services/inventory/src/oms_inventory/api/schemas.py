@@ -48,6 +48,14 @@ class ProductUpdate(_Strict):
 
 class Restock(_Strict):
     quantity: Annotated[int, Field(gt=0, le=1_000_000, strict=True)]
+    reference: Annotated[
+        str | None,
+        Field(
+            min_length=1,
+            max_length=100,
+            description="Delivery note number: the same delivery is counted once",
+        ),
+    ] = None
 
 
 class ProductPublic(BaseModel):
@@ -80,4 +88,20 @@ class MovementPublic(BaseModel):
 
 class MovementPage(BaseModel):
     items: list[MovementPublic]
+    next_cursor: str | None
+
+
+class ReplenishmentPublic(BaseModel):
+    id: int
+    sku: str
+    quantity: int
+    status: str
+    available_at_request: int
+    requested_at: datetime
+    fulfilled_at: datetime | None
+    fulfilled_by: str | None
+
+
+class ReplenishmentPage(BaseModel):
+    items: list[ReplenishmentPublic]
     next_cursor: str | None

@@ -9,7 +9,14 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from oms_inventory.db.tables import products, reservation_lines, reservations, stock_movements
+from oms_inventory.db.tables import (
+    products,
+    replenishments,
+    reservation_lines,
+    reservations,
+    restock_receipts,
+    stock_movements,
+)
 from oms_inventory.domain.model import Product, Reservation, ReservationStatus, ReservedLine
 
 _STOCK_COLUMNS = ("on_hand", "reserved", "low_stock_alerted")
@@ -65,6 +72,21 @@ class ProductRepository:
                 rows,
             )
 
+    async def needing_low_stock_review(self, limit: int) -> list[Product]:
+        """Products whose low-stock flag disagrees with their stock (the periodic
+        check; events normally keep them in step). Locked; other replicas skip them."""
+        is_low = (products.c.on_hand - products.c.reserved <= products.c.low_stock_threshold) & (
+            products.c.low_stock_threshold > 0
+        )
+        rows = await self._connection.execute(
+            select(products)
+            .where(is_low != products.c.low_stock_alerted)
+            .order_by(products.c.sku)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return [_product(row) for row in rows.mappings()]
+
     async def save(self, product: Product) -> None:
         row = _product_row(product)
         del row["sku"]
@@ -104,20 +126,41 @@ class ReservationRepository:
         query = select(reservations).where(reservations.c.order_id == order_id)
         if for_update:
             query = query.with_for_update()
-        row = (await self._connection.execute(query)).mappings().first()
-        if row is None:
-            return None
-        lines = await self._connection.execute(
-            select(reservation_lines).where(reservation_lines.c.order_id == order_id)
+        found = await self._load(query)
+        return found[0] if found else None
+
+    async def expired(self, limit: int) -> list[Reservation]:
+        """Reservations past their time limit, locked; other replicas skip them."""
+        return await self._load(
+            select(reservations)
+            .where(reservations.c.status == ReservationStatus.RESERVED.value)
+            .where(reservations.c.expires_at <= func.now())
+            .order_by(reservations.c.expires_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
         )
-        return Reservation(
-            order_id=order_id,
-            status=ReservationStatus(row["status"]),
-            lines=[ReservedLine(line.sku, line.quantity, line.unit_price) for line in lines],
-            currency=row["currency"],
-            refusal_reason=row["refusal_reason"],
-            refused_skus=list(row["refused_skus"]),
-        )
+
+    async def _load(self, query: Any) -> list[Reservation]:
+        rows = (await self._connection.execute(query)).mappings().all()
+        if not rows:
+            return []
+        lines: dict[str, list[ReservedLine]] = {row["order_id"]: [] for row in rows}
+        for line in await self._connection.execute(
+            select(reservation_lines).where(reservation_lines.c.order_id.in_(list(lines)))
+        ):
+            lines[line.order_id].append(ReservedLine(line.sku, line.quantity, line.unit_price))
+        return [
+            Reservation(
+                order_id=row["order_id"],
+                status=ReservationStatus(row["status"]),
+                lines=lines[row["order_id"]],
+                currency=row["currency"],
+                refusal_reason=row["refusal_reason"],
+                refused_skus=list(row["refused_skus"]),
+                expires_at=row["expires_at"],
+            )
+            for row in rows
+        ]
 
     async def add(self, reservation: Reservation) -> None:
         await self._connection.execute(
@@ -127,6 +170,7 @@ class ReservationRepository:
                 currency=reservation.currency,
                 refusal_reason=reservation.refusal_reason,
                 refused_skus=reservation.refused_skus,
+                expires_at=reservation.expires_at,
             )
         )
         if reservation.lines:
@@ -149,6 +193,40 @@ class ReservationRepository:
             .where(reservations.c.order_id == reservation.order_id)
             .values(status=reservation.status.value, updated_at=func.now())
         )
+
+
+class ReplenishmentRepository:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+
+    async def request(self, sku: str, quantity: int, available: int) -> bool:
+        """Open a replenishment request; False if one is open already."""
+        result = await self._connection.execute(
+            pg_insert(replenishments)
+            .values(sku=sku, quantity=quantity, available_at_request=available)
+            .on_conflict_do_nothing(
+                index_elements=["sku"], index_where=replenishments.c.status == "open"
+            )
+            .returning(replenishments.c.id)
+        )
+        return result.first() is not None
+
+    async def fulfil(self, sku: str, reference: str | None) -> None:
+        await self._connection.execute(
+            update(replenishments)
+            .where(replenishments.c.sku == sku, replenishments.c.status == "open")
+            .values(status="fulfilled", fulfilled_at=func.now(), fulfilled_by=reference)
+        )
+
+    async def claim_receipt(self, sku: str, reference: str, quantity: int) -> bool:
+        """Remember a delivery; False if this one was counted before."""
+        result = await self._connection.execute(
+            pg_insert(restock_receipts)
+            .values(sku=sku, reference=reference, quantity=quantity)
+            .on_conflict_do_nothing()
+            .returning(restock_receipts.c.sku)
+        )
+        return result.first() is not None
 
 
 def _product_row(product: Product) -> dict[str, Any]:

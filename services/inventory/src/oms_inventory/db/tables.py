@@ -13,6 +13,7 @@ from sqlalchemy import (
     Table,
     Text,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 
@@ -46,6 +47,8 @@ reservations = Table(
     Column("currency", Text),
     Column("refusal_reason", Text),
     Column("refused_skus", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("expires_at", DateTime(timezone=True)),
+    Index("reservations_expiring", "expires_at", postgresql_where=text("status = 'reserved'")),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
@@ -76,4 +79,28 @@ stock_movements = Table(
     Column("note", Text),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Index("stock_movements_sku", "sku", "id"),
+)
+
+replenishments = Table(
+    "replenishments",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("sku", Text, ForeignKey(f"{SCHEMA}.products.sku"), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("status", Text, nullable=False, server_default="open"),
+    Column("available_at_request", Integer, nullable=False),
+    Column("requested_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("fulfilled_at", DateTime(timezone=True)),
+    Column("fulfilled_by", Text),
+    # One open request per SKU: a second crossing while one is open adds nothing.
+    Index("replenishments_one_open", "sku", unique=True, postgresql_where=text("status = 'open'")),
+)
+
+restock_receipts = Table(
+    "restock_receipts",
+    metadata,
+    Column("sku", Text, ForeignKey(f"{SCHEMA}.products.sku"), primary_key=True),
+    Column("reference", Text, primary_key=True),
+    Column("quantity", Integer, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )

@@ -1,17 +1,28 @@
 from __future__ import annotations
 
-from typing import Self
+from datetime import timedelta
+from typing import Any, Self
 
-from oms_inventory.db.repository import ProductRepository, ReservationRepository
+from oms_inventory.db.repository import (
+    ProductRepository,
+    ReplenishmentRepository,
+    ReservationRepository,
+)
 from oms_runtime.messaging.unit_of_work import UnitOfWork
 
 
 class InventoryUnitOfWork(UnitOfWork):
     products: ProductRepository
     reservations: ReservationRepository
+    replenishments: ReplenishmentRepository
+
+    def __init__(self, *args: Any, reservation_ttl: timedelta, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.reservation_ttl = reservation_ttl
 
     async def __aenter__(self) -> Self:
         await super().__aenter__()
         self.products = ProductRepository(self.connection)
         self.reservations = ReservationRepository(self.connection)
+        self.replenishments = ReplenishmentRepository(self.connection)
         return self

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from oms_inventory.db.tables import products, stock_movements
+from oms_inventory.db.tables import products, replenishments, stock_movements
 from oms_runtime.pagination import keyset_page
 
 
@@ -28,3 +28,12 @@ async def movements_page(
 ) -> tuple[list[dict[str, Any]], str | None]:
     query = select(stock_movements).where(stock_movements.c.sku == sku)
     return await keyset_page(connection, query, stock_movements.c.id, after=after, limit=limit)
+
+
+async def replenishments_page(
+    connection: AsyncConnection, *, status: str | None, after: int | None, limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
+    query = select(replenishments)
+    if status is not None:
+        query = query.where(replenishments.c.status == status)
+    return await keyset_page(connection, query, replenishments.c.id, after=after, limit=limit)

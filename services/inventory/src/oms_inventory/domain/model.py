@@ -8,6 +8,7 @@ product involved while it decides, so concurrent orders cannot oversell.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 
 
@@ -90,6 +91,11 @@ class Product:
     def is_low(self) -> bool:
         return self.available <= self.low_stock_threshold
 
+    @property
+    def _alert_due(self) -> bool:
+        # A threshold of 0 means "do not watch this product".
+        return self.low_stock_threshold > 0 and self.is_low
+
     def reserve(self, quantity: int, order_id: str) -> None:
         if quantity > self.available:
             raise InsufficientStock(self.sku)
@@ -142,8 +148,14 @@ class Product:
         self._recover_if_above_threshold()
         self.check_low_stock()
 
+    def review_low_stock(self) -> None:
+        """The periodic check: bring the alert in line with the stock, whatever
+        changed it (a threshold edit, a crash between... nothing is assumed)."""
+        self._recover_if_above_threshold()
+        self.check_low_stock()
+
     def check_low_stock(self) -> None:
-        if self.is_low and not self.low_stock_alerted and self.low_stock_threshold > 0:
+        if self._alert_due and not self.low_stock_alerted:
             self.low_stock_alerted = True
             self.events.append(
                 LowStockDetected(
@@ -165,7 +177,7 @@ class Product:
         self.movements.append(StockMovement(self.sku, reason, on_hand, reserved, order_id, note))
 
     def _recover_if_above_threshold(self) -> None:
-        if not self.is_low:
+        if not self._alert_due:
             self.low_stock_alerted = False
 
 
@@ -174,6 +186,8 @@ class ReservationStatus(StrEnum):
     REFUSED = "refused"
     RELEASED = "released"
     COMMITTED = "committed"
+    # Held too long without being shipped: released by the inventory itself.
+    EXPIRED = "expired"
 
 
 @dataclass(frozen=True)
@@ -194,6 +208,7 @@ class Reservation:
     currency: str | None = None
     refusal_reason: str | None = None
     refused_skus: list[str] = field(default_factory=list)
+    expires_at: datetime | None = None
 
     def release(self, products: dict[str, Product]) -> bool:
         """Give the stock back; False if there was nothing (left) to release."""
@@ -202,6 +217,13 @@ class Reservation:
         for line in self.lines:
             products[line.sku].release(line.quantity, self.order_id)
         self.status = ReservationStatus.RELEASED
+        return True
+
+    def expire(self, products: dict[str, Product]) -> bool:
+        """Release a reservation that outlived its time limit."""
+        if not self.release(products):
+            return False
+        self.status = ReservationStatus.EXPIRED
         return True
 
     def commit(self, products: dict[str, Product]) -> bool:
@@ -214,7 +236,12 @@ class Reservation:
         return True
 
 
-def reserve(order_id: str, requested: dict[str, int], products: dict[str, Product]) -> Reservation:
+def reserve(
+    order_id: str,
+    requested: dict[str, int],
+    products: dict[str, Product],
+    expires_at: datetime | None = None,
+) -> Reservation:
     """All or nothing: either every line is reserved, or nothing is and the
     reservation is refused naming the SKUs that could not be served."""
     unknown = sorted(sku for sku in requested if sku not in products)
@@ -233,6 +260,7 @@ def reserve(order_id: str, requested: dict[str, int], products: dict[str, Produc
         status=ReservationStatus.RESERVED,
         lines=[ReservedLine(sku, qty, products[sku].unit_price) for sku, qty in requested.items()],
         currency=currencies.pop(),
+        expires_at=expires_at,
     )
 
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 
 from oms_contracts import Message
 from oms_contracts import inventory as msgs
 from oms_contracts.common import OrderLine, PricedLine
 from oms_inventory.db.unit_of_work import InventoryUnitOfWork
 from oms_inventory.domain import model
-from oms_inventory.domain.model import Product, Reservation, ReservationStatus
+from oms_inventory.domain.model import Reservation, ReservationStatus
+from oms_inventory.handlers.stock import ProductNotFound, receive_stock, save_stock
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +25,8 @@ async def reserve_stock(command: msgs.ReserveStock, uow: InventoryUnitOfWork) ->
             for line in command.lines:
                 requested[line.sku] = requested.get(line.sku, 0) + line.quantity
             products = await uow.products.get_many(requested, for_update=True)
-            reservation = model.reserve(command.order_id, requested, products)
+            expires_at = datetime.now(UTC) + uow.reservation_ttl
+            reservation = model.reserve(command.order_id, requested, products, expires_at)
             await uow.reservations.add(reservation)
             if reservation.status is ReservationStatus.RESERVED:
                 await save_stock(uow, products.values())
@@ -81,32 +84,13 @@ async def commit_stock(command: msgs.CommitStock, uow: InventoryUnitOfWork) -> N
         await uow.commit()
 
 
-async def save_stock(uow: InventoryUnitOfWork, products: Iterable[Product]) -> None:
-    """Persist stock levels and announce any low-stock crossing they caused."""
-    products = list(products)
-    await uow.products.save_stock(products)
-    announce_low_stock(uow, products)
-
-
-def announce_low_stock(uow: InventoryUnitOfWork, products: Iterable[Product]) -> None:
-    for product in products:
-        for alert in product.events:
-            uow.publish(
-                msgs.LowStock(
-                    sku=alert.sku,
-                    available=alert.available,
-                    low_stock_threshold=alert.low_stock_threshold,
-                ),
-                correlation_id=alert.sku,
-            )
-            uow.publish(
-                msgs.ReplenishmentRequested(
-                    sku=alert.sku,
-                    quantity=alert.reorder_quantity or max(alert.low_stock_threshold, 1),
-                ),
-                correlation_id=alert.sku,
-            )
-        product.events.clear()
+async def restock(command: msgs.Restock, uow: InventoryUnitOfWork) -> None:
+    """A supplier system reports a delivery."""
+    try:
+        await receive_stock(command.sku, command.quantity, command.reference, uow)
+    except ProductNotFound:
+        # Retrying will not create the product: say so loudly, keep the queue moving.
+        log.error("restock for an unknown SKU", extra={"sku": command.sku})
 
 
 def reservation_outcome(reservation: Reservation) -> Message:
@@ -119,10 +103,13 @@ def reservation_outcome(reservation: Reservation) -> Message:
             ],
             currency=reservation.currency or "",
         )
-    if reservation.status is ReservationStatus.RELEASED:
-        return msgs.StockReservationFailed(
-            order_id=reservation.order_id, reason="order_cancelled", skus=[]
+    if reservation.status in (ReservationStatus.RELEASED, ReservationStatus.EXPIRED):
+        reason = (
+            "order_cancelled"
+            if reservation.status is ReservationStatus.RELEASED
+            else ("reservation_expired")
         )
+        return msgs.StockReservationFailed(order_id=reservation.order_id, reason=reason, skus=[])
     return msgs.StockReservationFailed(
         order_id=reservation.order_id,
         reason=reservation.refusal_reason or "out_of_stock",
@@ -134,4 +121,5 @@ HANDLERS: dict[type[Message], Callable[..., Awaitable[None]]] = {
     msgs.ReserveStock: reserve_stock,
     msgs.ReleaseStock: release_stock,
     msgs.CommitStock: commit_stock,
+    msgs.Restock: restock,
 }

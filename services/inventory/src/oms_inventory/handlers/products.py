@@ -1,4 +1,4 @@
-"""Product use cases behind the admin API."""
+"""Product use cases behind the admin API (deliveries: see handlers/stock.py)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,7 @@ from dataclasses import dataclass
 
 from oms_inventory.db.unit_of_work import InventoryUnitOfWork
 from oms_inventory.domain.model import Product
-from oms_inventory.handlers.messages import announce_low_stock, save_stock
-
-
-class ProductNotFound(Exception):
-    pass
+from oms_inventory.handlers.stock import ProductNotFound, announce_low_stock
 
 
 class ProductExists(Exception):
@@ -31,7 +27,7 @@ async def create_product(product: Product, uow: InventoryUnitOfWork) -> Product:
     async with uow:
         if not await uow.products.add(product):
             raise ProductExists(product.sku)
-        announce_low_stock(uow, [product])
+        await announce_low_stock(uow, [product])
         await uow.commit()
     return product
 
@@ -43,17 +39,6 @@ async def update_product(sku: str, changes: ProductChanges, uow: InventoryUnitOf
             raise ProductNotFound(sku)
         product.update(**dataclasses.asdict(changes))
         await uow.products.save(product)
-        announce_low_stock(uow, [product])
-        await uow.commit()
-    return product
-
-
-async def restock(sku: str, quantity: int, uow: InventoryUnitOfWork) -> Product:
-    async with uow:
-        product = await uow.products.get(sku, for_update=True)
-        if product is None:
-            raise ProductNotFound(sku)
-        product.restock(quantity)
-        await save_stock(uow, [product])
+        await announce_low_stock(uow, [product])
         await uow.commit()
     return product

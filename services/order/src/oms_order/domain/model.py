@@ -206,6 +206,14 @@ class Order:
         self.stock_reserved = False
         self._compensation_done(Compensation.RELEASE_STOCK)
 
+    def record_reservation_expired(self) -> None:
+        """Inventory gave the stock back because the order took too long."""
+        self.stock_reserved = False
+        if self.status in (OrderStatus.AWAITING_PAYMENT, *_SHIPMENT_REQUESTED):
+            self._start_cancellation("reservation_expired")
+        else:
+            self._ignored("inventory.reservation_expired")
+
     def record_stock_committed(self) -> None:
         if not self.stock_committed:
             self.stock_committed = True

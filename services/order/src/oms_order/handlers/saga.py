@@ -47,6 +47,12 @@ async def stock_released(message: inventory_msgs.StockReleased, uow: OrderUnitOf
     await _apply(uow, message.order_id, lambda o: o.record_stock_released())
 
 
+async def reservation_expired(
+    message: inventory_msgs.ReservationExpired, uow: OrderUnitOfWork
+) -> None:
+    await _apply(uow, message.order_id, lambda o: o.record_reservation_expired())
+
+
 async def stock_committed(message: inventory_msgs.StockCommitted, uow: OrderUnitOfWork) -> None:
     await _apply(uow, message.order_id, lambda o: o.record_stock_committed())
 
@@ -126,6 +132,7 @@ HANDLERS: dict[type[Message], Callable[..., Awaitable[None]]] = {
     inventory_msgs.StockReservationFailed: stock_reservation_failed,
     inventory_msgs.StockReleased: stock_released,
     inventory_msgs.StockCommitted: stock_committed,
+    inventory_msgs.ReservationExpired: reservation_expired,
     payment_msgs.PaymentAuthorized: payment_authorized,
     payment_msgs.PaymentAuthorizationFailed: payment_authorization_failed,
     payment_msgs.PaymentCaptured: payment_captured,

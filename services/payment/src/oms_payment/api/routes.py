@@ -1,16 +1,18 @@
-"""Payment API (admin): look up payments."""
+"""Payment API (admin): payments, refunds, the gateway audit trail, settlement."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel
+from fastapi import APIRouter, Depends, Header, Query
+from pydantic import BaseModel, ConfigDict, Field
 
 from oms_payment.db import views
 from oms_payment.db.unit_of_work import PaymentUnitOfWork
+from oms_payment.domain.model import RefundError
+from oms_payment.handlers import payments as use_cases
 from oms_runtime.auth import Admin
 from oms_runtime.http import request_unit_of_work
 from oms_runtime.problems import Problem
@@ -39,8 +41,56 @@ class PaymentPage(BaseModel):
     next_cursor: str | None
 
 
+class RefundIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    amount: Annotated[int, Field(gt=0, strict=True, description="Minor units")]
+    reason: Annotated[str, Field(min_length=1, max_length=200)] = "requested_by_staff"
+
+
+class RefundPublic(BaseModel):
+    id: str
+    amount: int
+    reason: str
+    status: str
+
+
+class RefundAccepted(BaseModel):
+    refund: RefundPublic
+    payment: PaymentPublic
+
+
+class GatewayCall(BaseModel):
+    operation: str
+    idempotency_key: str
+    request: dict[str, Any]
+    status_code: int | None
+    response: dict[str, Any] | None
+    error: str | None
+    latency_ms: float
+    created_at: datetime
+
+
+class SettlementRow(BaseModel):
+    day: date
+    currency: str
+    captured: int
+    refunded: int
+    net: int
+
+
+class SettlementReport(BaseModel):
+    start: date
+    end: date
+    rows: list[SettlementRow]
+
+
 def payment_public(row: dict[str, Any]) -> PaymentPublic:
     return PaymentPublic(**{**row, "id": str(row["id"])})
+
+
+def _not_found(payment_id: object) -> Problem:
+    return Problem(404, "payment-not-found", "Payment not found", f"No payment {payment_id}")
 
 
 @router.get("/payments", response_model=PaymentPage, summary="Payments, optionally of one order")
@@ -63,5 +113,95 @@ async def get_payment(payment_id: uuid.UUID, _: Admin, uow: UnitOfWorkDep) -> Pa
     async with uow:
         row = await views.payment(uow.connection, payment_id)
     if row is None:
-        raise Problem(404, "payment-not-found", "Payment not found", f"No payment {payment_id}")
+        raise _not_found(payment_id)
     return payment_public(row)
+
+
+@router.post(
+    "/payments/{payment_id}/refund",
+    response_model=RefundAccepted,
+    status_code=202,
+    summary="Refund (part of) a captured payment; several refunds may follow each other",
+)
+async def refund(
+    payment_id: uuid.UUID,
+    body: RefundIn,
+    _: Admin,
+    uow: UnitOfWorkDep,
+    idempotency_key: Annotated[
+        str | None, Header(max_length=100, description="Asking again refunds once")
+    ] = None,
+) -> RefundAccepted:
+    try:
+        made = await use_cases.refund_payment(
+            str(payment_id), body.amount, body.reason, idempotency_key, uow
+        )
+    except use_cases.PaymentNotFound as exc:
+        raise _not_found(payment_id) from exc
+    except use_cases.RefundKeyReused as exc:
+        raise Problem(
+            409,
+            "idempotency-key-reused",
+            "Idempotency key reused",
+            "This key was used for a different refund",
+        ) from exc
+    except RefundError as exc:
+        raise Problem(
+            422, "refund-not-allowed", "Refund not allowed", str(exc), field="amount"
+        ) from exc
+    async with uow:
+        row = await views.payment(uow.connection, payment_id)
+    assert row is not None
+    return RefundAccepted(
+        refund=RefundPublic(id=made.id, amount=made.amount, reason=made.reason, status=made.status),
+        payment=payment_public(row),
+    )
+
+
+@router.get(
+    "/payments/{payment_id}/refunds",
+    response_model=list[RefundPublic],
+    summary="Refunds of a payment",
+)
+async def list_refunds(payment_id: uuid.UUID, _: Admin, uow: UnitOfWorkDep) -> list[RefundPublic]:
+    async with uow:
+        rows = await views.refunds_of(uow.connection, payment_id)
+    return [RefundPublic(**row) for row in rows]
+
+
+@router.get(
+    "/payments/{payment_id}/gateway-calls",
+    response_model=list[GatewayCall],
+    summary="Every call made to the gateway for this payment (audit)",
+)
+async def list_gateway_calls(
+    payment_id: uuid.UUID, _: Admin, uow: UnitOfWorkDep
+) -> list[GatewayCall]:
+    async with uow:
+        rows = await views.gateway_calls(uow.connection, payment_id)
+    return [GatewayCall(**row) for row in rows]
+
+
+@router.get(
+    "/reports/settlement",
+    response_model=SettlementReport,
+    tags=["reports"],
+    summary="Captured, refunded and net money per day (UTC) and currency",
+)
+async def settlement_report(
+    _: Admin,
+    uow: UnitOfWorkDep,
+    start: Annotated[date | None, Query(alias="from", description="first day, inclusive")] = None,
+    end: Annotated[date | None, Query(alias="to", description="last day, inclusive")] = None,
+) -> SettlementReport:
+    last = end or datetime.now(UTC).date()
+    first = start or last - timedelta(days=30)
+    if first > last:
+        raise Problem(422, "invalid-range", "Invalid range", "`from` is after `to`", field="from")
+    async with uow:
+        rows = await views.settlement(
+            uow.connection,
+            datetime.combine(first, time.min, UTC),
+            datetime.combine(last + timedelta(days=1), time.min, UTC),
+        )
+    return SettlementReport(start=first, end=last, rows=[SettlementRow(**row) for row in rows])

@@ -7,7 +7,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -68,6 +68,8 @@ class PaymentRepository:
     async def save(self, payment: Payment) -> None:
         row = _row(payment)
         del row["id"]
+        if payment.captured_amount > 0:
+            row["captured_at"] = func.coalesce(payments.c.captured_at, func.now())
         await self._connection.execute(
             update(payments)
             .where(payments.c.id == uuid.UUID(payment.id))
@@ -82,7 +84,13 @@ class PaymentRepository:
             await self._connection.execute(
                 statement.on_conflict_do_update(
                     index_elements=["id"],
-                    set_={"status": statement.excluded.status, "updated_at": func.now()},
+                    set_={
+                        "status": statement.excluded.status,
+                        "updated_at": func.now(),
+                        "completed_at": case(
+                            (statement.excluded.status == "succeeded", func.now()), else_=None
+                        ),
+                    },
                     where=refunds.c.status != statement.excluded.status,
                 ),
                 [

@@ -43,8 +43,10 @@ payments = Table(
     Column("decline_code", Text),
     Column("void_requested", Boolean, nullable=False, server_default="false"),
     Column("capture_requested", Boolean, nullable=False, server_default="false"),
+    Column("captured_at", DateTime(timezone=True)),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("payments_captured_at", "captured_at", postgresql_where=text("captured_at IS NOT NULL")),
 )
 
 payment_operations = Table(
@@ -91,5 +93,6 @@ refunds = Table(
     Column("status", Text, nullable=False, server_default="pending"),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("completed_at", DateTime(timezone=True)),
     Index("refunds_payment", "payment_id"),
 )

@@ -14,10 +14,14 @@ from oms_payment.gateway.base import (
     GatewayResult,
     Unavailable,
 )
+from oms_payment.gateway.circuit import CircuitBreaker
 
 
 class HttpPaymentGateway:
-    def __init__(self, base_url: str, timeout_seconds: float) -> None:
+    def __init__(
+        self, base_url: str, timeout_seconds: float, breaker: CircuitBreaker | None = None
+    ) -> None:
+        self.breaker = breaker or CircuitBreaker()
         # One pooled client for the process: no connection set-up per call.
         self._client = httpx.AsyncClient(
             base_url=base_url,
@@ -101,6 +105,9 @@ class HttpPaymentGateway:
         self, operation: str, path: str, idempotency_key: str, body: dict[str, Any]
     ) -> tuple[CallRecord, httpx.Response | None]:
         record = CallRecord(operation, idempotency_key, {"path": path, **body})
+        if not self.breaker.allow():
+            record.error = "circuit open: the gateway failed repeatedly, not calling it"
+            return record, None
         started = time.perf_counter()
         try:
             response = await self._client.post(
@@ -109,9 +116,14 @@ class HttpPaymentGateway:
         except httpx.HTTPError as exc:
             record.error = f"{type(exc).__name__}: {exc}".strip()
             record.latency_ms = (time.perf_counter() - started) * 1000
+            self.breaker.failed()
             return record, None
         record.latency_ms = (time.perf_counter() - started) * 1000
         record.status_code = response.status_code
+        if response.status_code >= 500:
+            self.breaker.failed()
+        else:
+            self.breaker.succeeded()
         try:
             record.response = response.json()
         except ValueError:

@@ -1,0 +1,41 @@
+"""Use cases behind the payment API."""
+
+from __future__ import annotations
+
+import uuid
+
+from oms_payment.db.unit_of_work import PaymentUnitOfWork
+from oms_payment.domain.model import Refund
+from oms_payment.handlers.outgoing import commit_payment
+
+
+class PaymentNotFound(Exception):
+    pass
+
+
+class RefundKeyReused(Exception):
+    """The same idempotency key came with a different refund."""
+
+
+async def refund_payment(
+    payment_id: str,
+    amount: int,
+    reason: str,
+    idempotency_key: str | None,
+    uow: PaymentUnitOfWork,
+) -> Refund:
+    """Refund (part of) a captured payment. With an idempotency key, asking again
+    returns the refund already made instead of refunding twice."""
+    async with uow:
+        payment = await uow.payments.get(payment_id, for_update=True)
+        if payment is None:
+            raise PaymentNotFound(payment_id)
+        refund_id = f"{payment.id}-{idempotency_key}" if idempotency_key else str(uuid.uuid4())
+        existing = next((r for r in payment.refunds if r.id == refund_id), None)
+        if existing is not None:
+            if (existing.amount, existing.reason) != (amount, reason):
+                raise RefundKeyReused(idempotency_key)
+            return existing
+        refund = payment.refund(refund_id, amount, reason)
+        await commit_payment(uow, payment)
+    return refund
