@@ -8,7 +8,7 @@ PACKAGES := libs/contracts libs/runtime libs/devtools services/gateway-simulator
 SERVICES := order inventory payment shipping
 STAMP := $(VENV)/.installed
 
-.PHONY: help install infra migrate run test lint typecheck unit e2e bench clean
+.PHONY: help install infra migrate run test lint typecheck unit e2e bench catalog clean
 
 help:
 	@echo "make run    - install, migrate, start every service + gateway simulator"
@@ -38,6 +38,7 @@ run: migrate
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python -m oms_contracts.catalog check libs/contracts/catalog
 
 typecheck: install
 	$(BIN)/mypy libs/contracts/src libs/runtime/src libs/devtools/src \
@@ -55,6 +56,10 @@ e2e: install infra
 
 bench: migrate
 	$(BIN)/python -m oms_devtools.bench
+
+# Regenerate the published event catalog after changing a message in libs/contracts.
+catalog: install
+	$(BIN)/python -m oms_contracts.catalog write libs/contracts/catalog
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -70,3 +70,12 @@ class OrderRequiresAttention(Event):
     order_id: str
     reason: str
     pending: list[str] = []
+
+
+class OrderDeleted(Event):
+    """The order was deleted by its customer or staff: its personal data (name,
+    address) is erased; subscribers should erase their copies too. Financial facts
+    (lines, totals) are kept for bookkeeping."""
+
+    routing_key = "order.deleted"
+    order_id: str

@@ -29,6 +29,14 @@ class CancelShipment(Command):
     reason: str
 
 
+class ChangeShippingAddress(Command):
+    """Send the parcel elsewhere. Refused if it has already left."""
+
+    routing_key = "shipping.change_address"
+    order_id: str
+    shipping_address: ShippingAddress
+
+
 class ShipmentCreated(Event):
     routing_key = "shipping.shipment_created"
     order_id: str
@@ -65,3 +73,16 @@ class ShipmentDelivered(Event):
     carrier: str
     tracking_number: str
     delivered_at: datetime
+
+
+class ShippingAddressChanged(Event):
+    routing_key = "shipping.address_changed"
+    order_id: str
+    shipment_id: str
+    shipping_address: ShippingAddress
+
+
+class ShippingAddressChangeRefused(Event):
+    routing_key = "shipping.address_change_refused"
+    order_id: str
+    reason: str

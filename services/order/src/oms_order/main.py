@@ -7,6 +7,7 @@ import functools
 from fastapi import FastAPI
 
 from oms_order.api.admin import router as admin_router
+from oms_order.api.catalog import router as catalog_router
 from oms_order.api.routes import router
 from oms_order.db.tables import messaging
 from oms_order.db.unit_of_work import OrderUnitOfWork
@@ -33,6 +34,6 @@ def create_app(settings: OrderSettings | None = None) -> FastAPI:
         tables=messaging,
         unit_of_work=functools.partial(OrderUnitOfWork, deadlines=settings.saga_deadlines()),
         handlers=HANDLERS,
-        routers=[router, admin_router],
+        routers=[router, admin_router, catalog_router],
         workers=deadline_sweeper,
     )

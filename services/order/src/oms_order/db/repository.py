@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from oms_order.db.tables import order_history, order_lines, orders
+from oms_order.db.tables import idempotency_keys, order_history, order_lines, orders
 from oms_order.domain.model import Address, Compensation, Order, OrderLine, OrderStatus
 
 
@@ -46,6 +48,37 @@ class OrderRepository:
             .with_for_update(skip_locked=True)
         )
 
+    async def search(
+        self,
+        *,
+        customer_id: str | None,
+        statuses: list[str],
+        created_from: datetime | None,
+        created_to: datetime | None,
+        sku: str | None,
+        after: tuple[datetime, uuid.UUID] | None,
+        limit: int,
+    ) -> list[Order]:
+        """Newest first. Paging by (created_at, id) keeps pages stable while new
+        orders arrive: they sort before the cursor, never into later pages."""
+        query = select(orders).where(orders.c.deleted_at.is_(None))
+        if customer_id is not None:
+            query = query.where(orders.c.customer_id == customer_id)
+        if statuses:
+            query = query.where(orders.c.status.in_(statuses))
+        if created_from is not None:
+            query = query.where(orders.c.created_at >= created_from)
+        if created_to is not None:
+            query = query.where(orders.c.created_at < created_to)
+        if sku is not None:
+            query = query.where(
+                orders.c.id.in_(select(order_lines.c.order_id).where(order_lines.c.sku == sku))
+            )
+        if after is not None:
+            query = query.where(tuple_(orders.c.created_at, orders.c.id) < tuple_(*after))
+        query = query.order_by(orders.c.created_at.desc(), orders.c.id.desc()).limit(limit)
+        return await self._load(query)
+
     async def _load(self, query: Any) -> list[Order]:
         rows = (await self._connection.execute(query)).mappings().all()
         if not rows:
@@ -65,6 +98,8 @@ class OrderRepository:
     async def save(self, order: Order) -> None:
         row = _order_row(order)
         del row["id"], row["created_at"]
+        if order.deleted:
+            row["deleted_at"] = func.coalesce(orders.c.deleted_at, func.now())
         result = await self._connection.execute(
             update(orders)
             .where(orders.c.id == uuid.UUID(order.id))
@@ -102,6 +137,63 @@ class OrderRepository:
         self._loaded_lines[order.id] = _line_tuples(order)
 
 
+class IdempotencyKeys:
+    """Requests already answered, by (who, what, key): a retry gets the same order."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+
+    async def claim(
+        self,
+        principal: str,
+        scope: str,
+        key: str,
+        request_hash: str,
+        order_id: str,
+        ttl: timedelta,
+    ) -> bool:
+        """True if the key is ours now. A concurrent claim of the same key waits here
+        until ours commits (or rolls back), then finds it taken."""
+        statement = pg_insert(idempotency_keys).values(
+            principal=principal,
+            scope=scope,
+            key=key,
+            request_hash=request_hash,
+            order_id=uuid.UUID(order_id),
+        )
+        result = await self._connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=["principal", "scope", "key"],
+                set_={
+                    "request_hash": statement.excluded.request_hash,
+                    "order_id": statement.excluded.order_id,
+                    "created_at": func.now(),
+                },
+                # An expired key is free again.
+                where=idempotency_keys.c.created_at < func.now() - ttl,
+            ).returning(idempotency_keys.c.key)
+        )
+        return result.first() is not None
+
+    async def find(self, principal: str, scope: str, key: str) -> tuple[str, str] | None:
+        row = (
+            await self._connection.execute(
+                select(idempotency_keys.c.request_hash, idempotency_keys.c.order_id).where(
+                    idempotency_keys.c.principal == principal,
+                    idempotency_keys.c.scope == scope,
+                    idempotency_keys.c.key == key,
+                )
+            )
+        ).first()
+        return (row.request_hash, str(row.order_id)) if row else None
+
+    async def purge(self, ttl: timedelta) -> int:
+        result = await self._connection.execute(
+            idempotency_keys.delete().where(idempotency_keys.c.created_at < func.now() - ttl)
+        )
+        return int(result.rowcount or 0)
+
+
 def _line_tuples(order: Order) -> list[tuple[str, int, int | None]]:
     return [(line.sku, line.quantity, line.unit_price) for line in order.lines]
 
@@ -134,6 +226,9 @@ def _order_row(order: Order) -> dict[str, Any]:
         "resume_status": order.resume_status.value if order.resume_status else None,
         "step_attempts": order.step_attempts,
         "deadline_at": order.deadline_at,
+        "pending_address": (
+            dataclasses.asdict(order.pending_address) if order.pending_address else None
+        ),
     }
 
 
@@ -166,4 +261,6 @@ def _order_from_row(row: Any, lines: list[OrderLine]) -> Order:
         resume_status=OrderStatus(row["resume_status"]) if row["resume_status"] else None,
         step_attempts=row["step_attempts"],
         deadline_at=row["deadline_at"],
+        pending_address=Address(**row["pending_address"]) if row["pending_address"] else None,
+        deleted=row["deleted_at"] is not None,
     )

@@ -54,6 +54,8 @@ orders = Table(
     Column("resume_status", Text),
     Column("step_attempts", Integer, nullable=False, server_default="0"),
     Column("deadline_at", DateTime(timezone=True)),
+    Column("pending_address", JSONB),
+    Column("deleted_at", DateTime(timezone=True)),
     Index("orders_customer_created", "customer_id", "created_at"),
     Index("orders_deadline", "deadline_at", postgresql_where=text("deadline_at IS NOT NULL")),
     Index("orders_status_created", "status", "created_at"),
@@ -84,4 +86,16 @@ order_history = Table(
     Column("detail", JSONB, nullable=False, server_default="{}"),
     Column("message_id", Text),
     Index("order_history_order", "order_id", "id"),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("principal", Text, primary_key=True),
+    Column("scope", Text, primary_key=True),
+    Column("key", Text, primary_key=True),
+    Column("request_hash", Text, nullable=False),
+    Column("order_id", Uuid, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("idempotency_keys_created", "created_at"),
 )

@@ -2,13 +2,14 @@ from __future__ import annotations
 
 from typing import Any, Self
 
-from oms_order.db.repository import OrderRepository
+from oms_order.db.repository import IdempotencyKeys, OrderRepository
 from oms_order.domain.deadlines import SagaDeadlines
 from oms_runtime.messaging.unit_of_work import UnitOfWork
 
 
 class OrderUnitOfWork(UnitOfWork):
     orders: OrderRepository
+    idempotency: IdempotencyKeys
 
     def __init__(self, *args: Any, deadlines: SagaDeadlines, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -19,4 +20,5 @@ class OrderUnitOfWork(UnitOfWork):
     async def __aenter__(self) -> Self:
         await super().__aenter__()
         self.orders = OrderRepository(self.connection)
+        self.idempotency = IdempotencyKeys(self.connection)
         return self

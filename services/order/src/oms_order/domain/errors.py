@@ -14,3 +14,11 @@ class InvalidOrder(OrderError):
 
 class OrderNotInAttention(OrderError):
     code = "order_not_in_attention"
+
+
+class OrderNotModifiable(OrderError):
+    code = "order_not_modifiable"
+
+
+class OrderNotDeletable(OrderError):
+    code = "order_not_deletable"

