@@ -95,3 +95,26 @@ class ReservationExpired(Event):
 
     routing_key = "inventory.reservation_expired"
     order_id: str
+
+
+class AdjustReservation(Command):
+    """The order's items changed: reserve the new lines instead of the old ones, all
+    or nothing (the old reservation stays if the new one does not fit)."""
+
+    routing_key = "inventory.adjust_reservation"
+    order_id: str
+    lines: Annotated[list[OrderLine], Field(min_length=1)]
+
+
+class ReservationAdjusted(Event):
+    routing_key = "inventory.reservation_adjusted"
+    order_id: str
+    lines: list[PricedLine]
+    currency: Currency
+
+
+class ReservationAdjustmentFailed(Event):
+    routing_key = "inventory.reservation_adjustment_failed"
+    order_id: str
+    reason: str  # out_of_stock | unknown_sku | currency_mismatch | not_reserved
+    skus: list[str]

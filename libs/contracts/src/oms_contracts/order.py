@@ -72,6 +72,16 @@ class OrderRequiresAttention(Event):
     pending: list[str] = []
 
 
+class OrderAmended(Event):
+    """The order's items changed (stock, payment and dispatch note all agree)."""
+
+    routing_key = "order.amended"
+    order_id: str
+    lines: list[OrderLine]
+    total: MinorUnits
+    currency: Currency
+
+
 class OrderDeleted(Event):
     """The order was deleted by its customer or staff: its personal data (name,
     address) is erased; subscribers should erase their copies too. Financial facts

@@ -84,3 +84,27 @@ class PaymentCaptureFailed(Event):
     order_id: str
     payment_id: str
     error: str
+
+
+class ReauthorizePayment(Command):
+    """The order's total changed before capture: hold the new amount instead (a new
+    authorization; the old hold is released once the new one stands)."""
+
+    routing_key = "payment.reauthorize_payment"
+    order_id: str
+    amount: MinorUnits
+
+
+class PaymentReauthorized(Event):
+    routing_key = "payment.reauthorized"
+    order_id: str
+    payment_id: str
+    amount: MinorUnits
+    currency: Currency
+
+
+class PaymentReauthorizationFailed(Event):
+    routing_key = "payment.reauthorization_failed"
+    order_id: str
+    payment_id: str
+    reason: str

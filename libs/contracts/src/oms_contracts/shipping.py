@@ -86,3 +86,50 @@ class ShippingAddressChangeRefused(Event):
     routing_key = "shipping.address_change_refused"
     order_id: str
     reason: str
+
+
+class HoldShipment(Command):
+    """Keep the parcel in the warehouse while the order's items change."""
+
+    routing_key = "shipping.hold_shipment"
+    order_id: str
+
+
+class UpdateShipment(Command):
+    """The new lines of a held shipment; releases the hold."""
+
+    routing_key = "shipping.update_shipment"
+    order_id: str
+    lines: Annotated[list[OrderLine], Field(min_length=1)]
+
+
+class ReleaseShipment(Command):
+    """Compensation: release the hold, lines unchanged."""
+
+    routing_key = "shipping.release_shipment"
+    order_id: str
+
+
+class ShipmentHeld(Event):
+    routing_key = "shipping.shipment_held"
+    order_id: str
+    shipment_id: str
+
+
+class ShipmentHoldRefused(Event):
+    routing_key = "shipping.shipment_hold_refused"
+    order_id: str
+    reason: str
+
+
+class ShipmentUpdated(Event):
+    routing_key = "shipping.shipment_updated"
+    order_id: str
+    shipment_id: str
+    lines: list[OrderLine]
+
+
+class ShipmentReleased(Event):
+    routing_key = "shipping.shipment_released"
+    order_id: str
+    shipment_id: str

@@ -12,11 +12,12 @@ import asyncpg
 log = logging.getLogger(__name__)
 
 
-async def listen_forever(dsn: str, channel: str, on_notify: Callable[[], None]) -> None:
-    """Call `on_notify` for every notification on `channel`, reconnecting as needed.
+async def listen_forever(dsn: str, channel: str, on_notify: Callable[[str], None]) -> None:
+    """Call `on_notify(payload)` for every notification on `channel`, reconnecting as
+    needed.
 
-    Also calls it after each (re)connect: anything written while nobody listened is
-    then picked up at once.
+    Also calls it with an empty payload after each (re)connect: anything written
+    while nobody listened is then picked up at once.
     """
     while True:
         try:
@@ -28,8 +29,10 @@ async def listen_forever(dsn: str, channel: str, on_notify: Callable[[], None]) 
         closed = asyncio.Event()
         try:
             connection.add_termination_listener(lambda _conn, ev=closed: ev.set())
-            await connection.add_listener(channel, lambda *_args: on_notify())
-            on_notify()
+            await connection.add_listener(
+                channel, lambda _conn, _pid, _channel, payload: on_notify(payload)
+            )
+            on_notify("")
             await closed.wait()
         finally:
             with contextlib.suppress(Exception):

@@ -23,6 +23,10 @@ class OrderSettings(ServiceSettings):
     deadline_max_attempts: int = 5
     # How often the sweeper looks for overdue sagas.
     sweep_interval_seconds: float = 1.0
+    # How long an Idempotency-Key is remembered.
+    idempotency_key_ttl_hours: float = 24
+    # The longest `Prefer: wait=N` honoured.
+    max_wait_seconds: float = 30
 
     def saga_deadlines(self) -> SagaDeadlines:
         return SagaDeadlines(

@@ -11,6 +11,8 @@ from oms_payment.domain.model import (
     OperationKind,
     Payment,
     PaymentStatus,
+    ReauthorizationFailed,
+    Reauthorized,
     Refunded,
     RefundError,
     Voided,
@@ -151,3 +153,34 @@ def test_voiding_a_failed_payment_is_already_true() -> None:
     payment.request_void()
     assert payment.events == [Voided("pay-1", "o-1")]
     assert payment.operations == []
+
+
+def test_a_new_total_places_a_new_hold_first_and_releases_the_old_one_after() -> None:
+    payment = authorized()
+    payment.reauthorize(1500)
+    assert [(op.kind, op.amount, op.reference) for op in payment.operations] == [
+        (OperationKind.AUTHORIZE, 1500, "re1")
+    ]
+    assert payment.operations[0].idempotency_key == "pay-1:authorize:re1"
+    payment.operations.clear()
+    payment.authorization_approved("auth_2", "re1")
+    assert (payment.gateway_authorization_id, payment.authorized_amount) == ("auth_2", 1500)
+    assert [(op.kind, op.reference) for op in payment.operations] == [
+        (OperationKind.RELEASE_OLD_HOLD, "auth_1")
+    ]
+    assert payment.events == [Reauthorized("pay-1", "o-1", 1500, "EUR")]
+
+
+def test_a_refused_new_total_keeps_the_old_hold() -> None:
+    payment = authorized()
+    payment.reauthorize(1500)
+    payment.reauthorization_failed("payment_declined")
+    assert (payment.gateway_authorization_id, payment.authorized_amount) == ("auth_1", 1000)
+    assert payment.events == [ReauthorizationFailed("pay-1", "o-1", "payment_declined")]
+
+
+def test_a_captured_payment_cannot_be_reauthorized() -> None:
+    payment = captured()
+    payment.reauthorize(1500)
+    assert payment.operations == []
+    assert payment.events == [ReauthorizationFailed("pay-1", "o-1", "not_reauthorizable")]

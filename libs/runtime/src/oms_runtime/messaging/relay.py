@@ -50,7 +50,9 @@ class OutboxRelay:
 
     async def run(self) -> None:
         listener = asyncio.create_task(
-            listen_forever(self._listen_dsn, self._tables.notify_channel, self._wakeup.set),
+            listen_forever(
+                self._listen_dsn, self._tables.notify_channel, lambda _: self._wakeup.set()
+            ),
             name="outbox-listener",
         )
         try:

@@ -187,6 +187,23 @@ class ReservationRepository:
                 ],
             )
 
+    async def replace_lines(self, reservation: Reservation) -> None:
+        await self._connection.execute(
+            reservation_lines.delete().where(reservation_lines.c.order_id == reservation.order_id)
+        )
+        await self._connection.execute(
+            reservation_lines.insert(),
+            [
+                {
+                    "order_id": reservation.order_id,
+                    "sku": line.sku,
+                    "quantity": line.quantity,
+                    "unit_price": line.unit_price,
+                }
+                for line in reservation.lines
+            ],
+        )
+
     async def save_status(self, reservation: Reservation) -> None:
         await self._connection.execute(
             update(reservations)

@@ -219,6 +219,41 @@ class Reservation:
         self.status = ReservationStatus.RELEASED
         return True
 
+    def adjust(
+        self, requested: dict[str, int], products: dict[str, Product]
+    ) -> tuple[str, list[str]] | None:
+        """Hold `requested` instead of the current lines, all or nothing. Returns the
+        refusal (reason, SKUs), or None when adjusted. Lines kept keep their price;
+        new lines take today's."""
+        if self.status is not ReservationStatus.RESERVED:
+            return "not_reserved", []
+        unknown = sorted(sku for sku in requested if sku not in products)
+        if unknown:
+            return "unknown_sku", unknown
+        if any(products[sku].currency != self.currency for sku in requested):
+            return "currency_mismatch", sorted(requested)
+        held = {line.sku: line for line in self.lines}
+        short = sorted(
+            sku
+            for sku, quantity in requested.items()
+            if quantity - (held[sku].quantity if sku in held else 0) > products[sku].available
+        )
+        if short:
+            return "out_of_stock", short
+        for sku in set(held) | set(requested):
+            change = requested.get(sku, 0) - (held[sku].quantity if sku in held else 0)
+            if change > 0:
+                products[sku].reserve(change, self.order_id)
+            elif change < 0:
+                products[sku].release(-change, self.order_id)
+        self.lines = [
+            ReservedLine(
+                sku, quantity, held[sku].unit_price if sku in held else products[sku].unit_price
+            )
+            for sku, quantity in requested.items()
+        ]
+        return None
+
     def expire(self, products: dict[str, Product]) -> bool:
         """Release a reservation that outlived its time limit."""
         if not self.release(products):

@@ -21,9 +21,7 @@ async def reserve_stock(command: msgs.ReserveStock, uow: InventoryUnitOfWork) ->
     async with uow:
         reservation = await uow.reservations.get(command.order_id, for_update=True)
         if reservation is None:
-            requested: dict[str, int] = {}
-            for line in command.lines:
-                requested[line.sku] = requested.get(line.sku, 0) + line.quantity
+            requested = _requested(command.lines)
             products = await uow.products.get_many(requested, for_update=True)
             expires_at = datetime.now(UTC) + uow.reservation_ttl
             reservation = model.reserve(command.order_id, requested, products, expires_at)
@@ -84,6 +82,52 @@ async def commit_stock(command: msgs.CommitStock, uow: InventoryUnitOfWork) -> N
         await uow.commit()
 
 
+async def adjust_reservation(command: msgs.AdjustReservation, uow: InventoryUnitOfWork) -> None:
+    async with uow:
+        requested = _requested(command.lines)
+        reservation = await uow.reservations.get(command.order_id, for_update=True)
+        if reservation is None:
+            refusal: tuple[str, list[str]] | None = ("not_reserved", [])
+        else:
+            products = await uow.products.get_many(
+                {*requested, *(line.sku for line in reservation.lines)}, for_update=True
+            )
+            refusal = reservation.adjust(requested, products)
+        if refusal is not None:
+            reason, skus = refusal
+            uow.publish(
+                msgs.ReservationAdjustmentFailed(
+                    order_id=command.order_id, reason=reason, skus=skus
+                )
+            )
+        else:
+            assert reservation is not None
+            await uow.reservations.replace_lines(reservation)
+            await save_stock(uow, products.values())
+            uow.publish(
+                msgs.ReservationAdjusted(
+                    order_id=command.order_id,
+                    lines=_priced(reservation),
+                    currency=reservation.currency or "",
+                )
+            )
+        await uow.commit()
+
+
+def _requested(lines: list[OrderLine]) -> dict[str, int]:
+    requested: dict[str, int] = {}
+    for line in lines:
+        requested[line.sku] = requested.get(line.sku, 0) + line.quantity
+    return requested
+
+
+def _priced(reservation: Reservation) -> list[PricedLine]:
+    return [
+        PricedLine(sku=line.sku, quantity=line.quantity, unit_price=line.unit_price)
+        for line in reservation.lines
+    ]
+
+
 async def restock(command: msgs.Restock, uow: InventoryUnitOfWork) -> None:
     """A supplier system reports a delivery."""
     try:
@@ -97,10 +141,7 @@ def reservation_outcome(reservation: Reservation) -> Message:
     if reservation.status in (ReservationStatus.RESERVED, ReservationStatus.COMMITTED):
         return msgs.StockReserved(
             order_id=reservation.order_id,
-            lines=[
-                PricedLine(sku=line.sku, quantity=line.quantity, unit_price=line.unit_price)
-                for line in reservation.lines
-            ],
+            lines=_priced(reservation),
             currency=reservation.currency or "",
         )
     if reservation.status in (ReservationStatus.RELEASED, ReservationStatus.EXPIRED):
@@ -122,4 +163,5 @@ HANDLERS: dict[type[Message], Callable[..., Awaitable[None]]] = {
     msgs.ReleaseStock: release_stock,
     msgs.CommitStock: commit_stock,
     msgs.Restock: restock,
+    msgs.AdjustReservation: adjust_reservation,
 }

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import binascii
+import contextlib
 import dataclasses
-from typing import Annotated
+import hashlib
+import json
+import re
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from pydantic import AwareDatetime
 
 from oms_order.api.schemas import (
     AddressOut,
@@ -13,12 +23,21 @@ from oms_order.api.schemas import (
     OrderCreate,
     OrderHistory,
     OrderItemOut,
+    OrderPage,
     OrderPublic,
+    OrderUpdate,
+    SkuField,
 )
 from oms_order.db import views
+from oms_order.db.status_watcher import OrderStatusWatcher
 from oms_order.db.unit_of_work import OrderUnitOfWork
-from oms_order.domain.errors import InvalidOrder, OrderNotCancellable
-from oms_order.domain.model import Address, Order
+from oms_order.domain.errors import (
+    InvalidOrder,
+    OrderNotCancellable,
+    OrderNotDeletable,
+    OrderNotModifiable,
+)
+from oms_order.domain.model import Address, Order, OrderStatus
 from oms_order.handlers import orders as use_cases
 from oms_runtime.auth import Authenticated, Principal
 from oms_runtime.http import request_unit_of_work
@@ -27,8 +46,18 @@ from oms_runtime.problems import Problem
 
 router = APIRouter(tags=["orders"])
 
-
 UnitOfWorkDep = Annotated[OrderUnitOfWork, Depends(request_unit_of_work)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        min_length=1,
+        max_length=200,
+        description="Retrying with the same key and body answers with the same order and "
+        "starts nothing new; the same key with another body is a 409",
+    ),
+]
+
+_PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+)", re.IGNORECASE)
 
 
 def _not_found(order_id: str) -> Problem:
@@ -38,6 +67,10 @@ def _not_found(order_id: str) -> Problem:
 def _own(principal: Principal) -> str | None:
     """The customer an API call is limited to (None: an admin sees everything)."""
     return None if principal.is_admin else principal.subject
+
+
+def _address_out(address: Address | None) -> AddressOut | None:
+    return AddressOut(**dataclasses.asdict(address)) if address is not None else None
 
 
 def order_public(order: Order) -> OrderPublic:
@@ -54,6 +87,7 @@ def order_public(order: Order) -> OrderPublic:
         total=order.total,
         currency=order.currency,
         shipping_address=AddressOut(**dataclasses.asdict(order.shipping_address)),
+        pending_shipping_address=_address_out(order.pending_address),
         payment_id=order.payment_id,
         shipment_id=order.shipment_id,
         carrier=order.carrier,
@@ -63,14 +97,69 @@ def order_public(order: Order) -> OrderPublic:
     )
 
 
+def _idempotent(
+    key: str | None, principal: Principal, scope: str, body: Any
+) -> use_cases.IdempotentRequest | None:
+    if key is None:
+        return None
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return use_cases.IdempotentRequest(
+        principal=principal.subject,
+        scope=scope,
+        key=key,
+        request_hash=hashlib.sha256(canonical.encode()).hexdigest(),
+    )
+
+
+def _key_reused(exc: Exception) -> Problem:
+    return Problem(
+        409,
+        "idempotency-key-reused",
+        "Idempotency key reused",
+        "This Idempotency-Key was used with a different request",
+        field="Idempotency-Key",
+    )
+
+
+def _wait_seconds(prefer: str | None, ceiling: float) -> float:
+    """`Prefer: wait=N` (RFC 7240), capped."""
+    match = _PREFER_WAIT.search(prefer or "")
+    return min(float(match.group(1)), ceiling) if match else 0.0
+
+
+async def _wait_until_not_pending(
+    request: Request, uow_factory: Any, order: Order, seconds: float
+) -> Order:
+    watcher: OrderStatusWatcher = request.app.state.status_watcher
+    async with watcher.watching(order.id) as changed:
+        async with uow_factory() as uow:
+            current = await uow.orders.get(order.id)
+        if current is not None and current.status is OrderStatus.PENDING:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed, seconds)
+            async with uow_factory() as uow:
+                current = await uow.orders.get(order.id)
+    return current or order
+
+
 @router.post(
     "/orders",
     status_code=202,
     response_model=OrderPublic,
     summary="Place an order and start its saga",
+    responses={409: {"description": "Idempotency-Key reused with another body"}},
 )
 async def create_order(
-    body: OrderCreate, principal: Authenticated, uow: UnitOfWorkDep
+    body: OrderCreate,
+    principal: Authenticated,
+    uow: UnitOfWorkDep,
+    request: Request,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+    prefer: Annotated[
+        str | None,
+        Header(description="`wait=N`: answer once the order left `pending`, or after N s"),
+    ] = None,
 ) -> OrderPublic:
     customer_id = principal.subject
     if body.customer_id is not None and body.customer_id != principal.subject:
@@ -90,18 +179,84 @@ async def create_order(
         payment_token=body.payment.token,
     )
     try:
-        order = await use_cases.place_order(command, uow)
+        order, replayed = await use_cases.place_order(
+            command,
+            uow,
+            _idempotent(idempotency_key, principal, "POST /orders", body.model_dump(mode="json")),
+        )
     except InvalidOrder as exc:
         raise Problem(422, "invalid-order", "The order is not valid", str(exc)) from exc
+    except use_cases.IdempotencyKeyReused as exc:
+        raise _key_reused(exc) from exc
     bind_log_context(correlation_id=order.id)
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    wait = _wait_seconds(prefer, request.app.state.settings.max_wait_seconds)
+    if wait > 0:
+        order = await _wait_until_not_pending(request, request.app.state.unit_of_work, order, wait)
+        response.headers["Preference-Applied"] = f"wait={int(wait)}"
     return order_public(order)
+
+
+def _encode_cursor(order: Order) -> str:
+    raw = f"{order.created_at.isoformat()}|{order.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created_at, order_id = raw.split("|")
+        return datetime.fromisoformat(created_at), uuid.UUID(order_id)
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise Problem(
+            422,
+            "validation-error",
+            "Invalid cursor",
+            "Use the next_cursor of a previous page",
+            field="cursor",
+        ) from exc
+
+
+@router.get("/orders", response_model=OrderPage, summary="Orders, newest first, filtered")
+async def list_orders(
+    principal: Authenticated,
+    uow: UnitOfWorkDep,
+    status: Annotated[list[OrderStatus] | None, Query(description="One or more statuses")] = None,
+    customer_id: Annotated[
+        str | None, Query(max_length=100, description="Admins only; customers see their own")
+    ] = None,
+    created_from: Annotated[AwareDatetime | None, Query(description="Inclusive")] = None,
+    created_to: Annotated[AwareDatetime | None, Query(description="Exclusive")] = None,
+    sku: Annotated[SkuField | None, Query(description="Orders with a line of this SKU")] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> OrderPage:
+    own = _own(principal)
+    if own is not None and customer_id not in (None, own):
+        raise Problem(403, "forbidden", "Customers see only their own orders", field="customer_id")
+    async with uow:
+        found = await uow.orders.search(
+            customer_id=own or customer_id,
+            statuses=[s.value for s in status or []],
+            created_from=created_from,
+            created_to=created_to,
+            sku=sku,
+            after=_decode_cursor(cursor) if cursor else None,
+            limit=limit + 1,
+        )
+    page = found[:limit]
+    return OrderPage(
+        items=[order_public(order) for order in page],
+        next_cursor=_encode_cursor(page[-1]) if len(found) > limit else None,
+    )
 
 
 async def _load_visible(order_id: str, principal: Principal, uow: OrderUnitOfWork) -> Order:
     async with uow:
         order = await uow.orders.get(order_id)
     customer = _own(principal)
-    if order is None or (customer is not None and order.customer_id != customer):
+    if order is None or order.deleted or (customer is not None and order.customer_id != customer):
         # Another customer's order is "not found", so ids cannot be probed.
         raise _not_found(order_id)
     return order
@@ -138,19 +293,76 @@ async def get_order_history(
     )
 
 
+@router.patch(
+    "/orders/{order_id}",
+    response_model=OrderPublic,
+    status_code=202,
+    summary="Change the shipping address (until shipped) or the items (see the docs)",
+)
+async def update_order(
+    order_id: str, body: OrderUpdate, principal: Authenticated, uow: UnitOfWorkDep
+) -> OrderPublic:
+    try:
+        order = await use_cases.modify_order(
+            order_id,
+            uow,
+            customer_id=_own(principal),
+            address=(
+                Address(**body.shipping_address.model_dump()) if body.shipping_address else None
+            ),
+            lines=[(item.sku, item.quantity) for item in body.items] if body.items else None,
+        )
+    except use_cases.OrderNotFound as exc:
+        raise _not_found(order_id) from exc
+    except (OrderNotModifiable, InvalidOrder) as exc:
+        raise Problem(
+            409, "order-not-modifiable", "The order cannot be changed now", str(exc)
+        ) from exc
+    return order_public(order)
+
+
 @router.post(
     "/orders/{order_id}/cancel",
     status_code=202,
     response_model=OrderPublic,
     summary="Cancel an order that has not shipped (compensates earlier steps)",
 )
-async def cancel_order(order_id: str, principal: Authenticated, uow: UnitOfWorkDep) -> OrderPublic:
+async def cancel_order(
+    order_id: str,
+    principal: Authenticated,
+    uow: UnitOfWorkDep,
+    idempotency_key: IdempotencyKey = None,
+) -> OrderPublic:
     try:
-        order = await use_cases.cancel_order(order_id, uow, customer_id=_own(principal))
+        order = await use_cases.cancel_order(
+            order_id,
+            uow,
+            customer_id=_own(principal),
+            idempotency=_idempotent(
+                idempotency_key, principal, "POST /orders/cancel", {"order_id": order_id}
+            ),
+        )
     except use_cases.OrderNotFound as exc:
         raise _not_found(order_id) from exc
+    except use_cases.IdempotencyKeyReused as exc:
+        raise _key_reused(exc) from exc
     except OrderNotCancellable as exc:
         raise Problem(
             409, "order-not-cancellable", "The order can no longer be cancelled", str(exc)
         ) from exc
     return order_public(order)
+
+
+@router.delete(
+    "/orders/{order_id}",
+    status_code=204,
+    summary="Delete a finished order: personal data erased, subscribers told (order.deleted)",
+)
+async def delete_order(order_id: str, principal: Authenticated, uow: UnitOfWorkDep) -> Response:
+    try:
+        await use_cases.delete_order(order_id, uow, customer_id=_own(principal))
+    except use_cases.OrderNotFound as exc:
+        raise _not_found(order_id) from exc
+    except OrderNotDeletable as exc:
+        raise Problem(409, "order-not-deletable", "The order is not finished", str(exc)) from exc
+    return Response(status_code=204)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from oms_order.domain.model import MAX_LINES, MAX_QUANTITY
 
@@ -55,6 +55,26 @@ class OrderCreate(_Strict):
     payment: PaymentIn
 
 
+class OrderUpdate(_Strict):
+    """What may change after checkout. At least one field."""
+
+    shipping_address: AddressIn | None = None
+    items: Annotated[
+        list[OrderItemIn] | None,
+        Field(
+            min_length=1,
+            max_length=MAX_LINES,
+            description="The complete new list of lines (replaces the old one)",
+        ),
+    ] = None
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> OrderUpdate:
+        if self.shipping_address is None and self.items is None:
+            raise ValueError("give shipping_address and/or items")
+        return self
+
+
 class OrderItemOut(BaseModel):
     sku: str
     quantity: int
@@ -80,12 +100,20 @@ class OrderPublic(BaseModel):
     total: int | None = Field(description="Minor units; known once stock is reserved")
     currency: str | None
     shipping_address: AddressOut
+    pending_shipping_address: AddressOut | None = Field(
+        None, description="An address change waiting for shipping to agree"
+    )
     payment_id: str | None
     shipment_id: str | None
     carrier: str | None
     tracking_number: str | None
     created_at: datetime
     updated_at: datetime | None
+
+
+class OrderPage(BaseModel):
+    items: list[OrderPublic]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page")
 
 
 class HistoryEntry(BaseModel):

@@ -12,7 +12,15 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from oms_order.db.tables import idempotency_keys, order_history, order_lines, orders
-from oms_order.domain.model import Address, Compensation, Order, OrderLine, OrderStatus
+from oms_order.domain.model import (
+    Address,
+    Amendment,
+    AmendmentStep,
+    Compensation,
+    Order,
+    OrderLine,
+    OrderStatus,
+)
 
 
 class OrderRepository:
@@ -229,6 +237,7 @@ def _order_row(order: Order) -> dict[str, Any]:
         "pending_address": (
             dataclasses.asdict(order.pending_address) if order.pending_address else None
         ),
+        "amendment": _amendment_row(order.amendment),
     }
 
 
@@ -263,4 +272,29 @@ def _order_from_row(row: Any, lines: list[OrderLine]) -> Order:
         deadline_at=row["deadline_at"],
         pending_address=Address(**row["pending_address"]) if row["pending_address"] else None,
         deleted=row["deleted_at"] is not None,
+        amendment=_amendment(row["amendment"]),
+    )
+
+
+def _amendment_row(amendment: Amendment | None) -> dict[str, Any] | None:
+    if amendment is None:
+        return None
+    return {
+        "lines": amendment.lines,
+        "previous": [[line.sku, line.quantity, line.unit_price] for line in amendment.previous],
+        "step": amendment.step.value,
+        "reason": amendment.reason,
+        "skus": amendment.skus,
+    }
+
+
+def _amendment(row: dict[str, Any] | None) -> Amendment | None:
+    if row is None:
+        return None
+    return Amendment(
+        lines=[(sku, quantity) for sku, quantity in row["lines"]],
+        previous=[OrderLine(sku, quantity, price) for sku, quantity, price in row["previous"]],
+        step=AmendmentStep(row["step"]),
+        reason=row["reason"],
+        skus=row["skus"],
     )

@@ -55,6 +55,7 @@ orders = Table(
     Column("step_attempts", Integer, nullable=False, server_default="0"),
     Column("deadline_at", DateTime(timezone=True)),
     Column("pending_address", JSONB),
+    Column("amendment", JSONB),
     Column("deleted_at", DateTime(timezone=True)),
     Index("orders_customer_created", "customer_id", "created_at"),
     Index("orders_deadline", "deadline_at", postgresql_where=text("deadline_at IS NOT NULL")),

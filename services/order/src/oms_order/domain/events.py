@@ -147,3 +147,46 @@ class ShippingAddressChangeRefused(OrderEvent):
 @dataclass(frozen=True)
 class OrderDeleted(OrderEvent):
     pass
+
+
+@dataclass(frozen=True)
+class AmendmentStarted(OrderEvent):
+    """New items asked for: first keep the parcel in the warehouse."""
+
+    lines: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True)
+class AmendmentStockRequested(OrderEvent):
+    lines: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True)
+class AmendmentPaymentRequested(OrderEvent):
+    amount: int
+
+
+@dataclass(frozen=True)
+class AmendmentShipmentUpdateRequested(OrderEvent):
+    lines: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True)
+class AmendmentStockRevertRequested(OrderEvent):
+    lines: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True)
+class AmendmentShipmentReleaseRequested(OrderEvent):
+    pass
+
+
+@dataclass(frozen=True)
+class OrderAmended(OrderEvent):
+    total: int
+
+
+@dataclass(frozen=True)
+class AmendmentRejected(OrderEvent):
+    reason: str
+    skus: tuple[str, ...] = ()

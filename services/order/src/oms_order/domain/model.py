@@ -73,6 +73,28 @@ class Address:
     line2: str | None = None
 
 
+class AmendmentStep(StrEnum):
+    HOLDING = "holding"  # asked shipping to keep the parcel
+    RESERVING = "reserving"  # asked inventory for the new lines
+    AUTHORIZING = "authorizing"  # asked payment to hold the new total
+    UPDATING = "updating"  # asked shipping to pack the new lines
+    REVERTING_STOCK = "reverting_stock"  # payment refused: old lines back
+    RELEASING = "releasing"  # nothing changes after all: release the parcel
+
+
+@dataclass
+class Amendment:
+    """A change of items under way. Runs its own small saga: hold the parcel,
+    reserve the new lines, authorize the new total, update the dispatch note; a
+    refusal on the way undoes the earlier steps and leaves the order as it was."""
+
+    lines: list[tuple[str, int]]
+    previous: list[OrderLine]
+    step: AmendmentStep = AmendmentStep.HOLDING
+    reason: str | None = None
+    skus: list[str] = field(default_factory=list)
+
+
 ERASED_ADDRESS = Address(name="", line1="", city="", postal_code="", country="")
 
 
@@ -118,6 +140,7 @@ class Order:
     deadline_at: datetime | None = None
     # An address change waiting for shipping to agree (the dispatch note exists).
     pending_address: Address | None = None
+    amendment: Amendment | None = None
     deleted: bool = False
     events: list[domain_events.OrderEvent] = field(default_factory=list, compare=False, repr=False)
     # Set when the step changed, so the edge re-arms the deadline.
@@ -134,21 +157,10 @@ class Order:
         payment_token: str,
         now: datetime,
     ) -> Order:
-        if not lines:
-            raise InvalidOrder("an order needs at least one line")
-        if len(lines) > MAX_LINES:
-            raise InvalidOrder(f"an order has at most {MAX_LINES} lines")
-        merged: dict[str, int] = {}
-        for line in lines:
-            if not 0 < line.quantity <= MAX_QUANTITY:
-                raise InvalidOrder(f"quantity of {line.sku} must be 1..{MAX_QUANTITY}")
-            merged[line.sku] = merged.get(line.sku, 0) + line.quantity
-        if any(quantity > MAX_QUANTITY for quantity in merged.values()):
-            raise InvalidOrder(f"at most {MAX_QUANTITY} of one SKU per order")
         order = cls(
             id=order_id,
             customer_id=customer_id,
-            lines=[OrderLine(sku, quantity) for sku, quantity in merged.items()],
+            lines=[OrderLine(sku, quantity) for sku, quantity in _merged(lines)],
             shipping_address=shipping_address,
             payment_token=payment_token,
             created_at=now,
@@ -364,6 +376,89 @@ class Order:
         self.pending_address = None
         self._record(domain_events.ShippingAddressChangeRefused(self.id, reason))
 
+    def amend_items(self, lines: list[OrderLine]) -> None:
+        """Replace the items of a paid order that has not shipped."""
+        if self.status in (OrderStatus.PENDING, OrderStatus.AWAITING_PAYMENT):
+            raise OrderNotModifiable(
+                "stock and payment are still being arranged for this order; try again shortly"
+            )
+        if self.status not in _SHIPMENT_REQUESTED:
+            raise OrderNotModifiable(f"the items of an order that is {self.status} cannot change")
+        if self.amendment is not None:
+            raise OrderNotModifiable("an earlier change of the items is still under way")
+        requested = _merged(lines)
+        if requested == [(line.sku, line.quantity) for line in self.lines]:
+            return
+        previous = [OrderLine(line.sku, line.quantity, line.unit_price) for line in self.lines]
+        self.amendment = Amendment(requested, previous)
+        self.status_detail = {**self.status_detail, "item_change": {"status": "in_progress"}}
+        self._record(domain_events.AmendmentStarted(self.id, tuple(requested)))
+
+    def record_shipment_held(self) -> None:
+        if self._amending(AmendmentStep.HOLDING):
+            assert self.amendment is not None
+            self._amendment_step(AmendmentStep.RESERVING)
+            self._record(
+                domain_events.AmendmentStockRequested(self.id, tuple(self.amendment.lines))
+            )
+
+    def record_shipment_hold_refused(self, reason: str) -> None:
+        if self._amending(AmendmentStep.HOLDING):
+            self._end_amendment(applied=False, reason=reason)
+
+    def record_reservation_adjusted(self, unit_prices: dict[str, int]) -> None:
+        amendment = self.amendment
+        if amendment is None:
+            self._ignored("inventory.reservation_adjusted")
+        elif amendment.step is AmendmentStep.RESERVING:
+            authorized = self.total
+            self.lines = [OrderLine(sku, qty, unit_prices[sku]) for sku, qty in amendment.lines]
+            if self.total != authorized:
+                self._amendment_step(AmendmentStep.AUTHORIZING)
+                self._record(domain_events.AmendmentPaymentRequested(self.id, self.total or 0))
+            else:
+                self._request_shipment_update()
+        elif amendment.step is AmendmentStep.REVERTING_STOCK:
+            self.lines = [
+                OrderLine(line.sku, line.quantity, line.unit_price) for line in amendment.previous
+            ]
+            self._amendment_step(AmendmentStep.RELEASING)
+            self._record(domain_events.AmendmentShipmentReleaseRequested(self.id))
+
+    def record_reservation_adjustment_failed(self, reason: str, skus: list[str]) -> None:
+        amendment = self.amendment
+        if amendment is None:
+            self._ignored("inventory.reservation_adjustment_failed")
+        elif amendment.step is AmendmentStep.RESERVING:
+            amendment.reason, amendment.skus = reason, sorted(skus)
+            self._amendment_step(AmendmentStep.RELEASING)
+            self._record(domain_events.AmendmentShipmentReleaseRequested(self.id))
+        elif amendment.step is AmendmentStep.REVERTING_STOCK:
+            # The old lines no longer fit (someone bought the stock meanwhile).
+            self._needs_attention(f"item_change_revert_failed: {reason}")
+
+    def record_reauthorized(self) -> None:
+        if self._amending(AmendmentStep.AUTHORIZING):
+            self._request_shipment_update()
+
+    def record_reauthorization_failed(self, reason: str) -> None:
+        if self._amending(AmendmentStep.AUTHORIZING):
+            assert self.amendment is not None
+            self.amendment.reason = reason
+            self._amendment_step(AmendmentStep.REVERTING_STOCK)
+            self._request_stock_revert()
+
+    def record_shipment_updated(self) -> None:
+        if self._amending(AmendmentStep.UPDATING):
+            self._end_amendment(applied=True)
+
+    def record_shipment_released(self) -> None:
+        if self._amending(AmendmentStep.RELEASING):
+            assert self.amendment is not None
+            self._end_amendment(
+                applied=False, reason=self.amendment.reason or "refused", skus=self.amendment.skus
+            )
+
     def delete(self) -> None:
         """Erase the customer's personal data of a finished order. What was sold and
         paid stays, for the books; the order disappears from the API."""
@@ -443,6 +538,40 @@ class Order:
 
     # -- internals -------------------------------------------------------------
 
+    def _amending(self, step: AmendmentStep) -> bool:
+        return self.amendment is not None and self.amendment.step is step
+
+    def _amendment_step(self, step: AmendmentStep) -> None:
+        assert self.amendment is not None
+        self.amendment.step = step
+
+    def _request_stock_revert(self) -> None:
+        assert self.amendment is not None
+        previous = tuple((line.sku, line.quantity) for line in self.amendment.previous)
+        self._record(domain_events.AmendmentStockRevertRequested(self.id, previous))
+
+    def _request_shipment_update(self) -> None:
+        self._amendment_step(AmendmentStep.UPDATING)
+        self._record(
+            domain_events.AmendmentShipmentUpdateRequested(
+                self.id, tuple((line.sku, line.quantity) for line in self.lines)
+            )
+        )
+
+    def _end_amendment(
+        self, *, applied: bool, reason: str = "", skus: list[str] | None = None
+    ) -> None:
+        self.amendment = None
+        if applied:
+            self.status_detail = {**self.status_detail, "item_change": {"status": "applied"}}
+            self._record(domain_events.OrderAmended(self.id, self.total or 0))
+        else:
+            change: dict[str, object] = {"status": "rejected", "reason": reason}
+            if skus:
+                change["skus"] = skus
+            self.status_detail = {**self.status_detail, "item_change": change}
+            self._record(domain_events.AmendmentRejected(self.id, reason, tuple(skus or ())))
+
     def _start_cancellation(self, reason: str, *, shipment_gone: bool = False) -> None:
         shipped = self.status is OrderStatus.SHIPPED
         shipment_may_exist = self.status in _SHIPMENT_REQUESTED and not shipment_gone
@@ -456,6 +585,7 @@ class Order:
             undo.add(Compensation.VOID_PAYMENT)
         self.cancellation_reason = reason
         self.status_reason = reason
+        self.amendment = None  # whatever the change reached, compensation undoes it all
         self._move_to(OrderStatus.CANCELLING)
         if shipment_may_exist:
             self.deferred_compensations = undo
@@ -479,7 +609,9 @@ class Order:
         )
 
     def _resend_current_step(self) -> None:
-        if self.status is OrderStatus.CANCELLING:
+        if self._amending(AmendmentStep.REVERTING_STOCK):
+            self._request_stock_revert()
+        elif self.status is OrderStatus.CANCELLING:
             self._record(self._compensation_event(self.pending_compensations))
         elif self.status is OrderStatus.SHIPPED:
             self._record(
@@ -549,3 +681,19 @@ class Order:
 
     def _record(self, event: domain_events.OrderEvent) -> None:
         self.events.append(event)
+
+
+def _merged(lines: list[OrderLine]) -> list[tuple[str, int]]:
+    """Lines of the same SKU added up, in first-seen order; the limits enforced."""
+    if not lines:
+        raise InvalidOrder("an order needs at least one line")
+    if len(lines) > MAX_LINES:
+        raise InvalidOrder(f"an order has at most {MAX_LINES} lines")
+    merged: dict[str, int] = {}
+    for line in lines:
+        if not 0 < line.quantity <= MAX_QUANTITY:
+            raise InvalidOrder(f"quantity of {line.sku} must be 1..{MAX_QUANTITY}")
+        merged[line.sku] = merged.get(line.sku, 0) + line.quantity
+    if any(quantity > MAX_QUANTITY for quantity in merged.values()):
+        raise InvalidOrder(f"at most {MAX_QUANTITY} of one SKU per order")
+    return list(merged.items())

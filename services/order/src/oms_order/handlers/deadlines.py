@@ -34,16 +34,32 @@ async def sweep_overdue(uow: OrderUnitOfWork, batch_size: int = 50) -> int:
     return len(overdue)
 
 
+async def forget_old_idempotency_keys(uow: OrderUnitOfWork) -> int:
+    async with uow:
+        purged = await uow.idempotency.purge(uow.idempotency_ttl)
+        await uow.commit()
+    return purged
+
+
 class DeadlineSweeper:
+    """Moves overdue sagas on; now and then also forgets expired idempotency keys."""
+
+    PURGE_EVERY_SECONDS = 300.0
+
     def __init__(self, unit_of_work: UnitOfWorkFactory[OrderUnitOfWork], interval: float) -> None:
         self._unit_of_work = unit_of_work
         self._interval = interval
         self._stopped = asyncio.Event()
 
     async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_purge = loop.time()
         while not self._stopped.is_set():
             try:
                 swept = await sweep_overdue(self._unit_of_work())
+                if loop.time() >= next_purge:
+                    await forget_old_idempotency_keys(self._unit_of_work())
+                    next_purge = loop.time() + self.PURGE_EVERY_SECONDS
             except Exception as exc:  # keep sweeping through a database outage
                 log.warning("deadline sweep failed", extra={"error": repr(exc)})
                 swept = 0

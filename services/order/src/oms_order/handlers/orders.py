@@ -20,14 +20,32 @@ class PlaceOrder:
     payment_token: str
 
 
+@dataclass(frozen=True)
+class IdempotentRequest:
+    """A client's `Idempotency-Key`, scoped to who sent it and what it was for."""
+
+    principal: str
+    scope: str
+    key: str
+    request_hash: str
+
+
 class OrderNotFound(Exception):
     pass
+
+
+class IdempotencyKeyReused(Exception):
+    """The same key came with a different request."""
 
 
 OperatorAction = Callable[[str, str, OrderUnitOfWork], Awaitable[Order]]
 
 
-async def place_order(command: PlaceOrder, uow: OrderUnitOfWork) -> Order:
+async def place_order(
+    command: PlaceOrder, uow: OrderUnitOfWork, idempotency: IdempotentRequest | None = None
+) -> tuple[Order, bool]:
+    """Store the order and start its saga. Returns the order and whether it is the
+    answer to an earlier request with the same idempotency key (no new saga)."""
     order = Order.place(
         order_id=str(uuid.uuid4()),
         customer_id=command.customer_id,
@@ -37,27 +55,52 @@ async def place_order(command: PlaceOrder, uow: OrderUnitOfWork) -> Order:
         now=datetime.now(UTC),
     )
     async with uow:
+        if idempotency is not None:
+            earlier = await _claim(uow, idempotency, order.id)
+            if earlier is not None:
+                return earlier, True
         uow.correlation_id = order.id
         await commit_order(uow, order, new=True)
-    return order
+    return order, False
 
 
-async def cancel_order(order_id: str, uow: OrderUnitOfWork, *, customer_id: str | None) -> Order:
+async def cancel_order(
+    order_id: str,
+    uow: OrderUnitOfWork,
+    *,
+    customer_id: str | None,
+    idempotency: IdempotentRequest | None = None,
+) -> Order:
     """Cancel with compensation. `customer_id` restricts to that customer's orders."""
     async with uow:
-        order = await uow.orders.get(order_id, for_update=True)
-        if order is None or (customer_id is not None and order.customer_id != customer_id):
-            raise OrderNotFound(order_id)
+        order = await _visible(uow, order_id, customer_id, for_update=True)
+        if idempotency is not None and await _claim(uow, idempotency, order.id) is not None:
+            return order  # asked before: cancelling is already under way or done
         order.cancel()
         await commit_order(uow, order)
     return order
 
 
+async def change_address(
+    order_id: str, address: Address, uow: OrderUnitOfWork, *, customer_id: str | None
+) -> Order:
+    async with uow:
+        order = await _visible(uow, order_id, customer_id, for_update=True)
+        order.change_address(address)
+        await commit_order(uow, order)
+    return order
+
+
+async def delete_order(order_id: str, uow: OrderUnitOfWork, *, customer_id: str | None) -> None:
+    async with uow:
+        order = await _visible(uow, order_id, customer_id, for_update=True)
+        order.delete()
+        await commit_order(uow, order)
+
+
 async def retry_order(order_id: str, operator: str, uow: OrderUnitOfWork) -> Order:
     async with uow:
-        order = await uow.orders.get(order_id, for_update=True)
-        if order is None:
-            raise OrderNotFound(order_id)
+        order = await _visible(uow, order_id, None, for_update=True)
         order.retry(operator)
         await commit_order(uow, order)
     return order
@@ -65,9 +108,60 @@ async def retry_order(order_id: str, operator: str, uow: OrderUnitOfWork) -> Ord
 
 async def force_compensation(order_id: str, operator: str, uow: OrderUnitOfWork) -> Order:
     async with uow:
-        order = await uow.orders.get(order_id, for_update=True)
-        if order is None:
-            raise OrderNotFound(order_id)
+        order = await _visible(uow, order_id, None, for_update=True)
         order.force_compensation(operator)
+        await commit_order(uow, order)
+    return order
+
+
+async def _visible(
+    uow: OrderUnitOfWork, order_id: str, customer_id: str | None, *, for_update: bool
+) -> Order:
+    order = await uow.orders.get(order_id, for_update=for_update)
+    if (
+        order is None
+        or order.deleted
+        or (customer_id is not None and order.customer_id != customer_id)
+    ):
+        raise OrderNotFound(order_id)
+    return order
+
+
+async def _claim(uow: OrderUnitOfWork, request: IdempotentRequest, order_id: str) -> Order | None:
+    """Claim the key for `order_id`; if it was claimed before, the order it names."""
+    if await uow.idempotency.claim(
+        request.principal,
+        request.scope,
+        request.key,
+        request.request_hash,
+        order_id,
+        uow.idempotency_ttl,
+    ):
+        return None
+    found = await uow.idempotency.find(request.principal, request.scope, request.key)
+    if found is None or found[0] != request.request_hash:
+        raise IdempotencyKeyReused(request.key)
+    earlier = await uow.orders.get(found[1])
+    if earlier is None:
+        raise IdempotencyKeyReused(request.key)
+    return earlier
+
+
+async def modify_order(
+    order_id: str,
+    uow: OrderUnitOfWork,
+    *,
+    customer_id: str | None,
+    address: Address | None,
+    lines: list[tuple[str, int]] | None,
+) -> Order:
+    """Change the shipping address and/or the items, atomically: if either change is
+    refused, neither happens."""
+    async with uow:
+        order = await _visible(uow, order_id, customer_id, for_update=True)
+        if address is not None:
+            order.change_address(address)
+        if lines is not None:
+            order.amend_items([OrderLine(sku, quantity) for sku, quantity in lines])
         await commit_order(uow, order)
     return order

@@ -111,6 +111,25 @@ def messages_for(event: events.OrderEvent, order: Order) -> list[Message]:
                     shipping_address=ShippingAddress(**dataclasses.asdict(order.pending_address)),
                 )
             ]
+        case events.AmendmentStarted():
+            return [shipping_msgs.HoldShipment(order_id=order.id)]
+        case events.AmendmentStockRequested() | events.AmendmentStockRevertRequested():
+            return [inventory_msgs.AdjustReservation(order_id=order.id, lines=_pairs(event.lines))]
+        case events.AmendmentPaymentRequested():
+            return [payment_msgs.ReauthorizePayment(order_id=order.id, amount=event.amount)]
+        case events.AmendmentShipmentUpdateRequested():
+            return [shipping_msgs.UpdateShipment(order_id=order.id, lines=_pairs(event.lines))]
+        case events.AmendmentShipmentReleaseRequested():
+            return [shipping_msgs.ReleaseShipment(order_id=order.id)]
+        case events.OrderAmended():
+            return [
+                order_msgs.OrderAmended(
+                    order_id=order.id,
+                    lines=_lines(order),
+                    total=event.total,
+                    currency=order.currency or "",
+                )
+            ]
         case events.OrderDeleted():
             return [order_msgs.OrderDeleted(order_id=order.id)]
         case events.OrderRequiresAttention():
@@ -177,6 +196,10 @@ def _detail(event: events.OrderEvent) -> dict[str, Any]:
 
 def _lines(order: Order) -> list[OrderLine]:
     return [OrderLine(sku=line.sku, quantity=line.quantity) for line in order.lines]
+
+
+def _pairs(lines: tuple[tuple[str, int], ...]) -> list[OrderLine]:
+    return [OrderLine(sku=sku, quantity=quantity) for sku, quantity in lines]
 
 
 def _address(order: Order) -> ShippingAddress:

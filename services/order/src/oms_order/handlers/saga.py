@@ -140,6 +140,53 @@ async def shipment_delivered(
     )
 
 
+async def shipment_held(message: shipping_msgs.ShipmentHeld, uow: OrderUnitOfWork) -> None:
+    await _apply(uow, message.order_id, lambda o: o.record_shipment_held())
+
+
+async def shipment_hold_refused(
+    message: shipping_msgs.ShipmentHoldRefused, uow: OrderUnitOfWork
+) -> None:
+    await _apply(uow, message.order_id, lambda o: o.record_shipment_hold_refused(message.reason))
+
+
+async def shipment_updated(message: shipping_msgs.ShipmentUpdated, uow: OrderUnitOfWork) -> None:
+    await _apply(uow, message.order_id, lambda o: o.record_shipment_updated())
+
+
+async def shipment_released(message: shipping_msgs.ShipmentReleased, uow: OrderUnitOfWork) -> None:
+    await _apply(uow, message.order_id, lambda o: o.record_shipment_released())
+
+
+async def reservation_adjusted(
+    message: inventory_msgs.ReservationAdjusted, uow: OrderUnitOfWork
+) -> None:
+    prices = {line.sku: line.unit_price for line in message.lines}
+    await _apply(uow, message.order_id, lambda o: o.record_reservation_adjusted(prices))
+
+
+async def reservation_adjustment_failed(
+    message: inventory_msgs.ReservationAdjustmentFailed, uow: OrderUnitOfWork
+) -> None:
+    await _apply(
+        uow,
+        message.order_id,
+        lambda o: o.record_reservation_adjustment_failed(message.reason, message.skus),
+    )
+
+
+async def payment_reauthorized(
+    message: payment_msgs.PaymentReauthorized, uow: OrderUnitOfWork
+) -> None:
+    await _apply(uow, message.order_id, lambda o: o.record_reauthorized())
+
+
+async def payment_reauthorization_failed(
+    message: payment_msgs.PaymentReauthorizationFailed, uow: OrderUnitOfWork
+) -> None:
+    await _apply(uow, message.order_id, lambda o: o.record_reauthorization_failed(message.reason))
+
+
 HANDLERS: dict[type[Message], Callable[..., Awaitable[None]]] = {
     inventory_msgs.StockReserved: stock_reserved,
     inventory_msgs.StockReservationFailed: stock_reservation_failed,
@@ -160,4 +207,12 @@ HANDLERS: dict[type[Message], Callable[..., Awaitable[None]]] = {
     shipping_msgs.ShipmentDelivered: shipment_delivered,
     shipping_msgs.ShippingAddressChanged: address_changed,
     shipping_msgs.ShippingAddressChangeRefused: address_change_refused,
+    shipping_msgs.ShipmentHeld: shipment_held,
+    shipping_msgs.ShipmentHoldRefused: shipment_hold_refused,
+    shipping_msgs.ShipmentUpdated: shipment_updated,
+    shipping_msgs.ShipmentReleased: shipment_released,
+    inventory_msgs.ReservationAdjusted: reservation_adjusted,
+    inventory_msgs.ReservationAdjustmentFailed: reservation_adjustment_failed,
+    payment_msgs.PaymentReauthorized: payment_reauthorized,
+    payment_msgs.PaymentReauthorizationFailed: payment_reauthorization_failed,
 }

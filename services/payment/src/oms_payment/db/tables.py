@@ -43,6 +43,8 @@ payments = Table(
     Column("decline_code", Text),
     Column("void_requested", Boolean, nullable=False, server_default="false"),
     Column("capture_requested", Boolean, nullable=False, server_default="false"),
+    Column("pending_reauthorization", BigInteger),
+    Column("reauthorizations", Integer, nullable=False, server_default="0"),
     Column("captured_at", DateTime(timezone=True)),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),

@@ -31,6 +31,8 @@ class OperationKind(StrEnum):
     # Find holds placed under this payment whose answer never reached us, and
     # release them (after an authorization gave up on an unanswering gateway).
     RECONCILE = "reconcile"
+    # Release the hold a re-authorization replaced (reference: its gateway id).
+    RELEASE_OLD_HOLD = "release_old_hold"
 
 
 class RefundError(Exception):
@@ -105,6 +107,17 @@ class Refunded(PaymentEvent):
 
 
 @dataclass(frozen=True)
+class Reauthorized(PaymentEvent):
+    amount: int
+    currency: str
+
+
+@dataclass(frozen=True)
+class ReauthorizationFailed(PaymentEvent):
+    reason: str
+
+
+@dataclass(frozen=True)
 class CompensationFailed(PaymentEvent):
     """A void or refund the order saga asked for could not be done."""
 
@@ -129,6 +142,10 @@ class Payment:
     # give the money back as soon as that finishes.
     void_requested: bool = False
     capture_requested: bool = False
+    # A new total asked for by a change of the order's items, while its
+    # authorization is in flight; how many re-authorizations there were.
+    pending_reauthorization: int | None = None
+    reauthorizations: int = 0
     refunds: list[Refund] = field(default_factory=list)
     operations: list[Operation] = field(default_factory=list, compare=False, repr=False)
     events: list[PaymentEvent] = field(default_factory=list, compare=False, repr=False)
@@ -157,7 +174,12 @@ class Payment:
 
     # -- outcomes reported by the gateway worker ------------------------------
 
-    def authorization_approved(self, gateway_authorization_id: str) -> None:
+    def authorization_approved(
+        self, gateway_authorization_id: str, reauthorization: str | None = None
+    ) -> None:
+        if reauthorization is not None:
+            self._reauthorization_approved(gateway_authorization_id)
+            return
         if self.status is not PaymentStatus.PENDING:
             return
         self.status = PaymentStatus.AUTHORIZED
@@ -174,6 +196,44 @@ class Payment:
         self.failure_reason = reason
         self.decline_code = decline_code
         self.events.append(AuthorizationFailed(self.id, self.order_id, reason, decline_code))
+
+    def reauthorize(self, amount: int) -> None:
+        """Hold a new total instead of the current one (the order's items changed).
+        The new hold is placed first; the old one is released once it stands."""
+        if self.pending_reauthorization == amount:
+            return  # already asked, in flight
+        can = (
+            self.status is PaymentStatus.AUTHORIZED
+            and not self.capture_requested
+            and not self.void_requested
+            and self.pending_reauthorization is None
+        )
+        if not can:
+            self.events.append(ReauthorizationFailed(self.id, self.order_id, "not_reauthorizable"))
+        elif amount == self.authorized_amount:
+            self.events.append(Reauthorized(self.id, self.order_id, amount, self.currency))
+        else:
+            self.reauthorizations += 1
+            self.pending_reauthorization = amount
+            self.operations.append(
+                Operation(self.id, OperationKind.AUTHORIZE, amount, f"re{self.reauthorizations}")
+            )
+
+    def reauthorization_failed(self, reason: str) -> None:
+        if self.pending_reauthorization is not None:
+            self.pending_reauthorization = None
+            self.events.append(ReauthorizationFailed(self.id, self.order_id, reason))
+
+    def _reauthorization_approved(self, gateway_authorization_id: str) -> None:
+        if self.pending_reauthorization is None or self.status is not PaymentStatus.AUTHORIZED:
+            return
+        replaced = self.gateway_authorization_id
+        self.gateway_authorization_id = gateway_authorization_id
+        self.amount = self.authorized_amount = self.pending_reauthorization
+        self.pending_reauthorization = None
+        if replaced is not None:
+            self.operations.append(Operation(self.id, OperationKind.RELEASE_OLD_HOLD, 0, replaced))
+        self.events.append(Reauthorized(self.id, self.order_id, self.amount, self.currency))
 
     def give_up_authorization(self) -> None:
         """The gateway never answered: fail, and look for a hold it may have placed

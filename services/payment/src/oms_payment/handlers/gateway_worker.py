@@ -64,7 +64,7 @@ class GatewayWorker:
 
     async def run(self) -> None:
         listener = asyncio.create_task(
-            listen_forever(self._listen_dsn, OPERATIONS_CHANNEL, self._wakeup.set)
+            listen_forever(self._listen_dsn, OPERATIONS_CHANNEL, lambda _: self._wakeup.set())
         )
         try:
             while not self._stopping:
@@ -147,6 +147,10 @@ class GatewayWorker:
                 )
             case OperationKind.VOID:
                 result, call = await self._gateway.void(idempotency_key=key, gateway_id=gateway_id)
+            case OperationKind.RELEASE_OLD_HOLD:
+                result, call = await self._gateway.void(
+                    idempotency_key=key, gateway_id=operation.reference or ""
+                )
             case OperationKind.REFUND:
                 result, call = await self._gateway.refund(
                     idempotency_key=key, gateway_id=gateway_id, amount=operation.amount
@@ -234,9 +238,17 @@ def _orphan_hold_may_remain(payment: Payment, _: Operation, error: str) -> None:
 
 _OUTCOMES: dict[OperationKind, _Outcome] = {
     OperationKind.AUTHORIZE: _Outcome(
-        succeeded=lambda p, _, r: p.authorization_approved(r.gateway_id),
-        refused=lambda p, _, code: p.authorization_failed("payment_declined", code),
-        gave_up=lambda p, _, error: p.give_up_authorization(),
+        succeeded=lambda p, op, r: p.authorization_approved(r.gateway_id, op.reference),
+        refused=lambda p, op, code: (
+            p.reauthorization_failed("payment_declined")
+            if op.reference
+            else p.authorization_failed("payment_declined", code)
+        ),
+        gave_up=lambda p, op, error: (
+            p.reauthorization_failed("payment_unavailable")
+            if op.reference
+            else p.give_up_authorization()
+        ),
     ),
     OperationKind.CAPTURE: _Outcome(
         succeeded=lambda p, _, r: p.capture_succeeded(r.amount),
@@ -252,6 +264,11 @@ _OUTCOMES: dict[OperationKind, _Outcome] = {
         succeeded=lambda p, op, r: p.refund_succeeded(op.reference or ""),
         refused=lambda p, op, code: p.refund_failed(op.reference or "", code),
         gave_up=lambda p, op, error: p.refund_failed(op.reference or "", error),
+    ),
+    OperationKind.RELEASE_OLD_HOLD: _Outcome(
+        succeeded=lambda p, _, r: None,
+        refused=_orphan_hold_may_remain,
+        gave_up=_orphan_hold_may_remain,
     ),
     OperationKind.RECONCILE: _Outcome(
         succeeded=lambda p, _, r: None,

@@ -57,8 +57,23 @@ async def void_payment(command: msgs.VoidPayment, uow: PaymentUnitOfWork) -> Non
         await commit_payment(uow, payment)
 
 
+async def reauthorize_payment(command: msgs.ReauthorizePayment, uow: PaymentUnitOfWork) -> None:
+    async with uow:
+        payment = await uow.payments.get_by_order(command.order_id, for_update=True)
+        if payment is None:
+            log.error(
+                "re-authorization for an order without payment",
+                extra={"order_id": command.order_id},
+            )
+            await uow.commit()
+            return
+        payment.reauthorize(command.amount)
+        await commit_payment(uow, payment)
+
+
 HANDLERS: dict[type[Message], Callable[..., Awaitable[None]]] = {
     msgs.AuthorizePayment: authorize_payment,
     msgs.CapturePayment: capture_payment,
     msgs.VoidPayment: void_payment,
+    msgs.ReauthorizePayment: reauthorize_payment,
 }

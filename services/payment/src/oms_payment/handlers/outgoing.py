@@ -43,6 +43,17 @@ def message_for(event: model.PaymentEvent) -> Message:
                 refunded_total=event.refunded_total,
                 currency=event.currency,
             )
+        case model.Reauthorized():
+            return msgs.PaymentReauthorized(
+                order_id=event.order_id,
+                payment_id=event.payment_id,
+                amount=event.amount,
+                currency=event.currency,
+            )
+        case model.ReauthorizationFailed():
+            return msgs.PaymentReauthorizationFailed(
+                order_id=event.order_id, payment_id=event.payment_id, reason=event.reason
+            )
         case model.CompensationFailed():
             return msgs.PaymentCompensationFailed(
                 order_id=event.order_id, payment_id=event.payment_id, error=event.error

@@ -55,7 +55,7 @@ class ShipmentRepository:
 
     async def save(self, shipment: Shipment) -> None:
         row = _row(shipment)
-        for immutable in ("id", "order_id", "lines", "address"):
+        for immutable in ("id", "order_id"):
             del row[immutable]
         await self._connection.execute(
             update(shipments)

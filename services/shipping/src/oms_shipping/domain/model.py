@@ -14,6 +14,8 @@ from enum import StrEnum
 
 class ShipmentStatus(StrEnum):
     CREATED = "created"
+    # Kept in the warehouse while the order's items change; cannot be dispatched.
+    ON_HOLD = "on_hold"
     DISPATCHED = "dispatched"
     IN_TRANSIT = "in_transit"
     OUT_FOR_DELIVERY = "out_for_delivery"
@@ -47,6 +49,16 @@ class NotDispatchable(ShippingError):
 
 class NotFailable(ShippingError):
     code = "not_failable"
+
+
+class AddressNotChangeable(ShippingError):
+    code = "address_not_changeable"
+
+
+class NotCreatedYet(ShippingError):
+    """A request about a shipment whose creation is still on its way; retried."""
+
+    code = "not_created_yet"
 
 
 # Nothing a carrier reports moves a shipment out of these.
@@ -104,6 +116,31 @@ class Failed(ShipmentEvent):
 
 
 @dataclass(frozen=True)
+class Held(ShipmentEvent):
+    pass
+
+
+@dataclass(frozen=True)
+class HoldRefused(ShipmentEvent):
+    reason: str
+
+
+@dataclass(frozen=True)
+class Updated(ShipmentEvent):
+    lines: tuple[Line, ...]
+
+
+@dataclass(frozen=True)
+class Released(ShipmentEvent):
+    pass
+
+
+@dataclass(frozen=True)
+class AddressChanged(ShipmentEvent):
+    address: Address
+
+
+@dataclass(frozen=True)
 class Delivered(ShipmentEvent):
     carrier: str
     tracking_number: str
@@ -147,11 +184,48 @@ class Shipment:
 
     def cancel(self) -> None:
         """Stop the shipment if it has not left; otherwise say that it has."""
-        if self.status is ShipmentStatus.CREATED:
+        if self.status in (ShipmentStatus.CREATED, ShipmentStatus.ON_HOLD):
             self.status = ShipmentStatus.CANCELLED
             self.events.append(Cancelled(self.id, self.order_id))
         else:
             self.repeat_notices()
+
+    def hold(self) -> None:
+        """Keep it in the warehouse while the items change; refused once it left."""
+        if self.status is ShipmentStatus.ON_HOLD:
+            self.events.append(Held(self.id, self.order_id))
+        elif self.status is ShipmentStatus.CREATED:
+            self.status = ShipmentStatus.ON_HOLD
+            self.events.append(Held(self.id, self.order_id))
+        else:
+            reason = "already_dispatched" if self.dispatched_at else f"shipment_{self.status}"
+            self.events.append(HoldRefused(self.id, self.order_id, reason))
+
+    def update_lines(self, lines: list[Line]) -> None:
+        """The new items of a held shipment; the hold ends."""
+        if self.status is ShipmentStatus.ON_HOLD:
+            self.lines = lines
+            self.status = ShipmentStatus.CREATED
+        if self.lines == lines:
+            self.events.append(Updated(self.id, self.order_id, tuple(lines)))
+
+    def release(self) -> None:
+        if self.status is ShipmentStatus.ON_HOLD:
+            self.status = ShipmentStatus.CREATED
+        self.events.append(Released(self.id, self.order_id))
+
+    def change_address(self, address: Address) -> None:
+        """Send it elsewhere, unless it already left (or will never leave)."""
+        if self.status not in (ShipmentStatus.CREATED, ShipmentStatus.ON_HOLD):
+            raise AddressNotChangeable(
+                "already_dispatched" if self.dispatched_at else f"shipment_{self.status}"
+            )
+        self.address = address
+        self.events.append(AddressChanged(self.id, self.order_id, address))
+
+    def erase_personal_data(self) -> None:
+        """The customer deleted the order: forget where it went."""
+        self.address = None
 
     def fail(self, reason: str) -> None:
         """It cannot be shipped (e.g. a destination we do not serve, damaged goods) or

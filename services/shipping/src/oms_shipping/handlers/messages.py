@@ -7,9 +7,16 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from oms_contracts import Message
+from oms_contracts import order as order_msgs
 from oms_contracts import shipping as msgs
 from oms_shipping.db.unit_of_work import ShippingUnitOfWork
-from oms_shipping.domain.model import Address, Line, Shipment
+from oms_shipping.domain.model import (
+    Address,
+    AddressNotChangeable,
+    Line,
+    NotCreatedYet,
+    Shipment,
+)
 from oms_shipping.handlers.outgoing import commit_shipment, new_tracking_number
 from oms_shipping.settings import ShippingSettings
 
@@ -56,8 +63,66 @@ async def cancel_shipment(command: msgs.CancelShipment, uow: ShippingUnitOfWork)
         await commit_shipment(uow, shipment)
 
 
+async def _existing(uow: ShippingUnitOfWork, order_id: str) -> Shipment:
+    shipment = await uow.shipments.get_by_order(order_id, for_update=True)
+    if shipment is None:
+        # The creation request is still on its way (both were sent moments apart):
+        # fail, so this message is retried after a delay.
+        raise NotCreatedYet(order_id)
+    return shipment
+
+
+async def change_address(command: msgs.ChangeShippingAddress, uow: ShippingUnitOfWork) -> None:
+    async with uow:
+        shipment = await _existing(uow, command.order_id)
+        try:
+            shipment.change_address(Address(**command.shipping_address.model_dump()))
+        except AddressNotChangeable as refused:
+            uow.publish(
+                msgs.ShippingAddressChangeRefused(order_id=command.order_id, reason=str(refused)),
+                correlation_id=command.order_id,
+            )
+        await commit_shipment(uow, shipment)
+
+
+async def hold_shipment(command: msgs.HoldShipment, uow: ShippingUnitOfWork) -> None:
+    async with uow:
+        shipment = await _existing(uow, command.order_id)
+        shipment.hold()
+        await commit_shipment(uow, shipment)
+
+
+async def update_shipment(command: msgs.UpdateShipment, uow: ShippingUnitOfWork) -> None:
+    async with uow:
+        shipment = await _existing(uow, command.order_id)
+        shipment.update_lines([Line(line.sku, line.quantity) for line in command.lines])
+        await commit_shipment(uow, shipment)
+
+
+async def release_shipment(command: msgs.ReleaseShipment, uow: ShippingUnitOfWork) -> None:
+    async with uow:
+        shipment = await _existing(uow, command.order_id)
+        shipment.release()
+        await commit_shipment(uow, shipment)
+
+
+async def order_deleted(event: order_msgs.OrderDeleted, uow: ShippingUnitOfWork) -> None:
+    async with uow:
+        shipment = await uow.shipments.get_by_order(event.order_id, for_update=True)
+        if shipment is not None:
+            shipment.erase_personal_data()
+            await commit_shipment(uow, shipment)
+        else:
+            await uow.commit()
+
+
 def handlers(settings: ShippingSettings) -> dict[type[Message], Callable[..., Awaitable[None]]]:
     return {
         msgs.CreateShipment: create_shipment_handler(settings),
         msgs.CancelShipment: cancel_shipment,
+        msgs.ChangeShippingAddress: change_address,
+        msgs.HoldShipment: hold_shipment,
+        msgs.UpdateShipment: update_shipment,
+        msgs.ReleaseShipment: release_shipment,
+        order_msgs.OrderDeleted: order_deleted,
     }

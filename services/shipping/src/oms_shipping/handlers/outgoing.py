@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 
 from oms_contracts import Message
 from oms_contracts import shipping as msgs
+from oms_contracts.common import OrderLine, ShippingAddress
 from oms_shipping.db.unit_of_work import ShippingUnitOfWork
 from oms_shipping.domain import model
 from oms_shipping.domain.model import Shipment
@@ -27,6 +29,24 @@ def message_for(event: model.ShipmentEvent) -> Message:
         case model.Failed():
             return msgs.ShipmentFailed(
                 order_id=event.order_id, shipment_id=event.shipment_id, reason=event.reason
+            )
+        case model.Held():
+            return msgs.ShipmentHeld(order_id=event.order_id, shipment_id=event.shipment_id)
+        case model.HoldRefused():
+            return msgs.ShipmentHoldRefused(order_id=event.order_id, reason=event.reason)
+        case model.Updated():
+            return msgs.ShipmentUpdated(
+                order_id=event.order_id,
+                shipment_id=event.shipment_id,
+                lines=[OrderLine(sku=line.sku, quantity=line.quantity) for line in event.lines],
+            )
+        case model.Released():
+            return msgs.ShipmentReleased(order_id=event.order_id, shipment_id=event.shipment_id)
+        case model.AddressChanged():
+            return msgs.ShippingAddressChanged(
+                order_id=event.order_id,
+                shipment_id=event.shipment_id,
+                shipping_address=ShippingAddress(**dataclasses.asdict(event.address)),
             )
         case model.Delivered():
             return msgs.ShipmentDelivered(
