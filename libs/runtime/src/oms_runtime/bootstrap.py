@@ -16,6 +16,7 @@ from oms_runtime.http import create_service_app
 from oms_runtime.messaging.consumer import Handler
 from oms_runtime.messaging.tables import MessagingTables
 from oms_runtime.messaging.unit_of_work import UnitOfWork, UnitOfWorkFactory
+from oms_runtime.problems import document_problems
 from oms_runtime.service import BackgroundWorker, ServiceRuntime
 from oms_runtime.settings import ServiceSettings
 
@@ -57,7 +58,7 @@ def build_service(
         unit_of_work=context.unit_of_work.for_message,
         workers=workers(context),
     )
-    return create_service_app(
+    app = create_service_app(
         title=title,
         description=description,
         settings=settings,
@@ -65,3 +66,5 @@ def build_service(
         routers=routers,
         state={"unit_of_work": context.unit_of_work, **state(context)},
     )
+    document_problems(app)
+    return app

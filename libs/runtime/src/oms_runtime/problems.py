@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -86,6 +88,77 @@ def _field_path(loc: tuple[Any, ...] | list[Any]) -> str:
     return path or str(loc[0] if loc else "")
 
 
+_PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "RFC 9457 problem details",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string", "description": "Stable identifier of the kind of problem"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "field": {"type": "string", "description": "The input at fault, when one is"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "field": {"type": "string"},
+                    "in": {"type": "string"},
+                    "message": {"type": "string"},
+                    "code": {"type": "string"},
+                },
+            },
+        },
+    },
+    "additionalProperties": True,
+}
+_OUTAGES = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.CannotConnectNowError,
+)
+_DOCUMENTED_ERRORS = {
+    "400": "Malformed request",
+    "401": "Missing, expired or forged credentials",
+    "403": "Not allowed for this role",
+    "404": "No such resource (or not yours)",
+    "409": "Conflicts with the resource's state",
+    "413": "Request body too large",
+    "422": "Invalid input; `errors` names each field",
+    "429": "Too many requests",
+    "503": "A dependency (database, broker) is unreachable; retry later",
+}
+
+
+def document_problems(app: FastAPI) -> None:
+    """Make the OpenAPI document say what the API really answers on errors: problem
+    documents, for every operation, instead of FastAPI's default 422 shape."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = generate()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components["Problem"] = _PROBLEM_SCHEMA
+        for name in ("HTTPValidationError", "ValidationError"):
+            components.pop(name, None)
+        problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                responses = operation.setdefault("responses", {})
+                for status, description in _DOCUMENTED_ERRORS.items():
+                    responses[status] = {"description": description, "content": problem}
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
@@ -133,7 +206,54 @@ def install_problem_handlers(app: FastAPI) -> None:
             headers=getattr(exc, "headers", None),
         )
 
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
+        if _caused_by(exc, (asyncpg.DataError,)):
+            # A value Postgres cannot store (a NUL byte, a number out of range):
+            # the input was bad, whatever the schema let through.
+            return problem_response(
+                422,
+                "validation-error",
+                "The request is not valid",
+                "A value is out of range or contains characters that cannot be stored",
+                instance=request.url.path,
+            )
+        if not _is_outage(exc):
+            return await _unexpected(request, exc)
+        log.warning("database unreachable", extra={"error": repr(exc.orig)})
+        return _unavailable(request, "The database cannot be reached")
+
+    @app.exception_handler(OSError)
+    async def _network(request: Request, exc: OSError) -> JSONResponse:
+        log.warning("dependency unreachable", extra={"error": repr(exc)})
+        return _unavailable(request, "A dependency cannot be reached")
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
         return problem_response(500, "internal-error", "Internal error", instance=request.url.path)
+
+
+def _is_outage(exc: DBAPIError) -> bool:
+    """A lost or refused connection, as opposed to a bug in a query."""
+    return bool(exc.connection_invalidated) or _caused_by(exc, _OUTAGES)
+
+
+def _caused_by(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> bool:
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, kinds):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
+def _unavailable(request: Request, detail: str) -> JSONResponse:
+    return problem_response(
+        503,
+        "service-unavailable",
+        "Service unavailable",
+        detail,
+        instance=request.url.path,
+        headers={"Retry-After": "5"},
+    )

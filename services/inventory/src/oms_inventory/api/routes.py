@@ -25,6 +25,7 @@ from oms_inventory.handlers.stock import ProductNotFound, receive_stock
 from oms_runtime.auth import Admin
 from oms_runtime.http import request_unit_of_work
 from oms_runtime.problems import Problem
+from oms_runtime.validation import CursorId
 
 router = APIRouter(tags=["products"])
 
@@ -105,7 +106,7 @@ async def list_movements(
     sku: str,
     _: Admin,
     uow: UnitOfWorkDep,
-    cursor: Annotated[int | None, Query(ge=0)] = None,
+    cursor: Annotated[CursorId | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> MovementPage:
     async with uow:
@@ -164,7 +165,7 @@ async def list_replenishments(
     _: Admin,
     uow: UnitOfWorkDep,
     status: Annotated[Literal["open", "fulfilled", "all"], Query()] = "open",
-    cursor: Annotated[int | None, Query(ge=0)] = None,
+    cursor: Annotated[CursorId | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> ReplenishmentPage:
     async with uow:

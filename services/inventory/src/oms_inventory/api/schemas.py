@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from oms_runtime.money import CurrencyCode
+from oms_runtime.validation import WholeNumber
 
 Sku = Annotated[
     str,
@@ -17,10 +18,8 @@ Sku = Annotated[
         description="Letters, digits, '.', '_' or '-', up to 64",
     ),
 ]
-Price = Annotated[
-    int, Field(ge=0, le=100_000_000_00, strict=True, description="Minor units (cents)")
-]
-Count = Annotated[int, Field(ge=0, le=1_000_000_000, strict=True)]
+Price = Annotated[WholeNumber, Field(ge=0, le=100_000_000_00, description="Minor units (cents)")]
+Count = Annotated[WholeNumber, Field(ge=0, le=1_000_000_000)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 
 
@@ -47,7 +46,7 @@ class ProductUpdate(_Strict):
 
 
 class Restock(_Strict):
-    quantity: Annotated[int, Field(gt=0, le=1_000_000, strict=True)]
+    quantity: Annotated[WholeNumber, Field(gt=0, le=1_000_000)]
     reference: Annotated[
         str | None,
         Field(

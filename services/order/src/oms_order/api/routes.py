@@ -15,7 +15,6 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
-from pydantic import AwareDatetime
 
 from oms_order.api.schemas import (
     AddressOut,
@@ -43,6 +42,7 @@ from oms_runtime.auth import Authenticated, Principal
 from oms_runtime.http import request_unit_of_work
 from oms_runtime.logging import bind_log_context
 from oms_runtime.problems import Problem
+from oms_runtime.validation import IsoDateTime
 
 router = APIRouter(tags=["orders"])
 
@@ -226,8 +226,8 @@ async def list_orders(
     customer_id: Annotated[
         str | None, Query(max_length=100, description="Admins only; customers see their own")
     ] = None,
-    created_from: Annotated[AwareDatetime | None, Query(description="Inclusive")] = None,
-    created_to: Annotated[AwareDatetime | None, Query(description="Exclusive")] = None,
+    created_from: Annotated[IsoDateTime | None, Query(description="Inclusive")] = None,
+    created_to: Annotated[IsoDateTime | None, Query(description="Exclusive")] = None,
     sku: Annotated[SkuField | None, Query(description="Orders with a line of this SKU")] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,

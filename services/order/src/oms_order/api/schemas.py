@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from oms_order.domain.model import MAX_LINES, MAX_QUANTITY
+from oms_runtime.validation import WholeNumber
 
 SkuField = Annotated[
     str,
@@ -36,7 +37,7 @@ class AddressIn(_Strict):
 
 class OrderItemIn(_Strict):
     sku: SkuField
-    quantity: Annotated[int, Field(gt=0, le=MAX_QUANTITY, strict=True)]
+    quantity: Annotated[WholeNumber, Field(gt=0, le=MAX_QUANTITY)]
 
 
 class PaymentIn(_Strict):
@@ -57,6 +58,8 @@ class OrderCreate(_Strict):
 
 class OrderUpdate(_Strict):
     """What may change after checkout. At least one field."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
 
     shipping_address: AddressIn | None = None
     items: Annotated[

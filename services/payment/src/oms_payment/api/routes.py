@@ -16,6 +16,7 @@ from oms_payment.handlers import payments as use_cases
 from oms_runtime.auth import Admin
 from oms_runtime.http import request_unit_of_work
 from oms_runtime.problems import Problem
+from oms_runtime.validation import IsoDate, WholeNumber
 
 router = APIRouter(tags=["payments"])
 UnitOfWorkDep = Annotated[PaymentUnitOfWork, Depends(request_unit_of_work)]
@@ -44,7 +45,7 @@ class PaymentPage(BaseModel):
 class RefundIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    amount: Annotated[int, Field(gt=0, strict=True, description="Minor units")]
+    amount: Annotated[WholeNumber, Field(gt=0, description="Minor units")]
     reason: Annotated[str, Field(min_length=1, max_length=200)] = "requested_by_staff"
 
 
@@ -191,8 +192,10 @@ async def list_gateway_calls(
 async def settlement_report(
     _: Admin,
     uow: UnitOfWorkDep,
-    start: Annotated[date | None, Query(alias="from", description="first day, inclusive")] = None,
-    end: Annotated[date | None, Query(alias="to", description="last day, inclusive")] = None,
+    start: Annotated[
+        IsoDate | None, Query(alias="from", description="first day, inclusive")
+    ] = None,
+    end: Annotated[IsoDate | None, Query(alias="to", description="last day, inclusive")] = None,
 ) -> SettlementReport:
     last = end or datetime.now(UTC).date()
     first = start or last - timedelta(days=30)

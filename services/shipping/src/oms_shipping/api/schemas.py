@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from oms_runtime.validation import IsoDateTime
 
 
 class TrackingEventIn(BaseModel):
@@ -15,7 +17,7 @@ class TrackingEventIn(BaseModel):
 
     status: Literal["in_transit", "out_for_delivery", "delivered", "exception"]
     location: Annotated[str | None, Field(max_length=200)] = None
-    occurred_at: AwareDatetime
+    occurred_at: IsoDateTime
 
 
 class TrackingEventOut(BaseModel):

@@ -1,0 +1,42 @@
+"""Input types shared by the services' HTTP schemas."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+from pydantic import AwareDatetime, BeforeValidator, Field
+
+
+def _whole_number(value: Any) -> Any:
+    # JSON Schema's "integer" admits 2.0 but not "2" or true; pydantic's lax mode
+    # would take "2" and true, its strict mode would refuse 2.0. Match the schema.
+    if isinstance(value, bool | str | bytes):
+        raise ValueError("must be a whole number")
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+WholeNumber = Annotated[int, BeforeValidator(_whole_number)]
+
+
+def _looks_numeric(value: str) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _iso_only(value: Any) -> Any:
+    # pydantic would read "0.5" as a Unix timestamp; the schema promises RFC 3339.
+    if isinstance(value, int | float) or (isinstance(value, str) and _looks_numeric(value)):
+        raise ValueError("must be an RFC 3339 date (or date-time with a time zone)")
+    return value
+
+
+IsoDateTime = Annotated[AwareDatetime, BeforeValidator(_iso_only)]
+IsoDate = Annotated[date, BeforeValidator(_iso_only)]
+# Row ids used as cursors: bigint in Postgres.
+CursorId = Annotated[int, Field(ge=0, le=2**63 - 1)]
