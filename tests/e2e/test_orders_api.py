@@ -6,6 +6,7 @@ import asyncpg
 import pytest
 
 from oms_devtools.client import ADDRESS, OmsClient
+from oms_devtools.stack import Stack
 
 pytestmark = pytest.mark.e2e
 
@@ -124,3 +125,58 @@ async def test_an_unknown_order_is_a_404_problem(oms: OmsClient) -> None:
 
 async def _count_orders(db: asyncpg.Connection) -> int:
     return int(await db.fetchval("SELECT count(*) FROM orders.orders WHERE customer_id = 'dave'"))
+
+
+async def test_a_customer_placing_orders_too_fast_is_told_to_slow_down(
+    oms: OmsClient, stack: Stack
+) -> None:
+    product = await oms.create_product(on_hand=50)
+    stack.stop("order")
+    stack.start("order", {"OMS_RATE_LIMIT_PER_SECOND": "0.5", "OMS_RATE_LIMIT_BURST": "2"})
+    try:
+        await stack.wait_ready(["order"])
+        answers = [
+            (await oms.place_order([(product["sku"], 1)], customer="hasty")).status_code
+            for _ in range(3)
+        ]
+        assert answers == [202, 202, 429]
+        limited = await oms.place_order([(product["sku"], 1)], customer="hasty")
+        assert limited.headers["content-type"] == "application/problem+json"
+        assert int(limited.headers["retry-after"]) >= 1
+        assert (await oms.place_order([(product["sku"], 1)], customer="calm")).status_code == 202
+        staff = await oms.http.post(
+            f"{oms.urls['order']}/orders",
+            headers=oms.admin(),
+            json={
+                "customer_id": "hasty",
+                "items": [{"sku": product["sku"], "quantity": 1}],
+                "shipping_address": ADDRESS,
+                "payment": {"token": "tok_ok"},
+            },
+        )
+        assert staff.status_code == 202
+    finally:
+        stack.stop("order")
+        stack.start("order")
+        await stack.wait_ready(["order"])
+
+
+async def test_dispatch_and_refunds_are_for_staff_only(oms: OmsClient) -> None:
+    product = await oms.create_product(on_hand=5)
+    order = (await oms.place_order([(product["sku"], 1)])).json()
+    await oms.wait_for_order(order["id"], "fulfilling")
+    shipment = await oms.shipment_of(order["id"])
+    payment = await oms.payment_of(order["id"])
+    assert shipment is not None and payment is not None
+    customer = oms.as_customer()
+    dispatch = await oms.http.post(
+        f"{oms.urls['shipping']}/shipments/{shipment['id']}/dispatch", headers=customer
+    )
+    refund = await oms.http.post(
+        f"{oms.urls['payment']}/payments/{payment['id']}/refund",
+        json={"amount": 1},
+        headers=customer,
+    )
+    assert (dispatch.status_code, refund.status_code) == (403, 403)
+    anonymous = await oms.http.post(f"{oms.urls['shipping']}/shipments/{shipment['id']}/dispatch")
+    assert anonymous.status_code == 401

@@ -17,6 +17,7 @@ from oms_runtime.messaging.consumer import Handler
 from oms_runtime.messaging.tables import MessagingTables
 from oms_runtime.messaging.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from oms_runtime.problems import document_problems
+from oms_runtime.ratelimit import TokenBuckets
 from oms_runtime.service import BackgroundWorker, ServiceRuntime
 from oms_runtime.settings import ServiceSettings
 
@@ -67,4 +68,8 @@ def build_service(
         state={"unit_of_work": context.unit_of_work, **state(context)},
     )
     document_problems(app)
+    if settings.rate_limit_per_second > 0:
+        app.state.rate_limits = TokenBuckets(
+            settings.rate_limit_per_second, settings.rate_limit_burst
+        )
     return app

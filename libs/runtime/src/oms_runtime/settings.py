@@ -28,6 +28,9 @@ class ServiceSettings(BaseSettings):
     access_log: bool = True
 
     db_pool_size: int = 8
+    # Write requests per second (and burst) a customer may make; 0 disables.
+    rate_limit_per_second: float = 10
+    rate_limit_burst: int = 30
     prefetch_count: int = 32
     # Delays between attempts of a failing message; after the last one it is
     # dead-lettered. Comma separated seconds.

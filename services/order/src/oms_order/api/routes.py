@@ -42,6 +42,7 @@ from oms_runtime.auth import Authenticated, Principal
 from oms_runtime.http import request_unit_of_work
 from oms_runtime.logging import bind_log_context
 from oms_runtime.problems import Problem
+from oms_runtime.ratelimit import rate_limited
 from oms_runtime.validation import IsoDateTime
 
 router = APIRouter(tags=["orders"])
@@ -144,6 +145,7 @@ async def _wait_until_not_pending(
 
 @router.post(
     "/orders",
+    dependencies=[Depends(rate_limited)],
     status_code=202,
     response_model=OrderPublic,
     summary="Place an order and start its saga",
@@ -295,6 +297,7 @@ async def get_order_history(
 
 @router.patch(
     "/orders/{order_id}",
+    dependencies=[Depends(rate_limited)],
     response_model=OrderPublic,
     status_code=202,
     summary="Change the shipping address (until shipped) or the items (see the docs)",
@@ -323,6 +326,7 @@ async def update_order(
 
 @router.post(
     "/orders/{order_id}/cancel",
+    dependencies=[Depends(rate_limited)],
     status_code=202,
     response_model=OrderPublic,
     summary="Cancel an order that has not shipped (compensates earlier steps)",
@@ -355,6 +359,7 @@ async def cancel_order(
 
 @router.delete(
     "/orders/{order_id}",
+    dependencies=[Depends(rate_limited)],
     status_code=204,
     summary="Delete a finished order: personal data erased, subscribers told (order.deleted)",
 )
