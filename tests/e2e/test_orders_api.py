@@ -180,3 +180,17 @@ async def test_dispatch_and_refunds_are_for_staff_only(oms: OmsClient) -> None:
     assert (dispatch.status_code, refund.status_code) == (403, 403)
     anonymous = await oms.http.post(f"{oms.urls['shipping']}/shipments/{shipment['id']}/dispatch")
     assert anonymous.status_code == 401
+
+
+async def test_an_oversized_body_is_refused_before_it_is_read(oms: OmsClient) -> None:
+    huge = {
+        "items": [{"sku": "A", "quantity": 1}],
+        "shipping_address": {**ADDRESS, "name": "x" * 300_000},
+        "payment": {"token": "tok_ok"},
+    }
+    response = await oms.http.post(
+        f"{oms.urls['order']}/orders", json=huge, headers=oms.as_customer()
+    )
+    assert response.status_code == 413
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"] == "/problems/payload-too-large"

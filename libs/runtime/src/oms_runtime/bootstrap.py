@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from oms_contracts import Message
 from oms_runtime.db import create_engine
 from oms_runtime.http import create_service_app
+from oms_runtime.limits import BodySizeLimit
 from oms_runtime.messaging.consumer import Handler
 from oms_runtime.messaging.tables import MessagingTables
 from oms_runtime.messaging.unit_of_work import UnitOfWork, UnitOfWorkFactory
@@ -68,6 +69,7 @@ def build_service(
         state={"unit_of_work": context.unit_of_work, **state(context)},
     )
     document_problems(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if settings.rate_limit_per_second > 0:
         app.state.rate_limits = TokenBuckets(
             settings.rate_limit_per_second, settings.rate_limit_burst

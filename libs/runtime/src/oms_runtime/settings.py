@@ -28,6 +28,8 @@ class ServiceSettings(BaseSettings):
     access_log: bool = True
 
     db_pool_size: int = 8
+    # Larger request bodies are refused with 413 before they are read.
+    max_body_bytes: int = 256 * 1024
     # Write requests per second (and burst) a customer may make; 0 disables.
     rate_limit_per_second: float = 10
     rate_limit_burst: int = 30
