@@ -4,6 +4,9 @@ transactional outbox, publisher confirms, inbox deduplication, retries, dead let
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 import uuid
 from typing import Any
 
@@ -229,3 +232,48 @@ async def test_an_unparseable_message_is_dead_lettered_at_once_and_does_not_bloc
     assert [m.message_id for m in letters] == ["poison-1"]
     assert "unparseable" in str(letters[0].headers[ERROR_HEADER])
     assert handler.calls == 1
+
+
+def deadletters(amqp_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "oms_runtime.deadletters", "--amqp-url", amqp_url, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+async def test_ops_can_list_inspect_and_replay_a_dead_letter(
+    engine: AsyncEngine, clean_tables: MessagingTables, broker: Broker, plumbing_amqp_url: str
+) -> None:
+    handler = RecordingHandler(failures=3)  # fails until the "fix" is deployed
+    consumer, queue = await start_consumer(broker, engine, clean_tables, handler)
+    envelope = Envelope.wrap(inventory_msgs.ReleaseStock(order_id="o-5", reason="test"))
+    await send_to_queue(
+        broker, queue, envelope.model_dump_json().encode(), str(envelope.message_id)
+    )
+    await eventually(
+        lambda: asyncio.sleep(0, handler.calls), lambda calls: calls == 3, 5, "the retries"
+    )
+    await asyncio.sleep(0.3)
+
+    listed = await asyncio.to_thread(deadletters, plumbing_amqp_url, "list", queue)
+    assert listed.returncode == 0, listed.stderr
+    [entry] = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert entry["message_id"] == str(envelope.message_id)
+    assert "boom #3" in entry["error"]
+    shown = await asyncio.to_thread(
+        deadletters, plumbing_amqp_url, "show", queue, str(envelope.message_id)
+    )
+    assert json.loads(shown.stdout)["body"]["data"]["order_id"] == "o-5"
+
+    replayed = await asyncio.to_thread(
+        deadletters, plumbing_amqp_url, "replay", queue, str(envelope.message_id)
+    )
+    assert replayed.returncode == 0, replayed.stderr
+    await eventually(lambda: effect_count(engine), lambda n: n == 1, 5, "the replayed message")
+    await consumer.stop()
+    assert handler.calls == 4
+    empty = await asyncio.to_thread(deadletters, plumbing_amqp_url, "list", queue)
+    assert empty.stdout == ""
