@@ -8,12 +8,13 @@ PACKAGES := libs/contracts libs/runtime libs/devtools services/gateway-simulator
 SERVICES := order inventory payment shipping
 STAMP := $(VENV)/.installed
 
-.PHONY: help install infra migrate run test lint typecheck unit e2e bench catalog clean
+.PHONY: help install infra migrate run test lint typecheck unit e2e bench capacity catalog clean
 
 help:
 	@echo "make run    - install, migrate, start every service + gateway simulator"
 	@echo "make test   - install, lint, type-check and run the whole suite"
-	@echo "make bench  - benchmark the saga end to end"
+	@echo "make bench  - benchmark the saga end to end (BENCH_ARGS=...)"
+	@echo "make capacity - capacity report of the running services"
 
 # Reinstall when any package definition or the pins change.
 $(STAMP): requirements-dev.txt constraints.txt $(addsuffix /pyproject.toml,$(PACKAGES))
@@ -54,8 +55,13 @@ unit: install
 e2e: install infra
 	$(BIN)/pytest -m e2e
 
-bench: migrate
-	$(BIN)/python -m oms_devtools.bench
+BENCH_ARGS ?=
+# The benchmark makes, migrates and drops its own database and vhost.
+bench: install infra
+	$(BIN)/python -m oms_devtools.bench $(BENCH_ARGS)
+
+capacity: install
+	$(BIN)/python -m oms_devtools.capacity $(CAPACITY_ARGS)
 
 # Regenerate the published event catalog after changing a message in libs/contracts.
 catalog: install

@@ -7,13 +7,14 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Query, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from oms_runtime import metrics
+from oms_runtime.auth import Admin
 from oms_runtime.logging import log_context
 from oms_runtime.problems import install_problem_handlers, problem_response
 from oms_runtime.service import ServiceRuntime
@@ -92,6 +93,20 @@ def ops_router(runtime: ServiceRuntime) -> APIRouter:
     async def prometheus_metrics() -> Response:
         await runtime.refresh_gauges()
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @router.get(
+        "/admin/capacity",
+        summary="Capacity model of the service's queue: measured, predicted, observed",
+    )
+    async def capacity(
+        _: Admin,
+        target_utilisation: Annotated[float, Query(ge=0.01, le=1)] = 0.7,
+        window_seconds: Annotated[
+            float | None, Query(gt=0, le=3600, description="At most the tracked 60 s")
+        ] = None,
+    ) -> dict[str, Any]:
+        report = await runtime.capacity_report(target_utilisation, window_seconds)
+        return {"service": runtime.name, "queues": [report.as_dict()]}
 
     return router
 

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from oms_contracts import Message
 from oms_runtime import metrics
+from oms_runtime.capacity import QueueReport, queue_report
 from oms_runtime.db import libpq_url
 from oms_runtime.messaging.broker import Broker
 from oms_runtime.messaging.consumer import Handler, MessageConsumer, UnitOfWorkFactory
@@ -121,6 +122,43 @@ class ServiceRuntime:
             return True
         except Exception:
             return False
+
+    async def queue_state(self) -> tuple[int, int] | None:
+        """(messages ready, consumers) of the service's queue as the broker sees it,
+        or None while the broker is unreachable."""
+        if not self.broker.is_connected:
+            return None
+        try:
+            async with asyncio.timeout(2.0):
+                # A channel of its own: a passive declare of a missing queue closes
+                # the channel, which must not take the consumer's or publisher's along.
+                connection = await self.broker.wait_connected()
+                channel = await connection.channel(publisher_confirms=False)
+                try:
+                    queue = await channel.declare_queue(self.consumer.queue_name, passive=True)
+                    result = queue.declaration_result
+                    return int(result.message_count or 0), int(result.consumer_count or 0)
+                finally:
+                    if not channel.is_closed:
+                        await channel.close()
+        except Exception as exc:
+            log.debug("queue state unavailable", extra={"error": repr(exc)})
+            return None
+
+    async def capacity_report(
+        self, target_utilisation: float = 0.7, window_seconds: float | None = None
+    ) -> QueueReport:
+        state = await self.queue_state()
+        # Without the broker's word, this process is the one consumer known of.
+        depth, consumers = state if state is not None else (None, 1)
+        return queue_report(
+            self.consumer.queue_name,
+            self.consumer.statistics.snapshot(window_seconds=window_seconds),
+            observed_depth=depth,
+            consumers=consumers,
+            target_utilisation=target_utilisation,
+            in_flight=self.consumer.in_flight,
+        )
 
     async def refresh_gauges(self) -> None:
         with contextlib.suppress(Exception):

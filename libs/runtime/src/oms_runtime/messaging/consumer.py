@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from oms_contracts import CATALOG, Envelope, Message
 from oms_runtime import metrics
+from oms_runtime.capacity import QueueStatistics
 from oms_runtime.logging import log_context
 from oms_runtime.messaging.broker import Broker, OutgoingMessage, declare_exchanges
 from oms_runtime.messaging.unit_of_work import AlreadyHandled, UnitOfWork
@@ -70,6 +71,17 @@ class MessageConsumer:
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        # Feeds the capacity report (GET /admin/capacity).
+        self.statistics = QueueStatistics()
+
+    @property
+    def queue_name(self) -> str:
+        return self._queue_name
+
+    @property
+    def in_flight(self) -> int:
+        """Messages delivered to this consumer and not yet settled."""
+        return self._in_flight
 
     async def start(self) -> None:
         self._channel = await self._broker.channel(confirms=True)
@@ -97,9 +109,11 @@ class MessageConsumer:
     async def _on_message(self, incoming: AbstractIncomingMessage) -> None:
         self._in_flight += 1
         self._idle.clear()
+        started = time.perf_counter()
         try:
             await self._process(incoming)
         finally:
+            self.statistics.record(time.perf_counter() - started)
             self._in_flight -= 1
             if self._in_flight == 0:
                 self._idle.set()

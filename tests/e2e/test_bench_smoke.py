@@ -1,0 +1,140 @@
+"""The capacity report of the running services, and the benchmark on a tiny load."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from oms_devtools.capacity import fetch_capacity, format_table
+from oms_devtools.client import OmsClient, eventually
+from oms_devtools.stack import SERVICES
+
+pytestmark = pytest.mark.e2e
+
+
+async def test_the_capacity_report_needs_an_admin_token(oms: OmsClient) -> None:
+    url = f"{oms.urls['order']}/admin/capacity"
+
+    anonymous = await oms.http.get(url)
+    customer = await oms.http.get(url, headers=oms.as_customer())
+
+    assert anonymous.status_code == 401
+    assert anonymous.headers["content-type"].startswith("application/problem+json")
+    assert customer.status_code == 403
+
+
+async def test_the_capacity_report_measures_the_services_queue(oms: OmsClient) -> None:
+    product = await oms.create_product(on_hand=5)
+    placed = await oms.place_order([(product["sku"], 1)])
+    await oms.wait_for_order(placed.json()["id"], "fulfilling")
+
+    response = await oms.http.get(
+        f"{oms.urls['order']}/admin/capacity",
+        params={"target_utilisation": 0.5},
+        headers=oms.admin(),
+    )
+
+    assert response.status_code == 200
+    report = response.json()
+    assert report["service"] == "order"
+    [queue] = report["queues"]
+    assert queue["queue"] == "oms.order"
+    # stock_reserved, payment.authorized and shipment_created at least.
+    assert queue["messages"] >= 3
+    assert queue["arrival_rate"] > 0
+    assert queue["mean_service_time"] > 0
+    assert queue["consumers"] == 1
+    assert isinstance(queue["observed_depth"], int)
+    assert queue["target_utilisation"] == 0.5
+    assert queue["replicas_needed"] >= 1
+
+
+async def test_the_capacity_report_refuses_a_target_utilisation_outside_zero_to_one(
+    oms: OmsClient,
+) -> None:
+    response = await oms.http.get(
+        f"{oms.urls['order']}/admin/capacity",
+        params={"target_utilisation": 1.5},
+        headers=oms.admin(),
+    )
+
+    assert response.status_code == 422
+
+
+async def test_the_capacity_cli_prints_one_row_per_service(oms: OmsClient) -> None:
+    urls = {service: oms.urls[service] for service in SERVICES}
+
+    reports = await eventually(
+        lambda: fetch_capacity(urls, oms.admin_token, 0.7),
+        lambda reports: all("error" not in report for report in reports.values()),
+        10,
+        "every service to report its capacity",
+    )
+    table = format_table(reports).splitlines()
+
+    assert set(reports) == set(SERVICES)
+    assert "rho" in table[1]
+    assert [line.split()[0] for line in table[2:]] == list(SERVICES)
+
+
+def test_the_benchmark_runs_a_tiny_load_checks_it_and_writes_its_results(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "bench.json"
+    started = time.monotonic()
+
+    finished = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "oms_devtools.bench",
+            "--rate",
+            "5",
+            "--duration",
+            "3",
+            "--max-rate-duration",
+            "2",
+            "--workers",
+            "4",
+            "--base-port",
+            "19500",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
+    assert time.monotonic() - started < 40
+    assert "PASS" in finished.stdout
+    results = json.loads(out.read_text())
+    assert results["verdict"] == "PASS"
+    assert all(check["passed"] for check in results["correctness"]["checks"])
+    assert [phase["name"] for phase in results["phases"]] == ["open loop", "max rate"]
+    for phase in results["phases"]:
+        assert phase["accepted"] > 0
+        assert phase["errors"] == 0
+        assert phase["outcomes"]["unsettled"] == 0
+        assert phase["completed_per_second_incl_drain"] > 0
+        for latency in ("post", "post_to_paid", "post_to_shipped", "post_to_final"):
+            assert phase["latency_ms"][latency]["p99"] is not None
+        processes = phase["cpu"]["processes"]
+        for process in (
+            *SERVICES,
+            "gateway",
+            "postgres: bench database backends",
+            "rabbitmq",
+            "bench (load generator)",
+        ):
+            assert process in processes
+        assert processes["order"]["cpu_seconds"] > 0
+        assert set(phase["capacity"]) == set(SERVICES)
+        for report in phase["capacity"].values():
+            assert report["queues"][0]["messages"] > 0
