@@ -46,9 +46,9 @@ async def test_200_concurrent_orders_for_50_units_sell_exactly_50(
     after = await oms.product(product["sku"])
     assert (after["on_hand"], after["reserved"], after["available"]) == (50, 50, 0)
     held = await db.fetchval(
-        "SELECT sum(l.quantity) FROM inventory.reservation_lines l "
-        "JOIN inventory.reservations r USING (order_id) "
-        "WHERE l.sku = $1 AND r.status = 'reserved'",
+        "SELECT sum((line->>'quantity')::int) FROM inventory.reservations r, "
+        "jsonb_array_elements(r.lines) AS line "
+        "WHERE line->>'sku' = $1 AND r.status = 'reserved'",
         product["sku"],
     )
     assert held == 50

@@ -59,9 +59,10 @@ async def test_reserved_stock_equals_the_open_reservations(db: asyncpg.Connectio
     mismatched = await db.fetch("""
         SELECT p.sku, p.reserved, coalesce(sum(l.quantity), 0) AS held
         FROM inventory.products p
-        LEFT JOIN inventory.reservation_lines l ON l.sku = p.sku
-            AND l.order_id IN (SELECT order_id FROM inventory.reservations
-                               WHERE status = 'reserved')
+        LEFT JOIN (
+            SELECT line->>'sku' AS sku, (line->>'quantity')::int AS quantity
+            FROM inventory.reservations r, jsonb_array_elements(r.lines) AS line
+            WHERE r.status = 'reserved') l ON l.sku = p.sku
         GROUP BY p.sku, p.reserved
         HAVING p.reserved <> coalesce(sum(l.quantity), 0)""")
     assert mismatched == []
@@ -96,9 +97,9 @@ async def test_units_shipped_equal_the_committed_reservations(db: asyncpg.Connec
             SELECT sku, -sum(on_hand_delta) AS shipped FROM inventory.stock_movements
             WHERE reason = 'ship' GROUP BY sku),
         committed AS (
-            SELECT l.sku, sum(l.quantity) AS shipped FROM inventory.reservation_lines l
-            JOIN inventory.reservations r USING (order_id) WHERE r.status = 'committed'
-            GROUP BY l.sku)
+            SELECT line->>'sku' AS sku, sum((line->>'quantity')::int) AS shipped
+            FROM inventory.reservations r, jsonb_array_elements(r.lines) AS line
+            WHERE r.status = 'committed' GROUP BY 1)
         SELECT * FROM ledger FULL JOIN committed USING (sku)
         WHERE ledger.shipped IS DISTINCT FROM committed.shipped""")
     assert mismatched == []

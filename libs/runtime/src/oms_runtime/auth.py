@@ -53,7 +53,7 @@ def decode_token(secret: str, token: str) -> Principal:
     return Principal(subject=subject, role=role)
 
 
-def current_principal(request: Request) -> Principal:
+async def current_principal(request: Request) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
@@ -61,7 +61,9 @@ def current_principal(request: Request) -> Principal:
     return decode_token(request.app.state.settings.jwt_secret, token.strip())
 
 
-def admin_principal(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+async def admin_principal(
+    principal: Annotated[Principal, Depends(current_principal)],
+) -> Principal:
     if not principal.is_admin:
         raise Problem(403, "forbidden", "Admin role required")
     return principal

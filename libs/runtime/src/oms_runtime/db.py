@@ -19,12 +19,15 @@ def libpq_url(url: str) -> str:
 
 
 def create_engine(settings: ServiceSettings, application_name: str) -> AsyncEngine:
+    # No pre-ping: it costs a round trip per transaction. A connection found dead
+    # fails its one transaction (retried by the consumer, a 503 over HTTP), and
+    # SQLAlchemy then recycles every connection the pool held before.
     return create_async_engine(
         sqlalchemy_url(settings.database_url),
         pool_size=settings.db_pool_size,
-        # A burst may borrow a few more; Postgres' connection limit is shared by
-        # every replica of every service, so the ceiling stays low.
-        max_overflow=settings.db_pool_size // 2,
-        pool_pre_ping=True,
+        # No overflow: connections opened for a burst and closed after it cost more
+        # than waiting for a pooled one; Postgres' connection limit is shared by
+        # every replica of every service.
+        max_overflow=0,
         connect_args={"server_settings": {"application_name": application_name}},
     )

@@ -143,6 +143,6 @@ def create_service_app(
     return app
 
 
-def request_unit_of_work(request: Request) -> Any:
+async def request_unit_of_work(request: Request) -> Any:
     """FastAPI dependency: a fresh unit of work from the service's factory."""
     return request.app.state.unit_of_work()

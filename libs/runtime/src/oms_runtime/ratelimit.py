@@ -49,7 +49,7 @@ class TokenBuckets:
         return wait
 
 
-def rate_limited(
+async def rate_limited(
     request: Request, principal: Annotated[Principal, Depends(current_principal)]
 ) -> None:
     """FastAPI dependency: customers are limited, staff (admin) are not."""

@@ -27,13 +27,13 @@ class ServiceSettings(BaseSettings):
     log_format: Literal["json", "text"] = "json"
     access_log: bool = True
 
-    db_pool_size: int = 8
+    db_pool_size: int = 10
     # Larger request bodies are refused with 413 before they are read.
     max_body_bytes: int = 256 * 1024
     # Write requests per second (and burst) a customer may make; 0 disables.
     rate_limit_per_second: float = 10
     rate_limit_burst: int = 30
-    prefetch_count: int = 32
+    prefetch_count: int = 16
     # Delays between attempts of a failing message; after the last one it is
     # dead-lettered. Comma separated seconds.
     retry_delays: Annotated[tuple[float, ...], NoDecode] = (1.0, 5.0, 30.0)

@@ -70,6 +70,9 @@ class OutboxRelay:
     async def _relay_forever(self) -> None:
         backoff = 0.2
         while True:
+            # Cleared before the work, so a notification that arrives during it is
+            # not lost (the next wait returns at once).
+            self._wakeup.clear()
             try:
                 published = await self.publish_pending()
                 backoff = 0.2
@@ -81,7 +84,6 @@ class OutboxRelay:
             if self._stopping and published == 0:
                 return
             if published < self._batch_size:
-                self._wakeup.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)
 

@@ -9,12 +9,15 @@ claim and is skipped (`AlreadyHandled`), which makes every consumer idempotent.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
 
+from sqlalchemy import Table, bindparam
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
+from sqlalchemy.sql.dml import ReturningInsert
 
 from oms_contracts import Command, Envelope, Message
 from oms_runtime.messaging.tables import MessagingTables
@@ -73,12 +76,9 @@ class UnitOfWork:
         await self._close()
 
     async def _claim(self, envelope: Envelope) -> None:
-        inbox = self._tables.inbox
         claimed = await self.connection.execute(
-            pg_insert(inbox)
-            .values(message_id=envelope.message_id, message_type=envelope.type)
-            .on_conflict_do_nothing()
-            .returning(inbox.c.message_id)
+            _claim_statement(self._tables.inbox),
+            {"b_message_id": envelope.message_id, "b_message_type": envelope.type},
         )
         if claimed.first() is None:
             await self._close()
@@ -131,6 +131,17 @@ class UnitOfWork:
         finally:
             await self._connection.close()
             self._connection = None
+
+
+@functools.cache
+def _claim_statement(inbox: Table) -> ReturningInsert[Any]:
+    # Built once per service: it runs for every message handled.
+    return (
+        pg_insert(inbox)
+        .values(message_id=bindparam("b_message_id"), message_type=bindparam("b_message_type"))
+        .on_conflict_do_nothing()
+        .returning(inbox.c.message_id)
+    )
 
 
 U = TypeVar("U", bound=UnitOfWork)

@@ -12,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from oms_inventory.db.tables import (
     products,
     replenishments,
-    reservation_lines,
     reservations,
     restock_receipts,
     stock_movements,
@@ -20,6 +19,15 @@ from oms_inventory.db.tables import (
 from oms_inventory.domain.model import Product, Reservation, ReservationStatus, ReservedLine
 
 _STOCK_COLUMNS = ("on_hand", "reserved", "low_stock_alerted")
+# Built once: stock changes with every reservation.
+_SAVE_STOCK = (
+    update(products)
+    .where(products.c.sku == bindparam("b_sku"))
+    .values(
+        **{column: bindparam(f"b_{column}") for column in _STOCK_COLUMNS},
+        updated_at=func.now(),
+    )
+)
 
 
 class ProductRepository:
@@ -62,15 +70,7 @@ class ProductRepository:
         ]
         await self._record_movements(changed)
         if rows:
-            await self._connection.execute(
-                update(products)
-                .where(products.c.sku == bindparam("b_sku"))
-                .values(
-                    **{column: bindparam(f"b_{column}") for column in _STOCK_COLUMNS},
-                    updated_at=func.now(),
-                ),
-                rows,
-            )
+            await self._connection.execute(_SAVE_STOCK, rows)
 
     async def needing_low_stock_review(self, limit: int) -> list[Product]:
         """Products whose low-stock flag disagrees with their stock (the periodic
@@ -118,20 +118,30 @@ class ProductRepository:
             product.movements.clear()
 
 
+_GET_RESERVATION = select(reservations).where(reservations.c.order_id == bindparam("b_order_id"))
+_GET_RESERVATION_FOR_UPDATE = _GET_RESERVATION.with_for_update()
+_ADD_RESERVATION = reservations.insert()
+_SAVE_RESERVATION = (
+    update(reservations)
+    .where(reservations.c.order_id == bindparam("b_order_id"))
+    .values(status=bindparam("b_status"), lines=bindparam("b_lines"), updated_at=func.now())
+)
+
+
 class ReservationRepository:
     def __init__(self, connection: AsyncConnection) -> None:
         self._connection = connection
 
     async def get(self, order_id: str, *, for_update: bool = False) -> Reservation | None:
-        query = select(reservations).where(reservations.c.order_id == order_id)
-        if for_update:
-            query = query.with_for_update()
-        found = await self._load(query)
-        return found[0] if found else None
+        statement = _GET_RESERVATION_FOR_UPDATE if for_update else _GET_RESERVATION
+        row = (
+            (await self._connection.execute(statement, {"b_order_id": order_id})).mappings().first()
+        )
+        return _reservation(row) if row is not None else None
 
     async def expired(self, limit: int) -> list[Reservation]:
         """Reservations past their time limit, locked; other replicas skip them."""
-        return await self._load(
+        rows = await self._connection.execute(
             select(reservations)
             .where(reservations.c.status == ReservationStatus.RESERVED.value)
             .where(reservations.c.expires_at <= func.now())
@@ -139,77 +149,53 @@ class ReservationRepository:
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
-
-    async def _load(self, query: Any) -> list[Reservation]:
-        rows = (await self._connection.execute(query)).mappings().all()
-        if not rows:
-            return []
-        lines: dict[str, list[ReservedLine]] = {row["order_id"]: [] for row in rows}
-        for line in await self._connection.execute(
-            select(reservation_lines).where(reservation_lines.c.order_id.in_(list(lines)))
-        ):
-            lines[line.order_id].append(ReservedLine(line.sku, line.quantity, line.unit_price))
-        return [
-            Reservation(
-                order_id=row["order_id"],
-                status=ReservationStatus(row["status"]),
-                lines=lines[row["order_id"]],
-                currency=row["currency"],
-                refusal_reason=row["refusal_reason"],
-                refused_skus=list(row["refused_skus"]),
-                expires_at=row["expires_at"],
-            )
-            for row in rows
-        ]
+        return [_reservation(row) for row in rows.mappings()]
 
     async def add(self, reservation: Reservation) -> None:
         await self._connection.execute(
-            reservations.insert().values(
-                order_id=reservation.order_id,
-                status=reservation.status.value,
-                currency=reservation.currency,
-                refusal_reason=reservation.refusal_reason,
-                refused_skus=reservation.refused_skus,
-                expires_at=reservation.expires_at,
-            )
-        )
-        if reservation.lines:
-            await self._connection.execute(
-                reservation_lines.insert(),
-                [
-                    {
-                        "order_id": reservation.order_id,
-                        "sku": line.sku,
-                        "quantity": line.quantity,
-                        "unit_price": line.unit_price,
-                    }
-                    for line in reservation.lines
-                ],
-            )
-
-    async def replace_lines(self, reservation: Reservation) -> None:
-        await self._connection.execute(
-            reservation_lines.delete().where(reservation_lines.c.order_id == reservation.order_id)
-        )
-        await self._connection.execute(
-            reservation_lines.insert(),
-            [
-                {
-                    "order_id": reservation.order_id,
-                    "sku": line.sku,
-                    "quantity": line.quantity,
-                    "unit_price": line.unit_price,
-                }
-                for line in reservation.lines
-            ],
+            _ADD_RESERVATION,
+            {
+                "order_id": reservation.order_id,
+                "status": reservation.status.value,
+                "lines": _lines_row(reservation),
+                "currency": reservation.currency,
+                "refusal_reason": reservation.refusal_reason,
+                "refused_skus": reservation.refused_skus,
+                "expires_at": reservation.expires_at,
+            },
         )
 
-    async def save_status(self, reservation: Reservation) -> None:
+    async def save(self, reservation: Reservation) -> None:
+        """Its status and lines (the only things that change after it was made)."""
         await self._connection.execute(
-            update(reservations)
-            .where(reservations.c.order_id == reservation.order_id)
-            .values(status=reservation.status.value, updated_at=func.now())
+            _SAVE_RESERVATION,
+            {
+                "b_order_id": reservation.order_id,
+                "b_status": reservation.status.value,
+                "b_lines": _lines_row(reservation),
+            },
         )
+
+
+def _lines_row(reservation: Reservation) -> list[dict[str, Any]]:
+    return [
+        {"sku": line.sku, "quantity": line.quantity, "unit_price": line.unit_price}
+        for line in reservation.lines
+    ]
+
+
+def _reservation(row: Any) -> Reservation:
+    return Reservation(
+        order_id=row["order_id"],
+        status=ReservationStatus(row["status"]),
+        lines=[
+            ReservedLine(line["sku"], line["quantity"], line["unit_price"]) for line in row["lines"]
+        ],
+        currency=row["currency"],
+        refusal_reason=row["refusal_reason"],
+        refused_skus=list(row["refused_skus"]),
+        expires_at=row["expires_at"],
+    )
 
 
 class ReplenishmentRepository:

@@ -15,7 +15,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from oms_runtime.messaging.tables import define_messaging_tables
 
@@ -44,6 +44,8 @@ reservations = Table(
     metadata,
     Column("order_id", Text, primary_key=True),
     Column("status", Text, nullable=False),
+    # [{"sku", "quantity", "unit_price"}]: read and written with the reservation.
+    Column("lines", JSONB, nullable=False, server_default="[]"),
     Column("currency", Text),
     Column("refusal_reason", Text),
     Column("refused_skus", ARRAY(Text), nullable=False, server_default="{}"),
@@ -51,20 +53,6 @@ reservations = Table(
     Index("reservations_expiring", "expires_at", postgresql_where=text("status = 'reserved'")),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-)
-
-reservation_lines = Table(
-    "reservation_lines",
-    metadata,
-    Column(
-        "order_id",
-        Text,
-        ForeignKey(f"{SCHEMA}.reservations.order_id", ondelete="CASCADE"),
-        primary_key=True,
-    ),
-    Column("sku", Text, ForeignKey(f"{SCHEMA}.products.sku"), primary_key=True),
-    Column("quantity", Integer, nullable=False),
-    Column("unit_price", BigInteger, nullable=False),
 )
 
 stock_movements = Table(

@@ -49,7 +49,7 @@ async def release_stock(command: msgs.ReleaseStock, uow: InventoryUnitOfWork) ->
                 (line.sku for line in reservation.lines), for_update=True
             )
             if reservation.release(products):
-                await uow.reservations.save_status(reservation)
+                await uow.reservations.save(reservation)
                 await save_stock(uow, products.values())
         uow.publish(msgs.StockReleased(order_id=command.order_id))
         await uow.commit()
@@ -69,7 +69,7 @@ async def commit_stock(command: msgs.CommitStock, uow: InventoryUnitOfWork) -> N
             (line.sku for line in reservation.lines), for_update=True
         )
         if reservation.commit(products):
-            await uow.reservations.save_status(reservation)
+            await uow.reservations.save(reservation)
             await save_stock(uow, products.values())
         uow.publish(
             msgs.StockCommitted(
@@ -102,7 +102,7 @@ async def adjust_reservation(command: msgs.AdjustReservation, uow: InventoryUnit
             )
         else:
             assert reservation is not None
-            await uow.reservations.replace_lines(reservation)
+            await uow.reservations.save(reservation)
             await save_stock(uow, products.values())
             uow.publish(
                 msgs.ReservationAdjusted(

@@ -86,7 +86,7 @@ async def expire_reservations(uow: InventoryUnitOfWork, batch_size: int = 100) -
         )
         for reservation in expired:
             if reservation.expire(products):
-                await uow.reservations.save_status(reservation)
+                await uow.reservations.save(reservation)
                 uow.publish(
                     msgs.ReservationExpired(order_id=reservation.order_id),
                     correlation_id=reservation.order_id,

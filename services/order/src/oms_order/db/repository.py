@@ -7,11 +7,11 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import bindparam, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from oms_order.db.tables import idempotency_keys, order_history, order_lines, orders
+from oms_order.db.tables import idempotency_keys, order_history, orders
 from oms_order.domain.model import (
     Address,
     Amendment,
@@ -23,27 +23,54 @@ from oms_order.domain.model import (
 )
 
 
+def _mutable_columns() -> list[str]:
+    return [
+        c.name
+        for c in orders.columns
+        if c.name not in ("id", "created_at", "updated_at", "deleted_at")
+    ]
+
+
+# Built once: executing the same statement object with new parameters skips
+# SQLAlchemy's statement construction and cache-key work on the hot path.
+_GET = select(orders).where(orders.c.id == bindparam("b_id"))
+_GET_FOR_UPDATE = _GET.with_for_update()
+_INSERT = orders.insert()
+_SAVE = (
+    update(orders)
+    .where(orders.c.id == bindparam("b_id"))
+    .values(
+        {
+            **{name: bindparam(f"b_{name}") for name in _mutable_columns()},
+            "updated_at": func.now(),
+        }
+    )
+    .returning(orders.c.updated_at)
+)
+_MARK_DELETED = (
+    update(orders)
+    .where(orders.c.id == bindparam("b_id"))
+    .values(deleted_at=func.coalesce(orders.c.deleted_at, func.now()))
+)
+_RECORD_HISTORY = order_history.insert()
+
+
 class OrderRepository:
     def __init__(self, connection: AsyncConnection) -> None:
         self._connection = connection
-        self._loaded_lines: dict[str, list[tuple[str, int, int | None]]] = {}
 
     async def add(self, order: Order) -> None:
-        await self._connection.execute(orders.insert().values(**_order_row(order)))
-        await self._insert_lines(order)
-        self._remember(order)
+        await self._connection.execute(_INSERT, _order_row(order))
 
     async def get(self, order_id: str, *, for_update: bool = False) -> Order | None:
         try:
             key = uuid.UUID(order_id)
         except ValueError:
             return None
-        query = select(orders).where(orders.c.id == key)
-        if for_update:
-            # Replies for one order are applied one at a time, in any replica.
-            query = query.with_for_update()
-        found = await self._load(query)
-        return found[0] if found else None
+        # Replies for one order are applied one at a time, in any replica.
+        statement = _GET_FOR_UPDATE if for_update else _GET
+        row = (await self._connection.execute(statement, {"b_id": key})).mappings().first()
+        return _order_from_row(row) if row is not None else None
 
     async def overdue(self, limit: int) -> list[Order]:
         """Orders whose current step's deadline passed, locked for this caller only;
@@ -79,9 +106,8 @@ class OrderRepository:
         if created_to is not None:
             query = query.where(orders.c.created_at < created_to)
         if sku is not None:
-            query = query.where(
-                orders.c.id.in_(select(order_lines.c.order_id).where(order_lines.c.sku == sku))
-            )
+            # JSONB containment, served by the GIN index on the lines.
+            query = query.where(orders.c.lines.contains([{"sku": sku}]))
         if after is not None:
             query = query.where(tuple_(orders.c.created_at, orders.c.id) < tuple_(*after))
         query = query.order_by(orders.c.created_at.desc(), orders.c.id.desc()).limit(limit)
@@ -89,60 +115,23 @@ class OrderRepository:
 
     async def _load(self, query: Any) -> list[Order]:
         rows = (await self._connection.execute(query)).mappings().all()
-        if not rows:
-            return []
-        lines: dict[uuid.UUID, list[OrderLine]] = {row["id"]: [] for row in rows}
-        for line in await self._connection.execute(
-            select(order_lines)
-            .where(order_lines.c.order_id.in_(list(lines)))
-            .order_by(order_lines.c.order_id, order_lines.c.position)
-        ):
-            lines[line.order_id].append(OrderLine(line.sku, line.quantity, line.unit_price))
-        loaded = [_order_from_row(row, lines[row["id"]]) for row in rows]
-        for order in loaded:
-            self._remember(order)
-        return loaded
+        return [_order_from_row(row) for row in rows]
 
     async def save(self, order: Order) -> None:
-        row = _order_row(order)
-        del row["id"], row["created_at"]
-        if order.deleted:
-            row["deleted_at"] = func.coalesce(orders.c.deleted_at, func.now())
-        result = await self._connection.execute(
-            update(orders)
-            .where(orders.c.id == uuid.UUID(order.id))
-            .values(**row, updated_at=func.now())
-            .returning(orders.c.updated_at)
-        )
+        row = {
+            f"b_{name}": value
+            for name, value in _order_row(order).items()
+            if name not in ("id", "created_at")
+        }
+        row["b_id"] = uuid.UUID(order.id)
+        result = await self._connection.execute(_SAVE, row)
         order.updated_at = result.scalar_one()
-        if _line_tuples(order) != self._loaded_lines.get(order.id):
-            await self._connection.execute(
-                order_lines.delete().where(order_lines.c.order_id == uuid.UUID(order.id))
-            )
-            await self._insert_lines(order)
-            self._remember(order)
+        if order.deleted:
+            await self._connection.execute(_MARK_DELETED, {"b_id": row["b_id"]})
 
     async def record_history(self, entries: list[dict[str, Any]]) -> None:
         if entries:
-            await self._connection.execute(order_history.insert(), entries)
-
-    async def _insert_lines(self, order: Order) -> None:
-        await self._connection.execute(
-            order_lines.insert(),
-            [
-                {
-                    "order_id": uuid.UUID(order.id),
-                    "position": position,
-                    "sku": line.sku,
-                    "quantity": line.quantity,
-                    "unit_price": line.unit_price,
-                }
-                for position, line in enumerate(order.lines)
-            ],
-        )
-
-    def _remember(self, order: Order) -> None:
-        self._loaded_lines[order.id] = _line_tuples(order)
+            await self._connection.execute(_RECORD_HISTORY, entries)
 
 
 class IdempotencyKeys:
@@ -202,10 +191,6 @@ class IdempotencyKeys:
         return int(result.rowcount or 0)
 
 
-def _line_tuples(order: Order) -> list[tuple[str, int, int | None]]:
-    return [(line.sku, line.quantity, line.unit_price) for line in order.lines]
-
-
 def _order_row(order: Order) -> dict[str, Any]:
     return {
         "id": uuid.UUID(order.id),
@@ -228,6 +213,10 @@ def _order_row(order: Order) -> dict[str, Any]:
         "pending_compensations": sorted(c.value for c in order.pending_compensations),
         "deferred_compensations": sorted(c.value for c in order.deferred_compensations),
         "created_at": order.created_at,
+        "lines": [
+            {"sku": line.sku, "quantity": line.quantity, "unit_price": line.unit_price}
+            for line in order.lines
+        ],
         "cancellation_reason": order.cancellation_reason,
         "delivered": order.delivered,
         "settlement_forced": order.settlement_forced,
@@ -241,11 +230,13 @@ def _order_row(order: Order) -> dict[str, Any]:
     }
 
 
-def _order_from_row(row: Any, lines: list[OrderLine]) -> Order:
+def _order_from_row(row: Any) -> Order:
     return Order(
         id=str(row["id"]),
         customer_id=row["customer_id"],
-        lines=lines,
+        lines=[
+            OrderLine(line["sku"], line["quantity"], line["unit_price"]) for line in row["lines"]
+        ],
         shipping_address=Address(**row["shipping_address"]),
         payment_token=row["payment_token"],
         created_at=row["created_at"],

@@ -35,6 +35,8 @@ orders = Table(
     Column("currency", Text),
     Column("total", BigInteger),
     Column("shipping_address", JSONB, nullable=False),
+    # [{"sku", "quantity", "unit_price"}]: read and written with the order, in one row.
+    Column("lines", JSONB, nullable=False),
     Column("payment_token", Text, nullable=False),
     Column("payment_id", Text),
     Column("shipment_id", Text),
@@ -59,21 +61,11 @@ orders = Table(
     Column("deleted_at", DateTime(timezone=True)),
     Index("orders_customer_created", "customer_id", "created_at"),
     Index("orders_deadline", "deadline_at", postgresql_where=text("deadline_at IS NOT NULL")),
+    Index(
+        "orders_lines", "lines", postgresql_using="gin", postgresql_ops={"lines": "jsonb_path_ops"}
+    ),
     Index("orders_status_created", "status", "created_at"),
     Index("orders_created", "created_at", "id"),
-)
-
-order_lines = Table(
-    "order_lines",
-    metadata,
-    Column(
-        "order_id", Uuid, ForeignKey(f"{SCHEMA}.orders.id", ondelete="CASCADE"), primary_key=True
-    ),
-    Column("position", Integer, primary_key=True),
-    Column("sku", Text, nullable=False),
-    Column("quantity", Integer, nullable=False),
-    Column("unit_price", BigInteger),
-    Index("order_lines_sku", "sku"),
 )
 
 order_history = Table(

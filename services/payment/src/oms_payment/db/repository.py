@@ -24,9 +24,15 @@ _PAYMENT_FIELDS = [
 
 @dataclasses.dataclass(frozen=True)
 class ClaimedOperation:
+    """An operation this worker may carry out now, with what the call needs."""
+
     id: int
     operation: Operation
     attempts: int
+    order_id: str
+    currency: str
+    token: str
+    gateway_authorization_id: str | None
 
 
 class PaymentRepository:
@@ -51,9 +57,13 @@ class PaymentRepository:
             return None
         fields = {name: row[name] for name in _PAYMENT_FIELDS}
         fields["status"] = PaymentStatus(fields["status"])
-        refund_rows = await self._connection.execute(
-            select(refunds).where(refunds.c.payment_id == row["id"]).order_by(refunds.c.created_at)
-        )
+        refund_rows: Any = []
+        if row["captured_amount"] > 0:  # only captured money is ever refunded
+            refund_rows = await self._connection.execute(
+                select(refunds)
+                .where(refunds.c.payment_id == row["id"])
+                .order_by(refunds.c.created_at)
+            )
         return Payment(
             id=str(row["id"]),
             refunds=[Refund(r.id, r.amount, r.reason, r.status) for r in refund_rows],
@@ -160,6 +170,7 @@ class OperationRepository:
         rows = await self._connection.execute(
             update(payment_operations)
             .where(payment_operations.c.id.in_(due))
+            .where(payments.c.id == payment_operations.c.payment_id)
             .values(
                 attempts=payment_operations.c.attempts + 1,
                 next_attempt_at=func.now() + lease,
@@ -172,6 +183,10 @@ class OperationRepository:
                 payment_operations.c.amount,
                 payment_operations.c.reference,
                 payment_operations.c.attempts,
+                payments.c.order_id,
+                payments.c.currency,
+                payments.c.token,
+                payments.c.gateway_authorization_id,
             )
         )
         return [
@@ -179,6 +194,10 @@ class OperationRepository:
                 row.id,
                 Operation(str(row.payment_id), OperationKind(row.kind), row.amount, row.reference),
                 row.attempts,
+                row.order_id,
+                row.currency,
+                row.token,
+                row.gateway_authorization_id,
             )
             for row in rows
         ]

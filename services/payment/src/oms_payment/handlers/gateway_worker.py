@@ -68,13 +68,14 @@ class GatewayWorker:
         )
         try:
             while not self._stopping:
+                # Cleared before claiming, so an operation queued meanwhile wakes us.
+                self._wakeup.clear()
                 claimed = await self._claim_safely()
                 for item in claimed:
                     task = asyncio.create_task(self._execute(item))
                     self._running.add(task)
                     task.add_done_callback(self._finished)
                 if not claimed or len(self._running) >= self._concurrency:
-                    self._wakeup.clear()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)
             if self._running:
@@ -93,53 +94,45 @@ class GatewayWorker:
         self._running.discard(task)
         self._wakeup.set()
 
-    async def _claim_safely(self) -> list[tuple[ClaimedOperation, Payment]]:
+    async def _claim_safely(self) -> list[ClaimedOperation]:
         free = self._concurrency - len(self._running)
         if free <= 0:
             return []
         try:
             async with self._unit_of_work() as uow:
                 claimed = await uow.operations.claim_due(free, self._lease)
-                result = []
-                for item in claimed:
-                    payment = await uow.payments.get(item.operation.payment_id)
-                    assert payment is not None
-                    result.append((item, payment))
                 await uow.commit()
-                return result
+                return claimed
         except Exception as exc:  # keep the worker alive through a database outage
             log.warning("claiming gateway operations failed", extra={"error": repr(exc)})
             await asyncio.sleep(1.0)
             return []
 
-    async def _execute(self, claimed: tuple[ClaimedOperation, Payment]) -> None:
-        item, payment = claimed
+    async def _execute(self, item: ClaimedOperation) -> None:
         with log_context(
-            correlation_id=payment.order_id,
-            payment_id=payment.id,
+            correlation_id=item.order_id,
+            payment_id=item.operation.payment_id,
             operation=item.operation.kind.value,
         ):
             try:
-                result, calls = await self._call(item, payment)
+                result, calls = await self._call(item)
                 await self._apply(item, result, calls)
             except Exception:
                 # The lease runs out and the operation is retried with the same key.
                 log.exception("gateway operation failed unexpectedly")
 
-    async def _call(
-        self, item: ClaimedOperation, payment: Payment
-    ) -> tuple[GatewayResult, list[CallRecord]]:
+    async def _call(self, item: ClaimedOperation) -> tuple[GatewayResult, list[CallRecord]]:
         operation = item.operation
         key = operation.idempotency_key
-        gateway_id = payment.gateway_authorization_id or ""
+        gateway_id = item.gateway_authorization_id or ""
         match operation.kind:
             case OperationKind.AUTHORIZE:
                 result, call = await self._gateway.authorize(
                     idempotency_key=key,
                     amount=operation.amount,
-                    currency=payment.currency,
-                    token=payment.token,
-                    reference=payment.id,
+                    currency=item.currency,
+                    token=item.token,
+                    reference=operation.payment_id,
                 )
             case OperationKind.CAPTURE:
                 result, call = await self._gateway.capture(
@@ -156,21 +149,21 @@ class GatewayWorker:
                     idempotency_key=key, gateway_id=gateway_id, amount=operation.amount
                 )
             case OperationKind.RECONCILE:
-                return await self._release_orphan_holds(payment)
+                return await self._release_orphan_holds(operation.payment_id)
         return result, [call]
 
     async def _release_orphan_holds(
-        self, payment: Payment
+        self, payment_id: str
     ) -> tuple[GatewayResult, list[CallRecord]]:
         """Void every hold the gateway placed for this payment although we never got
         its answer (the authorization was given up)."""
-        holds, lookup = await self._gateway.holds_for(payment.id)
+        holds, lookup = await self._gateway.holds_for(payment_id)
         if holds is None:
             return Unavailable(lookup.error or "lookup failed"), [lookup]
         calls = [lookup]
         for gateway_id in holds:
             result, call = await self._gateway.void(
-                idempotency_key=f"{payment.id}:void:{gateway_id}", gateway_id=gateway_id
+                idempotency_key=f"{payment_id}:void:{gateway_id}", gateway_id=gateway_id
             )
             calls.append(call)
             if not isinstance(result, Approved):
