@@ -53,13 +53,16 @@ async def stack(
     migrated_database: str, test_amqp_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Stack]:
     log_dir = Path(tmp_path_factory.mktemp("service-logs"))
-    ports = free_port_block(len(SERVICES) + 1)
+    # OMS_E2E_REPLICAS=2 runs every service twice, competing for its queue.
+    replicas = int(os.environ.get("OMS_E2E_REPLICAS", "1"))
+    ports = free_port_block(len(SERVICES) * replicas + 1)
     running = Stack(
         database_url=migrated_database,
         amqp_url=test_amqp_url,
         log_dir=log_dir,
         base_port=ports,
-        gateway_port=ports + len(SERVICES),
+        gateway_port=ports + len(SERVICES) * replicas,
+        replicas=replicas,
         env={
             "OMS_JWT_SECRET": JWT_SECRET,
             "OMS_CARRIER_SECRET": CARRIER_SECRET,

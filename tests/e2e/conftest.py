@@ -29,9 +29,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @dataclass
 class EventRecorder:
     events: list[tuple[str, bytes]] = field(default_factory=list)  # (routing key, body)
+    # (routing key, correlation id, traceparent header) of each event
+    traces: list[tuple[str, str | None, object]] = field(default_factory=list)
 
     async def on_message(self, message: AbstractIncomingMessage) -> None:
         self.events.append((message.routing_key or "", message.body))
+        self.traces.append(
+            (
+                message.routing_key or "",
+                message.correlation_id,
+                (message.headers or {}).get("traceparent"),
+            )
+        )
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -61,19 +60,6 @@ async def shipped_order(oms: OmsClient, sku: str, quantity: int = 1) -> tuple[st
         lambda: oms.payment_of(order_id), lambda p: p["status"] == "captured", 10, "capture"
     )
     return order_id, shipment["id"]
-
-
-@asynccontextmanager
-async def restarted_with(stack: Stack, name: str, env: dict[str, str]) -> AsyncIterator[None]:
-    stack.stop(name)
-    stack.start(name, env)
-    await stack.wait_ready([name])
-    try:
-        yield
-    finally:
-        stack.stop(name)
-        stack.start(name)
-        await stack.wait_ready([name])
 
 
 # -- inventory: low stock and replenishment ------------------------------------------
@@ -197,7 +183,7 @@ async def test_an_expired_reservation_is_released_and_the_order_compensated(
     oms: OmsClient, stack: Stack, db: asyncpg.Connection
 ) -> None:
     product = await oms.create_product(on_hand=5)
-    async with restarted_with(stack, "inventory", {"OMS_RESERVATION_TTL_SECONDS": "2"}):
+    async with stack.restarted_with("inventory", {"OMS_RESERVATION_TTL_SECONDS": "2"}):
         order_id = (await oms.place_order([(product["sku"], 3)])).json()["id"]
         order = await oms.wait_for_order(order_id, "cancelled", timeout=20)
     assert order["status_reason"] == "reservation_expired"
@@ -312,7 +298,7 @@ async def test_a_dead_gateway_fails_fast_behind_the_circuit_breaker(
     product = await oms.create_product(on_hand=10)
     gateway_config = f"{oms.urls['gateway']}/v1/_config"
     breaker = {"OMS_GATEWAY_BREAKER_FAILURES": "2", "OMS_GATEWAY_BREAKER_RESET_SECONDS": "5"}
-    async with restarted_with(stack, "payment", breaker):
+    async with stack.restarted_with("payment", breaker):
         await oms.http.post(gateway_config, json={"timeout_rate": 1.0, "timeout_delay_seconds": 3})
         try:
             order_id = (await oms.place_order([(product["sku"], 1)])).json()["id"]

@@ -92,10 +92,7 @@ async def test_an_order_travels_from_checkout_to_delivery(oms: OmsClient) -> Non
 
 
 async def test_auto_dispatch_ships_without_warehouse_staff(oms: OmsClient, stack: Stack) -> None:
-    stack.stop("shipping")
-    stack.start("shipping", {"OMS_AUTO_DISPATCH": "true"})
-    try:
-        await stack.wait_ready(["shipping"])
+    async with stack.restarted_with("shipping", {"OMS_AUTO_DISPATCH": "true"}):
         product = await oms.create_product(on_hand=3)
         response = await oms.place_order([(product["sku"], 1)])
         order = await oms.wait_for_order(response.json()["id"], "shipped")
@@ -109,7 +106,3 @@ async def test_auto_dispatch_ships_without_warehouse_staff(oms: OmsClient, stack
                 lambda: oms.product(product["sku"]), lambda p: p["on_hand"] == 2, 10, "stock commit"
             )
         )["reserved"] == 0
-    finally:
-        stack.stop("shipping")
-        stack.start("shipping")
-        await stack.wait_ready(["shipping"])

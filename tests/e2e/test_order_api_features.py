@@ -132,15 +132,11 @@ async def test_waiting_returns_once_the_order_left_pending(oms: OmsClient) -> No
 
 async def test_waiting_gives_up_after_the_time_asked_for(oms: OmsClient, stack: Any) -> None:
     product = await oms.create_product(on_hand=5)
-    stack.stop("inventory")
-    try:
+    async with stack.stopped("inventory"):
         started = time.monotonic()
         response = await post_order(oms, order_body(product["sku"]), Prefer="wait=1")
         assert response.json()["status"] == "pending"
         assert 0.9 < time.monotonic() - started < 4
-    finally:
-        stack.start("inventory")
-        await stack.wait_ready(["inventory"])
     await oms.wait_for_order(response.json()["id"], "fulfilling", "cancelled", timeout=20)
 
 

@@ -131,10 +131,8 @@ async def test_a_customer_placing_orders_too_fast_is_told_to_slow_down(
     oms: OmsClient, stack: Stack
 ) -> None:
     product = await oms.create_product(on_hand=50)
-    stack.stop("order")
-    stack.start("order", {"OMS_RATE_LIMIT_PER_SECOND": "0.5", "OMS_RATE_LIMIT_BURST": "2"})
-    try:
-        await stack.wait_ready(["order"])
+    limits = {"OMS_RATE_LIMIT_PER_SECOND": "0.5", "OMS_RATE_LIMIT_BURST": "2"}
+    async with stack.restarted_with("order", limits):
         answers = [
             (await oms.place_order([(product["sku"], 1)], customer="hasty")).status_code
             for _ in range(3)
@@ -155,10 +153,6 @@ async def test_a_customer_placing_orders_too_fast_is_told_to_slow_down(
             },
         )
         assert staff.status_code == 202
-    finally:
-        stack.stop("order")
-        stack.start("order")
-        await stack.wait_ready(["order"])
 
 
 async def test_dispatch_and_refunds_are_for_staff_only(oms: OmsClient) -> None:

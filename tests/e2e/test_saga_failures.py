@@ -47,30 +47,6 @@ async def assert_nothing_held(oms: OmsClient, db: asyncpg.Connection, order_id: 
 
 
 @asynccontextmanager
-async def stopped(stack: Stack, name: str) -> AsyncIterator[None]:
-    stack.stop(name)
-    try:
-        yield
-    finally:
-        if not stack.is_running(name):
-            stack.start(name)
-            await stack.wait_ready([name])
-
-
-@asynccontextmanager
-async def restarted_with(stack: Stack, name: str, env: dict[str, str]) -> AsyncIterator[None]:
-    stack.stop(name)
-    stack.start(name, env)
-    await stack.wait_ready([name])
-    try:
-        yield
-    finally:
-        stack.stop(name)
-        stack.start(name)
-        await stack.wait_ready([name])
-
-
-@asynccontextmanager
 async def slow_gateway(oms: OmsClient, latency_ms: int) -> AsyncIterator[None]:
     await oms.http.post(f"{oms.urls['gateway']}/v1/_config", json={"latency_ms": latency_ms})
     try:
@@ -180,7 +156,7 @@ async def test_cancelling_a_pending_order_while_inventory_is_down_releases_it_la
     oms: OmsClient, db: asyncpg.Connection, stack: Stack
 ) -> None:
     product = await oms.create_product(on_hand=5)
-    async with stopped(stack, "inventory"):
+    async with stack.stopped("inventory"):
         order_id = await order_of(oms, [(product["sku"], 2)])
         cancel = await oms.http.post(
             f"{oms.urls['order']}/orders/{order_id}/cancel", headers=oms.as_customer()
@@ -220,7 +196,7 @@ async def test_cancelling_a_paid_order_whose_shipment_is_not_yet_created_never_s
     oms: OmsClient, db: asyncpg.Connection, stack: Stack
 ) -> None:
     product = await oms.create_product(on_hand=5)
-    async with stopped(stack, "shipping"):
+    async with stack.stopped("shipping"):
         order_id = await order_of(oms, [(product["sku"], 1)])
         await oms.wait_for_order(order_id, "paid")
         cancel = await oms.http.post(
@@ -306,7 +282,7 @@ async def test_a_destination_the_carrier_does_not_serve_cancels_the_order(
     oms: OmsClient, db: asyncpg.Connection, stack: Stack
 ) -> None:
     product = await oms.create_product(on_hand=5)
-    async with restarted_with(stack, "shipping", {"OMS_SHIPPING_COUNTRIES": "FR,IT"}):
+    async with stack.restarted_with("shipping", {"OMS_SHIPPING_COUNTRIES": "FR,IT"}):
         order_id = await order_of(oms, [(product["sku"], 1)])  # the address is in DE
         order = await oms.wait_for_order(order_id, "cancelled")
     assert order["status_reason"] == "destination_not_served"
@@ -348,7 +324,7 @@ async def test_a_service_that_never_answers_leads_to_compensation_and_an_operato
     oms: OmsClient, db: asyncpg.Connection, stack: Stack
 ) -> None:
     product = await oms.create_product(on_hand=5)
-    async with stopped(stack, "inventory"):
+    async with stack.stopped("inventory"):
         order_id = await order_of(oms, [(product["sku"], 2)])
         cancelling = await oms.wait_for_order(order_id, "cancelling", timeout=15)
         assert cancelling["status_reason"] == "reservation_timeout"
@@ -375,16 +351,16 @@ async def test_an_overdue_saga_is_found_by_the_order_service_after_it_restarts(
     oms: OmsClient, db: asyncpg.Connection, stack: Stack
 ) -> None:
     product = await oms.create_product(on_hand=5)
-    async with stopped(stack, "inventory"):
+    async with stack.stopped("inventory"):
         order_id = await order_of(oms, [(product["sku"], 1)])
-        stack.kill("order")  # no shutdown code runs
+        for replica in stack.replica_names("order"):
+            stack.kill(replica)  # no shutdown code runs
         await db.execute(  # the deadline passes while nobody runs the sweeper
             "UPDATE orders.orders SET deadline_at = now() - interval '1 second' "
             "WHERE id = $1::uuid",
             order_id,
         )
-        stack.start("order")
-        await stack.wait_ready(["order"])
+        await stack.start_service("order")
         order = await oms.wait_for_order(order_id, "cancelling", "requires_attention", timeout=10)
         assert order["status_reason"] in ("reservation_timeout", "compensation_timeout")
     order = await oms.wait_for_order(order_id, "cancelled", timeout=20)

@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,12 +49,22 @@ class Stack:
     base_port: int = 18000
     gateway_port: int = 18090
     env: dict[str, str] = field(default_factory=dict)
+    # Processes per service: "order" is the first, "order:2" the second, ... all
+    # competing for the same queue; ports follow on from the first ones.
+    replicas: int = 1
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    # How each process was last started (environment, port, role), to revive it.
+    _started_as: dict[str, tuple[Mapping[str, str], int | None, str]] = field(default_factory=dict)
 
     def port(self, name: str) -> int:
         if name == GATEWAY:
             return self.gateway_port
-        return self.base_port + SERVICES.index(name.split(":")[0])
+        service, _, suffix = name.partition(":")
+        replica = int(suffix) - 1 if suffix.isdigit() else 0
+        return self.base_port + replica * len(SERVICES) + SERVICES.index(service)
+
+    def replica_names(self, service: str) -> list[str]:
+        return [service] + [f"{service}:{n}" for n in range(2, self.replicas + 1)]
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.port(name)}"
@@ -71,16 +81,23 @@ class Stack:
         }
 
     def start(
-        self, name: str, extra_env: Mapping[str, str] | None = None, port: int | None = None
+        self,
+        name: str,
+        extra_env: Mapping[str, str] | None = None,
+        port: int | None = None,
+        role: str = "serve",
     ) -> None:
-        """Start `name` (a service, or "gateway"). `name` may carry a replica
-        suffix ("order:2") when a second copy runs on another `port`."""
+        """Start `name` (a service, or "gateway"). `name` may carry a suffix for a
+        second process of the same service ("order:2" on another `port`, or
+        "order:relay" with `role="relay"`: a standalone outbox relay)."""
         service = name.split(":")[0]
+        self._started_as[name] = (dict(extra_env or {}), port, role)
         if service == GATEWAY:
             command = [sys.executable, "-m", "oms_gateway_simulator"]
         else:
-            command = [sys.executable, "-m", f"oms_{service}", "serve"]
-        command += ["--port", str(port or self.port(name))]
+            command = [sys.executable, "-m", f"oms_{service}", role]
+        if role == "serve":
+            command += ["--port", str(port or self.port(name))]
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = (self.log_dir / f"{name.replace(':', '-')}.log").open("ab")
         self.processes[name] = subprocess.Popen(
@@ -94,7 +111,49 @@ class Stack:
     def start_all(self, extra_env: Mapping[str, Mapping[str, str]] | None = None) -> None:
         self.start(GATEWAY, (extra_env or {}).get(GATEWAY))
         for service in SERVICES:
-            self.start(service, (extra_env or {}).get(service))
+            for name in self.replica_names(service):
+                self.start(name, (extra_env or {}).get(service))
+
+    async def restart(self, service: str, extra_env: Mapping[str, str] | None = None) -> None:
+        """Restart every replica of `service` with `extra_env` (gracefully)."""
+        for name in self.replica_names(service):
+            self.stop(name)
+        for name in self.replica_names(service):
+            self.start(name, extra_env)
+        await self.wait_ready(self.replica_names(service))
+
+    @contextlib.asynccontextmanager
+    async def restarted_with(self, service: str, env: Mapping[str, str]) -> AsyncIterator[None]:
+        """Run the block with every replica of `service` started with `env`."""
+        await self.restart(service, env)
+        try:
+            yield
+        finally:
+            await self.restart(service)
+
+    @contextlib.asynccontextmanager
+    async def stopped(self, service: str) -> AsyncIterator[None]:
+        """Run the block with `service` down (all replicas), then bring it back."""
+        self.stop_service(service)
+        try:
+            yield
+        finally:
+            await self.start_service(service)
+
+    def stop_service(self, service: str) -> None:
+        for name in self.replica_names(service):
+            self.stop(name)
+
+    async def start_service(self, service: str) -> None:
+        """Start again, with the environment each replica had before."""
+        for name in self.replica_names(service):
+            self.revive(name)
+        await self.wait_ready(self.replica_names(service))
+
+    def revive(self, name: str) -> None:
+        """Start a stopped or killed process again, as it was started before."""
+        env, port, role = self._started_as.get(name, ({}, None, "serve"))
+        self.start(name, env, port, role)
 
     def stop(self, name: str, timeout: float = 20.0) -> int | None:
         """Graceful stop (SIGTERM); returns the exit code."""

@@ -19,7 +19,7 @@ from oms_runtime.messaging.tables import MessagingTables
 from oms_runtime.messaging.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from oms_runtime.problems import document_problems
 from oms_runtime.ratelimit import TokenBuckets
-from oms_runtime.service import BackgroundWorker, ServiceRuntime
+from oms_runtime.service import BackgroundWorker, GaugeCollector, ServiceRuntime
 from oms_runtime.settings import ServiceSettings
 
 S = TypeVar("S", bound=ServiceSettings)
@@ -47,6 +47,7 @@ def build_service(
     routers: Sequence[APIRouter],
     workers: Callable[[ServiceContext[S, U]], Sequence[BackgroundWorker]] = lambda _: (),
     state: Callable[[ServiceContext[S, U]], dict[str, Any]] = lambda _: {},
+    gauge_collectors: Sequence[GaugeCollector] = (),
 ) -> FastAPI:
     engine = create_engine(settings, name)
     context = ServiceContext(settings, engine, UnitOfWorkFactory(unit_of_work, engine, tables))
@@ -59,6 +60,7 @@ def build_service(
         handlers=handlers,
         unit_of_work=context.unit_of_work.for_message,
         workers=workers(context),
+        gauge_collectors=gauge_collectors,
     )
     app = create_service_app(
         title=title,

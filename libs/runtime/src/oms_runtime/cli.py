@@ -13,6 +13,7 @@ from pathlib import Path
 
 import uvicorn
 
+from oms_runtime import tracing
 from oms_runtime.db import create_engine, libpq_url
 from oms_runtime.logging import configure_logging
 from oms_runtime.messaging.broker import Broker
@@ -58,6 +59,7 @@ def main(service: ServiceDefinition, argv: list[str] | None = None) -> None:
 
     settings = service.settings()
     configure_logging(service.name, settings.log_level, settings.log_format)
+    tracing.configure(service.name, settings.otel_enabled)
     if args.command == "migrate":
         upgrade_to_head(service.migrations_dir, settings.database_url)
     elif args.command == "relay":

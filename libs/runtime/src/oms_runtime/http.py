@@ -13,7 +13,7 @@ from fastapi import APIRouter, FastAPI, Query, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from oms_runtime import metrics
+from oms_runtime import metrics, tracing
 from oms_runtime.auth import Admin
 from oms_runtime.logging import log_context
 from oms_runtime.problems import install_problem_handlers, problem_response
@@ -45,15 +45,21 @@ class RequestContextMiddleware:
         status = 500
         started = time.perf_counter()
 
+        parent = tracing.parse_traceparent(headers.get(b"traceparent", b"").decode("latin-1"))
+
         async def send_with_status(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message.setdefault("headers", [])
                 message["headers"].append((b"x-request-id", request_id.encode()))
+                message["headers"].append((b"traceparent", trace.traceparent.encode()))
             await send(message)
 
-        with log_context(request_id=request_id, correlation_id=correlation_id or None):
+        with (
+            tracing.span(f"{scope['method']} {scope['path']}", parent) as trace,
+            log_context(request_id=request_id, correlation_id=correlation_id or None),
+        ):
             try:
                 await self.app(scope, receive, send_with_status)
             finally:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from sqlalchemy import text
@@ -21,7 +21,12 @@ from oms_runtime import metrics
 from oms_runtime.capacity import QueueReport, queue_report
 from oms_runtime.db import libpq_url
 from oms_runtime.messaging.broker import Broker
-from oms_runtime.messaging.consumer import Handler, MessageConsumer, UnitOfWorkFactory
+from oms_runtime.messaging.consumer import (
+    Handler,
+    MessageConsumer,
+    UnitOfWorkFactory,
+    dead_letter_queue_name,
+)
 from oms_runtime.messaging.relay import OutboxRelay
 from oms_runtime.messaging.tables import MessagingTables
 from oms_runtime.settings import ServiceSettings
@@ -37,6 +42,10 @@ class BackgroundWorker(Protocol):
     async def stop(self) -> None: ...
 
 
+# Sets service-specific gauges from the database when /metrics is scraped.
+GaugeCollector = Callable[[AsyncEngine], Awaitable[None]]
+
+
 class ServiceRuntime:
     def __init__(
         self,
@@ -49,6 +58,7 @@ class ServiceRuntime:
         handlers: Mapping[type[Message], Handler],
         unit_of_work: UnitOfWorkFactory,
         workers: Sequence[BackgroundWorker] = (),
+        gauge_collectors: Sequence[GaugeCollector] = (),
     ) -> None:
         self.name = name
         self.settings = settings
@@ -71,6 +81,7 @@ class ServiceRuntime:
             prefetch_count=settings.prefetch_count,
         )
         self._workers = list(workers)
+        self._gauge_collectors = list(gauge_collectors)
         self._run_relay = settings.relay_enabled
         self._tasks: list[asyncio.Task[Any]] = []
         self._consumer_started = False
@@ -123,9 +134,9 @@ class ServiceRuntime:
         except Exception:
             return False
 
-    async def queue_state(self) -> tuple[int, int] | None:
-        """(messages ready, consumers) of the service's queue as the broker sees it,
-        or None while the broker is unreachable."""
+    async def queue_state(self, queue: str | None = None) -> tuple[int, int] | None:
+        """(messages ready, consumers) of the service's queue (or another one) as the
+        broker sees it, or None while the broker is unreachable."""
         if not self.broker.is_connected:
             return None
         try:
@@ -135,8 +146,10 @@ class ServiceRuntime:
                 connection = await self.broker.wait_connected()
                 channel = await connection.channel(publisher_confirms=False)
                 try:
-                    queue = await channel.declare_queue(self.consumer.queue_name, passive=True)
-                    result = queue.declaration_result
+                    declared = await channel.declare_queue(
+                        queue or self.consumer.queue_name, passive=True
+                    )
+                    result = declared.declaration_result
                     return int(result.message_count or 0), int(result.consumer_count or 0)
                 finally:
                     if not channel.is_closed:
@@ -161,6 +174,16 @@ class ServiceRuntime:
         )
 
     async def refresh_gauges(self) -> None:
+        """Read what /metrics shows but nothing counts as it happens: outbox lag,
+        queue depths (work and dead letters), and the service's own gauges."""
         with contextlib.suppress(Exception):
             async with asyncio.timeout(2.0):
                 metrics.OUTBOX_LAG_SECONDS.set(await self.relay.oldest_pending_age())
+        for queue in (self.consumer.queue_name, dead_letter_queue_name(self.consumer.queue_name)):
+            state = await self.queue_state(queue)
+            if state is not None:
+                metrics.QUEUE_DEPTH.labels(queue).set(state[0])
+        for collect in self._gauge_collectors:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(2.0):
+                    await collect(self.engine)

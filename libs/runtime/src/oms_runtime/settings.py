@@ -26,6 +26,9 @@ class ServiceSettings(BaseSettings):
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"
     access_log: bool = True
+    # Record and export OpenTelemetry spans (see oms_runtime.tracing); the trace id is
+    # propagated and logged either way.
+    otel_enabled: bool = False
 
     db_pool_size: int = 10
     # Larger request bodies are refused with 413 before they are read.

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from oms_order.api.admin import router as admin_router
 from oms_order.api.catalog import router as catalog_router
 from oms_order.api.routes import router
+from oms_order.db.gauges import open_sagas
 from oms_order.db.status_watcher import OrderStatusWatcher
 from oms_order.db.tables import messaging
 from oms_order.db.unit_of_work import OrderUnitOfWork
@@ -46,4 +47,5 @@ def create_app(settings: OrderSettings | None = None) -> FastAPI:
         routers=[router, admin_router, catalog_router],
         workers=workers,
         state=lambda _: {"status_watcher": status_watcher},
+        gauge_collectors=[open_sagas],
     )

@@ -50,7 +50,10 @@ class Broker:
 
     @property
     def is_connected(self) -> bool:
-        return self._connection is not None and not self._connection.is_closed
+        # A robust connection stays "open" while it reconnects; `connected` says
+        # whether it has a live link right now.
+        connection = self._connection
+        return connection is not None and connection.connected.is_set()
 
     async def connect(self, retry_delay: float = 1.0, max_delay: float = 15.0) -> None:
         """Connect, retrying for as long as it takes (the service stays up meanwhile)."""

@@ -20,7 +20,7 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from pydantic import ValidationError
 
 from oms_contracts import CATALOG, Envelope, Message
-from oms_runtime import metrics
+from oms_runtime import metrics, tracing
 from oms_runtime.capacity import QueueStatistics
 from oms_runtime.logging import log_context
 from oms_runtime.messaging.broker import Broker, OutgoingMessage, declare_exchanges
@@ -130,10 +130,14 @@ class MessageConsumer:
             metrics.MESSAGES_CONSUMED.labels(incoming.type or "unknown", "rejected").inc()
             return
 
-        with log_context(
-            correlation_id=envelope.correlation_id,
-            message_id=str(envelope.message_id),
-            message_type=envelope.type,
+        parent = tracing.parse_traceparent((incoming.headers or {}).get("traceparent"))
+        with (
+            tracing.span(f"handle {envelope.type}", parent, message_id=envelope.message_id),
+            log_context(
+                correlation_id=envelope.correlation_id,
+                message_id=str(envelope.message_id),
+                message_type=envelope.type,
+            ),
         ):
             started = time.perf_counter()
             try:
@@ -157,11 +161,13 @@ class MessageConsumer:
                     envelope.type, "dead_lettered" if last_attempt else "retried"
                 ).inc()
                 return
-            metrics.MESSAGE_HANDLING_SECONDS.labels(envelope.type).observe(
-                time.perf_counter() - started
-            )
+            elapsed = time.perf_counter() - started
+            metrics.MESSAGE_HANDLING_SECONDS.labels(envelope.type).observe(elapsed)
             metrics.MESSAGES_CONSUMED.labels(envelope.type, outcome).inc()
             await incoming.ack()
+            log.info(
+                "%s %s", outcome, envelope.type, extra={"duration_ms": round(elapsed * 1000, 2)}
+            )
 
     async def _settle(
         self,

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransactio
 from sqlalchemy.sql.dml import ReturningInsert
 
 from oms_contracts import Command, Envelope, Message
+from oms_runtime import tracing
 from oms_runtime.messaging.tables import MessagingTables
 
 
@@ -98,7 +99,8 @@ class UnitOfWork:
                 "routing_key": message.routing_key,
                 "message_type": message.routing_key,
                 "correlation_id": envelope.correlation_id,
-                "headers": {},
+                # The trace goes on with every message the work causes.
+                "headers": {"traceparent": tracing.outgoing_traceparent()},
                 "body": envelope.model_dump_json().encode(),
                 # A command nobody can receive yet must stay in the outbox rather
                 # than vanish; events without subscribers are fine to drop.

@@ -58,6 +58,11 @@ _RECORD_HISTORY = order_history.insert()
 class OrderRepository:
     def __init__(self, connection: AsyncConnection) -> None:
         self._connection = connection
+        self._loaded_status: dict[str, OrderStatus] = {}
+
+    def loaded_status(self, order_id: str) -> OrderStatus | None:
+        """The status the order had when this unit of work read it."""
+        return self._loaded_status.get(order_id)
 
     async def add(self, order: Order) -> None:
         await self._connection.execute(_INSERT, _order_row(order))
@@ -70,7 +75,7 @@ class OrderRepository:
         # Replies for one order are applied one at a time, in any replica.
         statement = _GET_FOR_UPDATE if for_update else _GET
         row = (await self._connection.execute(statement, {"b_id": key})).mappings().first()
-        return _order_from_row(row) if row is not None else None
+        return self._remember(_order_from_row(row)) if row is not None else None
 
     async def overdue(self, limit: int) -> list[Order]:
         """Orders whose current step's deadline passed, locked for this caller only;
@@ -115,7 +120,11 @@ class OrderRepository:
 
     async def _load(self, query: Any) -> list[Order]:
         rows = (await self._connection.execute(query)).mappings().all()
-        return [_order_from_row(row) for row in rows]
+        return [self._remember(_order_from_row(row)) for row in rows]
+
+    def _remember(self, order: Order) -> Order:
+        self._loaded_status[order.id] = order.status
+        return order
 
     async def save(self, order: Order) -> None:
         row = {
@@ -227,6 +236,7 @@ def _order_row(order: Order) -> dict[str, Any]:
             dataclasses.asdict(order.pending_address) if order.pending_address else None
         ),
         "amendment": _amendment_row(order.amendment),
+        "status_changed_at": order.status_changed_at or order.created_at,
     }
 
 
@@ -264,6 +274,7 @@ def _order_from_row(row: Any) -> Order:
         pending_address=Address(**row["pending_address"]) if row["pending_address"] else None,
         deleted=row["deleted_at"] is not None,
         amendment=_amendment(row["amendment"]),
+        status_changed_at=row["status_changed_at"],
     )
 
 

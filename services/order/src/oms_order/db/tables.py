@@ -58,6 +58,7 @@ orders = Table(
     Column("deadline_at", DateTime(timezone=True)),
     Column("pending_address", JSONB),
     Column("amendment", JSONB),
+    Column("status_changed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("deleted_at", DateTime(timezone=True)),
     Index("orders_customer_created", "customer_id", "created_at"),
     Index("orders_deadline", "deadline_at", postgresql_where=text("deadline_at IS NOT NULL")),

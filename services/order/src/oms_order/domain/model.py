@@ -138,6 +138,8 @@ class Order:
     # Retries of the current step (compensation or settlement), for backoff.
     step_attempts: int = 0
     deadline_at: datetime | None = None
+    # When the status last changed (kept by the edge, for step durations).
+    status_changed_at: datetime | None = None
     # An address change waiting for shipping to agree (the dispatch note exists).
     pending_address: Address | None = None
     amendment: Amendment | None = None

@@ -19,7 +19,8 @@ from oms_contracts import shipping as shipping_msgs
 from oms_contracts.common import OrderLine, ShippingAddress
 from oms_order.db.unit_of_work import OrderUnitOfWork
 from oms_order.domain import events
-from oms_order.domain.model import Order
+from oms_order.domain.model import Order, OrderStatus
+from oms_runtime import metrics
 
 
 def messages_for(event: events.OrderEvent, order: Order) -> list[Message]:
@@ -147,8 +148,10 @@ def messages_for(event: events.OrderEvent, order: Order) -> list[Message]:
 async def stage_order(uow: OrderUnitOfWork, order: Order, *, new: bool = False) -> None:
     """Write the order, its history and the messages its events cause into the unit
     of work (committed together by the caller)."""
+    now = datetime.now(UTC)
+    _measure_step(uow.orders.loaded_status(order.id), order, now)
     if order.step_changed:
-        order.arm_deadline(datetime.now(UTC), uow.deadlines.wait_for(order))
+        order.arm_deadline(now, uow.deadlines.wait_for(order))
     if new:
         await uow.orders.add(order)
     else:
@@ -179,6 +182,45 @@ async def commit_order(uow: OrderUnitOfWork, order: Order, *, new: bool = False)
     """Persist the order, its history and the messages its events cause, atomically."""
     await stage_order(uow, order, new=new)
     await uow.commit()
+
+
+# Reasons known in advance; anything else (a warehouse's own words) is "other", so the
+# metric's label set stays small.
+_KNOWN_REASONS = frozenset(
+    {
+        "customer_request",
+        "payment_declined",
+        "payment_unavailable",
+        "out_of_stock",
+        "unknown_sku",
+        "currency_mismatch",
+        "reservation_timeout",
+        "payment_timeout",
+        "shipment_timeout",
+        "dispatch_timeout",
+        "reservation_expired",
+        "destination_not_served",
+        "",
+    }
+)
+
+
+def _measure_step(previous: OrderStatus | None, order: Order, now: datetime) -> None:
+    """Time spent in the step that just ended; the outcome when the saga ended."""
+    if previous is None or previous is order.status:
+        if order.status_changed_at is None:
+            order.status_changed_at = now
+        return
+    if order.status_changed_at is not None:
+        metrics.SAGA_STEP_SECONDS.labels(previous.value, order.status.value).observe(
+            (now - order.status_changed_at).total_seconds()
+        )
+    order.status_changed_at = now
+    if order.is_terminal:
+        reason = order.status_reason or ""
+        metrics.SAGA_OUTCOMES.labels(
+            order.status.value, reason if reason in _KNOWN_REASONS else "other"
+        ).inc()
 
 
 def _step_name(event: events.OrderEvent) -> str:

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from oms_payment.db.tables import gateway_calls, payment_operations, payments, refunds
 from oms_payment.domain.model import Operation, OperationKind, Payment, PaymentStatus, Refund
 from oms_payment.gateway.base import CallRecord
+from oms_runtime import tracing
 
 _PAYMENT_FIELDS = [
     f.name
@@ -33,6 +34,7 @@ class ClaimedOperation:
     currency: str
     token: str
     gateway_authorization_id: str | None
+    traceparent: str | None
 
 
 class PaymentRepository:
@@ -140,6 +142,7 @@ class PaymentRepository:
                     "amount": op.amount,
                     "reference": op.reference,
                     "idempotency_key": op.idempotency_key,
+                    "traceparent": tracing.outgoing_traceparent(),
                 }
                 for op in payment.operations
             ],
@@ -183,6 +186,7 @@ class OperationRepository:
                 payment_operations.c.amount,
                 payment_operations.c.reference,
                 payment_operations.c.attempts,
+                payment_operations.c.traceparent,
                 payments.c.order_id,
                 payments.c.currency,
                 payments.c.token,
@@ -198,6 +202,7 @@ class OperationRepository:
                 row.currency,
                 row.token,
                 row.gateway_authorization_id,
+                row.traceparent,
             )
             for row in rows
         ]

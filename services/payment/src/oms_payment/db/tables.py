@@ -60,6 +60,8 @@ payment_operations = Table(
     Column("amount", BigInteger, nullable=False),
     Column("idempotency_key", Text, nullable=False, unique=True),
     Column("reference", Text),
+    # The trace of the request that queued it, continued when it is carried out.
+    Column("traceparent", Text),
     Column("status", Text, nullable=False, server_default="pending"),
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("next_attempt_at", DateTime(timezone=True), nullable=False, server_default=func.now()),

@@ -15,6 +15,7 @@ from oms_payment.gateway.base import (
     Unavailable,
 )
 from oms_payment.gateway.circuit import CircuitBreaker
+from oms_runtime import tracing
 
 
 class HttpPaymentGateway:
@@ -111,7 +112,12 @@ class HttpPaymentGateway:
         started = time.perf_counter()
         try:
             response = await self._client.post(
-                path, json=body, headers={"Idempotency-Key": idempotency_key}
+                path,
+                json=body,
+                headers={
+                    "Idempotency-Key": idempotency_key,
+                    "traceparent": tracing.outgoing_traceparent(),
+                },
             )
         except httpx.HTTPError as exc:
             record.error = f"{type(exc).__name__}: {exc}".strip()

@@ -29,6 +29,7 @@ from oms_payment.gateway.base import (
     Unavailable,
 )
 from oms_payment.handlers.outgoing import commit_payment
+from oms_runtime import tracing
 from oms_runtime.logging import log_context
 from oms_runtime.messaging.unit_of_work import UnitOfWorkFactory
 from oms_runtime.notifications import listen_forever
@@ -109,10 +110,15 @@ class GatewayWorker:
             return []
 
     async def _execute(self, item: ClaimedOperation) -> None:
-        with log_context(
-            correlation_id=item.order_id,
-            payment_id=item.operation.payment_id,
-            operation=item.operation.kind.value,
+        with (
+            tracing.span(
+                f"gateway {item.operation.kind.value}", tracing.parse_traceparent(item.traceparent)
+            ),
+            log_context(
+                correlation_id=item.order_id,
+                payment_id=item.operation.payment_id,
+                operation=item.operation.kind.value,
+            ),
         ):
             try:
                 result, calls = await self._call(item)

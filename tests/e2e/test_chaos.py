@@ -1,0 +1,236 @@
+"""Chaos under load: every process is killed with SIGKILL in turn (each service, each
+standalone outbox relay; the order service carries the saga's timers), RabbitMQ
+restarts once, two replicas of every service compete for the work, and clients
+retry with their idempotency keys. Afterwards every order has ended, and nothing
+was lost, doubled or oversold."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import subprocess
+import time
+import uuid
+from collections import Counter
+from typing import Any
+
+import aio_pika
+import asyncpg
+import httpx
+import pytest
+
+from oms_contracts import EVENTS_EXCHANGE
+from oms_devtools.client import ADDRESS, OmsClient, eventually
+from oms_devtools.stack import SERVICES, Stack, free_port_block
+
+pytestmark = pytest.mark.e2e
+
+TERMINAL = {"completed", "rejected", "cancelled"}
+LOAD_SECONDS = 30
+
+
+async def place_with_retries(
+    http: httpx.AsyncClient, urls: list[str], headers: dict[str, str], body: dict[str, Any]
+) -> str:
+    """What a well-behaved client does: same key until the order is accepted."""
+    key = str(uuid.uuid4())
+    deadline = time.monotonic() + 60
+    while True:
+        url = random.choice(urls)
+        try:
+            response = await http.post(
+                f"{url}/orders", json=body, headers={**headers, "Idempotency-Key": key}, timeout=5
+            )
+            if response.status_code == 202:
+                return str(response.json()["id"])
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError("an order could not be placed for a minute")
+        await asyncio.sleep(0.3)
+
+
+async def restart_rabbitmq() -> None:
+    for action in ("stop_app", "start_app"):
+        await asyncio.to_thread(
+            subprocess.run,
+            ["rabbitmqctl", "-q", action],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+
+
+async def test_killing_every_process_and_restarting_the_broker_loses_nothing(
+    oms: OmsClient, stack: Stack, db: asyncpg.Connection, test_amqp_url: str
+) -> None:
+    skus = [(await oms.create_product(on_hand=10_000, unit_price=700))["sku"] for _ in range(3)]
+    empty = (await oms.create_product(on_hand=0))["sku"]
+
+    # A subscriber with a durable queue: it must see every event despite the chaos.
+    queue_name = f"chaos-{uuid.uuid4().hex[:8]}"
+    connection = await aio_pika.connect_robust(test_amqp_url)
+    channel = await connection.channel()
+    exchange = await channel.declare_exchange(
+        EVENTS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
+    )
+    subscriber = await channel.declare_queue(queue_name, durable=True)
+    await subscriber.bind(exchange, "order.*")
+
+    # The topology: shipping dispatches at once; two replicas of every service (the
+    # suite's own second ones with OMS_E2E_REPLICAS=2, else started here); a
+    # standalone outbox relay per service next to the in-process ones.
+    auto_dispatch = {"OMS_AUTO_DISPATCH": "true"}
+    await stack.restart("shipping", auto_dispatch)
+    extra = [] if stack.replicas >= 2 else [f"{service}:2" for service in SERVICES]
+    extra_port = free_port_block(len(SERVICES))
+    for index, name in enumerate(extra):
+        stack.start(
+            name, auto_dispatch if name.startswith("shipping") else {}, port=extra_port + index
+        )
+    relays = [f"{service}:relay" for service in SERVICES]
+    for name in relays:
+        stack.start(name, role="relay")
+    await stack.wait_ready(list(SERVICES))
+    second_order = extra_port if extra else stack.port("order:2")
+    order_urls = [stack.url("order"), f"http://127.0.0.1:{second_order}"]
+
+    placed: list[str] = []
+    headers = oms.as_customer("chaos")
+
+    async def load() -> None:
+        async with httpx.AsyncClient() as http:
+            tasks = []
+            started = time.monotonic()
+            while time.monotonic() - started < LOAD_SECONDS:
+                kind = random.random()
+                sku = empty if kind < 0.1 else random.choice(skus)
+                token = "tok_declined" if 0.1 <= kind < 0.2 else "tok_ok"
+                body = {
+                    "items": [{"sku": sku, "quantity": random.randint(1, 3)}],
+                    "shipping_address": ADDRESS,
+                    "payment": {"token": token},
+                }
+
+                async def one(body: dict[str, Any] = body) -> None:
+                    placed.append(await place_with_retries(http, order_urls, headers, body))
+
+                tasks.append(asyncio.create_task(one()))
+                await asyncio.sleep(0.25)
+            await asyncio.gather(*tasks)
+
+    async def chaos() -> None:
+        await asyncio.sleep(2)
+        for victim in [*SERVICES, *relays]:
+            stack.kill(victim)
+            await asyncio.sleep(1)
+            stack.revive(victim)
+            await asyncio.sleep(1.5)
+        await restart_rabbitmq()
+
+    try:
+        await asyncio.gather(load(), chaos())
+        await stack.wait_ready(list(SERVICES), timeout=60)
+
+        async def statuses() -> dict[str, str]:
+            rows = await db.fetch(
+                "SELECT id::text, status FROM orders.orders WHERE id = ANY($1::uuid[])", placed
+            )
+            return {row["id"]: row["status"] for row in rows}
+
+        # Everything ships or ends; the carrier then delivers what shipped.
+        await eventually(
+            statuses,
+            lambda s: (
+                len(s) == len(placed) and all(v in TERMINAL | {"shipped"} for v in s.values())
+            ),
+            120,
+            "every order to ship or end",
+        )
+        for order_id, status in (await statuses()).items():
+            if status == "shipped":
+                shipment = await oms.shipment_of(order_id)
+                assert shipment is not None
+                await oms.tracking_event(shipment["id"], "delivered", "2026-11-25T12:00:00Z")
+        final = await eventually(
+            statuses, lambda s: set(s.values()) <= TERMINAL, 60, "every order to end"
+        )
+    finally:
+        for name in [*extra, *relays]:
+            stack.stop(name)
+        await stack.restart("shipping")
+
+    # No order lost, none doubled by the retries.
+    assert len(set(placed)) == len(placed) == len(final)
+    assert await db.fetchval(
+        "SELECT count(*) FROM orders.orders WHERE customer_id = 'chaos'"
+    ) == len(placed)
+    outcomes = Counter(final.values())
+    assert outcomes["completed"] > 0 and outcomes["rejected"] > 0
+
+    # Every order's start and end were published at least once.
+    seen: dict[str, set[str]] = {}
+    while (message := await subscriber.get(fail=False, timeout=5)) is not None:
+        await message.ack()
+        seen.setdefault(message.correlation_id or "", set()).add(message.routing_key or "")
+    await subscriber.delete(if_unused=False, if_empty=False)
+    await connection.close()
+    for order_id, status in final.items():
+        assert {"order.created", f"order.{status}"} <= seen.get(order_id, set()), order_id
+
+    # Applied exactly once: one reservation and one shipping movement per line,
+    # one hold and one capture per paid order, one shipment per shipped order.
+    completed = [order_id for order_id, status in final.items() if status == "completed"]
+    movements = await db.fetch(
+        "SELECT order_id, reason, count(*) AS n FROM inventory.stock_movements "
+        "WHERE order_id = ANY($1::text[]) GROUP BY order_id, reason, sku",
+        placed,
+    )
+    assert all(row["n"] == 1 for row in movements), [dict(r) for r in movements if r["n"] != 1]
+    shipped_movements = {row["order_id"] for row in movements if row["reason"] == "ship"}
+    assert shipped_movements == set(completed)
+    shipments = await db.fetch(
+        "SELECT order_id, count(*) AS n FROM shipping.shipments WHERE order_id = ANY($1::text[]) "
+        "AND status NOT IN ('cancelled', 'failed') GROUP BY order_id",
+        completed,
+    )
+    assert {row["order_id"]: row["n"] for row in shipments} == dict.fromkeys(completed, 1)
+    stats = (await oms.http.get(f"{oms.urls['gateway']}/v1/_stats")).json()
+    payments = await db.fetch(
+        "SELECT id::text, order_id, status, captured_amount FROM payment.payments "
+        "WHERE order_id = ANY($1::text[])",
+        placed,
+    )
+    for payment in payments:
+        assert stats["holds_by_reference"].get(payment["id"], 0) <= 1, payment["id"]
+
+    # Money and stock add up.
+    captured = sum(p["captured_amount"] for p in payments)
+    totals = await db.fetchval(
+        "SELECT coalesce(sum(total), 0) FROM orders.orders WHERE id = ANY($1::uuid[])", completed
+    )
+    assert captured == totals
+    held = await db.fetch(
+        "SELECT order_id FROM payment.payments WHERE status = 'authorized' "
+        "AND order_id = ANY($1::text[])",
+        placed,
+    )
+    assert held == []
+    reserved = await db.fetch(
+        "SELECT order_id FROM inventory.reservations WHERE status = 'reserved' "
+        "AND order_id = ANY($1::text[])",
+        placed,
+    )
+    assert reserved == []
+    for sku in skus:
+        product = await oms.product(sku)
+        shipped_units = sum(
+            line["quantity"]
+            for row in await db.fetch(
+                "SELECT lines FROM orders.orders WHERE id = ANY($1::uuid[])", completed
+            )
+            for line in json.loads(row["lines"])
+            if line["sku"] == sku
+        )
+        assert (product["on_hand"], product["reserved"]) == (10_000 - shipped_units, 0)

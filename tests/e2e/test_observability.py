@@ -1,0 +1,119 @@
+"""What ops see: one trace id from the HTTP request through every message, in the
+logs of every service; OpenTelemetry spans when switched on; saga metrics."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any
+
+import pytest
+
+from oms_devtools.client import OmsClient
+from oms_devtools.stack import Stack
+from oms_runtime.tracing import parse_traceparent
+
+pytestmark = pytest.mark.e2e
+
+
+def traceparent() -> tuple[str, str]:
+    trace_id = secrets.token_hex(16)
+    return trace_id, f"00-{trace_id}-{secrets.token_hex(8)}-01"
+
+
+async def test_the_callers_trace_follows_the_order_through_every_message_and_log(
+    oms: OmsClient, stack: Stack, event_recorder: Any
+) -> None:
+    product = await oms.create_product(on_hand=5)
+    trace_id, header = traceparent()
+    response = await oms.http.post(
+        f"{oms.urls['order']}/orders",
+        headers={**oms.as_customer(), "traceparent": header},
+        json={
+            "items": [{"sku": product["sku"], "quantity": 1}],
+            "shipping_address": {
+                "name": "Ada",
+                "line1": "1 Main St",
+                "city": "Berlin",
+                "postal_code": "10115",
+                "country": "DE",
+            },
+            "payment": {"token": "tok_ok"},
+        },
+    )
+    order_id = response.json()["id"]
+    answered = parse_traceparent(response.headers["traceparent"])
+    assert answered is not None and answered.trace_id == trace_id
+    await oms.wait_for_order(order_id, "fulfilling")
+
+    mine = [
+        (key, parse_traceparent(tp))
+        for key, correlation, tp in event_recorder.traces
+        if correlation == order_id
+    ]
+    assert {
+        "order.created",
+        "inventory.stock_reserved",
+        "payment.authorized",
+        "shipping.shipment_created",
+    } <= {key for key, _ in mine}
+    assert {context.trace_id if context else None for _, context in mine} == {trace_id}
+
+    for service in ("order", "inventory", "payment", "shipping"):
+        lines = [
+            json.loads(line)
+            for line in stack.logs(service).splitlines()
+            if line.startswith("{") and order_id in line
+        ]
+        assert any(line.get("trace_id") == trace_id for line in lines), service
+
+
+async def test_opentelemetry_spans_are_recorded_when_switched_on(
+    oms: OmsClient, stack: Stack
+) -> None:
+    otel = {"OMS_OTEL_ENABLED": "true", "OTEL_TRACES_EXPORTER": "console"}
+    async with stack.restarted_with("inventory", otel):
+        product = await oms.create_product(on_hand=5)
+        trace_id, header = traceparent()
+        await oms.http.post(
+            f"{oms.urls['order']}/orders",
+            headers={**oms.as_customer(), "traceparent": header},
+            json={
+                "items": [{"sku": product["sku"], "quantity": 1}],
+                "shipping_address": {
+                    "name": "Ada",
+                    "line1": "1 Main St",
+                    "city": "Berlin",
+                    "postal_code": "10115",
+                    "country": "DE",
+                },
+                "payment": {"token": "tok_ok"},
+            },
+        )
+        order = (
+            await oms.http.get(
+                f"{oms.urls['order']}/orders", headers=oms.admin(), params={"sku": product["sku"]}
+            )
+        ).json()["items"][0]
+        await oms.wait_for_order(order["id"], "fulfilling")
+    logs = "".join(stack.logs(name) for name in stack.replica_names("inventory"))
+    assert f'"trace_id": "0x{trace_id}"' in logs  # the console exporter's span dump
+    assert '"name": "handle inventory.reserve_stock"' in logs
+
+
+async def test_metrics_show_saga_steps_outcomes_open_sagas_queues_and_outbox_lag(
+    oms: OmsClient,
+) -> None:
+    product = await oms.create_product(on_hand=5)
+    order = (await oms.place_order([(product["sku"], 1)], token="tok_declined")).json()
+    await oms.wait_for_order(order["id"], "cancelled")
+    text = (await oms.http.get(f"{oms.urls['order']}/metrics")).text
+    assert 'oms_saga_step_seconds_count{next_status="awaiting_payment",status="pending"}' in text
+    assert 'oms_saga_outcomes_total{reason="payment_declined",status="cancelled"}' in text
+    assert 'oms_open_sagas{status="pending"}' in text
+    assert 'oms_queue_depth{queue="oms.order"}' in text
+    assert 'oms_queue_depth{queue="oms.order.dead"}' in text
+    assert "oms_outbox_oldest_pending_seconds" in text
+    assert 'oms_messages_consumed_total{outcome="handled",type="inventory.stock_reserved"}' in text
+    assert 'oms_messages_published_total{type="inventory.reserve_stock"}' in text
+    assert "oms_http_request_duration_seconds_bucket" in text
