@@ -60,9 +60,10 @@ async def test_the_callers_trace_follows_the_order_through_every_message_and_log
     assert {context.trace_id if context else None for _, context in mine} == {trace_id}
 
     for service in ("order", "inventory", "payment", "shipping"):
+        logs = "".join(stack.logs(name) for name in stack.replica_names(service))
         lines = [
             json.loads(line)
-            for line in stack.logs(service).splitlines()
+            for line in logs.splitlines()
             if line.startswith("{") and order_id in line
         ]
         assert any(line.get("trace_id") == trace_id for line in lines), service

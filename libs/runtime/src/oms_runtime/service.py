@@ -122,6 +122,7 @@ class ServiceRuntime:
                     await task
         await self.broker.close()
         await self.engine.dispose()
+        log.info("stopped cleanly: intake stopped, work in hand finished, outbox flushed")
 
     async def readiness(self) -> dict[str, bool]:
         return {"database": await self._database_reachable(), "broker": self.broker.is_connected}
