@@ -7,40 +7,37 @@ import json
 import secrets
 from typing import Any
 
+import httpx
 import pytest
 
-from oms_devtools.client import OmsClient
+from oms_devtools.client import ADDRESS, OmsClient
 from oms_devtools.stack import Stack
 from oms_runtime.tracing import parse_traceparent
 
 pytestmark = pytest.mark.e2e
 
 
-def traceparent() -> tuple[str, str]:
+async def place_traced_order(oms: OmsClient, sku: str) -> tuple[str, httpx.Response]:
+    """An order placed by a caller that is itself part of a trace; its trace id."""
     trace_id = secrets.token_hex(16)
-    return trace_id, f"00-{trace_id}-{secrets.token_hex(8)}-01"
+    response = await oms.http.post(
+        f"{oms.urls['order']}/orders",
+        headers={**oms.as_customer(), "traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"},
+        json={
+            "items": [{"sku": sku, "quantity": 1}],
+            "shipping_address": ADDRESS,
+            "payment": {"token": "tok_ok"},
+        },
+    )
+    assert response.status_code == 202
+    return trace_id, response
 
 
 async def test_the_callers_trace_follows_the_order_through_every_message_and_log(
     oms: OmsClient, stack: Stack, event_recorder: Any
 ) -> None:
     product = await oms.create_product(on_hand=5)
-    trace_id, header = traceparent()
-    response = await oms.http.post(
-        f"{oms.urls['order']}/orders",
-        headers={**oms.as_customer(), "traceparent": header},
-        json={
-            "items": [{"sku": product["sku"], "quantity": 1}],
-            "shipping_address": {
-                "name": "Ada",
-                "line1": "1 Main St",
-                "city": "Berlin",
-                "postal_code": "10115",
-                "country": "DE",
-            },
-            "payment": {"token": "tok_ok"},
-        },
-    )
+    trace_id, response = await place_traced_order(oms, product["sku"])
     order_id = response.json()["id"]
     answered = parse_traceparent(response.headers["traceparent"])
     assert answered is not None and answered.trace_id == trace_id
@@ -75,28 +72,8 @@ async def test_opentelemetry_spans_are_recorded_when_switched_on(
     otel = {"OMS_OTEL_ENABLED": "true", "OTEL_TRACES_EXPORTER": "console"}
     async with stack.restarted_with("inventory", otel):
         product = await oms.create_product(on_hand=5)
-        trace_id, header = traceparent()
-        await oms.http.post(
-            f"{oms.urls['order']}/orders",
-            headers={**oms.as_customer(), "traceparent": header},
-            json={
-                "items": [{"sku": product["sku"], "quantity": 1}],
-                "shipping_address": {
-                    "name": "Ada",
-                    "line1": "1 Main St",
-                    "city": "Berlin",
-                    "postal_code": "10115",
-                    "country": "DE",
-                },
-                "payment": {"token": "tok_ok"},
-            },
-        )
-        order = (
-            await oms.http.get(
-                f"{oms.urls['order']}/orders", headers=oms.admin(), params={"sku": product["sku"]}
-            )
-        ).json()["items"][0]
-        await oms.wait_for_order(order["id"], "fulfilling")
+        trace_id, response = await place_traced_order(oms, product["sku"])
+        await oms.wait_for_order(response.json()["id"], "fulfilling")
     logs = "".join(stack.logs(name) for name in stack.replica_names("inventory"))
     assert f'"trace_id": "0x{trace_id}"' in logs  # the console exporter's span dump
     assert '"name": "handle inventory.reserve_stock"' in logs

@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import shutil
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,35 +26,16 @@ from oms_contracts.catalog import (
     read_catalog,
     schema_path,
 )
-from oms_contracts.common import OrderLine, PricedLine, ShippingAddress
-from oms_contracts.inventory import StockReserved
-from oms_contracts.order import OrderCreated, OrderRejected
+from oms_contracts.common import OrderLine, ShippingAddress
+from oms_contracts.order import OrderCreated
 from oms_contracts.payment import PaymentAuthorizationFailed
+
+from .samples import SAMPLES
 
 # The official AsyncAPI 3.0.0 JSON Schema, vendored (see the file's "source").
 ASYNCAPI_SPEC = json.loads(
     (Path(__file__).parent / "asyncapi-3.0.0.schema.json").read_text(encoding="utf-8")
 )["schema"]
-
-ADDRESS = ShippingAddress(
-    name="Ada Lovelace", line1="1 Main St", city="Berlin", postal_code="10115", country="DE"
-)
-SAMPLES: list[Message] = [
-    OrderCreated(
-        order_id="order-1",
-        customer_id="cust-1",
-        lines=[OrderLine(sku="MUG", quantity=2)],
-        shipping_address=ADDRESS,
-        created_at=datetime(2025, 3, 1, 9, 30, tzinfo=UTC),
-    ),
-    StockReserved(
-        order_id="order-1",
-        lines=[PricedLine(sku="MUG", quantity=2, unit_price=1250)],
-        currency="EUR",
-    ),
-    PaymentAuthorizationFailed(order_id="order-1", payment_id="pay-1", reason="payment_declined"),
-    OrderRejected(order_id="order-1", reason="out_of_stock"),
-]
 
 
 def order_created_schema() -> dict[str, Any]:

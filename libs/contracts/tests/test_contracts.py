@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
 
 import pytest
 from pydantic import ValidationError
@@ -19,42 +18,12 @@ from oms_contracts import (
     Message,
     message_class,
 )
-from oms_contracts.common import OrderLine, PricedLine, ShippingAddress
-from oms_contracts.inventory import StockReserved
 from oms_contracts.order import OrderCreated, OrderPaid
-from oms_contracts.payment import PaymentAuthorizationFailed
-from oms_contracts.shipping import ShipmentDelivered
+
+from .samples import SAMPLES
 
 SERVICES = {"order", "inventory", "payment", "shipping"}
 ALL_MESSAGES = sorted(CATALOG.items())
-
-ADDRESS = ShippingAddress(
-    name="Ada Lovelace", line1="1 Main St", city="Berlin", postal_code="10115", country="DE"
-)
-SAMPLES: list[Message] = [
-    OrderCreated(
-        order_id="order-1",
-        customer_id="cust-1",
-        lines=[OrderLine(sku="MUG", quantity=2)],
-        shipping_address=ADDRESS,
-        created_at=datetime(2025, 3, 1, 9, 30, tzinfo=UTC),
-    ),
-    StockReserved(
-        order_id="order-1",
-        lines=[PricedLine(sku="MUG", quantity=2, unit_price=1250)],
-        currency="EUR",
-    ),
-    PaymentAuthorizationFailed(
-        order_id="order-1", payment_id="pay-1", reason="payment_declined", decline_code=None
-    ),
-    ShipmentDelivered(
-        order_id="order-1",
-        shipment_id="shp-1",
-        carrier="DHL",
-        tracking_number="TRK-1",
-        delivered_at=datetime(2025, 3, 3, 14, 0, tzinfo=UTC),
-    ),
-]
 
 
 # -- the catalog -----------------------------------------------------------------------
