@@ -8,7 +8,7 @@ PACKAGES := libs/contracts libs/runtime libs/devtools services/gateway-simulator
 SERVICES := order inventory payment shipping
 STAMP := $(VENV)/.installed
 
-.PHONY: help install infra migrate run test lint typecheck unit e2e bench capacity catalog clean
+.PHONY: help install infra migrate run test lint typecheck unit e2e e2e-replicas bench capacity catalog clean
 
 help:
 	@echo "make run    - install, migrate, start every service + gateway simulator"
@@ -46,14 +46,20 @@ typecheck: install
 		services/order/src services/inventory/src services/payment/src \
 		services/shipping/src services/gateway-simulator/src
 
+# The whole suite, then the end-to-end part again with two replicas of every
+# service competing for their queues.
 test: install infra lint typecheck
 	$(BIN)/pytest
+	OMS_E2E_REPLICAS=2 $(BIN)/pytest -m e2e
 
 unit: install
 	$(BIN)/pytest -m "not e2e and not integration"
 
 e2e: install infra
 	$(BIN)/pytest -m e2e
+
+e2e-replicas: install infra
+	OMS_E2E_REPLICAS=2 $(BIN)/pytest -m e2e
 
 BENCH_ARGS ?=
 # The benchmark makes, migrates and drops its own database and vhost.
