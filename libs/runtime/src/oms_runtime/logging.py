@@ -41,10 +41,6 @@ def bind_log_context(**fields: Any) -> None:
     _context.set({**_context.get(), **{k: v for k, v in fields.items() if v is not None}})
 
 
-def current_log_context() -> dict[str, Any]:
-    return dict(_context.get())
-
-
 def _record_fields(record: logging.LogRecord) -> dict[str, Any]:
     fields = dict(_context.get())
     for key, value in vars(record).items():

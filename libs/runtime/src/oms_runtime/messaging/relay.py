@@ -45,9 +45,6 @@ class OutboxRelay:
         self._wakeup = asyncio.Event()
         self._stopping = False
 
-    def wake(self) -> None:
-        self._wakeup.set()
-
     async def run(self) -> None:
         listener = asyncio.create_task(
             listen_forever(
