@@ -145,7 +145,7 @@ async def start_consumer(
         broker,
         queue,
         {inventory_msgs.ReleaseStock: handler},
-        UnitOfWorkFactory(UnitOfWork, engine, tables).for_message,
+        UnitOfWorkFactory(UnitOfWork, engine, tables),
         retry_delays=(0.1, 0.2),
         prefetch_count=4,
     )

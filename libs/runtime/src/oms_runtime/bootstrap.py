@@ -58,7 +58,7 @@ def build_service(
         tables=tables,
         queue=f"oms.{name}",
         handlers=handlers,
-        unit_of_work=context.unit_of_work.for_message,
+        unit_of_work=context.unit_of_work,
         workers=workers(context),
         gauge_collectors=gauge_collectors,
     )

@@ -24,7 +24,7 @@ from oms_runtime.messaging.broker import Broker
 from oms_runtime.messaging.consumer import (
     Handler,
     MessageConsumer,
-    UnitOfWorkFactory,
+    UnitOfWorkSource,
     dead_letter_queue_name,
 )
 from oms_runtime.messaging.relay import OutboxRelay
@@ -56,7 +56,7 @@ class ServiceRuntime:
         tables: MessagingTables,
         queue: str,
         handlers: Mapping[type[Message], Handler],
-        unit_of_work: UnitOfWorkFactory,
+        unit_of_work: UnitOfWorkSource,
         workers: Sequence[BackgroundWorker] = (),
         gauge_collectors: Sequence[GaugeCollector] = (),
     ) -> None:
@@ -79,6 +79,7 @@ class ServiceRuntime:
             unit_of_work,
             retry_delays=settings.retry_delays,
             prefetch_count=settings.prefetch_count,
+            batch_size=settings.consumer_batch_size,
         )
         self._workers = list(workers)
         self._gauge_collectors = list(gauge_collectors)

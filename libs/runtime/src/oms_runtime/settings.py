@@ -36,7 +36,11 @@ class ServiceSettings(BaseSettings):
     # Write requests per second (and burst) a customer may make; 0 disables.
     rate_limit_per_second: float = 10
     rate_limit_burst: int = 30
-    prefetch_count: int = 16
+    # Messages the broker may have delivered and not yet seen acknowledged...
+    prefetch_count: int = 32
+    # ...of which at most this many are handled in one shared transaction
+    # (see oms_runtime.messaging.consumer); 1 gives one transaction per message.
+    consumer_batch_size: int = 16
     # Delays between attempts of a failing message; after the last one it is
     # dead-lettered. Comma separated seconds.
     retry_delays: Annotated[tuple[float, ...], NoDecode] = (1.0, 5.0, 30.0)

@@ -5,11 +5,18 @@ same transaction as the state change, so either both happen or neither; the rela
 publishes them after commit. A unit of work opened for an incoming message first
 claims its `message_id` in the inbox: a redelivered or duplicated message finds the
 claim and is skipped (`AlreadyHandled`), which makes every consumer idempotent.
+
+Under load the consumer handles the messages it has in hand in one `SharedTransaction`:
+each message still gets its own unit of work (same handler code), but they share one
+BEGIN/COMMIT, one inbox claim and one outbox insert. A unit of work in a shared
+transaction that ends without committing (or raises) makes the consumer roll the lot
+back and handle each message alone, so the result is the same as one by one.
 """
 
 from __future__ import annotations
 
 import functools
+import uuid
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
@@ -17,7 +24,7 @@ from typing import Any, Generic, Self, TypeVar
 from sqlalchemy import Table, bindparam
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
-from sqlalchemy.sql.dml import ReturningInsert
+from sqlalchemy.sql.dml import Insert, ReturningInsert
 
 from oms_contracts import Command, Envelope, Message
 from oms_runtime import tracing
@@ -26,6 +33,74 @@ from oms_runtime.messaging.tables import MessagingTables
 
 class AlreadyHandled(Exception):
     """The incoming message was handled before (found in the inbox)."""
+
+
+# Rows to insert when the transaction commits, per table, in the order given.
+StagedRows = dict[Table, list[dict[str, Any]]]
+
+
+class NeedsOwnTransaction(Exception):
+    """A unit of work in a shared transaction ended without committing: only a
+    transaction of its own can give it that (its writes discarded, the rest kept)."""
+
+
+class SharedTransaction:
+    """One transaction for several incoming messages (see the module docstring)."""
+
+    def __init__(self, engine: AsyncEngine, tables: MessagingTables) -> None:
+        self._engine = engine
+        self._tables = tables
+        self._connection: AsyncConnection | None = None
+        self._transaction: AsyncTransaction | None = None
+        self._staged: StagedRows = {}
+
+    @property
+    def connection(self) -> AsyncConnection:
+        if self._connection is None:
+            raise RuntimeError("shared transaction used outside `async with`")
+        return self._connection
+
+    async def __aenter__(self) -> Self:
+        self._connection = await self._engine.connect()
+        self._transaction = await self._connection.begin()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._connection is None:
+            return
+        try:
+            if self._transaction is not None:
+                await self._transaction.rollback()
+        finally:
+            await self._connection.close()
+            self._connection = None
+            self._transaction = None
+
+    async def claim(self, envelopes: list[Envelope]) -> set[uuid.UUID]:
+        """Claim the messages in the inbox; returns the ids not handled before."""
+        unique = {envelope.message_id: envelope.type for envelope in envelopes}
+        claimed = await self.connection.execute(
+            _claim_statement(self._tables.inbox),
+            [{"b_message_id": key, "b_message_type": kind} for key, kind in unique.items()],
+        )
+        return {row[0] for row in claimed}
+
+    def stage(self, staged: StagedRows) -> None:
+        for table, rows in staged.items():
+            self._staged.setdefault(table, []).extend(rows)
+
+    async def commit(self) -> None:
+        if self._transaction is None:
+            raise RuntimeError("shared transaction used outside `async with`")
+        await _insert_staged(self.connection, self._staged)
+        self._staged.clear()
+        await self._transaction.commit()
+        self._transaction = None
 
 
 class UnitOfWork:
@@ -37,15 +112,18 @@ class UnitOfWork:
         correlation_id: str | None = None,
         causation_id: str | None = None,
         inbox_message: Envelope | None = None,
+        shared: SharedTransaction | None = None,
     ) -> None:
         self._engine = engine
         self._tables = tables
         self.correlation_id = correlation_id
         self.causation_id = causation_id
         self._inbox_message = inbox_message
-        self._pending: list[dict[str, Any]] = []
+        self._staged: StagedRows = {}
         self._connection: AsyncConnection | None = None
         self._transaction: AsyncTransaction | None = None
+        self._shared = shared
+        self._committed = False
         self.published: list[Envelope] = []
 
     @property
@@ -60,10 +138,15 @@ class UnitOfWork:
         return self._connection
 
     async def __aenter__(self) -> Self:
+        self._staged = {}
+        self.published = []
+        self._committed = False
+        if self._shared is not None:
+            # Begun, and the message claimed, by the shared transaction.
+            self._connection = self._shared.connection
+            return self
         self._connection = await self._engine.connect()
         self._transaction = await self._connection.begin()
-        self._pending.clear()
-        self.published = []
         if self._inbox_message is not None:
             await self._claim(self._inbox_message)
         return self
@@ -74,6 +157,12 @@ class UnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self._shared is not None:
+            self._connection = None
+            self._staged = {}
+            if exc is None and not self._committed:
+                raise NeedsOwnTransaction(str(self._inbox_message and self._inbox_message.type))
+            return
         await self._close()
 
     async def _claim(self, envelope: Envelope) -> None:
@@ -92,38 +181,59 @@ class UnitOfWork:
             correlation_id=correlation_id or self.correlation_id,
             causation_id=self.causation_id,
         )
-        self._pending.append(
-            {
-                "message_id": envelope.message_id,
-                "exchange": message.exchange,
-                "routing_key": message.routing_key,
-                "message_type": message.routing_key,
-                "correlation_id": envelope.correlation_id,
-                # The trace goes on with every message the work causes.
-                "headers": {"traceparent": tracing.outgoing_traceparent()},
-                "body": envelope.model_dump_json().encode(),
-                # A command nobody can receive yet must stay in the outbox rather
-                # than vanish; events without subscribers are fine to drop.
-                "mandatory": int(isinstance(message, Command)),
-            }
+        self.insert_on_commit(
+            self._tables.outbox,
+            [
+                {
+                    "message_id": envelope.message_id,
+                    "exchange": message.exchange,
+                    "routing_key": message.routing_key,
+                    "message_type": message.routing_key,
+                    "correlation_id": envelope.correlation_id,
+                    # The trace goes on with every message the work causes.
+                    "headers": {"traceparent": tracing.outgoing_traceparent()},
+                    "body": envelope.model_dump_json().encode(),
+                    # A command nobody can receive yet must stay in the outbox rather
+                    # than vanish; events without subscribers are fine to drop.
+                    "mandatory": int(isinstance(message, Command)),
+                }
+            ],
         )
         self.published.append(envelope)
         return envelope
 
+    def insert_on_commit(self, table: Table, rows: list[dict[str, Any]]) -> None:
+        """Insert `rows` into `table` when the unit of work commits: one statement per
+        table for everything staged, however many steps staged it. For append-only
+        rows nothing in the transaction reads back (history, outbox)."""
+        if rows:
+            self._staged.setdefault(table, []).extend(rows)
+
     async def commit(self) -> None:
+        if self._shared is not None:
+            if self._connection is None:
+                raise RuntimeError("unit of work used outside `async with`")
+            self._shared.stage(self._staged)
+            self._staged = {}
+            self._committed = True
+            return
         if self._transaction is None:
             raise RuntimeError("unit of work used outside `async with`")
-        if self._pending:
-            await self.connection.execute(self._tables.outbox.insert(), self._pending)
-            self._pending.clear()
+        await _insert_staged(self.connection, self._staged)
+        self._staged = {}
         await self._transaction.commit()
         self._transaction = None
 
     async def rollback(self) -> None:
+        if self._shared is not None:
+            # Its writes cannot be taken back alone; __aexit__ asks for a retry.
+            self._committed = False
+            self._staged = {}
+            return
         if self._transaction is not None:
             await self._transaction.rollback()
             self._transaction = None
-        self._pending.clear()
+        self._staged = {}
 
     async def _close(self) -> None:
         if self._connection is None:
@@ -133,6 +243,16 @@ class UnitOfWork:
         finally:
             await self._connection.close()
             self._connection = None
+
+
+async def _insert_staged(connection: AsyncConnection, staged: StagedRows) -> None:
+    for table, rows in staged.items():
+        await connection.execute(_insert_statement(table), rows)
+
+
+@functools.cache
+def _insert_statement(table: Table) -> Insert:
+    return table.insert()
 
 
 @functools.cache
@@ -164,11 +284,17 @@ class UnitOfWorkFactory(Generic[U]):
     def __call__(self, *, correlation_id: str | None = None) -> U:
         return self._cls(self._engine, self._tables, correlation_id=correlation_id)
 
-    def for_message(self, envelope: Envelope) -> U:
+    def for_message(self, envelope: Envelope, shared: SharedTransaction | None = None) -> U:
+        """A unit of work for one incoming message: alone (its own transaction and
+        inbox claim) or as part of `shared`, which has claimed the message already."""
         return self._cls(
             self._engine,
             self._tables,
             correlation_id=envelope.correlation_id,
             causation_id=str(envelope.message_id),
             inbox_message=envelope,
+            shared=shared,
         )
+
+    def shared_transaction(self) -> SharedTransaction:
+        return SharedTransaction(self._engine, self._tables)

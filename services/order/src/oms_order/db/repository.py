@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, tuple_, update
+from sqlalchemy import Table, bindparam, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -52,12 +53,16 @@ _MARK_DELETED = (
     .where(orders.c.id == bindparam("b_id"))
     .values(deleted_at=func.coalesce(orders.c.deleted_at, func.now()))
 )
-_RECORD_HISTORY = order_history.insert()
 
 
 class OrderRepository:
-    def __init__(self, connection: AsyncConnection) -> None:
+    def __init__(
+        self,
+        connection: AsyncConnection,
+        insert_on_commit: Callable[[Table, list[dict[str, Any]]], None],
+    ) -> None:
         self._connection = connection
+        self._insert_on_commit = insert_on_commit
         self._loaded_status: dict[str, OrderStatus] = {}
 
     def loaded_status(self, order_id: str) -> OrderStatus | None:
@@ -138,9 +143,10 @@ class OrderRepository:
         if order.deleted:
             await self._connection.execute(_MARK_DELETED, {"b_id": row["b_id"]})
 
-    async def record_history(self, entries: list[dict[str, Any]]) -> None:
-        if entries:
-            await self._connection.execute(_RECORD_HISTORY, entries)
+    def record_history(self, entries: list[dict[str, Any]]) -> None:
+        """Written with the commit (history is append-only and never read back in
+        the transaction that adds to it)."""
+        self._insert_on_commit(order_history, entries)
 
 
 class IdempotencyKeys:

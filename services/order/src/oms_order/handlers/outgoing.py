@@ -174,7 +174,7 @@ async def stage_order(uow: OrderUnitOfWork, order: Order, *, new: bool = False) 
                 "message_id": uow.causation_id,
             }
         )
-    await uow.orders.record_history(history)
+    uow.orders.record_history(history)
     order.events.clear()
 
 

@@ -7,7 +7,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import BigInteger, Interval, bindparam, case, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -37,6 +37,107 @@ class ClaimedOperation:
     traceparent: str | None
 
 
+# Statements are built once: constructing them per call cost more CPU than the
+# round trip they make (SQLAlchemy's construction and cache-key work).
+_GET = select(payments).where(payments.c.id == bindparam("b_id"))
+_GET_FOR_UPDATE = _GET.with_for_update()
+_GET_BY_ORDER = select(payments).where(payments.c.order_id == bindparam("b_order_id"))
+_GET_BY_ORDER_FOR_UPDATE = _GET_BY_ORDER.with_for_update()
+_REFUNDS = (
+    select(refunds).where(refunds.c.payment_id == bindparam("b_id")).order_by(refunds.c.created_at)
+)
+_INSERT = payments.insert()
+_SAVE = (
+    update(payments)
+    .where(payments.c.id == bindparam("b_id"))
+    .values(
+        {
+            **{name: bindparam(f"b_{name}") for name in _PAYMENT_FIELDS},
+            # Set once, when money is first captured.
+            "captured_at": case(
+                (
+                    bindparam("b_captured_amount", type_=BigInteger) > 0,
+                    func.coalesce(payments.c.captured_at, func.now()),
+                ),
+                else_=payments.c.captured_at,
+            ),
+            "updated_at": func.now(),
+        }
+    )
+)
+_new_refund = pg_insert(refunds)
+_SAVE_REFUNDS = _new_refund.on_conflict_do_update(
+    index_elements=["id"],
+    set_={
+        "status": _new_refund.excluded.status,
+        "updated_at": func.now(),
+        "completed_at": case((_new_refund.excluded.status == "succeeded", func.now()), else_=None),
+    },
+    where=refunds.c.status != _new_refund.excluded.status,
+)
+_new_operation = pg_insert(payment_operations)
+# The key is unique: asking twice for the same operation queues it once; asking
+# again for one that failed for good starts it over (an operator's or the saga's
+# retry), with the same key so the gateway still acts once.
+_ADD_OPERATIONS = _new_operation.on_conflict_do_update(
+    index_elements=["idempotency_key"],
+    set_={
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": func.now(),
+        "updated_at": func.now(),
+    },
+    where=payment_operations.c.status == "failed",
+)
+_DUE = (
+    select(payment_operations.c.id)
+    .where(payment_operations.c.status == "pending")
+    .where(payment_operations.c.next_attempt_at <= func.now())
+    .order_by(payment_operations.c.next_attempt_at)
+    .limit(bindparam("b_limit"))
+    .with_for_update(skip_locked=True)
+    .scalar_subquery()
+)
+_CLAIM = (
+    update(payment_operations)
+    .where(payment_operations.c.id.in_(_DUE))
+    .where(payments.c.id == payment_operations.c.payment_id)
+    .values(
+        attempts=payment_operations.c.attempts + 1,
+        next_attempt_at=func.now() + bindparam("b_lease", type_=Interval),
+        updated_at=func.now(),
+    )
+    .returning(
+        payment_operations.c.id,
+        payment_operations.c.payment_id,
+        payment_operations.c.kind,
+        payment_operations.c.amount,
+        payment_operations.c.reference,
+        payment_operations.c.attempts,
+        payment_operations.c.traceparent,
+        payments.c.order_id,
+        payments.c.currency,
+        payments.c.token,
+        payments.c.gateway_authorization_id,
+    )
+)
+_FINISH = (
+    update(payment_operations)
+    .where(payment_operations.c.id == bindparam("b_id"))
+    .values(status=bindparam("b_status"), last_error=bindparam("b_error"), updated_at=func.now())
+)
+_RETRY_LATER = (
+    update(payment_operations)
+    .where(payment_operations.c.id == bindparam("b_id"))
+    .values(
+        next_attempt_at=func.now() + bindparam("b_delay", type_=Interval),
+        last_error=bindparam("b_error"),
+        updated_at=func.now(),
+    )
+)
+_RECORD_CALL = gateway_calls.insert()
+
+
 class PaymentRepository:
     def __init__(self, connection: AsyncConnection) -> None:
         self._connection = connection
@@ -46,26 +147,22 @@ class PaymentRepository:
             key = uuid.UUID(payment_id)
         except ValueError:
             return None
-        return await self._one(select(payments).where(payments.c.id == key), for_update)
+        return await self._one(_GET_FOR_UPDATE if for_update else _GET, {"b_id": key})
 
     async def get_by_order(self, order_id: str, *, for_update: bool = False) -> Payment | None:
-        return await self._one(select(payments).where(payments.c.order_id == order_id), for_update)
+        return await self._one(
+            _GET_BY_ORDER_FOR_UPDATE if for_update else _GET_BY_ORDER, {"b_order_id": order_id}
+        )
 
-    async def _one(self, query: Any, for_update: bool) -> Payment | None:
-        if for_update:
-            query = query.with_for_update()
-        row = (await self._connection.execute(query)).mappings().first()
+    async def _one(self, query: Any, parameters: dict[str, Any]) -> Payment | None:
+        row = (await self._connection.execute(query, parameters)).mappings().first()
         if row is None:
             return None
         fields = {name: row[name] for name in _PAYMENT_FIELDS}
         fields["status"] = PaymentStatus(fields["status"])
         refund_rows: Any = []
         if row["captured_amount"] > 0:  # only captured money is ever refunded
-            refund_rows = await self._connection.execute(
-                select(refunds)
-                .where(refunds.c.payment_id == row["id"])
-                .order_by(refunds.c.created_at)
-            )
+            refund_rows = await self._connection.execute(_REFUNDS, {"b_id": row["id"]})
         return Payment(
             id=str(row["id"]),
             refunds=[Refund(r.id, r.amount, r.reason, r.status) for r in refund_rows],
@@ -73,38 +170,21 @@ class PaymentRepository:
         )
 
     async def add(self, payment: Payment) -> None:
-        await self._connection.execute(payments.insert().values(**_row(payment)))
+        await self._connection.execute(_INSERT, _row(payment))
         await self._save_refunds(payment)
         await self._add_operations(payment)
 
     async def save(self, payment: Payment) -> None:
-        row = _row(payment)
-        del row["id"]
-        if payment.captured_amount > 0:
-            row["captured_at"] = func.coalesce(payments.c.captured_at, func.now())
         await self._connection.execute(
-            update(payments)
-            .where(payments.c.id == uuid.UUID(payment.id))
-            .values(**row, updated_at=func.now())
+            _SAVE, {f"b_{name}": value for name, value in _row(payment).items()}
         )
         await self._save_refunds(payment)
         await self._add_operations(payment)
 
     async def _save_refunds(self, payment: Payment) -> None:
         if payment.refunds:
-            statement = pg_insert(refunds)
             await self._connection.execute(
-                statement.on_conflict_do_update(
-                    index_elements=["id"],
-                    set_={
-                        "status": statement.excluded.status,
-                        "updated_at": func.now(),
-                        "completed_at": case(
-                            (statement.excluded.status == "succeeded", func.now()), else_=None
-                        ),
-                    },
-                    where=refunds.c.status != statement.excluded.status,
-                ),
+                _SAVE_REFUNDS,
                 [
                     {
                         "id": r.id,
@@ -120,21 +200,8 @@ class PaymentRepository:
     async def _add_operations(self, payment: Payment) -> None:
         if not payment.operations:
             return
-        statement = pg_insert(payment_operations)
-        # The key is unique: asking twice for the same operation queues it once;
-        # asking again for one that failed for good starts it over (an operator's
-        # or the saga's retry), with the same key so the gateway still acts once.
         await self._connection.execute(
-            statement.on_conflict_do_update(
-                index_elements=["idempotency_key"],
-                set_={
-                    "status": "pending",
-                    "attempts": 0,
-                    "next_attempt_at": func.now(),
-                    "updated_at": func.now(),
-                },
-                where=payment_operations.c.status == "failed",
-            ),
+            _ADD_OPERATIONS,
             [
                 {
                     "payment_id": uuid.UUID(op.payment_id),
@@ -161,38 +228,7 @@ class OperationRepository:
         while we call the gateway; if we die, the lease runs out and another worker
         retries with the same idempotency key.
         """
-        due = (
-            select(payment_operations.c.id)
-            .where(payment_operations.c.status == "pending")
-            .where(payment_operations.c.next_attempt_at <= func.now())
-            .order_by(payment_operations.c.next_attempt_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
-        rows = await self._connection.execute(
-            update(payment_operations)
-            .where(payment_operations.c.id.in_(due))
-            .where(payments.c.id == payment_operations.c.payment_id)
-            .values(
-                attempts=payment_operations.c.attempts + 1,
-                next_attempt_at=func.now() + lease,
-                updated_at=func.now(),
-            )
-            .returning(
-                payment_operations.c.id,
-                payment_operations.c.payment_id,
-                payment_operations.c.kind,
-                payment_operations.c.amount,
-                payment_operations.c.reference,
-                payment_operations.c.attempts,
-                payment_operations.c.traceparent,
-                payments.c.order_id,
-                payments.c.currency,
-                payments.c.token,
-                payments.c.gateway_authorization_id,
-            )
-        )
+        rows = await self._connection.execute(_CLAIM, {"b_limit": limit, "b_lease": lease})
         return [
             ClaimedOperation(
                 row.id,
@@ -209,34 +245,32 @@ class OperationRepository:
 
     async def finish(self, operation_id: int, *, succeeded: bool, error: str | None = None) -> None:
         await self._connection.execute(
-            update(payment_operations)
-            .where(payment_operations.c.id == operation_id)
-            .values(
-                status="succeeded" if succeeded else "failed",
-                last_error=error,
-                updated_at=func.now(),
-            )
+            _FINISH,
+            {
+                "b_id": operation_id,
+                "b_status": "succeeded" if succeeded else "failed",
+                "b_error": error,
+            },
         )
 
     async def retry_later(self, operation_id: int, delay: timedelta, error: str) -> None:
         await self._connection.execute(
-            update(payment_operations)
-            .where(payment_operations.c.id == operation_id)
-            .values(next_attempt_at=func.now() + delay, last_error=error, updated_at=func.now())
+            _RETRY_LATER, {"b_id": operation_id, "b_delay": delay, "b_error": error}
         )
 
     async def record_call(self, payment_id: str, call: CallRecord) -> None:
         await self._connection.execute(
-            gateway_calls.insert().values(
-                payment_id=uuid.UUID(payment_id),
-                operation=call.operation,
-                idempotency_key=call.idempotency_key,
-                request=call.request,
-                status_code=call.status_code,
-                response=call.response,
-                error=call.error,
-                latency_ms=call.latency_ms,
-            )
+            _RECORD_CALL,
+            {
+                "payment_id": uuid.UUID(payment_id),
+                "operation": call.operation,
+                "idempotency_key": call.idempotency_key,
+                "request": call.request,
+                "status_code": call.status_code,
+                "response": call.response,
+                "error": call.error,
+                "latency_ms": call.latency_ms,
+            },
         )
 
 
