@@ -8,11 +8,12 @@ import json
 import subprocess
 import sys
 import uuid
+from collections import Counter
 from typing import Any
 
 import aio_pika
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from oms_contracts import Envelope
@@ -138,7 +139,11 @@ class RecordingHandler:
 
 
 async def start_consumer(
-    broker: Broker, engine: AsyncEngine, tables: MessagingTables, handler: Any
+    broker: Broker,
+    engine: AsyncEngine,
+    tables: MessagingTables,
+    handler: Any,
+    prefetch_count: int = 4,
 ) -> tuple[MessageConsumer, str]:
     queue = f"test.{uuid.uuid4().hex[:8]}"
     consumer = MessageConsumer(
@@ -147,7 +152,7 @@ async def start_consumer(
         {inventory_msgs.ReleaseStock: handler},
         UnitOfWorkFactory(UnitOfWork, engine, tables),
         retry_delays=(0.1, 0.2),
-        prefetch_count=4,
+        prefetch_count=prefetch_count,
     )
     await consumer.start()
     return consumer, queue
@@ -277,3 +282,146 @@ async def test_ops_can_list_inspect_and_replay_a_dead_letter(
     assert handler.calls == 4
     empty = await asyncio.to_thread(deadletters, plumbing_amqp_url, "list", queue)
     assert empty.stdout == ""
+
+
+class GatedHandler:
+    """Holds the first message it gets until `release` is set, so the ones sent
+    meanwhile pile up and reach the consumer together. Fails the first N calls, or
+    returns without committing, for the order ids it is told."""
+
+    def __init__(
+        self, failures: dict[str, int] | None = None, no_commit: set[str] | None = None
+    ) -> None:
+        self.first_started = asyncio.Event()
+        self.release = asyncio.Event()
+        self.calls: Counter[str] = Counter()
+        self.failures = failures or {}
+        self.no_commit = no_commit or set()
+
+    async def __call__(self, message: inventory_msgs.ReleaseStock, uow: UnitOfWork) -> None:
+        self.calls[message.order_id] += 1
+        if not self.first_started.is_set():
+            self.first_started.set()
+            await self.release.wait()
+        async with uow:
+            await uow.connection.execute(effects.insert().values(note=message.order_id))
+            uow.publish(completed(message.order_id))
+            if self.calls[message.order_id] <= self.failures.get(message.order_id, 0):
+                raise RuntimeError(f"boom {message.order_id}")
+            if message.order_id in self.no_commit:
+                return
+            await uow.commit()
+
+
+async def send_release(broker: Broker, queue: str, order_id: str) -> Envelope:
+    envelope = Envelope.wrap(inventory_msgs.ReleaseStock(order_id=order_id, reason="test"))
+    await send_to_queue(
+        broker, queue, envelope.model_dump_json().encode(), str(envelope.message_id)
+    )
+    return envelope
+
+
+async def effects_by_transaction(engine: AsyncEngine) -> dict[str, list[str]]:
+    """Effect notes grouped by the transaction that wrote them (Postgres' xmin)."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(literal_column("xmin::text"), effects.c.note).order_by(effects.c.id)
+        )
+        grouped: dict[str, list[str]] = {}
+        for xmin, note in rows:
+            grouped.setdefault(xmin, []).append(note)
+        return grouped
+
+
+async def run_gated(
+    broker: Broker,
+    engine: AsyncEngine,
+    tables: MessagingTables,
+    handler: GatedHandler,
+    order_ids: list[str],
+    expected_effects: int,
+) -> MessageConsumer:
+    """Sends "first", then `order_ids` while the consumer is busy with it, then lets
+    it go on, and waits until `expected_effects` effects exist and nothing is in hand."""
+    consumer, queue = await start_consumer(broker, engine, tables, handler, prefetch_count=32)
+    await send_release(broker, queue, "first")
+    await asyncio.wait_for(handler.first_started.wait(), 5)
+    for order_id in order_ids:
+        await send_release(broker, queue, order_id)
+    await eventually(
+        lambda: asyncio.sleep(0, consumer.in_flight),
+        lambda n: n == len(order_ids) + 1,
+        5,
+        "every message delivered",
+    )
+    handler.release.set()
+    await eventually(lambda: effect_count(engine), lambda n: n == expected_effects, 5, "effects")
+    await eventually(
+        lambda: asyncio.sleep(0, consumer.in_flight), lambda n: n == 0, 5, "all settled"
+    )
+    return consumer
+
+
+async def test_messages_that_arrive_together_are_handled_in_one_transaction(
+    engine: AsyncEngine, clean_tables: MessagingTables, broker: Broker
+) -> None:
+    handler = GatedHandler()
+    later = [f"o-{n}" for n in range(5)]
+    consumer = await run_gated(broker, engine, clean_tables, handler, later, expected_effects=6)
+    await consumer.stop()
+    assert list((await effects_by_transaction(engine)).values()) == [["first"], later]
+    assert await outbox_count(engine, clean_tables) == 6
+    assert all(handler.calls[order_id] == 1 for order_id in later)
+
+
+async def test_a_failure_in_a_batch_loses_nothing_and_retries_only_the_failed_message(
+    engine: AsyncEngine, clean_tables: MessagingTables, broker: Broker
+) -> None:
+    handler = GatedHandler(failures={"o-2": 2})
+    later = [f"o-{n}" for n in range(5)]
+    consumer = await run_gated(broker, engine, clean_tables, handler, later, expected_effects=6)
+    await consumer.stop()
+    by_transaction = await effects_by_transaction(engine)
+    # The batch was rolled back and each message handled on its own; o-2 on its retry.
+    assert sorted(note for notes in by_transaction.values() for note in notes) == sorted(
+        ["first", *later]
+    )
+    assert all(len(notes) == 1 for notes in by_transaction.values())
+    assert handler.calls["o-2"] == 3  # in the batch, alone (fails), on the retry
+    assert await outbox_count(engine, clean_tables) == 6
+
+
+async def test_a_handler_that_does_not_commit_in_a_batch_keeps_nothing_and_the_rest_is_kept(
+    engine: AsyncEngine, clean_tables: MessagingTables, broker: Broker
+) -> None:
+    handler = GatedHandler(no_commit={"o-1"})
+    later = [f"o-{n}" for n in range(4)]
+    consumer = await run_gated(broker, engine, clean_tables, handler, later, expected_effects=4)
+    await consumer.stop()
+    notes = [note for notes in (await effects_by_transaction(engine)).values() for note in notes]
+    assert sorted(notes) == ["first", "o-0", "o-2", "o-3"]
+    assert await outbox_count(engine, clean_tables) == 4
+
+
+async def test_copies_of_a_message_in_one_batch_are_handled_once(
+    engine: AsyncEngine, clean_tables: MessagingTables, broker: Broker
+) -> None:
+    handler = GatedHandler()
+    consumer, queue = await start_consumer(broker, engine, clean_tables, handler, prefetch_count=32)
+    await send_release(broker, queue, "first")
+    await asyncio.wait_for(handler.first_started.wait(), 5)
+    copied = Envelope.wrap(inventory_msgs.ReleaseStock(order_id="copied", reason="test"))
+    body = copied.model_dump_json().encode()
+    for _ in range(3):
+        await send_to_queue(broker, queue, body, str(copied.message_id))
+    await send_release(broker, queue, "other")
+    await eventually(
+        lambda: asyncio.sleep(0, consumer.in_flight), lambda n: n == 5, 5, "every copy delivered"
+    )
+    handler.release.set()
+    await eventually(
+        lambda: asyncio.sleep(0, consumer.in_flight), lambda n: n == 0, 5, "all settled"
+    )
+    await consumer.stop()
+    assert list((await effects_by_transaction(engine)).values()) == [["first"], ["copied", "other"]]
+    assert handler.calls["copied"] == 1

@@ -10,15 +10,16 @@ rho = a / c the utilisation of each server. A queue is stable only if rho < 1;
 for rho >= 1 the waiting line grows without bound, so every figure that would be
 infinite is reported as None (JSON null) instead of dividing by zero.
 
-A service's consumer handles up to `prefetch_count` messages at once on one event
-loop, so it is not a one-at-a-time server, and summing per-message wall-clock
-times would count overlapping messages twice (a consumer with 10 messages in hand
-for 1 s would look 10x over capacity while coping fine). S is therefore the
-consumer's *busy time* per message: the time during which it had at least one
-message in hand, divided by the messages it handled. For one-at-a-time handling
-that is exactly the mean handling time; with overlap it is what one message
-costs the consumer, and rho = lambda * S is the fraction of time it was busy.
-The mean wall-clock handling time is reported next to it.
+A service's consumer takes the messages it has in hand in batches (one shared
+transaction each, see oms_runtime.messaging.consumer) and falls back to handling a
+failed batch's messages concurrently, so it is not a plain one-at-a-time server,
+and summing per-message wall-clock times could count overlapping messages twice.
+S is therefore the consumer's *busy time* per message: the time during which it had
+at least one message in hand, divided by the messages it handled (a batch's time is
+split evenly over its messages). For one-at-a-time handling that is exactly the
+mean handling time; in general it is what one message costs the consumer, and
+rho = lambda * S is the fraction of time it was busy. The mean wall-clock handling
+time is reported next to it.
 """
 
 from __future__ import annotations

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import BigInteger, Delete, Select, Table, any_, bindparam, delete, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from oms_runtime import metrics
@@ -86,17 +89,10 @@ class OutboxRelay:
 
     async def publish_pending(self) -> int:
         """Publish one batch; returns how many rows went out."""
-        outbox = self._tables.outbox
+        claim, delete_published = _relay_statements(self._tables.outbox)
         publisher = await self._broker.publisher()
         async with self._engine.begin() as conn:
-            rows = (
-                await conn.execute(
-                    select(outbox)
-                    .order_by(outbox.c.id)
-                    .limit(self._batch_size)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
+            rows = (await conn.execute(claim, {"b_limit": self._batch_size})).all()
             if not rows:
                 return 0
             await publisher.publish_many(
@@ -114,7 +110,7 @@ class OutboxRelay:
                     for row in rows
                 ]
             )
-            await conn.execute(delete(outbox).where(outbox.c.id.in_([row.id for row in rows])))
+            await conn.execute(delete_published, {"b_ids": [row.id for row in rows]})
         for row in rows:
             metrics.MESSAGES_PUBLISHED.labels(row.message_type).inc()
         return len(rows)
@@ -127,3 +123,18 @@ class OutboxRelay:
                 select(func.extract("epoch", func.now() - func.min(outbox.c.created_at)))
             )
         return float(age or 0.0)
+
+
+@functools.cache
+def _relay_statements(outbox: Table) -> tuple[Select[Any], Delete]:
+    # Built once per service: they run for every batch.
+    claim = (
+        select(outbox)
+        .order_by(outbox.c.id)
+        .limit(bindparam("b_limit"))
+        .with_for_update(skip_locked=True)
+    )
+    published = delete(outbox).where(
+        outbox.c.id == any_(bindparam("b_ids", type_=ARRAY(BigInteger)))
+    )
+    return claim, published

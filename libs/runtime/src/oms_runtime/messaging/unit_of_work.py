@@ -45,10 +45,21 @@ class NeedsOwnTransaction(Exception):
 
 
 class SharedTransaction:
-    """One transaction for several incoming messages (see the module docstring)."""
+    """One transaction for several incoming messages (see the module docstring).
 
-    def __init__(self, engine: AsyncEngine, tables: MessagingTables) -> None:
+    Its messages lock their rows in the order they come, not in one global order,
+    so two shared transactions (two replicas) could wait for each other. A lock wait
+    longer than `lock_timeout` therefore fails the shared transaction, well before
+    Postgres' deadlock detection (deadlock_timeout, 1 s by default) would kill some
+    other transaction; its messages are then handled one by one, in transactions
+    that lock in their usual order.
+    """
+
+    def __init__(
+        self, engine: AsyncEngine, tables: MessagingTables, lock_timeout_ms: int = 200
+    ) -> None:
         self._engine = engine
+        self._lock_timeout_ms = lock_timeout_ms
         self._tables = tables
         self._connection: AsyncConnection | None = None
         self._transaction: AsyncTransaction | None = None
@@ -63,6 +74,9 @@ class SharedTransaction:
     async def __aenter__(self) -> Self:
         self._connection = await self._engine.connect()
         self._transaction = await self._connection.begin()
+        await self._connection.exec_driver_sql(
+            f"SET LOCAL lock_timeout = {int(self._lock_timeout_ms)}"
+        )
         return self
 
     async def __aexit__(
