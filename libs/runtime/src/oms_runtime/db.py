@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from typing import Any
+
+import orjson
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -30,4 +33,12 @@ def create_engine(settings: ServiceSettings, application_name: str) -> AsyncEngi
         # every replica of every service.
         max_overflow=0,
         connect_args={"server_settings": {"application_name": application_name}},
+        # JSONB columns (lines, history details, message headers) are on every hot
+        # path; orjson encodes and decodes them several times faster than json.
+        json_serializer=_dump_json,
+        json_deserializer=orjson.loads,
     )
+
+
+def _dump_json(value: Any) -> str:
+    return orjson.dumps(value).decode()

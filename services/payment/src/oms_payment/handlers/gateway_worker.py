@@ -61,6 +61,8 @@ class GatewayWorker:
         self._lease = timedelta(seconds=timeout_seconds * 2 + 5)
         self._wakeup = asyncio.Event()
         self._running: set[asyncio.Task[None]] = set()
+        # Whether due operations may have been left behind for want of a free slot.
+        self._left_work_behind = False
         self._stopping = False
 
     async def run(self) -> None:
@@ -71,7 +73,9 @@ class GatewayWorker:
             while not self._stopping:
                 # Cleared before claiming, so an operation queued meanwhile wakes us.
                 self._wakeup.clear()
+                free = self._concurrency - len(self._running)
                 claimed = await self._claim_safely()
+                self._left_work_behind = free <= 0 or len(claimed) >= free
                 for item in claimed:
                     task = asyncio.create_task(self._execute(item))
                     self._running.add(task)
@@ -93,7 +97,10 @@ class GatewayWorker:
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
-        self._wakeup.set()
+        # New operations wake us by NOTIFY; a freed slot only matters if the last
+        # claim may have left due ones behind (saves an empty claim per operation).
+        if self._left_work_behind or self._stopping:
+            self._wakeup.set()
 
     async def _claim_safely(self) -> list[ClaimedOperation]:
         free = self._concurrency - len(self._running)
