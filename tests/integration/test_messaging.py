@@ -425,3 +425,40 @@ async def test_copies_of_a_message_in_one_batch_are_handled_once(
     await consumer.stop()
     assert list((await effects_by_transaction(engine)).values()) == [["first"], ["copied", "other"]]
     assert handler.calls["copied"] == 1
+
+
+async def test_after_commit_callbacks_run_only_once_the_work_is_committed(
+    engine: AsyncEngine, clean_tables: MessagingTables
+) -> None:
+    ran: list[str] = []
+    async with UnitOfWork(engine, clean_tables) as uow:
+        uow.after_commit(lambda: ran.append("alone"))
+        await uow.commit()
+    with pytest.raises(RuntimeError):
+        async with UnitOfWork(engine, clean_tables) as uow:
+            uow.after_commit(lambda: ran.append("rolled back"))
+            raise RuntimeError("the state change failed")
+    assert ran == ["alone"]
+
+    factory = UnitOfWorkFactory(UnitOfWork, engine, clean_tables)
+    first, second = (
+        Envelope.wrap(inventory_msgs.ReleaseStock(order_id=order_id, reason="test"))
+        for order_id in ("o-1", "o-2")
+    )
+    async with factory.shared_transaction() as shared:
+        assert await shared.claim([first, second]) == {first.message_id, second.message_id}
+        for envelope in (first, second):
+            async with factory.for_message(envelope, shared) as uow:
+                uow.after_commit(lambda order_id=envelope.data["order_id"]: ran.append(order_id))
+                await uow.commit()
+        assert ran == ["alone"]  # the messages' commits only joined the shared one
+        await shared.commit()
+    assert ran == ["alone", "o-1", "o-2"]
+
+    async with factory.shared_transaction() as shared:
+        # Claimed before: nothing is fresh, and nothing of a rolled-back lot runs.
+        assert await shared.claim([first]) == set()
+        async with factory.for_message(first, shared) as uow:
+            uow.after_commit(lambda: ran.append("never"))
+            await uow.commit()
+    assert ran == ["alone", "o-1", "o-2"]

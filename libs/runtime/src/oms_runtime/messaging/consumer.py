@@ -13,6 +13,8 @@ cost. If any message of such a batch fails, or its handler declines to commit, t
 batch is rolled back and each message is handled in its own transaction, exactly as
 if it had come alone (retries and dead-lettering included). A lone message is handled
 in its own transaction directly, so batching costs no latency when the queue is idle.
+One worker means handlers must stay short (database work only, no calls to the
+outside world: the payment gateway is called by its own worker, not by a handler).
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ back and handle each message alone, so the result is the same as one by one.
 from __future__ import annotations
 
 import functools
+import logging
 import uuid
 from collections.abc import Callable
 from types import TracebackType
@@ -29,6 +30,8 @@ from sqlalchemy.sql.dml import Insert, ReturningInsert
 from oms_contracts import Command, Envelope, Message
 from oms_runtime import tracing
 from oms_runtime.messaging.tables import MessagingTables
+
+log = logging.getLogger(__name__)
 
 
 class AlreadyHandled(Exception):
@@ -64,6 +67,7 @@ class SharedTransaction:
         self._connection: AsyncConnection | None = None
         self._transaction: AsyncTransaction | None = None
         self._staged: StagedRows = {}
+        self._after_commit: list[Callable[[], None]] = []
 
     @property
     def connection(self) -> AsyncConnection:
@@ -104,9 +108,10 @@ class SharedTransaction:
         )
         return {row[0] for row in claimed}
 
-    def stage(self, staged: StagedRows) -> None:
+    def stage(self, staged: StagedRows, after_commit: list[Callable[[], None]]) -> None:
         for table, rows in staged.items():
             self._staged.setdefault(table, []).extend(rows)
+        self._after_commit.extend(after_commit)
 
     async def commit(self) -> None:
         if self._transaction is None:
@@ -115,6 +120,7 @@ class SharedTransaction:
         self._staged.clear()
         await self._transaction.commit()
         self._transaction = None
+        _run_all(self._after_commit)
 
 
 class UnitOfWork:
@@ -134,6 +140,7 @@ class UnitOfWork:
         self.causation_id = causation_id
         self._inbox_message = inbox_message
         self._staged: StagedRows = {}
+        self._after_commit: list[Callable[[], None]] = []
         self._connection: AsyncConnection | None = None
         self._transaction: AsyncTransaction | None = None
         self._shared = shared
@@ -153,6 +160,7 @@ class UnitOfWork:
 
     async def __aenter__(self) -> Self:
         self._staged = {}
+        self._after_commit = []
         self.published = []
         self._committed = False
         if self._shared is not None:
@@ -174,6 +182,7 @@ class UnitOfWork:
         if self._shared is not None:
             self._connection = None
             self._staged = {}
+            self._after_commit = []
             if exc is None and not self._committed:
                 raise NeedsOwnTransaction(str(self._inbox_message and self._inbox_message.type))
             return
@@ -223,12 +232,17 @@ class UnitOfWork:
         if rows:
             self._staged.setdefault(table, []).extend(rows)
 
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once the changes are committed (e.g. count a metric that
+        must not count work rolled back and done again)."""
+        self._after_commit.append(callback)
+
     async def commit(self) -> None:
         if self._shared is not None:
             if self._connection is None:
                 raise RuntimeError("unit of work used outside `async with`")
-            self._shared.stage(self._staged)
-            self._staged = {}
+            self._shared.stage(self._staged, self._after_commit)
+            self._staged, self._after_commit = {}, []
             self._committed = True
             return
         if self._transaction is None:
@@ -236,18 +250,20 @@ class UnitOfWork:
         await _insert_staged(self.connection, self._staged)
         self._staged = {}
         await self._transaction.commit()
+        callbacks, self._after_commit = self._after_commit, []
+        _run_all(callbacks)
         self._transaction = None
 
     async def rollback(self) -> None:
         if self._shared is not None:
             # Its writes cannot be taken back alone; __aexit__ asks for a retry.
             self._committed = False
-            self._staged = {}
+            self._staged, self._after_commit = {}, []
             return
         if self._transaction is not None:
             await self._transaction.rollback()
             self._transaction = None
-        self._staged = {}
+        self._staged, self._after_commit = {}, []
 
     async def _close(self) -> None:
         if self._connection is None:
@@ -257,6 +273,14 @@ class UnitOfWork:
         finally:
             await self._connection.close()
             self._connection = None
+
+
+def _run_all(callbacks: list[Callable[[], None]]) -> None:
+    for callback in callbacks:
+        try:
+            callback()
+        except Exception:  # the commit stands; a failed side note must not undo it
+            log.exception("after-commit callback failed")
 
 
 async def _insert_staged(connection: AsyncConnection, staged: StagedRows) -> None:

@@ -149,7 +149,7 @@ async def stage_order(uow: OrderUnitOfWork, order: Order, *, new: bool = False) 
     """Write the order, its history and the messages its events cause into the unit
     of work (committed together by the caller)."""
     now = datetime.now(UTC)
-    _measure_step(uow.orders.loaded_status(order.id), order, now)
+    _measure_step(uow, uow.orders.loaded_status(order.id), order, now)
     if order.step_changed:
         order.arm_deadline(now, uow.deadlines.wait_for(order))
     if new:
@@ -205,22 +205,26 @@ _KNOWN_REASONS = frozenset(
 )
 
 
-def _measure_step(previous: OrderStatus | None, order: Order, now: datetime) -> None:
-    """Time spent in the step that just ended; the outcome when the saga ended."""
+def _measure_step(
+    uow: OrderUnitOfWork, previous: OrderStatus | None, order: Order, now: datetime
+) -> None:
+    """Time spent in the step that just ended; the outcome when the saga ended.
+    Counted on commit, so a step rolled back and done again counts once."""
     if previous is None or previous is order.status:
         if order.status_changed_at is None:
             order.status_changed_at = now
         return
     if order.status_changed_at is not None:
-        metrics.SAGA_STEP_SECONDS.labels(previous.value, order.status.value).observe(
-            (now - order.status_changed_at).total_seconds()
-        )
+        step = metrics.SAGA_STEP_SECONDS.labels(previous.value, order.status.value)
+        seconds = (now - order.status_changed_at).total_seconds()
+        uow.after_commit(lambda: step.observe(seconds))
     order.status_changed_at = now
     if order.is_terminal:
         reason = order.status_reason or ""
-        metrics.SAGA_OUTCOMES.labels(
+        outcome = metrics.SAGA_OUTCOMES.labels(
             order.status.value, reason if reason in _KNOWN_REASONS else "other"
-        ).inc()
+        )
+        uow.after_commit(outcome.inc)
 
 
 def _step_name(event: events.OrderEvent) -> str:
