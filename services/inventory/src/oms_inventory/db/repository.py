@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import Text, any_, bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -28,6 +29,15 @@ _SAVE_STOCK = (
         updated_at=func.now(),
     )
 )
+# Locking in SKU order: two orders touching the same SKUs in different line orders
+# then queue behind each other instead of deadlocking.
+_GET_MANY = (
+    select(products)
+    .where(products.c.sku == any_(bindparam("b_skus", type_=ARRAY(Text))))
+    .order_by(products.c.sku)
+)
+_GET_MANY_FOR_UPDATE = _GET_MANY.with_for_update()
+_RECORD_MOVEMENTS = stock_movements.insert()
 
 
 class ProductRepository:
@@ -54,13 +64,8 @@ class ProductRepository:
     async def get_many(
         self, skus: Iterable[str], *, for_update: bool = False
     ) -> dict[str, Product]:
-        # Locking in SKU order: two orders touching the same SKUs in different line
-        # orders then queue behind each other instead of deadlocking.
-        query = select(products).where(products.c.sku.in_(sorted(set(skus))))
-        query = query.order_by(products.c.sku)
-        if for_update:
-            query = query.with_for_update()
-        rows = (await self._connection.execute(query)).mappings()
+        statement = _GET_MANY_FOR_UPDATE if for_update else _GET_MANY
+        rows = (await self._connection.execute(statement, {"b_skus": sorted(set(skus))})).mappings()
         return {row["sku"]: _product(row) for row in rows}
 
     async def save_stock(self, changed: list[Product]) -> None:
@@ -101,7 +106,7 @@ class ProductRepository:
         movements = [m for product in changed for m in product.movements]
         if movements:
             await self._connection.execute(
-                stock_movements.insert(),
+                _RECORD_MOVEMENTS,
                 [
                     {
                         "sku": m.sku,

@@ -6,12 +6,37 @@ import dataclasses
 import uuid
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from oms_shipping.db.tables import shipments, tracking_events
 from oms_shipping.domain.model import Address, Line, Shipment, ShipmentStatus, TrackingEvent
+
+_MUTABLE_COLUMNS = tuple(
+    column.name
+    for column in shipments.columns
+    if column.name not in ("id", "order_id", "created_at", "updated_at")
+)
+# Built once: every saga step that reaches shipping runs them.
+_GET = select(shipments).where(shipments.c.id == bindparam("b_id"))
+_GET_FOR_UPDATE = _GET.with_for_update()
+_GET_BY_ORDER = select(shipments).where(shipments.c.order_id == bindparam("b_order_id"))
+_GET_BY_ORDER_FOR_UPDATE = _GET_BY_ORDER.with_for_update()
+_INSERT = shipments.insert()
+_SAVE = (
+    update(shipments)
+    .where(shipments.c.id == bindparam("b_id"))
+    .values(
+        {
+            **{name: bindparam(f"b_{name}") for name in _MUTABLE_COLUMNS},
+            "updated_at": func.now(),
+        }
+    )
+)
+_ADD_TRACKING_EVENTS = pg_insert(tracking_events).on_conflict_do_nothing(
+    constraint="tracking_event_once"
+)
 
 
 class ShipmentRepository:
@@ -23,17 +48,15 @@ class ShipmentRepository:
             key = uuid.UUID(shipment_id)
         except ValueError:
             return None
-        return await self._one(select(shipments).where(shipments.c.id == key), for_update)
+        return await self._one(_GET_FOR_UPDATE if for_update else _GET, {"b_id": key})
 
     async def get_by_order(self, order_id: str, *, for_update: bool = False) -> Shipment | None:
         return await self._one(
-            select(shipments).where(shipments.c.order_id == order_id), for_update
+            _GET_BY_ORDER_FOR_UPDATE if for_update else _GET_BY_ORDER, {"b_order_id": order_id}
         )
 
-    async def _one(self, query: Any, for_update: bool) -> Shipment | None:
-        if for_update:
-            query = query.with_for_update()
-        row = (await self._connection.execute(query)).mappings().first()
+    async def _one(self, query: Any, parameters: dict[str, Any]) -> Shipment | None:
+        row = (await self._connection.execute(query, parameters)).mappings().first()
         if row is None:
             return None
         return Shipment(
@@ -51,20 +74,16 @@ class ShipmentRepository:
         )
 
     async def add(self, shipment: Shipment) -> None:
-        await self._connection.execute(shipments.insert().values(**_row(shipment)))
+        await self._connection.execute(_INSERT, _row(shipment))
 
     async def save(self, shipment: Shipment) -> None:
         row = _row(shipment)
-        for immutable in ("id", "order_id"):
-            del row[immutable]
         await self._connection.execute(
-            update(shipments)
-            .where(shipments.c.id == uuid.UUID(shipment.id))
-            .values(**row, updated_at=func.now())
+            _SAVE, {f"b_{name}": row[name] for name in ("id", *_MUTABLE_COLUMNS)}
         )
         if shipment.new_tracking_events:
             await self._connection.execute(
-                pg_insert(tracking_events).on_conflict_do_nothing(constraint="tracking_event_once"),
+                _ADD_TRACKING_EVENTS,
                 [
                     {
                         "shipment_id": uuid.UUID(shipment.id),
