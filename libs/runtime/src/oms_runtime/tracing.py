@@ -10,8 +10,8 @@ and exported (OTLP over HTTP to `OTEL_EXPORTER_OTLP_ENDPOINT`, or to the log wit
 from __future__ import annotations
 
 import os
+import random
 import re
-import secrets
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from contextvars import ContextVar
@@ -47,13 +47,20 @@ def parse_traceparent(value: object) -> TraceContext | None:
     return TraceContext(match.group(1), match.group(2), int(match.group(3), 16) & 1 == 1)
 
 
+def _random_hex(bits: int) -> str:
+    # Ids need to be unique, not secret: the process-wide PRNG saves the system
+    # call secrets.token_hex makes, on every message handled. Never all zeros
+    # (an invalid id in W3C trace context).
+    return f"{random.getrandbits(bits) or 1:0{bits // 4}x}"
+
+
 def current() -> TraceContext | None:
     return _current.get()
 
 
 def outgoing_traceparent() -> str:
     """For a message sent now: the running span as its parent (a new trace if none)."""
-    context = _current.get() or TraceContext(secrets.token_hex(16), secrets.token_hex(8))
+    context = _current.get() or TraceContext(_random_hex(128), _random_hex(64))
     return context.traceparent
 
 
@@ -66,8 +73,8 @@ def span(name: str, parent: TraceContext | None, **attributes: Any) -> Iterator[
             context = stack.enter_context(_otel_span(name, parent, attributes))
         else:
             context = TraceContext(
-                parent.trace_id if parent else secrets.token_hex(16),
-                secrets.token_hex(8),
+                parent.trace_id if parent else _random_hex(128),
+                _random_hex(64),
                 parent.sampled if parent else True,
             )
         token = _current.set(context)
