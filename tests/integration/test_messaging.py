@@ -20,6 +20,7 @@ from oms_contracts import Envelope
 from oms_contracts import inventory as inventory_msgs
 from oms_contracts import order as order_msgs
 from oms_devtools.client import eventually
+from oms_runtime import metrics
 from oms_runtime.messaging.broker import Broker
 from oms_runtime.messaging.consumer import (
     ATTEMPT_HEADER,
@@ -173,12 +174,17 @@ async def test_a_message_delivered_twice_is_handled_once(
     handler = RecordingHandler()
     consumer, queue = await start_consumer(broker, engine, clean_tables, handler)
     envelope = Envelope.wrap(inventory_msgs.ReleaseStock(order_id="o-1", reason="test"))
+    duplicates = metrics.MESSAGES_CONSUMED.labels(envelope.type, "duplicate")
+    duplicates_before = duplicates._value.get()
     for _ in range(3):
         await send_to_queue(
             broker, queue, envelope.model_dump_json().encode(), str(envelope.message_id)
         )
     await eventually(
-        lambda: asyncio.sleep(0, handler.calls), lambda calls: calls == 3, 5, "three deliveries"
+        lambda: asyncio.sleep(0, duplicates._value.get() - duplicates_before),
+        lambda seen: seen == 2,
+        5,
+        "two deliveries recognised as duplicates",
     )
     await consumer.stop()
     assert await effect_count(engine) == 1

@@ -16,7 +16,7 @@ from oms_runtime.http import create_service_app
 from oms_runtime.limits import BodySizeLimit
 from oms_runtime.messaging.consumer import Handler
 from oms_runtime.messaging.tables import MessagingTables
-from oms_runtime.messaging.unit_of_work import UnitOfWork, UnitOfWorkFactory
+from oms_runtime.messaging.unit_of_work import BatchLoader, UnitOfWork, UnitOfWorkFactory
 from oms_runtime.problems import document_problems
 from oms_runtime.ratelimit import TokenBuckets
 from oms_runtime.service import BackgroundWorker, GaugeCollector, ServiceRuntime
@@ -48,9 +48,12 @@ def build_service(
     workers: Callable[[ServiceContext[S, U]], Sequence[BackgroundWorker]] = lambda _: (),
     state: Callable[[ServiceContext[S, U]], dict[str, Any]] = lambda _: {},
     gauge_collectors: Sequence[GaugeCollector] = (),
+    batch_loader: BatchLoader | None = None,
 ) -> FastAPI:
     engine = create_engine(settings, name)
-    context = ServiceContext(settings, engine, UnitOfWorkFactory(unit_of_work, engine, tables))
+    context = ServiceContext(
+        settings, engine, UnitOfWorkFactory(unit_of_work, engine, tables, batch_loader)
+    )
     runtime = ServiceRuntime(
         name=name,
         settings=settings,

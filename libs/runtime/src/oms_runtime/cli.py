@@ -87,6 +87,7 @@ async def _run_relay(service: ServiceDefinition, settings: ServiceSettings) -> N
         listen_dsn=libpq_url(settings.database_url),
         batch_size=settings.relay_batch_size,
         poll_interval=settings.relay_poll_interval,
+        grace=settings.relay_grace_seconds,
     )
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()

@@ -103,6 +103,24 @@ def create_messaging_tables_v1(schema: str) -> None:
     op.execute(f'CREATE INDEX inbox_received_at ON "{schema}".inbox (received_at)')
     # One notification per inserting statement wakes the relays; Postgres folds
     # duplicates within a transaction, so a busy writer does not flood them.
+    _create_outbox_trigger(schema)
+
+
+def outbox_notified_by_writers_v2(schema: str) -> None:
+    """Version 2: the outbox insert no longer NOTIFYs by trigger. A writer hands its
+    messages to the relay of its own process, and only a writer without one NOTIFYs
+    (in the statement that writes the rows): every notification wakes every
+    listening connection of the database, which is wasted work for all the rest."""
+    op.execute(f'DROP TRIGGER outbox_notify ON "{schema}".outbox')
+    op.execute(f'DROP FUNCTION "{schema}".notify_outbox()')
+
+
+def outbox_notified_by_trigger_v1(schema: str) -> None:
+    """Back to version 1 (downgrade of `outbox_notified_by_writers_v2`)."""
+    _create_outbox_trigger(schema)
+
+
+def _create_outbox_trigger(schema: str) -> None:
     op.execute(f"""
         CREATE FUNCTION "{schema}".notify_outbox() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN

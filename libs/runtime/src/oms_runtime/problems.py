@@ -207,7 +207,11 @@ def install_problem_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(DBAPIError)
-    async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
+    @app.exception_handler(asyncpg.PostgresError)
+    @app.exception_handler(asyncpg.InterfaceError)
+    async def _database(request: Request, exc: Exception) -> JSONResponse:
+        # SQLAlchemy's errors wrap the driver's; statements sent to asyncpg
+        # directly (the hot paths) raise the driver's own.
         if _caused_by(exc, (asyncpg.DataError,)):
             # A value Postgres cannot store (a NUL byte, a number out of range):
             # the input was bad, whatever the schema let through.
@@ -220,7 +224,7 @@ def install_problem_handlers(app: FastAPI) -> None:
             )
         if not _is_outage(exc):
             return await _unexpected(request, exc)
-        log.warning("database unreachable", extra={"error": repr(exc.orig)})
+        log.warning("database unreachable", extra={"error": repr(getattr(exc, "orig", exc))})
         return _unavailable(request, "The database cannot be reached")
 
     @app.exception_handler(OSError)
@@ -234,9 +238,9 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response(500, "internal-error", "Internal error", instance=request.url.path)
 
 
-def _is_outage(exc: DBAPIError) -> bool:
+def _is_outage(exc: Exception) -> bool:
     """A lost or refused connection, as opposed to a bug in a query."""
-    return bool(exc.connection_invalidated) or _caused_by(exc, _OUTAGES)
+    return bool(getattr(exc, "connection_invalidated", False)) or _caused_by(exc, _OUTAGES)
 
 
 def _caused_by(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> bool:

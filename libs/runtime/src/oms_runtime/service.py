@@ -64,14 +64,22 @@ class ServiceRuntime:
         self.settings = settings
         self.engine = engine
         self.broker = Broker(settings.amqp_url, connection_name=name)
+        self._run_relay = settings.relay_enabled
+        # With a relay in this process, committed messages are handed straight to
+        # it; otherwise their commit NOTIFYs the standalone relays.
         self.relay = OutboxRelay(
             engine,
             tables,
             self.broker,
-            listen_dsn=libpq_url(settings.database_url),
+            listen_dsn=None if self._run_relay else libpq_url(settings.database_url),
             batch_size=settings.relay_batch_size,
             poll_interval=settings.relay_poll_interval,
+            grace=settings.relay_grace_seconds,
         )
+        if self._run_relay:
+            unit_of_work.delivery.hand_over = self.relay.hand_over
+        else:
+            unit_of_work.delivery.notify_channel = tables.notify_channel
         self.consumer = MessageConsumer(
             self.broker,
             queue,
@@ -83,7 +91,6 @@ class ServiceRuntime:
         )
         self._workers = list(workers)
         self._gauge_collectors = list(gauge_collectors)
-        self._run_relay = settings.relay_enabled
         self._tasks: list[asyncio.Task[Any]] = []
         self._consumer_started = False
 

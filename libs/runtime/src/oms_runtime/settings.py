@@ -47,8 +47,11 @@ class ServiceSettings(BaseSettings):
     # Set false when the relay runs as its own process (`python -m oms_<svc> relay`).
     relay_enabled: bool = True
     relay_batch_size: int = 200
-    # The relay is woken by NOTIFY; polling only catches a missed notification.
+    # Committed messages are handed to the relay of their process (or NOTIFY a
+    # standalone one); the sweep every `relay_poll_interval` catches the rest, e.g.
+    # rows left by a process that died, once they are `relay_grace_seconds` old.
     relay_poll_interval: float = 2.0
+    relay_grace_seconds: float = 5.0
     inbox_retention_hours: int = 168
 
     @field_validator("retry_delays", mode="before")

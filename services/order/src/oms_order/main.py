@@ -11,6 +11,7 @@ from oms_order.api.admin import router as admin_router
 from oms_order.api.catalog import router as catalog_router
 from oms_order.api.routes import router
 from oms_order.db.gauges import open_sagas
+from oms_order.db.repository import load_orders_for_batch
 from oms_order.db.status_watcher import OrderStatusWatcher
 from oms_order.db.tables import messaging
 from oms_order.db.unit_of_work import OrderUnitOfWork
@@ -48,4 +49,5 @@ def create_app(settings: OrderSettings | None = None) -> FastAPI:
         workers=workers,
         state=lambda _: {"status_watcher": status_watcher},
         gauge_collectors=[open_sagas],
+        batch_loader=load_orders_for_batch,
     )

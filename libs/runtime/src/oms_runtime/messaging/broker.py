@@ -6,15 +6,17 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import aio_pika
+import aiormq
 from aio_pika.abc import (
     AbstractChannel,
     AbstractExchange,
     AbstractRobustConnection,
     DeliveryMode,
 )
+from pamqp.commands import Basic
 
 from oms_contracts import COMMANDS_EXCHANGE, EVENTS_EXCHANGE
 
@@ -107,36 +109,46 @@ class Publisher:
 
     A batch is published in one go and its confirms awaited together
     (pipelining), so a batch costs about one round trip, not one per message.
+    Frames go through aiormq (aio-pika's protocol layer) without waiting for the
+    socket to drain after each one: the confirms are what tells the message arrived.
     """
 
     def __init__(self, channel: AbstractChannel) -> None:
         self._channel = channel
-        self._exchanges: dict[str, AbstractExchange] = {}
 
     async def declare_exchanges(self) -> None:
-        self._exchanges = await declare_exchanges(self._channel)
-
-    def _exchange(self, name: str) -> AbstractExchange:
-        if name == "":
-            return self._channel.default_exchange
-        return self._exchanges[name]
+        await declare_exchanges(self._channel)
 
     async def publish_many(self, messages: Sequence[OutgoingMessage]) -> None:
         if self._channel.is_closed:
             raise BrokerUnavailable("publisher channel is closed")
-        await asyncio.gather(*(self._publish(message) for message in messages))
-
-    async def _publish(self, message: OutgoingMessage) -> None:
-        await self._exchange(message.exchange).publish(
-            aio_pika.Message(
-                body=message.body,
-                message_id=message.message_id,
-                type=message.message_type,
-                correlation_id=message.correlation_id,
-                content_type="application/json",
-                delivery_mode=DeliveryMode.PERSISTENT,
-                headers=message.headers or {},
-            ),
-            routing_key=message.routing_key,
-            mandatory=message.mandatory,
-        )
+        channel = cast(aiormq.Channel, await self._channel.get_underlay_channel())
+        # Started in order, so the frames go out in order; a Nack, a returned
+        # mandatory message (the channel raises on returns) or a lost channel fails
+        # the batch.
+        confirms = [
+            asyncio.ensure_future(
+                channel.basic_publish(
+                    message.body,
+                    exchange=message.exchange,
+                    routing_key=message.routing_key,
+                    properties=Basic.Properties(
+                        message_id=message.message_id,
+                        message_type=message.message_type,
+                        correlation_id=message.correlation_id,
+                        content_type="application/json",
+                        delivery_mode=DeliveryMode.PERSISTENT.value,
+                        headers=message.headers or {},
+                    ),
+                    mandatory=message.mandatory,
+                    wait=False,
+                )
+            )
+            for message in messages
+        ]
+        try:
+            await asyncio.gather(*confirms)
+        except BaseException:
+            for confirm in confirms:
+                confirm.cancel()
+            raise

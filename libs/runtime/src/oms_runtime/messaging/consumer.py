@@ -7,12 +7,12 @@ queue; after the last delay it lands in the service's dead-letter queue with the
 error attached, where ops can inspect and replay it. Nothing blocks the queue.
 
 Deliveries go through one worker: whatever has arrived by the time it is free (up to
-`batch_size`) is handled in one shared transaction, which saves the per-transaction
-round trips (BEGIN, inbox claim, outbox insert, COMMIT) that dominate a small handler's
-cost. If any message of such a batch fails, or its handler declines to commit, the
-batch is rolled back and each message is handled in its own transaction, exactly as
-if it had come alone (retries and dead-lettering included). A lone message is handled
-in its own transaction directly, so batching costs no latency when the queue is idle.
+`batch_size`, often just one) is handled in one shared transaction, which saves the
+per-transaction round trips (BEGIN, inbox claim, writes, COMMIT) that dominate a small
+handler's cost; waiting for a batch to fill never delays a message. If any message of
+a batch fails, or its handler declines to commit, the batch is rolled back and each
+message is handled in its own transaction, exactly as if it had come alone (retries
+and dead-lettering included).
 One worker means handlers must stay short (database work only, no calls to the
 outside world: the payment gateway is called by its own worker, not by a handler).
 """
@@ -36,7 +36,13 @@ from oms_runtime import metrics, tracing
 from oms_runtime.capacity import QueueStatistics
 from oms_runtime.logging import log_context
 from oms_runtime.messaging.broker import Broker, OutgoingMessage, declare_exchanges
-from oms_runtime.messaging.unit_of_work import AlreadyHandled, SharedTransaction, UnitOfWork
+from oms_runtime.messaging.unit_of_work import (
+    AlreadyHandled,
+    NeedsOwnTransaction,
+    OutboxDelivery,
+    SharedTransaction,
+    UnitOfWork,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +61,11 @@ class UnitOfWorkSource(Protocol):
 
     def shared_transaction(self) -> SharedTransaction: ...
 
+    @property
+    def delivery(self) -> OutboxDelivery: ...
+
+    async def load_batch(self, shared: SharedTransaction, envelopes: list[Envelope]) -> None: ...
+
 
 @dataclass
 class _Delivery:
@@ -62,6 +73,27 @@ class _Delivery:
     envelope: Envelope
     message: Message
     handler: Handler
+
+
+class _PartlyRedelivered(Exception):
+    """Some messages of a batch were handled before: each is handled alone."""
+
+
+_LOCK_NOT_AVAILABLE = "55P03"
+
+
+def _is_attempt_failure(exc: BaseException) -> bool:
+    """Whether a failed shared transaction failed for a reason of the handler's own,
+    not for sharing (a lock wait cut short, a handler that needs its own transaction)."""
+    if isinstance(exc, NeedsOwnTransaction | _PartlyRedelivered):
+        return False
+    seen: BaseException | None = exc
+    while seen is not None:
+        code = getattr(seen, "sqlstate", None) or getattr(seen, "pgcode", None)
+        if code == _LOCK_NOT_AVAILABLE:
+            return False
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return True
 
 
 def attempts_so_far(incoming: AbstractIncomingMessage) -> int:
@@ -180,9 +212,7 @@ class MessageConsumer:
         deliveries = [
             delivery for delivery in [await self._parse(incoming) for incoming in batch] if delivery
         ]
-        if len(deliveries) == 1:
-            await self._process(deliveries[0])
-        elif deliveries and not await self._process_together(deliveries):
+        if deliveries and not await self._process_together(deliveries):
             await asyncio.gather(*(self._process(delivery) for delivery in deliveries))
 
     async def _parse(self, incoming: AbstractIncomingMessage) -> _Delivery | None:
@@ -218,6 +248,11 @@ class MessageConsumer:
         try:
             async with self._unit_of_work.shared_transaction() as shared:
                 fresh = await shared.claim([delivery.envelope for delivery in deliveries])
+                if fresh is None:
+                    raise _PartlyRedelivered()
+                await self._unit_of_work.load_batch(
+                    shared, [d.envelope for d in deliveries if d.envelope.message_id in fresh]
+                )
                 for delivery in deliveries:
                     started = time.perf_counter()
                     if delivery.envelope.message_id not in fresh:
@@ -233,12 +268,21 @@ class MessageConsumer:
                     outcomes.append((delivery, "handled", time.perf_counter() - started))
                 await shared.commit()
         except Exception as exc:
+            if len(deliveries) == 1 and _is_attempt_failure(exc):
+                # Alone, the shared transaction was the message's own: this was an
+                # attempt like any other.
+                with self._handling(deliveries[0]):
+                    await self._failed(deliveries[0], exc)
+                return True
             log.info("handling %d messages one by one", len(deliveries), extra={"cause": repr(exc)})
             return False
         for delivery, outcome, elapsed in outcomes:
             with self._handling(delivery):
                 self._handled(delivery, outcome, elapsed)
-            await delivery.incoming.ack()
+        # One frame acknowledges the batch: every delivery before the last one on
+        # this channel is either in it or was settled before (one worker, in order).
+        last = max(deliveries, key=lambda delivery: delivery.incoming.delivery_tag or 0)
+        await last.incoming.ack(multiple=True)
         return True
 
     def _handled(self, delivery: _Delivery, outcome: str, elapsed: float) -> None:
@@ -250,7 +294,6 @@ class MessageConsumer:
     async def _process(self, delivery: _Delivery) -> None:
         """Handle one delivery in its own transaction."""
         incoming, envelope = delivery.incoming, delivery.envelope
-        attempt = attempts_so_far(incoming)
         with self._handling(delivery):
             started = time.perf_counter()
             try:
@@ -259,23 +302,29 @@ class MessageConsumer:
             except AlreadyHandled:
                 outcome = "duplicate"
             except Exception as exc:
-                last_attempt = attempt >= len(self._retry_delays)
-                log.exception(
-                    "handler failed",
-                    extra={"attempt": attempt + 1, "dead_lettered": last_attempt},
-                )
-                await self._settle(
-                    incoming,
-                    dead_letter=last_attempt,
-                    retry_delay=None if last_attempt else self._retry_delays[attempt],
-                    error="".join(traceback.format_exception_only(exc)).strip(),
-                )
-                metrics.MESSAGES_CONSUMED.labels(
-                    envelope.type, "dead_lettered" if last_attempt else "retried"
-                ).inc()
+                await self._failed(delivery, exc)
                 return
             self._handled(delivery, outcome, time.perf_counter() - started)
             await incoming.ack()
+
+    async def _failed(self, delivery: _Delivery, exc: Exception) -> None:
+        """After a failed attempt: retry later, or dead-letter after the last one."""
+        attempt = attempts_so_far(delivery.incoming)
+        last_attempt = attempt >= len(self._retry_delays)
+        log.error(
+            "handler failed",
+            exc_info=exc,
+            extra={"attempt": attempt + 1, "dead_lettered": last_attempt},
+        )
+        await self._settle(
+            delivery.incoming,
+            dead_letter=last_attempt,
+            retry_delay=None if last_attempt else self._retry_delays[attempt],
+            error="".join(traceback.format_exception_only(exc)).strip(),
+        )
+        metrics.MESSAGES_CONSUMED.labels(
+            delivery.envelope.type, "dead_lettered" if last_attempt else "retried"
+        ).inc()
 
     async def _settle(
         self,

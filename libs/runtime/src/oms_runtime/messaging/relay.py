@@ -1,11 +1,19 @@
 """The outbox relay: publishes committed outbox rows, then deletes them.
 
-Rows are claimed with `FOR UPDATE SKIP LOCKED`, so any number of relays (one per
-service replica, or standalone relay processes) can run side by side without
-publishing the same row concurrently. A row is deleted only after the broker has
-confirmed it; a crash in between republishes it (at-least-once; consumers dedupe on
-`message_id`). The relay sleeps until Postgres NOTIFYs it that rows were written,
-with a slow poll as a safety net for a missed notification.
+Two ways rows reach it:
+
+- *handed over* (the usual case): a unit of work in the same process hands its
+  messages to the relay once they are committed. The relay publishes them with
+  confirms and then deletes their rows in one statement; nothing is read back.
+- *swept*: rows nobody handed over (their process died between commit and
+  publishing, or it runs without a relay and NOTIFYs a standalone one) are taken
+  with `FOR UPDATE SKIP LOCKED`, so any number of relays can sweep side by side.
+  A sweep on a timer leaves rows younger than `grace` alone: those belong to a live
+  process's hand-over, which is about to publish them. A sweep woken by NOTIFY takes
+  every row (the writers that notify have no relay of their own).
+
+A row is deleted only after the broker has confirmed its message; a crash in between
+republishes it (at-least-once; consumers dedupe on `message_id`).
 """
 
 from __future__ import annotations
@@ -14,15 +22,19 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
+import uuid
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, Delete, Select, Table, any_, bindparam, delete, func, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Interval, Table, bindparam, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.dml import ReturningDelete
 
 from oms_runtime import metrics
 from oms_runtime.messaging.broker import Broker, OutgoingMessage
 from oms_runtime.messaging.tables import MessagingTables
+from oms_runtime.messaging.transaction import Transaction
 from oms_runtime.notifications import listen_forever
 
 log = logging.getLogger(__name__)
@@ -35,64 +47,113 @@ class OutboxRelay:
         tables: MessagingTables,
         broker: Broker,
         *,
-        listen_dsn: str,
+        listen_dsn: str | None,
         batch_size: int = 200,
         poll_interval: float = 2.0,
+        grace: float = 5.0,
     ) -> None:
         self._engine = engine
         self._tables = tables
         self._broker = broker
+        # None: nobody notifies this relay (its writers hand over), so no LISTEN.
         self._listen_dsn = listen_dsn
         self._batch_size = batch_size
         self._poll_interval = poll_interval
+        self._grace = timedelta(seconds=grace)
+        self._handed: list[OutgoingMessage] = []
+        self._notified = True  # sweep everything once at start
         self._wakeup = asyncio.Event()
         self._stopping = False
 
+    def hand_over(self, messages: list[OutgoingMessage]) -> None:
+        """Messages whose outbox rows were just committed in this process."""
+        self._handed.extend(messages)
+        self._wakeup.set()
+
+    def _on_notify(self, _: str) -> None:
+        self._notified = True
+        self._wakeup.set()
+
     async def run(self) -> None:
-        listener = asyncio.create_task(
-            listen_forever(
-                self._listen_dsn, self._tables.notify_channel, lambda _: self._wakeup.set()
-            ),
-            name="outbox-listener",
+        listener = (
+            asyncio.create_task(
+                listen_forever(self._listen_dsn, self._tables.notify_channel, self._on_notify),
+                name="outbox-listener",
+            )
+            if self._listen_dsn
+            else None
         )
         try:
             await self._relay_forever()
         finally:
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
+            if listener is not None:
+                listener.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await listener
 
     async def stop(self) -> None:
-        """Finish the batch in hand, then flush what is left and return."""
+        """Publish what was handed over, sweep what is left, and return."""
         self._stopping = True
         self._wakeup.set()
 
     async def _relay_forever(self) -> None:
         backoff = 0.2
+        next_sweep = 0.0
         while True:
-            # Cleared before the work, so a notification that arrives during it is
-            # not lost (the next wait returns at once).
+            # Cleared before the work, so a hand-over or notification that arrives
+            # during it is not lost (the next wait returns at once).
             self._wakeup.clear()
+            busy = False
             try:
-                published = await self.publish_pending()
+                if self._handed:
+                    busy = await self._publish_handed() >= self._batch_size or bool(self._handed)
+                if self._notified or self._stopping or time.monotonic() >= next_sweep:
+                    everything = self._notified or self._stopping
+                    self._notified = False
+                    swept = await self.publish_pending(
+                        min_age=timedelta(0) if everything else self._grace
+                    )
+                    busy = busy or swept >= self._batch_size
+                    # A full sweep may have left more behind: sweep again at once.
+                    self._notified = self._notified or (everything and swept >= self._batch_size)
+                    next_sweep = time.monotonic() + self._poll_interval
                 backoff = 0.2
             except Exception as exc:  # the relay must outlive any broker/db outage
                 log.warning("outbox relay failed, retrying", extra={"error": repr(exc)})
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
-            if self._stopping and published == 0:
+            if self._stopping and not busy and not self._handed:
                 return
-            if published < self._batch_size:
+            if not busy:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)
+                    timeout = max(0.0, next_sweep - time.monotonic())
+                    await asyncio.wait_for(self._wakeup.wait(), timeout)
 
-    async def publish_pending(self) -> int:
-        """Publish one batch; returns how many rows went out."""
-        claim, delete_published = _relay_statements(self._tables.outbox)
+    async def _publish_handed(self) -> int:
+        batch, self._handed = self._handed[: self._batch_size], self._handed[self._batch_size :]
+        try:
+            publisher = await self._broker.publisher()
+            await publisher.publish_many(batch)
+        except Exception:
+            # Their rows stay in the outbox; a sweep publishes them after `grace`.
+            log.warning("publishing handed-over messages failed; left to the sweep")
+            raise
+        ids = [uuid.UUID(message.message_id) for message in batch]
+        await Transaction(self._engine).run_alone(_delete_published(self._tables.outbox), ids)
+        for message in batch:
+            metrics.MESSAGES_PUBLISHED.labels(message.message_type).inc()
+        return len(batch)
+
+    async def publish_pending(self, min_age: timedelta = timedelta(0)) -> int:
+        """Publish one batch of rows at least `min_age` old; returns how many went out."""
+        take = _take_statement(self._tables.outbox)
         publisher = await self._broker.publisher()
         async with self._engine.begin() as conn:
-            rows = (await conn.execute(claim, {"b_limit": self._batch_size})).all()
+            # Deleted and published in one transaction: the delete only commits once
+            # the broker has confirmed every message; a failure rolls it back.
+            arguments = {"b_limit": self._batch_size, "b_min_age": min_age}
+            rows = sorted((await conn.execute(take, arguments)).all())
             if not rows:
                 return 0
             await publisher.publish_many(
@@ -110,7 +171,6 @@ class OutboxRelay:
                     for row in rows
                 ]
             )
-            await conn.execute(delete_published, {"b_ids": [row.id for row in rows]})
         for row in rows:
             metrics.MESSAGES_PUBLISHED.labels(row.message_type).inc()
         return len(rows)
@@ -126,15 +186,33 @@ class OutboxRelay:
 
 
 @functools.cache
-def _relay_statements(outbox: Table) -> tuple[Select[Any], Delete]:
-    # Built once per service: they run for every batch.
-    claim = (
-        select(outbox)
+def _take_statement(outbox: Table) -> ReturningDelete[Any]:
+    # Built once per service: it runs for every batch. The oldest rows no other
+    # relay holds, deleted and returned in one statement.
+    oldest = (
+        select(outbox.c.id)
+        .where(outbox.c.created_at <= func.now() - bindparam("b_min_age", type_=Interval))
         .order_by(outbox.c.id)
         .limit(bindparam("b_limit"))
         .with_for_update(skip_locked=True)
     )
-    published = delete(outbox).where(
-        outbox.c.id == any_(bindparam("b_ids", type_=ARRAY(BigInteger)))
+    return (
+        delete(outbox)
+        .where(outbox.c.id.in_(oldest))
+        .returning(
+            outbox.c.id,
+            outbox.c.message_id,
+            outbox.c.exchange,
+            outbox.c.routing_key,
+            outbox.c.message_type,
+            outbox.c.correlation_id,
+            outbox.c.headers,
+            outbox.c.body,
+            outbox.c.mandatory,
+        )
     )
-    return claim, published
+
+
+@functools.cache
+def _delete_published(outbox: Table) -> str:
+    return f'DELETE FROM "{outbox.schema}"."{outbox.name}" WHERE message_id = ANY($1::uuid[])'

@@ -6,40 +6,52 @@ publishes them after commit. A unit of work opened for an incoming message first
 claims its `message_id` in the inbox: a redelivered or duplicated message finds the
 claim and is skipped (`AlreadyHandled`), which makes every consumer idempotent.
 
-Under load the consumer handles the messages it has in hand in one `SharedTransaction`:
-each message still gets its own unit of work (same handler code), but they share one
-BEGIN/COMMIT, one inbox claim and one outbox insert. A unit of work in a shared
-transaction that ends without committing (or raises) makes the consumer roll the lot
-back and handle each message alone, so the result is the same as one by one.
+The consumer handles the messages it has in hand (one, or more under load) in one
+`SharedTransaction`: each message still gets its own unit of work (same handler
+code), but they share one BEGIN/COMMIT, one inbox claim and one statement of staged
+writes, and the service may load what they all touch in one statement
+(`BatchLoader`). A unit of work in a shared transaction that ends without committing
+(or raises) makes the consumer roll the lot back and handle each message alone, so
+the result is the same as one by one.
+
+A transaction costs few round trips (see `transaction.py`): BEGIN with the claim, the
+handler's reads, one write statement, COMMIT.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
 
-from sqlalchemy import Table, bindparam
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
-from sqlalchemy.sql.dml import Insert, ReturningInsert
+import asyncpg
+from sqlalchemy import Table
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from oms_contracts import Command, Envelope, Message
 from oms_runtime import tracing
+from oms_runtime.bulk import Computed, StagedWrites
+from oms_runtime.messaging.broker import OutgoingMessage
 from oms_runtime.messaging.tables import MessagingTables
+from oms_runtime.messaging.transaction import Transaction, inbox_claim, inserted_count
 
 log = logging.getLogger(__name__)
 
 
+@dataclass
+class OutboxDelivery:
+    """How committed outbox rows reach a relay: handed over to the one in this
+    process, or announced with NOTIFY to one elsewhere (neither: a sweep finds them)."""
+
+    hand_over: Callable[[list[OutgoingMessage]], None] | None = None
+    notify_channel: str | None = None
+
+
 class AlreadyHandled(Exception):
     """The incoming message was handled before (found in the inbox)."""
-
-
-# Rows to insert when the transaction commits, per table, in the order given.
-StagedRows = dict[Table, list[dict[str, Any]]]
 
 
 class NeedsOwnTransaction(Exception):
@@ -50,7 +62,7 @@ class NeedsOwnTransaction(Exception):
 class SharedTransaction:
     """One transaction for several incoming messages (see the module docstring).
 
-    Its messages lock their rows in the order they come, not in one global order,
+    Its messages may lock rows in the order they come, not in one global order,
     so two shared transactions (two replicas) could wait for each other. A lock wait
     longer than `lock_timeout` therefore fails the shared transaction, well before
     Postgres' deadlock detection (deadlock_timeout, 1 s by default) would kill some
@@ -61,26 +73,25 @@ class SharedTransaction:
     def __init__(
         self, engine: AsyncEngine, tables: MessagingTables, lock_timeout_ms: int = 200
     ) -> None:
-        self._engine = engine
+        self._transaction = Transaction(engine)
         self._lock_timeout_ms = lock_timeout_ms
         self._tables = tables
-        self._connection: AsyncConnection | None = None
-        self._transaction: AsyncTransaction | None = None
-        self._staged: StagedRows = {}
+        self._staged = StagedWrites()
         self._after_commit: list[Callable[[], None]] = []
+        self._begun = False
+        # Scratch space of the service's repositories for this batch: rows loaded
+        # for all its messages at once, as the batch's messages left them.
+        self.state: dict[str, Any] = {}
 
     @property
     def connection(self) -> AsyncConnection:
-        if self._connection is None:
-            raise RuntimeError("shared transaction used outside `async with`")
-        return self._connection
+        return self._transaction.connection
+
+    @property
+    def raw(self) -> asyncpg.Connection:
+        return self._transaction.raw
 
     async def __aenter__(self) -> Self:
-        self._connection = await self._engine.connect()
-        self._transaction = await self._connection.begin()
-        await self._connection.exec_driver_sql(
-            f"SET LOCAL lock_timeout = {int(self._lock_timeout_ms)}"
-        )
         return self
 
     async def __aexit__(
@@ -89,37 +100,32 @@ class SharedTransaction:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._connection is None:
-            return
-        try:
-            if self._transaction is not None:
-                await self._transaction.rollback()
-        finally:
-            await self._connection.close()
-            self._connection = None
-            self._transaction = None
+        await self._transaction.close()
 
-    async def claim(self, envelopes: list[Envelope]) -> set[uuid.UUID]:
-        """Claim the messages in the inbox; returns the ids not handled before."""
+    async def claim(self, envelopes: list[Envelope]) -> set[Any] | None:
+        """Begin, and claim the messages in the inbox, in one round trip. Returns the
+        ids not handled before; None when only some of several were new (rare: a
+        redelivery), which the shared transaction cannot tell apart."""
         unique = {envelope.message_id: envelope.type for envelope in envelopes}
-        claimed = await self.connection.execute(
-            _claim_statement(self._tables.inbox),
-            [{"b_message_id": key, "b_message_type": kind} for key, kind in unique.items()],
+        status = await self._transaction.begin(
+            f"SET LOCAL lock_timeout = {int(self._lock_timeout_ms)}",
+            inbox_claim(self._tables.inbox, list(unique.items())),
         )
-        return {row[0] for row in claimed}
+        claimed = inserted_count(status)
+        if claimed == len(unique):
+            return set(unique)
+        if claimed == 0:
+            return set()
+        return None
 
-    def stage(self, staged: StagedRows, after_commit: list[Callable[[], None]]) -> None:
-        for table, rows in staged.items():
-            self._staged.setdefault(table, []).extend(rows)
+    def stage(self, staged: StagedWrites, after_commit: list[Callable[[], None]]) -> None:
+        self._staged.extend(staged)
         self._after_commit.extend(after_commit)
 
     async def commit(self) -> None:
-        if self._transaction is None:
-            raise RuntimeError("shared transaction used outside `async with`")
-        await _insert_staged(self.connection, self._staged)
+        await self._transaction.write(self._staged)
         self._staged.clear()
         await self._transaction.commit()
-        self._transaction = None
         _run_all(self._after_commit)
 
 
@@ -133,16 +139,20 @@ class UnitOfWork:
         causation_id: str | None = None,
         inbox_message: Envelope | None = None,
         shared: SharedTransaction | None = None,
+        delivery: OutboxDelivery | None = None,
     ) -> None:
         self._engine = engine
         self._tables = tables
         self.correlation_id = correlation_id
         self.causation_id = causation_id
         self._inbox_message = inbox_message
-        self._staged: StagedRows = {}
+        self._delivery = delivery or OutboxDelivery()
+        self._outgoing: list[OutgoingMessage] = []
+        self._staged = StagedWrites()
         self._after_commit: list[Callable[[], None]] = []
+        self._transaction: Transaction | None = None
         self._connection: AsyncConnection | None = None
-        self._transaction: AsyncTransaction | None = None
+        self._raw: asyncpg.Connection | None = None
         self._shared = shared
         self._committed = False
         self.published: list[Envelope] = []
@@ -153,24 +163,45 @@ class UnitOfWork:
         return self._inbox_message
 
     @property
+    def shared(self) -> SharedTransaction | None:
+        """The batch's transaction this unit of work is part of, if any."""
+        return self._shared
+
+    @property
     def connection(self) -> AsyncConnection:
         if self._connection is None:
             raise RuntimeError("unit of work used outside `async with`")
         return self._connection
 
+    @property
+    def raw(self) -> asyncpg.Connection:
+        """The same connection, in asyncpg's terms (for hot statements)."""
+        if self._raw is None:
+            raise RuntimeError("unit of work used outside `async with`")
+        return self._raw
+
     async def __aenter__(self) -> Self:
-        self._staged = {}
+        self._staged = StagedWrites()
+        self._outgoing = []
         self._after_commit = []
         self.published = []
         self._committed = False
         if self._shared is not None:
             # Begun, and the message claimed, by the shared transaction.
-            self._connection = self._shared.connection
+            self._connection, self._raw = self._shared.connection, self._shared.raw
             return self
-        self._connection = await self._engine.connect()
-        self._transaction = await self._connection.begin()
-        if self._inbox_message is not None:
-            await self._claim(self._inbox_message)
+        self._transaction = Transaction(self._engine)
+        message = self._inbox_message
+        if message is None:
+            await self._transaction.begin()
+        else:
+            status = await self._transaction.begin(
+                inbox_claim(self._tables.inbox, [(message.message_id, message.type)])
+            )
+            if inserted_count(status) == 0:
+                await self._close()
+                raise AlreadyHandled(str(message.message_id))
+        self._connection, self._raw = self._transaction.connection, self._transaction.raw
         return self
 
     async def __aexit__(
@@ -180,22 +211,13 @@ class UnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         if self._shared is not None:
-            self._connection = None
-            self._staged = {}
+            self._connection = self._raw = None
+            self._staged = StagedWrites()
             self._after_commit = []
             if exc is None and not self._committed:
                 raise NeedsOwnTransaction(str(self._inbox_message and self._inbox_message.type))
             return
         await self._close()
-
-    async def _claim(self, envelope: Envelope) -> None:
-        claimed = await self.connection.execute(
-            _claim_statement(self._tables.inbox),
-            {"b_message_id": envelope.message_id, "b_message_type": envelope.type},
-        )
-        if claimed.first() is None:
-            await self._close()
-            raise AlreadyHandled(str(envelope.message_id))
 
     def publish(self, message: Message, *, correlation_id: str | None = None) -> Envelope:
         """Queue a message to be written to the outbox on commit."""
@@ -204,75 +226,96 @@ class UnitOfWork:
             correlation_id=correlation_id or self.correlation_id,
             causation_id=self.causation_id,
         )
+        outgoing = OutgoingMessage(
+            exchange=message.exchange,
+            routing_key=message.routing_key,
+            body=envelope.model_dump_json().encode(),
+            message_id=str(envelope.message_id),
+            message_type=message.routing_key,
+            correlation_id=envelope.correlation_id,
+            # The trace goes on with every message the work causes.
+            headers={"traceparent": tracing.outgoing_traceparent()},
+            # A command nobody can receive yet must stay in the outbox rather than
+            # vanish; events without subscribers are fine to drop.
+            mandatory=isinstance(message, Command),
+        )
         self.insert_on_commit(
             self._tables.outbox,
             [
                 {
                     "message_id": envelope.message_id,
-                    "exchange": message.exchange,
-                    "routing_key": message.routing_key,
-                    "message_type": message.routing_key,
-                    "correlation_id": envelope.correlation_id,
-                    # The trace goes on with every message the work causes.
-                    "headers": {"traceparent": tracing.outgoing_traceparent()},
-                    "body": envelope.model_dump_json().encode(),
-                    # A command nobody can receive yet must stay in the outbox rather
-                    # than vanish; events without subscribers are fine to drop.
-                    "mandatory": int(isinstance(message, Command)),
+                    "exchange": outgoing.exchange,
+                    "routing_key": outgoing.routing_key,
+                    "message_type": outgoing.message_type,
+                    "correlation_id": outgoing.correlation_id,
+                    "headers": outgoing.headers,
+                    "body": outgoing.body,
+                    "mandatory": int(outgoing.mandatory),
                 }
             ],
         )
+        self._outgoing.append(outgoing)
         self.published.append(envelope)
         return envelope
 
     def insert_on_commit(self, table: Table, rows: list[dict[str, Any]]) -> None:
-        """Insert `rows` into `table` when the unit of work commits: one statement per
-        table for everything staged, however many steps staged it. For append-only
-        rows nothing in the transaction reads back (history, outbox)."""
-        if rows:
-            self._staged.setdefault(table, []).extend(rows)
+        """Insert `rows` into `table` when the unit of work commits, in the one
+        statement that makes all its staged writes. For rows nothing in the
+        transaction reads back (history, outbox)."""
+        self._staged.insert(table, rows)
+
+    def update_on_commit(
+        self, table: Table, key: str, row: dict[str, Any], *, computed: Computed = ()
+    ) -> None:
+        """Update the row of `table` whose `key` column is `row[key]` when the unit of
+        work commits (with its other staged writes); the caller keeps what it wrote
+        for any later read in the transaction."""
+        self._staged.update(table, key, row, computed=computed)
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run `callback` once the changes are committed (e.g. count a metric that
         must not count work rolled back and done again)."""
         self._after_commit.append(callback)
 
+    def _deliver_outbox_on_commit(self) -> None:
+        if not self._outgoing:
+            return
+        if self._delivery.hand_over is not None:
+            self._after_commit.append(functools.partial(self._delivery.hand_over, self._outgoing))
+        self._staged.notify = self._delivery.notify_channel
+        self._outgoing = []
+
     async def commit(self) -> None:
+        self._deliver_outbox_on_commit()
         if self._shared is not None:
             if self._connection is None:
                 raise RuntimeError("unit of work used outside `async with`")
             self._shared.stage(self._staged, self._after_commit)
-            self._staged, self._after_commit = {}, []
+            self._staged, self._after_commit = StagedWrites(), []
             self._committed = True
             return
         if self._transaction is None:
             raise RuntimeError("unit of work used outside `async with`")
-        await _insert_staged(self.connection, self._staged)
-        self._staged = {}
+        await self._transaction.write(self._staged)
+        self._staged = StagedWrites()
         await self._transaction.commit()
         callbacks, self._after_commit = self._after_commit, []
         _run_all(callbacks)
-        self._transaction = None
 
     async def rollback(self) -> None:
+        """Discard the work; the unit of work is over."""
+        self._staged, self._after_commit, self._outgoing = StagedWrites(), [], []
         if self._shared is not None:
             # Its writes cannot be taken back alone; __aexit__ asks for a retry.
             self._committed = False
-            self._staged, self._after_commit = {}, []
             return
-        if self._transaction is not None:
-            await self._transaction.rollback()
-            self._transaction = None
-        self._staged, self._after_commit = {}, []
+        await self._close()
 
     async def _close(self) -> None:
-        if self._connection is None:
-            return
-        try:
-            await self.rollback()
-        finally:
-            await self._connection.close()
-            self._connection = None
+        transaction, self._transaction = self._transaction, None
+        self._connection = self._raw = None
+        if transaction is not None:
+            await transaction.close()
 
 
 def _run_all(callbacks: list[Callable[[], None]]) -> None:
@@ -283,28 +326,10 @@ def _run_all(callbacks: list[Callable[[], None]]) -> None:
             log.exception("after-commit callback failed")
 
 
-async def _insert_staged(connection: AsyncConnection, staged: StagedRows) -> None:
-    for table, rows in staged.items():
-        await connection.execute(_insert_statement(table), rows)
-
-
-@functools.cache
-def _insert_statement(table: Table) -> Insert:
-    return table.insert()
-
-
-@functools.cache
-def _claim_statement(inbox: Table) -> ReturningInsert[Any]:
-    # Built once per service: it runs for every message handled.
-    return (
-        pg_insert(inbox)
-        .values(message_id=bindparam("b_message_id"), message_type=bindparam("b_message_type"))
-        .on_conflict_do_nothing()
-        .returning(inbox.c.message_id)
-    )
-
-
 U = TypeVar("U", bound=UnitOfWork)
+
+# Loads what a batch's messages (not handled before) will read, into `shared.state`.
+BatchLoader = Callable[[SharedTransaction, list[Envelope]], Awaitable[None]]
 
 
 class UnitOfWorkFactory(Generic[U]):
@@ -314,13 +339,24 @@ class UnitOfWorkFactory(Generic[U]):
     `cls` is the service's unit of work class, or any callable taking the same
     arguments (e.g. a `functools.partial` binding service-specific settings)."""
 
-    def __init__(self, cls: Callable[..., U], engine: AsyncEngine, tables: MessagingTables) -> None:
+    def __init__(
+        self,
+        cls: Callable[..., U],
+        engine: AsyncEngine,
+        tables: MessagingTables,
+        batch_loader: BatchLoader | None = None,
+    ) -> None:
         self._cls = cls
         self._engine = engine
         self._tables = tables
+        self._batch_loader = batch_loader
+        # Set up by the service runtime once it knows where its relay runs.
+        self.delivery = OutboxDelivery()
 
     def __call__(self, *, correlation_id: str | None = None) -> U:
-        return self._cls(self._engine, self._tables, correlation_id=correlation_id)
+        return self._cls(
+            self._engine, self._tables, correlation_id=correlation_id, delivery=self.delivery
+        )
 
     def for_message(self, envelope: Envelope, shared: SharedTransaction | None = None) -> U:
         """A unit of work for one incoming message: alone (its own transaction and
@@ -332,7 +368,14 @@ class UnitOfWorkFactory(Generic[U]):
             causation_id=str(envelope.message_id),
             inbox_message=envelope,
             shared=shared,
+            delivery=self.delivery,
         )
 
     def shared_transaction(self) -> SharedTransaction:
         return SharedTransaction(self._engine, self._tables)
+
+    async def load_batch(self, shared: SharedTransaction, envelopes: list[Envelope]) -> None:
+        """Let the service load (and lock) what a batch's messages will touch, in one
+        statement instead of one per message."""
+        if self._batch_loader is not None:
+            await self._batch_loader(shared, envelopes)

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import uuid
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, select, tuple_, update
+from sqlalchemy import Uuid, any_, bindparam, func, select, tuple_, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from oms_contracts import Envelope
 from oms_order.db.tables import idempotency_keys, order_history, orders
 from oms_order.domain.model import (
     Address,
@@ -22,6 +24,7 @@ from oms_order.domain.model import (
     OrderLine,
     OrderStatus,
 )
+from oms_runtime.messaging.unit_of_work import SharedTransaction, UnitOfWork
 
 
 def _mutable_columns() -> list[str]:
@@ -55,15 +58,49 @@ _MARK_DELETED = (
 )
 
 
+_LOAD_BATCH = (
+    select(orders)
+    .where(orders.c.id == any_(bindparam("b_ids", type_=ARRAY(Uuid))))
+    .order_by(orders.c.id)
+    .with_for_update()
+)
+# The rows of a batch's orders as its messages left them (None: no such order), in
+# the batch's shared state.
+_BATCH_ROWS = "orders.rows"
+_UPDATED_NOW = (("updated_at", "now()"),)
+
+
+async def load_orders_for_batch(shared: SharedTransaction, envelopes: list[Envelope]) -> None:
+    """Lock and read, in one statement, every order a batch of replies is about.
+
+    Locks are taken in id order, so two replicas' batches never wait for each other
+    in a cycle. The batch's handlers then read these rows from memory, and their
+    saves are written with the batch's commit, in one statement."""
+    ids: set[uuid.UUID] = set()
+    for envelope in envelopes:
+        with contextlib.suppress(ValueError, TypeError):
+            ids.add(uuid.UUID(envelope.correlation_id))
+    if not ids:
+        return
+    result = await shared.connection.execute(_LOAD_BATCH, {"b_ids": sorted(ids)})
+    rows: dict[str, dict[str, Any] | None] = {str(key): None for key in ids}
+    for row in result.mappings():
+        rows[str(row["id"])] = dict(row)
+    shared.state[_BATCH_ROWS] = rows
+
+
 class OrderRepository:
-    def __init__(
-        self,
-        connection: AsyncConnection,
-        insert_on_commit: Callable[[Table, list[dict[str, Any]]], None],
-    ) -> None:
+    def __init__(self, connection: AsyncConnection, unit_of_work: UnitOfWork) -> None:
         self._connection = connection
-        self._insert_on_commit = insert_on_commit
+        self._unit_of_work = unit_of_work
+        self._batch = unit_of_work.shared
         self._loaded_status: dict[str, OrderStatus] = {}
+
+    def _batch_rows(self) -> dict[str, dict[str, Any] | None]:
+        if self._batch is None:
+            return {}
+        rows: dict[str, dict[str, Any] | None] = self._batch.state.get(_BATCH_ROWS, {})
+        return rows
 
     def loaded_status(self, order_id: str) -> OrderStatus | None:
         """The status the order had when this unit of work read it."""
@@ -77,6 +114,11 @@ class OrderRepository:
             key = uuid.UUID(order_id)
         except ValueError:
             return None
+        batch_rows = self._batch_rows()
+        if order_id in batch_rows:
+            # Loaded (and locked) for the whole batch, as its earlier messages left it.
+            batch_row = batch_rows[order_id]
+            return self._remember(_order_from_row(batch_row)) if batch_row else None
         # Replies for one order are applied one at a time, in any replica.
         statement = _GET_FOR_UPDATE if for_update else _GET
         row = (await self._connection.execute(statement, {"b_id": key})).mappings().first()
@@ -132,6 +174,13 @@ class OrderRepository:
         return order
 
     async def save(self, order: Order) -> None:
+        batch_rows = self._batch_rows()
+        if self._batch is not None and batch_rows.get(order.id):
+            if not order.deleted:
+                self._save_in_batch(batch_rows, order)
+                return
+            # Written at once below; later reads in the batch go to the table.
+            del batch_rows[order.id]
         row = {
             f"b_{name}": value
             for name, value in _order_row(order).items()
@@ -143,10 +192,22 @@ class OrderRepository:
         if order.deleted:
             await self._connection.execute(_MARK_DELETED, {"b_id": row["b_id"]})
 
+    def _save_in_batch(self, batch_rows: dict[str, dict[str, Any] | None], order: Order) -> None:
+        row = _order_row(order)
+        previous = batch_rows[order.id]
+        assert previous is not None
+        batch_rows[order.id] = {
+            **row,
+            "updated_at": previous["updated_at"],
+            "deleted_at": previous["deleted_at"],
+        }
+        del row["created_at"]
+        self._unit_of_work.update_on_commit(orders, "id", row, computed=_UPDATED_NOW)
+
     def record_history(self, entries: list[dict[str, Any]]) -> None:
         """Written with the commit (history is append-only and never read back in
         the transaction that adds to it)."""
-        self._insert_on_commit(order_history, entries)
+        self._unit_of_work.insert_on_commit(order_history, entries)
 
 
 class IdempotencyKeys:

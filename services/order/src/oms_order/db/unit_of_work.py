@@ -27,6 +27,6 @@ class OrderUnitOfWork(UnitOfWork):
 
     async def __aenter__(self) -> Self:
         await super().__aenter__()
-        self.orders = OrderRepository(self.connection, self.insert_on_commit)
+        self.orders = OrderRepository(self.connection, self)
         self.idempotency = IdempotencyKeys(self.connection)
         return self

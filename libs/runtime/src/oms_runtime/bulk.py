@@ -1,0 +1,188 @@
+"""Set-based writes: everything a transaction staged, in one statement.
+
+An executemany of N rows is N executions in Postgres, and each table written is one
+more round trip. Here each table's rows travel as one array per column, unpacked
+with `unnest` (`INSERT ... SELECT FROM unnest(...)`, `UPDATE ... FROM unnest(...)`),
+and all the tables' writes are parts of one statement (data-modifying `WITH`
+clauses), so a unit of work's history, outbox and state rows cost one round trip.
+The statement text depends only on which tables and columns are written, not on how
+many rows, so each shape is prepared once per connection.
+
+The parts of one statement see the same snapshot and not each other's effects: the
+staged writes must not depend on each other (they are appends, and updates of rows
+read earlier in the transaction).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from sqlalchemy import ARRAY, JSON, Table
+from sqlalchemy.dialects.postgresql.base import PGDialect
+
+_DIALECT = PGDialect()  # type: ignore[no-untyped-call]
+
+_CHANNEL = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+# (column, SQL expression) pairs an update sets besides the staged values.
+Computed = tuple[tuple[str, str], ...]
+
+
+@dataclass
+class StagedWrites:
+    """Rows to insert and rows to update, per table, written together at commit."""
+
+    inserts: dict[Table, list[dict[str, Any]]] = field(default_factory=dict)
+    updates: dict[tuple[Table, str, Computed], dict[Any, dict[str, Any]]] = field(
+        default_factory=dict
+    )
+    # A channel to NOTIFY with the writes (delivered by Postgres on commit).
+    notify: str | None = None
+
+    def insert(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            self.inserts.setdefault(table, []).extend(rows)
+
+    def update(
+        self, table: Table, key: str, row: dict[str, Any], *, computed: Computed = ()
+    ) -> None:
+        """Set `row`'s columns on the row whose `key` column equals `row[key]`; a
+        later update of the same row replaces an earlier one."""
+        self.updates.setdefault((table, key, computed), {})[row[key]] = row
+
+    def extend(self, other: StagedWrites) -> None:
+        for table, rows in other.inserts.items():
+            self.insert(table, rows)
+        for (table, key, computed), rows_by_key in other.updates.items():
+            for row in rows_by_key.values():
+                self.update(table, key, row, computed=computed)
+        self.notify = self.notify or other.notify
+
+    def clear(self) -> None:
+        self.inserts.clear()
+        self.updates.clear()
+        self.notify = None
+
+    def statement(self) -> tuple[str, list[Any]] | None:
+        """The one statement making all the staged writes and its arguments (None
+        when nothing is staged)."""
+        parts: list[str] = []
+        arguments: list[Any] = []
+        for (table, key, computed), rows_by_key in self.updates.items():
+            for columns, group in _by_columns(list(rows_by_key.values())):
+                sql, encoders = _unnest_update(table, key, columns, computed, len(arguments))
+                parts.append(sql)
+                arguments.extend(_arrays(group, columns, encoders))
+        for table, rows in self.inserts.items():
+            for columns, group in _by_columns(rows):
+                sql, encoders = _unnest_insert(table, columns, len(arguments))
+                parts.append(sql)
+                arguments.extend(_arrays(group, columns, encoders))
+        if not parts:
+            return None
+        if len(parts) == 1 and self.notify is None:
+            return parts[0], arguments
+        clauses = ", ".join(f"w{index} AS ({part})" for index, part in enumerate(parts))
+        if self.notify is None:
+            return f"WITH {clauses} SELECT 1", arguments
+        if not _CHANNEL.fullmatch(self.notify):
+            raise ValueError(f"not a channel name: {self.notify!r}")
+        return f"WITH {clauses} SELECT pg_notify('{self.notify}', '')", arguments
+
+
+def _by_columns(
+    rows: Sequence[dict[str, Any]],
+) -> list[tuple[tuple[str, ...], list[dict[str, Any]]]]:
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row), []).append(row)
+    return list(groups.items())
+
+
+def _arrays(
+    rows: list[dict[str, Any]], columns: tuple[str, ...], encoders: tuple[Any, ...]
+) -> list[list[Any]]:
+    return [
+        [encode(row[name]) for row in rows] for name, encode in zip(columns, encoders, strict=True)
+    ]
+
+
+def _as_is(value: Any) -> Any:
+    return value
+
+
+def _json_text(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
+
+
+def _array_literal(values: Sequence[Any] | None) -> str | None:
+    # unnest() flattens arrays of arrays, so array values travel as their text form.
+    if values is None:
+        return None
+    items = (
+        "NULL" if item is None else '"' + str(item).replace("\\", "\\\\").replace('"', '\\"') + '"'
+        for item in values
+    )
+    return "{" + ",".join(items) + "}"
+
+
+def _column_array(table: Table, name: str, position: int) -> tuple[str, str, Any]:
+    """(the parameter, the value selected from unnest, the encoder) of one column."""
+    column_type = table.c[name].type
+    type_name = column_type.compile(dialect=_DIALECT)
+    if isinstance(column_type, JSON):
+        # No codec for arrays of JSON is registered on the connection.
+        return f"${position}::text[]", f"c{position}::{type_name}", _json_text
+    if isinstance(column_type, ARRAY):
+        return f"${position}::text[]", f"c{position}::{type_name}", _array_literal
+    return f"${position}::{type_name}[]", f"c{position}", _as_is
+
+
+def _unnest(
+    table: Table, columns: tuple[str, ...], offset: int
+) -> tuple[str, list[str], tuple[Any, ...]]:
+    params, selected, encoders = [], [], []
+    positions = range(offset + 1, offset + len(columns) + 1)
+    for position, name in zip(positions, columns, strict=True):
+        param, value, encoder = _column_array(table, name, position)
+        params.append(param)
+        selected.append(value)
+        encoders.append(encoder)
+    aliases = ", ".join(f"c{position}" for position in positions)
+    return f"unnest({', '.join(params)}) AS v({aliases})", selected, tuple(encoders)
+
+
+def _target(table: Table) -> str:
+    return f'"{table.schema}"."{table.name}"' if table.schema else f'"{table.name}"'
+
+
+@functools.cache
+def _unnest_insert(
+    table: Table, columns: tuple[str, ...], offset: int
+) -> tuple[str, tuple[Any, ...]]:
+    source, selected, encoders = _unnest(table, columns, offset)
+    names = ", ".join(f'"{name}"' for name in columns)
+    statement = f"INSERT INTO {_target(table)} ({names}) SELECT {', '.join(selected)} FROM {source}"
+    return statement, encoders
+
+
+@functools.cache
+def _unnest_update(
+    table: Table, key: str, columns: tuple[str, ...], computed: Computed, offset: int
+) -> tuple[str, tuple[Any, ...]]:
+    source, selected, encoders = _unnest(table, columns, offset)
+    assignments = [
+        f'"{name}" = {value}' for name, value in zip(columns, selected, strict=True) if name != key
+    ]
+    assignments += [f'"{name}" = {expression}' for name, expression in computed]
+    key_value = selected[columns.index(key)]
+    statement = (
+        f"UPDATE {_target(table)} AS t SET {', '.join(assignments)} "
+        f'FROM {source} WHERE t."{key}" = {key_value}'
+    )
+    return statement, encoders

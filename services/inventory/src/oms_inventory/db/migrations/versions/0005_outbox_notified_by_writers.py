@@ -1,0 +1,21 @@
+"""The outbox insert no longer NOTIFYs by trigger (see the runtime's migration).
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-11-29
+"""
+
+from oms_runtime.migrations import outbox_notified_by_trigger_v1, outbox_notified_by_writers_v2
+
+revision = "0005"
+down_revision = "0004"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    outbox_notified_by_writers_v2("inventory")
+
+
+def downgrade() -> None:
+    outbox_notified_by_trigger_v1("inventory")
