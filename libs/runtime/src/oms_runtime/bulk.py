@@ -29,7 +29,8 @@ _DIALECT = PGDialect()  # type: ignore[no-untyped-call]
 
 _CHANNEL = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
-# (column, SQL expression) pairs an update sets besides the staged values.
+# (column, SQL expression) pairs an update sets besides the staged values; the
+# expression may use the row's old values (`t."column"`) and new ones (`v."column"`).
 Computed = tuple[tuple[str, str], ...]
 
 
@@ -137,15 +138,17 @@ def _column_array(table: Table, name: str, position: int) -> tuple[str, str, Any
     type_name = column_type.compile(dialect=_DIALECT)
     if isinstance(column_type, JSON):
         # No codec for arrays of JSON is registered on the connection.
-        return f"${position}::text[]", f"c{position}::{type_name}", _json_text
+        return f"${position}::text[]", f'v."{name}"::{type_name}', _json_text
     if isinstance(column_type, ARRAY):
-        return f"${position}::text[]", f"c{position}::{type_name}", _array_literal
-    return f"${position}::{type_name}[]", f"c{position}", _as_is
+        return f"${position}::text[]", f'v."{name}"::{type_name}', _array_literal
+    return f"${position}::{type_name}[]", f'v."{name}"', _as_is
 
 
 def _unnest(
     table: Table, columns: tuple[str, ...], offset: int
 ) -> tuple[str, list[str], tuple[Any, ...]]:
+    """`unnest(...) AS v(<the columns' names>)`, the values to take from it, and how
+    to encode each column's values."""
     params, selected, encoders = [], [], []
     positions = range(offset + 1, offset + len(columns) + 1)
     for position, name in zip(positions, columns, strict=True):
@@ -153,7 +156,7 @@ def _unnest(
         params.append(param)
         selected.append(value)
         encoders.append(encoder)
-    aliases = ", ".join(f"c{position}" for position in positions)
+    aliases = ", ".join(f'"{name}"' for name in columns)
     return f"unnest({', '.join(params)}) AS v({aliases})", selected, tuple(encoders)
 
 

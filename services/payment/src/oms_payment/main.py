@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from fastapi import FastAPI
 
 from oms_payment.api.routes import router
@@ -9,45 +11,51 @@ from oms_payment.db.tables import messaging
 from oms_payment.db.unit_of_work import PaymentUnitOfWork
 from oms_payment.gateway.circuit import CircuitBreaker
 from oms_payment.gateway.http import HttpPaymentGateway
-from oms_payment.handlers.gateway_worker import GatewayWorker
+from oms_payment.handlers.gateway_worker import GatewayWorker, LeasedOperations, lease_for
 from oms_payment.handlers.messages import HANDLERS
 from oms_payment.settings import PaymentSettings
 from oms_runtime.bootstrap import ServiceContext, build_service
-from oms_runtime.db import libpq_url
 from oms_runtime.service import BackgroundWorker
 
 
-def gateway_worker(
-    context: ServiceContext[PaymentSettings, PaymentUnitOfWork],
-) -> list[BackgroundWorker]:
-    settings = context.settings
-    return [
-        GatewayWorker(
-            context.unit_of_work,
-            HttpPaymentGateway(
-                settings.gateway_url,
-                settings.gateway_timeout_seconds,
-                CircuitBreaker(
-                    settings.gateway_breaker_failures, settings.gateway_breaker_reset_seconds
-                ),
-            ),
-            listen_dsn=libpq_url(settings.database_url),
-            timeout_seconds=settings.gateway_timeout_seconds,
-            max_attempts=settings.gateway_max_attempts,
-            retry_base_delay=settings.gateway_retry_base_delay,
-            concurrency=settings.gateway_concurrency,
-        )
-    ]
-
-
 def create_app(settings: PaymentSettings | None = None) -> FastAPI:
+    settings = settings or PaymentSettings()
+    # Operations a transaction queues are leased to this process and handed to its
+    # gateway worker once committed.
+    leased = LeasedOperations()
+
+    def gateway_worker(
+        context: ServiceContext[PaymentSettings, PaymentUnitOfWork],
+    ) -> list[BackgroundWorker]:
+        return [
+            GatewayWorker(
+                context.unit_of_work,
+                HttpPaymentGateway(
+                    settings.gateway_url,
+                    settings.gateway_timeout_seconds,
+                    CircuitBreaker(
+                        settings.gateway_breaker_failures, settings.gateway_breaker_reset_seconds
+                    ),
+                ),
+                leased,
+                timeout_seconds=settings.gateway_timeout_seconds,
+                max_attempts=settings.gateway_max_attempts,
+                retry_base_delay=settings.gateway_retry_base_delay,
+                concurrency=settings.gateway_concurrency,
+            )
+        ]
+
     return build_service(
         name="payment",
         title="OMS payment",
         description="Payments of orders: authorization, capture, void (admin API).",
-        settings=settings or PaymentSettings(),
+        settings=settings,
         tables=messaging,
-        unit_of_work=PaymentUnitOfWork,
+        unit_of_work=functools.partial(
+            PaymentUnitOfWork,
+            operations_leased=leased.put,
+            lease=lease_for(settings.gateway_timeout_seconds),
+        ),
         handlers=HANDLERS,
         routers=[router],
         workers=gateway_worker,

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import uuid
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import BigInteger, Interval, bindparam, case, func, select, update
@@ -15,6 +17,7 @@ from oms_payment.db.tables import gateway_calls, payment_operations, payments, r
 from oms_payment.domain.model import Operation, OperationKind, Payment, PaymentStatus, Refund
 from oms_payment.gateway.base import CallRecord
 from oms_runtime import tracing
+from oms_runtime.messaging.unit_of_work import UnitOfWork
 
 _PAYMENT_FIELDS = [
     f.name
@@ -35,6 +38,8 @@ class ClaimedOperation:
     token: str
     gateway_authorization_id: str | None
     traceparent: str | None
+    # Until when no other worker takes it (its `next_attempt_at`).
+    leased_until: datetime
 
 
 # Statements are built once: constructing them per call cost more CPU than the
@@ -78,17 +83,36 @@ _SAVE_REFUNDS = _new_refund.on_conflict_do_update(
 _new_operation = pg_insert(payment_operations)
 # The key is unique: asking twice for the same operation queues it once; asking
 # again for one that failed for good starts it over (an operator's or the saga's
-# retry), with the same key so the gateway still acts once.
+# retry), with the same key so the gateway still acts once. Either way the
+# operation is queued leased to this process (its first attempt counted), whose
+# gateway worker carries it out as soon as the transaction commits; if the process
+# dies first, the lease runs out and any worker's sweep takes it.
 _ADD_OPERATIONS = _new_operation.on_conflict_do_update(
     index_elements=["idempotency_key"],
     set_={
         "status": "pending",
-        "attempts": 0,
-        "next_attempt_at": func.now(),
+        "attempts": 1,
+        "next_attempt_at": _new_operation.excluded.next_attempt_at,
         "updated_at": func.now(),
     },
     where=payment_operations.c.status == "failed",
+).returning(
+    payment_operations.c.id,
+    payment_operations.c.kind,
+    payment_operations.c.amount,
+    payment_operations.c.reference,
+    payment_operations.c.traceparent,
 )
+# Set once, when money is first captured.
+_CAPTURED_AT = (
+    (
+        "captured_at",
+        'CASE WHEN v."captured_amount" > 0 THEN coalesce(t."captured_at", now()) '
+        'ELSE t."captured_at" END',
+    ),
+    ("updated_at", "now()"),
+)
+_UPDATED_NOW = (("updated_at", "now()"),)
 _DUE = (
     select(payment_operations.c.id)
     .where(payment_operations.c.status == "pending")
@@ -121,11 +145,6 @@ _CLAIM = (
         payments.c.gateway_authorization_id,
     )
 )
-_FINISH = (
-    update(payment_operations)
-    .where(payment_operations.c.id == bindparam("b_id"))
-    .values(status=bindparam("b_status"), last_error=bindparam("b_error"), updated_at=func.now())
-)
 _RETRY_LATER = (
     update(payment_operations)
     .where(payment_operations.c.id == bindparam("b_id"))
@@ -135,12 +154,24 @@ _RETRY_LATER = (
         updated_at=func.now(),
     )
 )
-_RECORD_CALL = gateway_calls.insert()
+
+
+# Called with the operations a committed transaction queued (leased to this process).
+OperationsLeased = Callable[[list[ClaimedOperation]], None]
 
 
 class PaymentRepository:
-    def __init__(self, connection: AsyncConnection) -> None:
+    def __init__(
+        self,
+        connection: AsyncConnection,
+        unit_of_work: UnitOfWork,
+        operations_leased: OperationsLeased | None,
+        lease: timedelta,
+    ) -> None:
         self._connection = connection
+        self._unit_of_work = unit_of_work
+        self._operations_leased = operations_leased
+        self._lease = lease
 
     async def get(self, payment_id: str, *, for_update: bool = False) -> Payment | None:
         try:
@@ -174,10 +205,18 @@ class PaymentRepository:
         await self._save_refunds(payment)
         await self._add_operations(payment)
 
-    async def save(self, payment: Payment) -> None:
-        await self._connection.execute(
-            _SAVE, {f"b_{name}": value for name, value in _row(payment).items()}
-        )
+    async def save(self, payment: Payment, *, with_commit: bool = False) -> None:
+        """Write the payment back. `with_commit`: in the statement that writes the rest
+        at commit (one round trip less), for a caller that reads no payment again
+        in this transaction."""
+        if with_commit:
+            self._unit_of_work.update_on_commit(
+                payments, "id", _row(payment), computed=_CAPTURED_AT
+            )
+        else:
+            await self._connection.execute(
+                _SAVE, {f"b_{name}": value for name, value in _row(payment).items()}
+            )
         await self._save_refunds(payment)
         await self._add_operations(payment)
 
@@ -200,7 +239,8 @@ class PaymentRepository:
     async def _add_operations(self, payment: Payment) -> None:
         if not payment.operations:
             return
-        await self._connection.execute(
+        leased_until = datetime.now(UTC) + self._lease
+        queued = await self._connection.execute(
             _ADD_OPERATIONS,
             [
                 {
@@ -210,16 +250,35 @@ class PaymentRepository:
                     "reference": op.reference,
                     "idempotency_key": op.idempotency_key,
                     "traceparent": tracing.outgoing_traceparent(),
+                    "attempts": 1,
+                    "next_attempt_at": leased_until,
                 }
                 for op in payment.operations
             ],
         )
         payment.operations.clear()
+        leased = [
+            ClaimedOperation(
+                row.id,
+                Operation(payment.id, OperationKind(row.kind), row.amount, row.reference),
+                1,
+                payment.order_id,
+                payment.currency,
+                payment.token,
+                payment.gateway_authorization_id,
+                row.traceparent,
+                leased_until,
+            )
+            for row in queued
+        ]
+        if leased and self._operations_leased is not None:
+            self._unit_of_work.after_commit(functools.partial(self._operations_leased, leased))
 
 
 class OperationRepository:
-    def __init__(self, connection: AsyncConnection) -> None:
+    def __init__(self, connection: AsyncConnection, unit_of_work: UnitOfWork) -> None:
         self._connection = connection
+        self._unit_of_work = unit_of_work
 
     async def claim_due(self, limit: int, lease: timedelta) -> list[ClaimedOperation]:
         """Take up to `limit` due operations for this worker.
@@ -228,6 +287,7 @@ class OperationRepository:
         while we call the gateway; if we die, the lease runs out and another worker
         retries with the same idempotency key.
         """
+        leased_until = datetime.now(UTC) + lease
         rows = await self._connection.execute(_CLAIM, {"b_limit": limit, "b_lease": lease})
         return [
             ClaimedOperation(
@@ -239,18 +299,22 @@ class OperationRepository:
                 row.token,
                 row.gateway_authorization_id,
                 row.traceparent,
+                leased_until,
             )
             for row in rows
         ]
 
-    async def finish(self, operation_id: int, *, succeeded: bool, error: str | None = None) -> None:
-        await self._connection.execute(
-            _FINISH,
+    def finish(self, operation_id: int, *, succeeded: bool, error: str | None = None) -> None:
+        """Mark the operation done, with the commit."""
+        self._unit_of_work.update_on_commit(
+            payment_operations,
+            "id",
             {
-                "b_id": operation_id,
-                "b_status": "succeeded" if succeeded else "failed",
-                "b_error": error,
+                "id": operation_id,
+                "status": "succeeded" if succeeded else "failed",
+                "last_error": error,
             },
+            computed=_UPDATED_NOW,
         )
 
     async def retry_later(self, operation_id: int, delay: timedelta, error: str) -> None:
@@ -258,19 +322,22 @@ class OperationRepository:
             _RETRY_LATER, {"b_id": operation_id, "b_delay": delay, "b_error": error}
         )
 
-    async def record_call(self, payment_id: str, call: CallRecord) -> None:
-        await self._connection.execute(
-            _RECORD_CALL,
-            {
-                "payment_id": uuid.UUID(payment_id),
-                "operation": call.operation,
-                "idempotency_key": call.idempotency_key,
-                "request": call.request,
-                "status_code": call.status_code,
-                "response": call.response,
-                "error": call.error,
-                "latency_ms": call.latency_ms,
-            },
+    def record_call(self, payment_id: str, call: CallRecord) -> None:
+        """Add the call to the audit log, with the commit."""
+        self._unit_of_work.insert_on_commit(
+            gateway_calls,
+            [
+                {
+                    "payment_id": uuid.UUID(payment_id),
+                    "operation": call.operation,
+                    "idempotency_key": call.idempotency_key,
+                    "request": call.request,
+                    "status_code": call.status_code,
+                    "response": call.response,
+                    "error": call.error,
+                    "latency_ms": call.latency_ms,
+                }
+            ],
         )
 
 

@@ -22,7 +22,6 @@ from sqlalchemy.dialects.postgresql import JSONB
 from oms_runtime.messaging.tables import define_messaging_tables
 
 SCHEMA = "payment"
-OPERATIONS_CHANNEL = "oms_payment_operations"
 metadata = MetaData(schema=SCHEMA)
 messaging = define_messaging_tables(metadata)
 

@@ -1,7 +1,12 @@
-"""Carries out queued gateway operations (authorize, capture, void).
+"""Carries out queued gateway operations (authorize, capture, void, refund).
 
 Operations live in Postgres, so they survive a crash and any replica may pick them
-up (`FOR UPDATE SKIP LOCKED` plus a lease). The gateway is called outside any
+up. One queued by this process is leased to it when it is written (see the payment
+repository) and handed to this worker once its transaction commits: the worker
+starts it at once, with no claim of its own. Every `poll_interval` the worker also
+sweeps the table for due operations nobody is carrying out (a retry whose time
+came, or one whose lease ran out because its process died), claiming them with
+`FOR UPDATE SKIP LOCKED` and a fresh lease. The gateway is called outside any
 transaction; its answer is then applied to the payment in one unit of work that
 also records the call for audit and publishes the resulting events.
 """
@@ -12,12 +17,13 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from oms_payment.db.repository import ClaimedOperation
-from oms_payment.db.tables import OPERATIONS_CHANNEL
 from oms_payment.db.unit_of_work import PaymentUnitOfWork
 from oms_payment.domain.model import Operation, OperationKind, Payment
 from oms_payment.gateway.base import (
@@ -32,9 +38,26 @@ from oms_payment.handlers.outgoing import commit_payment
 from oms_runtime import tracing
 from oms_runtime.logging import log_context
 from oms_runtime.messaging.unit_of_work import UnitOfWorkFactory
-from oms_runtime.notifications import listen_forever
 
 log = logging.getLogger(__name__)
+
+
+def lease_for(timeout_seconds: float) -> timedelta:
+    """Longer than any single call can take, so a live worker keeps its claim."""
+    return timedelta(seconds=timeout_seconds * 2 + 5)
+
+
+class LeasedOperations:
+    """Where committed transactions leave the operations they leased to this process
+    (before the worker that carries them out exists, hence its own object)."""
+
+    def __init__(self) -> None:
+        self.waiting: deque[ClaimedOperation] = deque()
+        self.arrived = asyncio.Event()
+
+    def put(self, operations: list[ClaimedOperation]) -> None:
+        self.waiting.extend(operations)
+        self.arrived.set()
 
 
 class GatewayWorker:
@@ -42,8 +65,8 @@ class GatewayWorker:
         self,
         unit_of_work: UnitOfWorkFactory[PaymentUnitOfWork],
         gateway: PaymentGateway,
+        leased: LeasedOperations,
         *,
-        listen_dsn: str,
         timeout_seconds: float,
         max_attempts: int,
         retry_base_delay: float,
@@ -52,60 +75,67 @@ class GatewayWorker:
     ) -> None:
         self._unit_of_work = unit_of_work
         self._gateway = gateway
-        self._listen_dsn = listen_dsn
         self._max_attempts = max_attempts
         self._retry_base_delay = retry_base_delay
         self._concurrency = concurrency
         self._poll_interval = poll_interval
-        # Longer than any single call can take, so a live worker keeps its claim.
-        self._lease = timedelta(seconds=timeout_seconds * 2 + 5)
-        self._wakeup = asyncio.Event()
+        self._timeout = timedelta(seconds=timeout_seconds)
+        self._lease = lease_for(timeout_seconds)
+        self._handed = leased.waiting
+        # Set by a hand-over, a freed slot or stop().
+        self._wakeup = leased.arrived
         self._running: set[asyncio.Task[None]] = set()
         # Whether due operations may have been left behind for want of a free slot.
-        self._left_work_behind = False
+        self._left_work_behind = True
         self._stopping = False
 
     async def run(self) -> None:
-        listener = asyncio.create_task(
-            listen_forever(self._listen_dsn, OPERATIONS_CHANNEL, lambda _: self._wakeup.set())
-        )
+        next_sweep = 0.0
         try:
             while not self._stopping:
-                # Cleared before claiming, so an operation queued meanwhile wakes us.
+                # Cleared before looking for work, so a hand-over meanwhile wakes us.
                 self._wakeup.clear()
-                free = self._concurrency - len(self._running)
-                claimed = await self._claim_safely()
-                self._left_work_behind = free <= 0 or len(claimed) >= free
-                for item in claimed:
-                    task = asyncio.create_task(self._execute(item))
-                    self._running.add(task)
-                    task.add_done_callback(self._finished)
-                if not claimed or len(self._running) >= self._concurrency:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)
+                self._start_handed()
+                if time.monotonic() >= next_sweep or self._left_work_behind:
+                    free = self._concurrency - len(self._running)
+                    claimed = await self._claim_safely(free) if free > 0 else []
+                    self._left_work_behind = free <= 0 or len(claimed) >= free
+                    for item in claimed:
+                        self._start(item)
+                    next_sweep = time.monotonic() + self._poll_interval
+                with contextlib.suppress(TimeoutError):
+                    timeout = max(0.0, next_sweep - time.monotonic())
+                    await asyncio.wait_for(self._wakeup.wait(), timeout)
             if self._running:
                 await asyncio.wait(self._running, timeout=10.0)
         finally:
             await self._gateway.close()
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
 
     async def stop(self) -> None:
         self._stopping = True
         self._wakeup.set()
 
+    def _start_handed(self) -> None:
+        # One whose lease would run out before its call could end is left to a
+        # sweep (it claims it afresh), so no two workers ever call for it at once.
+        latest_start = datetime.now(UTC) + self._timeout
+        while self._handed and len(self._running) < self._concurrency:
+            item = self._handed.popleft()
+            if item.leased_until > latest_start:
+                self._start(item)
+
+    def _start(self, item: ClaimedOperation) -> None:
+        task = asyncio.create_task(self._execute(item))
+        self._running.add(task)
+        task.add_done_callback(self._finished)
+
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
-        # New operations wake us by NOTIFY; a freed slot only matters if the last
-        # claim may have left due ones behind (saves an empty claim per operation).
-        if self._left_work_behind or self._stopping:
+        # A freed slot only matters if work is waiting for one.
+        if self._handed or self._left_work_behind or self._stopping:
             self._wakeup.set()
 
-    async def _claim_safely(self) -> list[ClaimedOperation]:
-        free = self._concurrency - len(self._running)
-        if free <= 0:
-            return []
+    async def _claim_safely(self, free: int) -> list[ClaimedOperation]:
         try:
             async with self._unit_of_work() as uow:
                 claimed = await uow.operations.claim_due(free, self._lease)
@@ -196,17 +226,17 @@ class GatewayWorker:
             payment = await uow.payments.get(operation.payment_id, for_update=True)
             assert payment is not None
             for call in calls:
-                await uow.operations.record_call(payment.id, call)
+                uow.operations.record_call(payment.id, call)
             match result:
                 case Approved():
                     outcome.succeeded(payment, operation, result)
-                    await uow.operations.finish(item.id, succeeded=True)
+                    uow.operations.finish(item.id, succeeded=True)
                 case Declined():
                     log.warning(
                         "gateway refused %s", operation.kind.value, extra={"error": result.code}
                     )
                     outcome.refused(payment, operation, result.code)
-                    await uow.operations.finish(item.id, succeeded=False, error=result.code)
+                    uow.operations.finish(item.id, succeeded=False, error=result.code)
                 case Unavailable() if item.attempts < self._max_attempts:
                     await uow.operations.retry_later(
                         item.id, self._backoff(item.attempts), result.error
@@ -218,8 +248,9 @@ class GatewayWorker:
                         extra={"attempts": item.attempts, "error": result.error},
                     )
                     outcome.gave_up(payment, operation, result.error)
-                    await uow.operations.finish(item.id, succeeded=False, error=result.error)
-            await commit_payment(uow, payment)
+                    uow.operations.finish(item.id, succeeded=False, error=result.error)
+            # Nothing reads the payment again here: its row goes with the commit.
+            await commit_payment(uow, payment, save_with_commit=True)
 
     def _backoff(self, attempts: int) -> timedelta:
         delay = min(self._retry_base_delay * (1 << (attempts - 1)), 30.0)

@@ -65,12 +65,14 @@ def message_for(event: model.PaymentEvent) -> Message:
     raise TypeError(f"no message for {event!r}")
 
 
-async def commit_payment(uow: PaymentUnitOfWork, payment: Payment, *, new: bool = False) -> None:
+async def commit_payment(
+    uow: PaymentUnitOfWork, payment: Payment, *, new: bool = False, save_with_commit: bool = False
+) -> None:
     """Persist the payment, queue its gateway operations, publish its events."""
     if new:
         await uow.payments.add(payment)
     else:
-        await uow.payments.save(payment)
+        await uow.payments.save(payment, with_commit=save_with_commit)
     for event in payment.events:
         uow.publish(message_for(event), correlation_id=payment.order_id)
     payment.events.clear()
