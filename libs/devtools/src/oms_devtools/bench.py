@@ -423,7 +423,11 @@ class LoadGenerator:
         self._slots = asyncio.Semaphore(max_connections)
         self.http = httpx.AsyncClient(
             limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
+                max_connections=max_connections,
+                max_keepalive_connections=max_connections,
+                # Shorter than the server's keep-alive (uvicorn: 5 s), so an idle
+                # connection is never reused just as the server closes it.
+                keepalive_expiry=2.0,
             ),
             timeout=httpx.Timeout(request_timeout),
         )
@@ -961,7 +965,10 @@ async def run(args: argparse.Namespace, env: Environment, out: Path) -> int:
         args.mix,
         listener,
         seed=args.seed,
-        max_connections=max(256, args.workers * 2),
+        # Enough for the POSTs in flight at once (an order's POST is a small part of
+        # its life), and no more: httpcore checks every pooled connection (a system
+        # call each) on each request, CPU the services would miss.
+        max_connections=max(32, args.workers),
         request_timeout=args.request_timeout,
     )
     meter = CpuMeter(env.stack, env.database_url.rsplit("/", 1)[-1])

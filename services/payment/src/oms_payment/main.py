@@ -36,6 +36,7 @@ def create_app(settings: PaymentSettings | None = None) -> FastAPI:
                     CircuitBreaker(
                         settings.gateway_breaker_failures, settings.gateway_breaker_reset_seconds
                     ),
+                    max_connections=settings.gateway_concurrency,
                 ),
                 leased,
                 timeout_seconds=settings.gateway_timeout_seconds,

@@ -20,14 +20,20 @@ from oms_runtime import tracing
 
 class HttpPaymentGateway:
     def __init__(
-        self, base_url: str, timeout_seconds: float, breaker: CircuitBreaker | None = None
+        self,
+        base_url: str,
+        timeout_seconds: float,
+        breaker: CircuitBreaker | None = None,
+        max_connections: int = 32,
     ) -> None:
         self.breaker = breaker or CircuitBreaker()
-        # One pooled client for the process: no connection set-up per call.
+        # One pooled client for the process: no connection set-up per call. Few idle
+        # connections kept: httpcore checks every pooled connection (a system call
+        # each) whenever a request starts or ends.
         self._client = httpx.AsyncClient(
             base_url=base_url,
             timeout=httpx.Timeout(timeout_seconds),
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=50),
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=8),
         )
 
     async def close(self) -> None:
