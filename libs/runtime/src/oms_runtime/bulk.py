@@ -53,7 +53,13 @@ class StagedWrites:
         self, table: Table, key: str, row: dict[str, Any], *, computed: Computed = ()
     ) -> None:
         """Set `row`'s columns on the row whose `key` column equals `row[key]`; a
-        later update of the same row replaces an earlier one."""
+        later update of the same row replaces an earlier one, and an update of a row
+        staged for insert changes the insert (the parts of one statement do not see
+        each other's rows)."""
+        for inserted in self.inserts.get(table, ()):
+            if inserted.get(key) == row[key]:
+                inserted.update(row)
+                return
         self.updates.setdefault((table, key, computed), {})[row[key]] = row
 
     def extend(self, other: StagedWrites) -> None:

@@ -8,6 +8,7 @@ from datetime import timedelta
 from fastapi import FastAPI
 
 from oms_inventory.api.routes import router
+from oms_inventory.db.repository import load_stock_for_batch
 from oms_inventory.db.tables import messaging
 from oms_inventory.db.unit_of_work import InventoryUnitOfWork
 from oms_inventory.handlers.maintenance import InventoryMaintenance
@@ -38,4 +39,5 @@ def create_app(settings: InventorySettings | None = None) -> FastAPI:
         handlers=HANDLERS,
         routers=[router],
         workers=maintenance,
+        batch_loader=load_stock_for_batch,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Text, any_, bindparam, func, select, update
@@ -10,6 +11,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from oms_contracts import Envelope
 from oms_inventory.db.tables import (
     products,
     replenishments,
@@ -18,6 +20,7 @@ from oms_inventory.db.tables import (
     stock_movements,
 )
 from oms_inventory.domain.model import Product, Reservation, ReservationStatus, ReservedLine
+from oms_runtime.messaging.unit_of_work import SharedTransaction, UnitOfWork
 
 _STOCK_COLUMNS = ("on_hand", "reserved", "low_stock_alerted")
 # Built once: stock changes with every reservation.
@@ -37,12 +40,74 @@ _GET_MANY = (
     .order_by(products.c.sku)
 )
 _GET_MANY_FOR_UPDATE = _GET_MANY.with_for_update()
-_RECORD_MOVEMENTS = stock_movements.insert()
+
+
+_LOAD_RESERVATIONS = (
+    select(reservations)
+    .where(reservations.c.order_id == any_(bindparam("b_order_ids", type_=ARRAY(Text))))
+    .order_by(reservations.c.order_id)
+    .with_for_update()
+)
+_UPDATED_NOW = (("updated_at", "now()"),)
+
+
+@dataclass
+class _BatchRows:
+    """What a batch of messages reads, loaded (and locked) once for all of them, as
+    its messages left it; None for a row that does not exist."""
+
+    reservations: dict[str, dict[str, Any] | None]
+    products: dict[str, dict[str, Any] | None]
+
+
+_BATCH = "inventory.rows"
+
+
+async def load_stock_for_batch(shared: SharedTransaction, envelopes: list[Envelope]) -> None:
+    """Lock and read the reservations and products a batch of messages is about: the
+    reservations of their orders (in order id order), then every product named in
+    them or in the messages' lines (in SKU order, as every stock change locks).
+
+    The batch's handlers then read these rows from memory and write their changes
+    with the batch's commit, in one statement."""
+    order_ids: set[str] = set()
+    skus: set[str] = set()
+    for envelope in envelopes:
+        data = envelope.data
+        if isinstance(data.get("order_id"), str):
+            order_ids.add(data["order_id"])
+        if isinstance(data.get("sku"), str):
+            skus.add(data["sku"])
+        for line in data.get("lines") or ():
+            if isinstance(line, dict) and isinstance(line.get("sku"), str):
+                skus.add(line["sku"])
+    batch = _BatchRows({order_id: None for order_id in order_ids}, {})
+    if order_ids:
+        result = await shared.connection.execute(
+            _LOAD_RESERVATIONS, {"b_order_ids": sorted(order_ids)}
+        )
+        for row in result.mappings():
+            batch.reservations[row["order_id"]] = dict(row)
+            skus.update(line["sku"] for line in row["lines"])
+    if skus:
+        result = await shared.connection.execute(_GET_MANY_FOR_UPDATE, {"b_skus": sorted(skus)})
+        batch.products = {sku: None for sku in skus}
+        for row in result.mappings():
+            batch.products[row["sku"]] = dict(row)
+    shared.state[_BATCH] = batch
+
+
+def _batch_of(unit_of_work: UnitOfWork) -> _BatchRows | None:
+    shared = unit_of_work.shared
+    batch = shared.state.get(_BATCH) if shared is not None else None
+    return batch if isinstance(batch, _BatchRows) else None
 
 
 class ProductRepository:
-    def __init__(self, connection: AsyncConnection) -> None:
+    def __init__(self, connection: AsyncConnection, unit_of_work: UnitOfWork) -> None:
         self._connection = connection
+        self._unit_of_work = unit_of_work
+        self._batch = _batch_of(unit_of_work)
 
     async def add(self, product: Product) -> bool:
         """Insert; False if the SKU exists already."""
@@ -54,7 +119,7 @@ class ProductRepository:
         )
         if result.first() is None:
             return False
-        await self._record_movements([product])
+        self._record_movements_on_commit([product])
         return True
 
     async def get(self, sku: str, *, for_update: bool = False) -> Product | None:
@@ -64,18 +129,44 @@ class ProductRepository:
     async def get_many(
         self, skus: Iterable[str], *, for_update: bool = False
     ) -> dict[str, Product]:
+        wanted = sorted(set(skus))
+        batch = self._batch
+        if batch is not None and for_update:
+            missing = [sku for sku in wanted if sku not in batch.products]
+            if missing:
+                batch.products.update(dict.fromkeys(missing))
+                found = await self._connection.execute(_GET_MANY_FOR_UPDATE, {"b_skus": missing})
+                for row in found.mappings():
+                    batch.products[row["sku"]] = dict(row)
+            loaded = {sku: batch.products[sku] for sku in wanted}
+            return {sku: _product(row) for sku, row in loaded.items() if row is not None}
         statement = _GET_MANY_FOR_UPDATE if for_update else _GET_MANY
-        rows = (await self._connection.execute(statement, {"b_skus": sorted(set(skus))})).mappings()
-        return {row["sku"]: _product(row) for row in rows}
+        result = await self._connection.execute(statement, {"b_skus": wanted})
+        return {row["sku"]: _product(row) for row in result.mappings()}
 
     async def save_stock(self, changed: list[Product]) -> None:
+        self._record_movements_on_commit(changed)
+        batch = self._batch
+        if batch is not None and all(batch.products.get(p.sku) for p in changed):
+            for product in changed:
+                levels = {column: getattr(product, column) for column in _STOCK_COLUMNS}
+                row = batch.products[product.sku]
+                assert row is not None
+                row.update(levels)
+                self._unit_of_work.update_on_commit(
+                    products, "sku", {"sku": product.sku, **levels}, computed=_UPDATED_NOW
+                )
+            return
         rows = [
             {"b_sku": p.sku, **{f"b_{column}": getattr(p, column) for column in _STOCK_COLUMNS}}
             for p in changed
         ]
-        await self._record_movements(changed)
         if rows:
             await self._connection.execute(_SAVE_STOCK, rows)
+        for product in changed:
+            # Written at once: later reads in the batch go to the table.
+            if batch is not None:
+                batch.products.pop(product.sku, None)
 
     async def needing_low_stock_review(self, limit: int) -> list[Product]:
         """Products whose low-stock flag disagrees with their stock (the periodic
@@ -100,25 +191,25 @@ class ProductRepository:
             .where(products.c.sku == product.sku)
             .values(**row, updated_at=func.now())
         )
-        await self._record_movements([product])
+        self._record_movements_on_commit([product])
 
-    async def _record_movements(self, changed: list[Product]) -> None:
-        movements = [m for product in changed for m in product.movements]
-        if movements:
-            await self._connection.execute(
-                _RECORD_MOVEMENTS,
-                [
-                    {
-                        "sku": m.sku,
-                        "reason": m.reason.value,
-                        "on_hand_delta": m.on_hand_delta,
-                        "reserved_delta": m.reserved_delta,
-                        "order_id": m.order_id,
-                        "note": m.note,
-                    }
-                    for m in movements
-                ],
-            )
+    def _record_movements_on_commit(self, changed: list[Product]) -> None:
+        # The ledger is append-only and never read back in the same transaction.
+        self._unit_of_work.insert_on_commit(
+            stock_movements,
+            [
+                {
+                    "sku": m.sku,
+                    "reason": m.reason.value,
+                    "on_hand_delta": m.on_hand_delta,
+                    "reserved_delta": m.reserved_delta,
+                    "order_id": m.order_id,
+                    "note": m.note,
+                }
+                for product in changed
+                for m in product.movements
+            ],
+        )
         for product in changed:
             product.movements.clear()
 
@@ -134,10 +225,18 @@ _SAVE_RESERVATION = (
 
 
 class ReservationRepository:
-    def __init__(self, connection: AsyncConnection) -> None:
+    def __init__(self, connection: AsyncConnection, unit_of_work: UnitOfWork) -> None:
         self._connection = connection
+        self._unit_of_work = unit_of_work
+        self._batch = _batch_of(unit_of_work)
+
+    def _in_batch(self, order_id: str) -> bool:
+        return self._batch is not None and order_id in self._batch.reservations
 
     async def get(self, order_id: str, *, for_update: bool = False) -> Reservation | None:
+        if self._batch is not None and self._in_batch(order_id) and for_update:
+            loaded = self._batch.reservations[order_id]
+            return _reservation(loaded) if loaded is not None else None
         statement = _GET_RESERVATION_FOR_UPDATE if for_update else _GET_RESERVATION
         row = (
             (await self._connection.execute(statement, {"b_order_id": order_id})).mappings().first()
@@ -157,21 +256,33 @@ class ReservationRepository:
         return [_reservation(row) for row in rows.mappings()]
 
     async def add(self, reservation: Reservation) -> None:
-        await self._connection.execute(
-            _ADD_RESERVATION,
-            {
-                "order_id": reservation.order_id,
-                "status": reservation.status.value,
-                "lines": _lines_row(reservation),
-                "currency": reservation.currency,
-                "refusal_reason": reservation.refusal_reason,
-                "refused_skus": reservation.refused_skus,
-                "expires_at": reservation.expires_at,
-            },
-        )
+        row = {
+            "order_id": reservation.order_id,
+            "status": reservation.status.value,
+            "lines": _lines_row(reservation),
+            "currency": reservation.currency,
+            "refusal_reason": reservation.refusal_reason,
+            "refused_skus": list(reservation.refused_skus),
+            "expires_at": reservation.expires_at,
+        }
+        if self._batch is not None and self._in_batch(reservation.order_id):
+            self._batch.reservations[reservation.order_id] = dict(row)
+            self._unit_of_work.insert_on_commit(reservations, [row])
+            return
+        await self._connection.execute(_ADD_RESERVATION, row)
 
     async def save(self, reservation: Reservation) -> None:
         """Its status and lines (the only things that change after it was made)."""
+        if self._batch is not None and (row := self._batch.reservations.get(reservation.order_id)):
+            changes = {"status": reservation.status.value, "lines": _lines_row(reservation)}
+            row.update(changes)
+            self._unit_of_work.update_on_commit(
+                reservations,
+                "order_id",
+                {"order_id": reservation.order_id, **changes},
+                computed=_UPDATED_NOW,
+            )
+            return
         await self._connection.execute(
             _SAVE_RESERVATION,
             {

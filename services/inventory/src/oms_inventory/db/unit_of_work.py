@@ -22,7 +22,7 @@ class InventoryUnitOfWork(UnitOfWork):
 
     async def __aenter__(self) -> Self:
         await super().__aenter__()
-        self.products = ProductRepository(self.connection)
-        self.reservations = ReservationRepository(self.connection)
+        self.products = ProductRepository(self.connection, self)
+        self.reservations = ReservationRepository(self.connection, self)
         self.replenishments = ReplenishmentRepository(self.connection)
         return self
