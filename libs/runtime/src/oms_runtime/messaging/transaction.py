@@ -39,6 +39,8 @@ class Transaction:
         self._connection: AsyncConnection | None = None
         self._raw: asyncpg.Connection | None = None
         self._open = False
+        # Begun by SQLAlchemy with the first statement it sends, if any (`open`).
+        self._lazy = False
 
     @property
     def connection(self) -> AsyncConnection:
@@ -65,6 +67,19 @@ class Transaction:
             await self.close()
             raise
         return status
+
+    async def open(self) -> None:
+        """A transaction that SQLAlchemy begins with the first statement sent through
+        `connection`. A unit of work that only writes sends none: its one write
+        statement is then a transaction of its own (one round trip in all)."""
+        self._connection = await self._engine.connect()
+        try:
+            fairy = await self._connection.get_raw_connection()
+            self._raw = fairy.driver_connection
+        except BaseException:
+            await self.close()
+            raise
+        self._lazy = True
 
     async def run_alone(self, sql: str, *arguments: object) -> str:
         """One statement in a transaction of its own (autocommit), then close."""
@@ -93,16 +108,22 @@ class Transaction:
             await self.raw.execute(sql, *arguments)
 
     async def commit(self) -> None:
+        if self._lazy:
+            if self.connection.in_transaction():
+                await self.connection.commit()
+            return
         await self.raw.execute("COMMIT")
         self._open = False
 
     async def close(self) -> None:
         """Roll back what was not committed and give the connection back."""
         connection, raw, was_open = self._connection, self._raw, self._open
-        self._connection, self._raw, self._open = None, None, False
+        self._connection, self._raw, self._open, self._lazy = None, None, False, False
         if connection is None:
             return
         try:
+            # (A transaction SQLAlchemy began, it rolls back when the connection
+            # goes back to the pool.)
             if raw is None or raw.is_closed():
                 await self._lost(connection)
             elif was_open:

@@ -193,7 +193,7 @@ class UnitOfWork:
         self._transaction = Transaction(self._engine)
         message = self._inbox_message
         if message is None:
-            await self._transaction.begin()
+            await self._transaction.open()
         else:
             status = await self._transaction.begin(
                 inbox_claim(self._tables.inbox, [(message.message_id, message.type)])

@@ -39,7 +39,6 @@ def _mutable_columns() -> list[str]:
 # SQLAlchemy's statement construction and cache-key work on the hot path.
 _GET = select(orders).where(orders.c.id == bindparam("b_id"))
 _GET_FOR_UPDATE = _GET.with_for_update()
-_INSERT = orders.insert()
 _SAVE = (
     update(orders)
     .where(orders.c.id == bindparam("b_id"))
@@ -107,7 +106,8 @@ class OrderRepository:
         return self._loaded_status.get(order_id)
 
     async def add(self, order: Order) -> None:
-        await self._connection.execute(_INSERT, _order_row(order))
+        """Insert with the commit (nothing reads a new order back before it)."""
+        self._unit_of_work.insert_on_commit(orders, [_order_row(order)])
 
     async def get(self, order_id: str, *, for_update: bool = False) -> Order | None:
         try:
