@@ -6,6 +6,7 @@ This is the saga's wiring: which command follows which step lives in this one ma
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import uuid
 from datetime import UTC, datetime
@@ -228,16 +229,32 @@ def _measure_step(
 
 
 def _step_name(event: events.OrderEvent) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(event).__name__).lower()
+    return _snake_case(type(event).__name__)
+
+
+@functools.cache
+def _snake_case(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
 def _detail(event: events.OrderEvent) -> dict[str, Any]:
-    detail = dataclasses.asdict(event)
-    del detail["order_id"]
-    return {
-        key: (value.isoformat() if hasattr(value, "isoformat") else value)
-        for key, value in detail.items()
-    }
+    # Events are flat (strings, numbers, tuples of them, times): no deep copy needed.
+    detail = {}
+    for name in _detail_fields(type(event)):
+        value = getattr(event, name)
+        detail[name] = value.isoformat() if hasattr(value, "isoformat") else value
+    return detail
+
+
+_DETAIL_FIELDS: dict[type[events.OrderEvent], tuple[str, ...]] = {}
+
+
+def _detail_fields(event_type: type[events.OrderEvent]) -> tuple[str, ...]:
+    names = _DETAIL_FIELDS.get(event_type)
+    if names is None:
+        names = tuple(f.name for f in dataclasses.fields(event_type) if f.name != "order_id")
+        _DETAIL_FIELDS[event_type] = names
+    return names
 
 
 def _lines(order: Order) -> list[OrderLine]:
