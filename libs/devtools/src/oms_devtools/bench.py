@@ -421,19 +421,36 @@ class LoadGenerator:
         # whose bookkeeping grows with the square of its waiters: with thousands
         # waiting, the load generator would steal the CPU the services need.
         self._slots = asyncio.Semaphore(max_connections)
-        self.http = httpx.AsyncClient(
-            limits=httpx.Limits(
-                max_connections=max_connections,
-                max_keepalive_connections=max_connections,
-                # Shorter than the server's keep-alive (uvicorn: 5 s), so an idle
-                # connection is never reused just as the server closes it.
-                keepalive_expiry=2.0,
-            ),
-            timeout=httpx.Timeout(request_timeout),
-        )
+        # Several small pools rather than one big one: httpcore checks every pooled
+        # connection (a system call each) on each request, CPU the services would
+        # miss. A request goes to the pool with the fewest requests in flight.
+        pool_size = 16
+        self._clients = [
+            httpx.AsyncClient(
+                limits=httpx.Limits(
+                    max_connections=pool_size,
+                    max_keepalive_connections=pool_size,
+                    # Shorter than the server's keep-alive (uvicorn: 5 s), so an idle
+                    # connection is never reused just as the server closes it.
+                    keepalive_expiry=2.0,
+                ),
+                timeout=httpx.Timeout(request_timeout),
+            )
+            for _ in range(max(1, -(-max_connections // pool_size)))
+        ]
+        self._in_flight = [0] * len(self._clients)
 
     async def aclose(self) -> None:
-        await self.http.aclose()
+        for client in self._clients:
+            await client.aclose()
+
+    async def _post(self, body: bytes, headers: Mapping[str, str]) -> httpx.Response:
+        index = min(range(len(self._clients)), key=self._in_flight.__getitem__)
+        self._in_flight[index] += 1
+        try:
+            return await self._clients[index].post(self._url, content=body, headers=headers)
+        finally:
+            self._in_flight[index] -= 1
 
     def _body(self, kind: str) -> bytes:
         rng = self._rng
@@ -462,7 +479,7 @@ class LoadGenerator:
             placed.post_seconds = time.perf_counter() - scheduled
             return placed
         try:
-            response = await self.http.post(self._url, content=body, headers=headers)
+            response = await self._post(body, headers)
         except httpx.HTTPError as exc:
             placed.error = type(exc).__name__
             return placed
@@ -548,6 +565,27 @@ async def wait_all_settled(
         if pending:
             await asyncio.sleep(0.1)
     return time.perf_counter()
+
+
+async def wait_until_quiet(database_url: str, timeout: float) -> None:
+    """Until the work an order does after its final event (capturing the money,
+    committing the stock, publishing) is done too, so a phase does not start behind
+    the previous one's backlog."""
+    connection = await asyncpg.connect(libpq_url(database_url))
+    deadline = time.perf_counter() + timeout
+    try:
+        while time.perf_counter() < deadline:
+            busy = await connection.fetchval(
+                "SELECT (SELECT count(*) FROM payment.payments WHERE status = 'authorized')"
+                " + (SELECT count(*) FROM inventory.reservations WHERE status = 'reserved')"
+                " + (SELECT count(*) FROM orders.outbox) + (SELECT count(*) FROM inventory.outbox)"
+                " + (SELECT count(*) FROM payment.outbox) + (SELECT count(*) FROM shipping.outbox)"
+            )
+            if busy == 0:
+                return
+            await asyncio.sleep(0.2)
+    finally:
+        await connection.close()
 
 
 def summarise(phase: PhaseRun, listener: EventListener) -> dict[str, Any]:
@@ -965,10 +1003,7 @@ async def run(args: argparse.Namespace, env: Environment, out: Path) -> int:
         args.mix,
         listener,
         seed=args.seed,
-        # Enough for the POSTs in flight at once (an order's POST is a small part of
-        # its life), and no more: httpcore checks every pooled connection (a system
-        # call each) on each request, CPU the services would miss.
-        max_connections=max(32, args.workers),
+        max_connections=max(256, args.workers * 2),
         request_timeout=args.request_timeout,
     )
     meter = CpuMeter(env.stack, env.database_url.rsplit("/", 1)[-1])
@@ -992,6 +1027,8 @@ async def run(args: argparse.Namespace, env: Environment, out: Path) -> int:
                 )
             )
         if args.max_rate_duration > 0:
+            if phases:
+                await wait_until_quiet(env.database_url, args.settle_timeout)
             phases.append(
                 await run_phase(
                     "max rate",
@@ -1129,7 +1166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "OMS_JWT_SECRET": jwt_secret,
             "OMS_CARRIER_SECRET": carrier_secret,
             "OMS_AUTO_DISPATCH": "true",
-            "OMS_LOG_LEVEL": "WARNING",
+            "OMS_LOG_LEVEL": os.environ.get("OMS_BENCH_LOG_LEVEL", "WARNING"),
             "OMS_ACCESS_LOG": "false",
         },
     )
