@@ -1132,6 +1132,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--check-timeout", type=float, default=30.0, help="max wait for stock and money to settle"
     )
     parser.add_argument("--request-timeout", type=float, default=10.0)
+    parser.add_argument(
+        "--keep-database", action="store_true", help="leave the run's database for a look"
+    )
     args = parser.parse_args(argv)
     if args.rate <= 0 or args.workers < 1:
         parser.error("--rate must be positive and --workers at least 1")
@@ -1180,8 +1183,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     finally:
         _stop_in_parallel(env.stack)
-        with contextlib.suppress(Exception):
-            asyncio.run(infra.drop_database(env.database_url))
+        if args.keep_database:
+            print(f"database kept: {env.database_url}", file=sys.stderr)
+        else:
+            with contextlib.suppress(Exception):
+                asyncio.run(infra.drop_database(env.database_url))
         with contextlib.suppress(Exception):
             infra.delete_vhost(vhost)
 
