@@ -4,11 +4,13 @@ transactional outbox, publisher confirms, inbox deduplication, retries, dead let
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
 import uuid
 from collections import Counter
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aio_pika
@@ -21,6 +23,7 @@ from oms_contracts import inventory as inventory_msgs
 from oms_contracts import order as order_msgs
 from oms_devtools.client import eventually
 from oms_runtime import metrics
+from oms_runtime.db import libpq_url
 from oms_runtime.messaging.broker import Broker
 from oms_runtime.messaging.consumer import (
     ATTEMPT_HEADER,
@@ -52,7 +55,7 @@ async def effect_count(engine: AsyncEngine) -> int:
 
 
 def relay_for(engine: AsyncEngine, tables: MessagingTables, broker: Broker) -> OutboxRelay:
-    return OutboxRelay(engine, tables, broker, listen_dsn="unused", batch_size=50)
+    return OutboxRelay(engine, tables, broker, listen_dsn=None, batch_size=50)
 
 
 async def subscriber(broker: Broker, routing_key: str) -> aio_pika.abc.AbstractQueue:
@@ -468,3 +471,74 @@ async def test_after_commit_callbacks_run_only_once_the_work_is_committed(
             uow.after_commit(lambda: ran.append("never"))
             await uow.commit()
     assert ran == ["alone", "o-1", "o-2"]
+
+
+@contextlib.asynccontextmanager
+async def running(relay: OutboxRelay) -> AsyncIterator[OutboxRelay]:
+    task = asyncio.create_task(relay.run())
+    try:
+        yield relay
+    finally:
+        await relay.stop()
+        await asyncio.wait_for(task, 10)
+
+
+async def test_handed_over_messages_are_published_at_once_and_their_rows_deleted(
+    engine: AsyncEngine, clean_tables: MessagingTables, broker: Broker
+) -> None:
+    queue = await subscriber(broker, "order.completed")
+    # No sweep will run during the test: only the hand-over can publish.
+    relay = OutboxRelay(engine, clean_tables, broker, listen_dsn=None, poll_interval=60, grace=60)
+    factory = UnitOfWorkFactory(UnitOfWork, engine, clean_tables)
+    factory.delivery.hand_over = relay.hand_over
+    async with running(relay):
+        await asyncio.sleep(0.2)  # past the sweep at start
+        async with factory() as uow:
+            envelope = uow.publish(completed("handed over"))
+            await uow.commit()
+        received = await drain(queue, expect=1, timeout=5)
+        assert [m.message_id for m in received] == [str(envelope.message_id)]
+        await eventually(
+            lambda: outbox_count(engine, clean_tables), lambda n: n == 0, 5, "the row deleted"
+        )
+
+
+async def test_rows_nobody_handed_over_are_swept_once_the_grace_period_is_over(
+    engine: AsyncEngine, clean_tables: MessagingTables, broker: Broker
+) -> None:
+    queue = await subscriber(broker, "order.completed")
+    relay = OutboxRelay(engine, clean_tables, broker, listen_dsn=None, poll_interval=0.2, grace=1.5)
+    async with running(relay):
+        await asyncio.sleep(0.3)  # past the sweep at start
+        # As if written by a process that died before publishing.
+        async with UnitOfWork(engine, clean_tables) as uow:
+            envelope = uow.publish(completed("left behind"))
+            await uow.commit()
+        # Still young: a live process may be publishing it right now.
+        assert await drain(queue, expect=1, timeout=0.8) == []
+        received = await drain(queue, expect=1, timeout=5)
+        assert [m.message_id for m in received] == [str(envelope.message_id)]
+    assert await outbox_count(engine, clean_tables) == 0
+
+
+async def test_a_writer_without_a_relay_wakes_a_standalone_relay_with_notify(
+    engine: AsyncEngine, clean_tables: MessagingTables, broker: Broker, migrated_database: str
+) -> None:
+    queue = await subscriber(broker, "order.completed")
+    relay = OutboxRelay(
+        engine,
+        clean_tables,
+        broker,
+        listen_dsn=libpq_url(migrated_database),
+        poll_interval=60,
+        grace=60,
+    )
+    factory = UnitOfWorkFactory(UnitOfWork, engine, clean_tables)
+    factory.delivery.notify_channel = clean_tables.notify_channel
+    async with running(relay):
+        await asyncio.sleep(0.5)  # listening, and past the sweep at start
+        async with factory() as uow:
+            envelope = uow.publish(completed("announced"))
+            await uow.commit()
+        received = await drain(queue, expect=1, timeout=5)
+        assert [m.message_id for m in received] == [str(envelope.message_id)]

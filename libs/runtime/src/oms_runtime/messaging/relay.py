@@ -136,8 +136,11 @@ class OutboxRelay:
             publisher = await self._broker.publisher()
             await publisher.publish_many(batch)
         except Exception:
-            # Their rows stay in the outbox; a sweep publishes them after `grace`.
+            # Their rows stay in the outbox, and so do those of the messages handed
+            # over meanwhile: a sweep publishes them once the broker is back. Kept
+            # here, they would pile up for as long as the outage lasts.
             log.warning("publishing handed-over messages failed; left to the sweep")
+            self._handed.clear()
             raise
         ids = [uuid.UUID(message.message_id) for message in batch]
         await Transaction(self._engine).run_alone(_delete_published(self._tables.outbox), ids)
