@@ -10,9 +10,12 @@ shaped to need as few as possible:
 3. every staged write in one statement (see `oms_runtime.bulk`);
 4. `COMMIT`.
 
-The connection comes from the engine's pool in AUTOCOMMIT mode, so SQLAlchemy sends
-no BEGIN/COMMIT of its own while the transaction is ours; it is always ended here
-(rolled back unless committed) before it goes back to the pool.
+For that (`begin`) the connection comes from the engine's pool in AUTOCOMMIT mode, so
+SQLAlchemy sends no BEGIN/COMMIT of its own while the transaction is ours; it is
+always ended here (rolled back unless committed) before it goes back to the pool.
+A unit of work with no message to claim (an API call, a worker) instead lets
+SQLAlchemy begin with its first statement (`open`); one that only writes then needs
+a single round trip: its write statement, a transaction by itself.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
@@ -62,7 +63,8 @@ class NeedsOwnTransaction(Exception):
 class SharedTransaction:
     """One transaction for several incoming messages (see the module docstring).
 
-    Its messages may lock rows in the order they come, not in one global order,
+    Where the service's batch loader does not lock up front, in key order, what the
+    messages touch, they lock rows in the order they come, not in one global order,
     so two shared transactions (two replicas) could wait for each other. A lock wait
     longer than `lock_timeout` therefore fails the shared transaction, well before
     Postgres' deadlock detection (deadlock_timeout, 1 s by default) would kill some
@@ -78,7 +80,6 @@ class SharedTransaction:
         self._tables = tables
         self._staged = StagedWrites()
         self._after_commit: list[Callable[[], None]] = []
-        self._begun = False
         # Scratch space of the service's repositories for this batch: rows loaded
         # for all its messages at once, as the batch's messages left them.
         self.state: dict[str, Any] = {}
@@ -102,7 +103,7 @@ class SharedTransaction:
     ) -> None:
         await self._transaction.close()
 
-    async def claim(self, envelopes: list[Envelope]) -> set[Any] | None:
+    async def claim(self, envelopes: list[Envelope]) -> set[uuid.UUID] | None:
         """Begin, and claim the messages in the inbox, in one round trip. Returns the
         ids not handled before; None when only some of several were new (rare: a
         redelivery), which the shared transaction cannot tell apart."""
