@@ -25,7 +25,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--port", type=int, default=os.environ.get("OMS_GATEWAY_PORT", "8090")
     )
-    parser.add_argument("--log-level", default="info")
+    # Follows the services' level when run next to them (the benchmark runs at
+    # WARNING, where a log line per request would cost more than serving it).
+    parser.add_argument(
+        "--log-level", default=os.environ.get("OMS_LOG_LEVEL", "info").lower()
+    )
     args = parser.parse_args(argv)
 
     logging.basicConfig(
