@@ -61,7 +61,8 @@ class OutboxRelay:
         self._poll_interval = poll_interval
         self._grace = timedelta(seconds=grace)
         self._handed: list[OutgoingMessage] = []
-        self._notified = True  # sweep everything once at start
+        # Set by NOTIFY (and by the listener at each connect): sweep every row.
+        self._notified = False
         self._wakeup = asyncio.Event()
         self._stopping = False
 
