@@ -32,6 +32,8 @@ _CHANNEL = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 # (column, SQL expression) pairs an update sets besides the staged values; the
 # expression may use the row's old values (`t."column"`) and new ones (`v."column"`).
 Computed = tuple[tuple[str, str], ...]
+# What most updates compute: the row's modification time.
+UPDATED_AT_NOW: Computed = (("updated_at", "now()"),)
 
 
 @dataclass

@@ -19,7 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from oms_contracts import Message
 from oms_runtime import metrics
 from oms_runtime.capacity import QueueReport, queue_report
-from oms_runtime.db import libpq_url
 from oms_runtime.messaging.broker import Broker
 from oms_runtime.messaging.consumer import (
     Handler,
@@ -66,12 +65,13 @@ class ServiceRuntime:
         self.broker = Broker(settings.amqp_url, connection_name=name)
         self._run_relay = settings.relay_enabled
         # With a relay in this process, committed messages are handed straight to
-        # it; otherwise their commit NOTIFYs the standalone relays.
+        # it (it needs no LISTEN); otherwise their commit NOTIFYs the standalone
+        # relays, and this one only reports the outbox lag.
         self.relay = OutboxRelay(
             engine,
             tables,
             self.broker,
-            listen_dsn=None if self._run_relay else libpq_url(settings.database_url),
+            listen_dsn=None,
             batch_size=settings.relay_batch_size,
             poll_interval=settings.relay_poll_interval,
             grace=settings.relay_grace_seconds,

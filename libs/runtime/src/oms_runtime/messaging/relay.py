@@ -107,7 +107,8 @@ class OutboxRelay:
             busy = False
             try:
                 if self._handed:
-                    busy = await self._publish_handed() >= self._batch_size or bool(self._handed)
+                    await self._publish_handed()
+                    busy = bool(self._handed)  # more than a batch was handed over
                 if self._notified or self._stopping or time.monotonic() >= next_sweep:
                     everything = self._notified or self._stopping
                     self._notified = False

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
 
-import asyncpg
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -87,10 +86,6 @@ class SharedTransaction:
     @property
     def connection(self) -> AsyncConnection:
         return self._transaction.connection
-
-    @property
-    def raw(self) -> asyncpg.Connection:
-        return self._transaction.raw
 
     async def __aenter__(self) -> Self:
         return self
@@ -153,7 +148,6 @@ class UnitOfWork:
         self._after_commit: list[Callable[[], None]] = []
         self._transaction: Transaction | None = None
         self._connection: AsyncConnection | None = None
-        self._raw: asyncpg.Connection | None = None
         self._shared = shared
         self._committed = False
         self.published: list[Envelope] = []
@@ -174,13 +168,6 @@ class UnitOfWork:
             raise RuntimeError("unit of work used outside `async with`")
         return self._connection
 
-    @property
-    def raw(self) -> asyncpg.Connection:
-        """The same connection, in asyncpg's terms (for hot statements)."""
-        if self._raw is None:
-            raise RuntimeError("unit of work used outside `async with`")
-        return self._raw
-
     async def __aenter__(self) -> Self:
         self._staged = StagedWrites()
         self._outgoing = []
@@ -189,7 +176,7 @@ class UnitOfWork:
         self._committed = False
         if self._shared is not None:
             # Begun, and the message claimed, by the shared transaction.
-            self._connection, self._raw = self._shared.connection, self._shared.raw
+            self._connection = self._shared.connection
             return self
         self._transaction = Transaction(self._engine)
         message = self._inbox_message
@@ -202,7 +189,7 @@ class UnitOfWork:
             if inserted_count(status) == 0:
                 await self._close()
                 raise AlreadyHandled(str(message.message_id))
-        self._connection, self._raw = self._transaction.connection, self._transaction.raw
+        self._connection = self._transaction.connection
         return self
 
     async def __aexit__(
@@ -212,7 +199,7 @@ class UnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         if self._shared is not None:
-            self._connection = self._raw = None
+            self._connection = None
             self._staged = StagedWrites()
             self._after_commit = []
             if exc is None and not self._committed:
@@ -314,7 +301,7 @@ class UnitOfWork:
 
     async def _close(self) -> None:
         transaction, self._transaction = self._transaction, None
-        self._connection = self._raw = None
+        self._connection = None
         if transaction is not None:
             await transaction.close()
 

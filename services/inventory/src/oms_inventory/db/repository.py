@@ -20,6 +20,7 @@ from oms_inventory.db.tables import (
     stock_movements,
 )
 from oms_inventory.domain.model import Product, Reservation, ReservationStatus, ReservedLine
+from oms_runtime.bulk import UPDATED_AT_NOW
 from oms_runtime.messaging.unit_of_work import SharedTransaction, UnitOfWork
 
 _STOCK_COLUMNS = ("on_hand", "reserved", "low_stock_alerted")
@@ -48,7 +49,6 @@ _LOAD_RESERVATIONS = (
     .order_by(reservations.c.order_id)
     .with_for_update()
 )
-_UPDATED_NOW = (("updated_at", "now()"),)
 
 
 @dataclass
@@ -154,7 +154,7 @@ class ProductRepository:
                 assert row is not None
                 row.update(levels)
                 self._unit_of_work.update_on_commit(
-                    products, "sku", {"sku": product.sku, **levels}, computed=_UPDATED_NOW
+                    products, "sku", {"sku": product.sku, **levels}, computed=UPDATED_AT_NOW
                 )
             return
         rows = [
@@ -280,7 +280,7 @@ class ReservationRepository:
                 reservations,
                 "order_id",
                 {"order_id": reservation.order_id, **changes},
-                computed=_UPDATED_NOW,
+                computed=UPDATED_AT_NOW,
             )
             return
         await self._connection.execute(

@@ -24,6 +24,7 @@ from oms_order.domain.model import (
     OrderLine,
     OrderStatus,
 )
+from oms_runtime.bulk import UPDATED_AT_NOW
 from oms_runtime.messaging.unit_of_work import SharedTransaction, UnitOfWork
 
 
@@ -66,7 +67,6 @@ _LOAD_BATCH = (
 # The rows of a batch's orders as its messages left them (None: no such order), in
 # the batch's shared state.
 _BATCH_ROWS = "orders.rows"
-_UPDATED_NOW = (("updated_at", "now()"),)
 
 
 async def load_orders_for_batch(shared: SharedTransaction, envelopes: list[Envelope]) -> None:
@@ -202,7 +202,7 @@ class OrderRepository:
             "deleted_at": previous["deleted_at"],
         }
         del row["created_at"]
-        self._unit_of_work.update_on_commit(orders, "id", row, computed=_UPDATED_NOW)
+        self._unit_of_work.update_on_commit(orders, "id", row, computed=UPDATED_AT_NOW)
 
     def record_history(self, entries: list[dict[str, Any]]) -> None:
         """Written with the commit (history is append-only and never read back in

@@ -17,6 +17,7 @@ from oms_payment.db.tables import gateway_calls, payment_operations, payments, r
 from oms_payment.domain.model import Operation, OperationKind, Payment, PaymentStatus, Refund
 from oms_payment.gateway.base import CallRecord
 from oms_runtime import tracing
+from oms_runtime.bulk import UPDATED_AT_NOW
 from oms_runtime.messaging.unit_of_work import UnitOfWork
 
 _PAYMENT_FIELDS = [
@@ -110,9 +111,8 @@ _CAPTURED_AT = (
         'CASE WHEN v."captured_amount" > 0 THEN coalesce(t."captured_at", now()) '
         'ELSE t."captured_at" END',
     ),
-    ("updated_at", "now()"),
+    *UPDATED_AT_NOW,
 )
-_UPDATED_NOW = (("updated_at", "now()"),)
 _DUE = (
     select(payment_operations.c.id)
     .where(payment_operations.c.status == "pending")
@@ -314,7 +314,7 @@ class OperationRepository:
                 "status": "succeeded" if succeeded else "failed",
                 "last_error": error,
             },
-            computed=_UPDATED_NOW,
+            computed=UPDATED_AT_NOW,
         )
 
     async def retry_later(self, operation_id: int, delay: timedelta, error: str) -> None:
