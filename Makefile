@@ -8,13 +8,14 @@ PACKAGES := libs/contracts libs/runtime libs/devtools services/gateway-simulator
 SERVICES := order inventory payment shipping
 STAMP := $(VENV)/.installed
 
-.PHONY: help install infra migrate run test lint typecheck unit e2e e2e-replicas bench capacity catalog clean
+.PHONY: help install infra migrate run test lint typecheck unit e2e e2e-replicas bench capacity floor catalog clean
 
 help:
 	@echo "make run    - install, migrate, start every service + gateway simulator"
 	@echo "make test   - install, lint, type-check and run the whole suite"
 	@echo "make bench  - benchmark the saga end to end (BENCH_ARGS=...)"
 	@echo "make capacity - capacity report of the running services"
+	@echo "make floor  - CPU of one message and one transaction here, and the orders/s ceiling (FLOOR_ARGS=...)"
 
 # Reinstall when any package definition or the pins change.
 $(STAMP): requirements-dev.txt constraints.txt $(addsuffix /pyproject.toml,$(PACKAGES))
@@ -68,6 +69,11 @@ bench: install infra
 
 capacity: install
 	$(BIN)/python -m oms_devtools.capacity $(CAPACITY_ARGS)
+
+FLOOR_ARGS ?=
+# Like the benchmark, it makes and drops its own database and vhost.
+floor: install infra
+	$(BIN)/python -m oms_devtools.floor $(FLOOR_ARGS)
 
 # Regenerate the published event catalog after changing a message in libs/contracts.
 catalog: install

@@ -56,6 +56,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from oms_devtools import infra
 from oms_devtools.capacity import fetch_capacity, format_table
 from oms_devtools.client import ADDRESS, OmsClient
+from oms_devtools.procstat import KERNEL, STEAL, ProcStat, cmdline, machine_seconds, read_proc_stats
 from oms_devtools.stack import GATEWAY, SERVICES, Stack
 from oms_runtime.auth import mint_token
 from oms_runtime.db import libpq_url
@@ -171,63 +172,11 @@ class EventListener:
 
 # -- CPU accounting ------------------------------------------------------------------
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 BENCH = "bench (load generator)"
 POSTGRES_OURS = "postgres: bench database backends"
 POSTGRES_REST = "postgres: other (background, other databases)"
 RABBITMQ = "rabbitmq"
 OTHER_PROCESSES = "other processes"
-KERNEL = "kernel (irq, softirq)"
-STEAL = "stolen by the hypervisor"
-
-
-@dataclass(frozen=True)
-class ProcStat:
-    pid: int
-    ppid: int
-    comm: str
-    cpu_seconds: float
-
-
-def _read_proc_stats() -> list[ProcStat]:
-    stats = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as handle:
-                raw = handle.read().decode(errors="replace")
-        except OSError:  # it exited meanwhile
-            continue
-        # comm is in parentheses and may itself contain spaces or parentheses.
-        comm = raw[raw.index("(") + 1 : raw.rindex(")")]
-        fields = raw[raw.rindex(")") + 2 :].split()
-        # utime and stime (fields 14 and 15 of stat(5)) are at 11 and 12 after comm.
-        ticks = int(fields[11]) + int(fields[12])
-        stats.append(ProcStat(int(entry.name), int(fields[1]), comm, ticks / CLOCK_TICKS))
-    return stats
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as handle:
-            return handle.read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def _machine_seconds() -> dict[str, float]:
-    """CPU seconds of the whole machine since boot, by kind."""
-    with open("/proc/stat") as handle:
-        user, nice, system, idle, iowait, irq, softirq, steal = (
-            int(value) / CLOCK_TICKS for value in handle.readline().split()[1:9]
-        )
-    return {
-        "processes": user + nice + system,
-        KERNEL: irq + softirq,
-        STEAL: steal,
-        "idle": idle + iowait,
-    }
 
 
 class CpuMeter:
@@ -248,7 +197,7 @@ class CpuMeter:
         self._interval = interval
         self._seen: dict[int, tuple[str, float]] = {}
         self.totals: dict[str, float] = {}
-        self._machine_start = _machine_seconds()
+        self._machine_start = machine_seconds()
         self._task: asyncio.Task[None] | None = None
 
     def _group(self, stat: ProcStat, by_pid: Mapping[int, ProcStat]) -> str:
@@ -263,13 +212,13 @@ class CpuMeter:
                 return BENCH
             ancestor = by_pid.get(ancestor.ppid)
         if stat.comm == "postgres":
-            return POSTGRES_OURS if self._database_marker in _cmdline(stat.pid) else POSTGRES_REST
+            return POSTGRES_OURS if self._database_marker in cmdline(stat.pid) else POSTGRES_REST
         if stat.comm == "beam.smp":
             return RABBITMQ
         return OTHER_PROCESSES
 
     def poll(self) -> None:
-        stats = _read_proc_stats()
+        stats = read_proc_stats()
         by_pid = {stat.pid: stat for stat in stats}
         for stat in stats:
             known = self._seen.get(stat.pid)
@@ -288,7 +237,7 @@ class CpuMeter:
     def sample(self) -> dict[str, float]:
         """Cumulative seconds per group and of the machine, for `cpu_split`."""
         self.poll()
-        machine = _machine_seconds()
+        machine = machine_seconds()
         return {
             **self.totals,
             **{

@@ -1,0 +1,102 @@
+"""The throughput floor: the ceiling arithmetic, and a small run of the CLI against
+the real broker and database (it must clean up after itself)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from oms_devtools.floor import Cost, Shape, ceiling
+
+pytestmark = pytest.mark.integration
+
+
+def test_the_ceiling_is_the_cores_over_the_cpu_an_order_needs_at_least() -> None:
+    message = Cost(client_ms=0.25, server_ms=0.2, kernel_ms=0.05)  # 0.5 ms
+    transaction = Cost(client_ms=0.1, server_ms=0.1, kernel_ms=0.05)  # 0.25 ms
+    shape = Shape(messages=10, transactions=12, what="")
+
+    result = ceiling(message, transaction, shape, cores=2)
+
+    # 10 * 0.5 + 12 * 0.25 = 8 ms of CPU per order; 2 cores = 2000 ms/s.
+    assert result["cpu_ms_per_order"] == pytest.approx(8.0)
+    assert result["max_orders_per_second"] == pytest.approx(250.0)
+
+
+DATABASE_BASE = os.environ.get("OMS_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432")
+AMQP_BASE = os.environ.get("OMS_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672")
+
+
+async def _floor_databases() -> set[str]:
+    connection = await asyncpg.connect(f"{DATABASE_BASE.rstrip('/')}/postgres")
+    try:
+        rows = await connection.fetch(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'oms_floor_%'"
+        )
+    finally:
+        await connection.close()
+    return {row["datname"] for row in rows}
+
+
+async def test_the_floor_measures_both_primitives_and_leaves_nothing_behind(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "floor.json"
+    before = await _floor_databases()
+
+    finished = await asyncio.to_thread(
+        subprocess.run,
+        [
+            sys.executable,
+            "-m",
+            "oms_devtools.floor",
+            "--messages=200",
+            "--transactions=200",
+            "--concurrency=2",
+            "--batch=4",
+            "--per-transaction=2",
+            f"--out={out}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={
+            **os.environ,
+            "OMS_BENCH_DATABASE_URL": DATABASE_BASE,
+            "OMS_BENCH_AMQP_URL": AMQP_BASE,
+        },
+    )
+
+    assert finished.returncode == 0, finished.stderr
+    report = json.loads(out.read_text())
+    assert report["settings"]["per_transaction"] == 2
+    for primitive in ("message", "transaction"):
+        # The client and the server both do work for each; nothing is free.
+        assert report[primitive]["client_ms"] > 0
+        assert report[primitive]["server_ms"] > 0
+    per_message = report["message"]["total_ms"]
+    per_transaction = report["transaction"]["total_ms"]
+    for name, shape in report["shapes"].items():
+        expected = shape["messages"] * per_message + shape["transactions"] * per_transaction
+        assert shape["cpu_ms_per_order"] == pytest.approx(expected), name
+        assert shape["max_orders_per_second"] == pytest.approx(report["cores"] * 1000 / expected), (
+            name
+        )
+    assert "this saga" in finished.stdout and "orders/s" in finished.stdout
+    assert await _floor_databases() == before
+    listed = await asyncio.to_thread(
+        subprocess.run,
+        ["rabbitmqctl", "-q", "list_vhosts"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    vhosts = listed.stdout
+    assert "oms_floor_" not in vhosts
