@@ -1,5 +1,5 @@
 """The throughput floor: the ceiling arithmetic, and a small run of the CLI against
-the real broker and database (it must clean up after itself)."""
+the real broker, database and gateway simulator (it must clean up after itself)."""
 
 from __future__ import annotations
 
@@ -21,13 +21,14 @@ pytestmark = pytest.mark.integration
 def test_the_ceiling_is_the_cores_over_the_cpu_an_order_needs_at_least() -> None:
     message = Cost(client_ms=0.25, server_ms=0.2, kernel_ms=0.05)  # 0.5 ms
     transaction = Cost(client_ms=0.1, server_ms=0.1, kernel_ms=0.05)  # 0.25 ms
-    shape = Shape(messages=10, transactions=12, what="")
+    request = Cost(client_ms=0.6, server_ms=0.3, kernel_ms=0.1)  # 1 ms
+    shape = Shape(messages=10, transactions=12, requests=2, what="")
 
-    result = ceiling(message, transaction, shape, cores=2)
+    result = ceiling(message, transaction, request, shape, cores=2)
 
-    # 10 * 0.5 + 12 * 0.25 = 8 ms of CPU per order; 2 cores = 2000 ms/s.
-    assert result["cpu_ms_per_order"] == pytest.approx(8.0)
-    assert result["max_orders_per_second"] == pytest.approx(250.0)
+    # 10 * 0.5 + 12 * 0.25 + 2 * 1 = 10 ms of CPU per order; 2 cores = 2000 ms/s.
+    assert result["cpu_ms_per_order"] == pytest.approx(10.0)
+    assert result["max_orders_per_second"] == pytest.approx(200.0)
 
 
 DATABASE_BASE = os.environ.get("OMS_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432")
@@ -45,7 +46,7 @@ async def _floor_databases() -> set[str]:
     return {row["datname"] for row in rows}
 
 
-async def test_the_floor_measures_both_primitives_and_leaves_nothing_behind(
+async def test_the_floor_measures_each_primitive_and_leaves_nothing_behind(
     tmp_path: Path,
 ) -> None:
     out = tmp_path / "floor.json"
@@ -59,6 +60,7 @@ async def test_the_floor_measures_both_primitives_and_leaves_nothing_behind(
             "oms_devtools.floor",
             "--messages=200",
             "--transactions=200",
+            "--requests=40",
             "--concurrency=2",
             "--batch=4",
             "--per-transaction=2",
@@ -77,14 +79,19 @@ async def test_the_floor_measures_both_primitives_and_leaves_nothing_behind(
     assert finished.returncode == 0, finished.stderr
     report = json.loads(out.read_text())
     assert report["settings"]["per_transaction"] == 2
-    for primitive in ("message", "transaction"):
+    for primitive in ("message", "transaction", "request"):
         # The client and the server both do work for each; nothing is free.
         assert report[primitive]["client_ms"] > 0
         assert report[primitive]["server_ms"] > 0
     per_message = report["message"]["total_ms"]
     per_transaction = report["transaction"]["total_ms"]
+    per_request = report["request"]["total_ms"]
     for name, shape in report["shapes"].items():
-        expected = shape["messages"] * per_message + shape["transactions"] * per_transaction
+        expected = (
+            shape["messages"] * per_message
+            + shape["transactions"] * per_transaction
+            + shape["requests"] * per_request
+        )
         assert shape["cpu_ms_per_order"] == pytest.approx(expected), name
         assert shape["max_orders_per_second"] == pytest.approx(report["cores"] * 1000 / expected), (
             name

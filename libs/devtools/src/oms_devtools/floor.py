@@ -8,18 +8,22 @@ the CPU of the two primitives every saga step is made of:
   own publisher), delivered to a consumer and acknowledged;
 - a consumer's transaction, as lean as it can be written with raw asyncpg: BEGIN
   with the inbox claim, the state row read `FOR UPDATE`, one statement writing the
-  state and the outbox row, COMMIT, and the relay's outbox delete (batched).
+  state and the outbox row, COMMIT, and the relay's outbox delete (batched);
+- an HTTP request (an order's POST, a gateway call): httpx, as the load generator
+  and the payment service use it, to the gateway simulator, a FastAPI app on
+  uvicorn like the services, doing next to nothing per request.
 
-Each is measured over the client (this process), the server (RabbitMQ or every
-Postgres process) and the kernel's interrupt time, while several run concurrently,
-as in a loaded system. Multiplied by how many of each an order takes, that is the
-least CPU an order can cost; the machine's cores divided by it is a ceiling on
-orders/s that no amount of tuning of the services' own code can pass. HTTP (the
-POST, the gateway calls) and all domain code come on top, so the real ceiling is
-lower still.
+Each is measured over the client (this process), the server (RabbitMQ, every
+Postgres process, the simulator) and the kernel's interrupt time, while several run
+concurrently, as in a loaded system. Multiplied by how many of each an order takes,
+that is the least CPU an order can cost; the machine's cores divided by it is a
+ceiling on orders/s that no amount of tuning of the services' own code can pass.
+All domain code, validation, logging and the rest come on top, so the real ceiling
+is lower still.
 
 Usage: `python -m oms_devtools.floor [--messages 4000] [--transactions 4000]
-[--concurrency 8] [--out FILE]` (`make floor`).
+[--requests 2000] [--concurrency 8] [--batch 8] [--per-transaction 1] [--out FILE]`
+(`make floor`).
 """
 
 from __future__ import annotations
@@ -28,20 +32,24 @@ import argparse
 import asyncio
 import os
 import random
+import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import orjson
+import uvloop
 from aio_pika.abc import AbstractIncomingMessage
 
 from oms_devtools import infra
-from oms_devtools.procstat import KERNEL, machine_seconds, read_proc_stats
+from oms_devtools.procstat import KERNEL, ProcStat, machine_seconds, read_proc_stats
+from oms_devtools.stack import free_port_block
 from oms_runtime.db import libpq_url
 from oms_runtime.messaging.broker import Broker, OutgoingMessage
 
@@ -51,11 +59,12 @@ BODY = orjson.dumps({"message_id": str(uuid.uuid4()), "data": {"padding": "x" * 
 
 @dataclass(frozen=True)
 class Shape:
-    """How many messages (each published once and delivered once) and consumer
-    transactions one order takes."""
+    """How many messages (each published once and delivered once), consumer
+    transactions and HTTP requests one order takes."""
 
     messages: int
     transactions: int
+    requests: int
     what: str
 
 
@@ -63,17 +72,22 @@ SHAPES: Mapping[str, Shape] = {
     "this saga": Shape(
         16,
         15,
+        3,
         "orchestrated: 11 commands and replies and 5 public events; a transaction "
-        "per consumed message, per gateway answer and per POST",
+        "per consumed message, per gateway answer and per POST; the POST and two "
+        "gateway calls",
     ),
     "least the design allows": Shape(
         10,
         12,
+        3,
         "the participants act on the public events (order.created, order.paid, "
         "order.shipped) instead of commands; the payment token still travels in a "
         "command; two transactions per gateway operation",
     ),
-    "the issue's estimate": Shape(6, 6, "~6 messages and ~6 transactions per order"),
+    "the issue's estimate": Shape(
+        6, 6, 0, "~6 messages and ~6 transactions per order, HTTP not counted"
+    ),
 }
 
 
@@ -90,10 +104,16 @@ class Cost:
         return self.client_ms + self.server_ms + self.kernel_ms
 
 
-def ceiling(message: Cost, transaction: Cost, shape: Shape, cores: int) -> dict[str, float]:
+def ceiling(
+    message: Cost, transaction: Cost, request: Cost, shape: Shape, cores: int
+) -> dict[str, float]:
     """The least CPU per order of `shape`, and the orders/s that `cores` allow at
     most (all of them busy with nothing else)."""
-    per_order_ms = shape.messages * message.total_ms + shape.transactions * transaction.total_ms
+    per_order_ms = (
+        shape.messages * message.total_ms
+        + shape.transactions * transaction.total_ms
+        + shape.requests * request.total_ms
+    )
     return {
         "cpu_ms_per_order": per_order_ms,
         "max_orders_per_second": cores * 1000 / per_order_ms if per_order_ms else float("inf"),
@@ -104,12 +124,12 @@ class CpuWindow:
     """CPU seconds of this process, of the processes `is_server` picks, and of the
     kernel's interrupt handling, between `__init__` and `cost`."""
 
-    def __init__(self, is_server: Callable[[str], bool]) -> None:
+    def __init__(self, is_server: Callable[[ProcStat], bool]) -> None:
         self._is_server = is_server
         self._start = self._read()
 
     def _read(self) -> tuple[float, float, float]:
-        server = sum(stat.cpu_seconds for stat in read_proc_stats() if self._is_server(stat.comm))
+        server = sum(stat.cpu_seconds for stat in read_proc_stats() if self._is_server(stat))
         return time.process_time(), server, machine_seconds()[KERNEL]
 
     def cost(self, operations: int) -> Cost:
@@ -125,12 +145,14 @@ class CpuWindow:
 
 
 async def measure_messages(amqp_url: str, count: int, concurrency: int, batch: int) -> Cost:
+    batches = max(1, count // (batch * concurrency))
+    total = batches * batch * concurrency
     broker = Broker(amqp_url, "oms-floor")
     await broker.connect()
     try:
         publisher = await broker.publisher()
         channel = await broker.channel()
-        await channel.set_qos(prefetch_count=32)
+        await channel.set_qos(prefetch_count=max(32, 2 * batch))
         queue = await channel.declare_queue("oms.floor", durable=True)
         done = asyncio.Event()
         received = 0
@@ -139,9 +161,9 @@ async def measure_messages(amqp_url: str, count: int, concurrency: int, batch: i
             # Like the services: what is in hand is settled with one multiple ack.
             nonlocal received
             received += 1
-            if received % 8 == 0 or received == count:
+            if received % batch == 0 or received == total:
                 await message.ack(multiple=True)
-            if received >= count:
+            if received >= total:
                 done.set()
 
         consumer_tag = await queue.consume(on_message)
@@ -161,12 +183,10 @@ async def measure_messages(amqp_url: str, count: int, concurrency: int, batch: i
                     ]
                 )
 
-        batches = max(1, count // (batch * concurrency))
-        count = batches * batch * concurrency
-        window = CpuWindow(lambda comm: comm == "beam.smp")
+        window = CpuWindow(lambda stat: stat.comm == "beam.smp")
         await asyncio.gather(*(publish(batches) for _ in range(concurrency)))
         await asyncio.wait_for(done.wait(), timeout=120)
-        cost = window.cost(count)
+        cost = window.cost(total)
         await queue.cancel(consumer_tag)
         await queue.delete(if_unused=False, if_empty=False)
         return cost
@@ -238,7 +258,7 @@ async def measure_transactions(
     # backend's CPU is seen from start to end.
     connections = [await asyncpg.connect(dsn) for _ in range(concurrency)]
     try:
-        window = CpuWindow(lambda comm: comm == "postgres")
+        window = CpuWindow(lambda stat: stat.comm == "postgres")
         await asyncio.gather(*(hops(connection, per_connection) for connection in connections))
         return window.cost(per_connection * concurrency * per_transaction)
     finally:
@@ -246,16 +266,75 @@ async def measure_transactions(
             await connection.close()
 
 
+# -- HTTP requests -------------------------------------------------------------------
+
+
+async def measure_requests(count: int, concurrency: int) -> Cost:
+    port = free_port_block(1)
+    server = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "oms_gateway_simulator",
+        "--port",
+        str(port),
+        env={**os.environ, "OMS_LOG_LEVEL": "WARNING"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    try:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=10
+        ) as client:
+
+            async def authorize() -> None:
+                response = await client.post(
+                    "/v1/authorizations",
+                    json={
+                        "amount": 1999,
+                        "currency": "EUR",
+                        "token": "tok_ok",
+                        "reference": str(uuid.uuid4()),
+                    },
+                    headers={"Idempotency-Key": str(uuid.uuid4())},
+                )
+                response.raise_for_status()
+                response.json()
+
+            await _until_up(authorize)
+            rounds = max(1, count // concurrency)
+            window = CpuWindow(lambda stat: stat.pid == server.pid)
+            for _ in range(rounds):
+                await asyncio.gather(*(authorize() for _ in range(concurrency)))
+            return window.cost(rounds * concurrency)
+    finally:
+        server.terminate()
+        await asyncio.wait_for(server.wait(), 10)
+
+
+async def _until_up(request: Callable[[], Awaitable[None]], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            await request()
+            return
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.1)
+
+
 # -- report --------------------------------------------------------------------------
 
 
-def report(message: Cost, transaction: Cost, cores: int) -> dict[str, Any]:
+def report(message: Cost, transaction: Cost, request: Cost, cores: int) -> dict[str, Any]:
     return {
         "cores": cores,
         "message": {**asdict(message), "total_ms": message.total_ms},
         "transaction": {**asdict(transaction), "total_ms": transaction.total_ms},
+        "request": {**asdict(request), "total_ms": request.total_ms},
         "shapes": {
-            name: {**asdict(shape), **ceiling(message, transaction, shape, cores)}
+            name: {**asdict(shape), **ceiling(message, transaction, request, shape, cores)}
             for name, shape in SHAPES.items()
         },
     }
@@ -272,18 +351,19 @@ def format_report(document: Mapping[str, Any]) -> str:
     for key, label in (
         ("message", "a message: publish, confirm, deliver, ack"),
         ("transaction", "a message's share of its transaction"),
+        ("request", "an HTTP request (httpx to FastAPI)"),
     ):
         cost = document[key]
         lines.append(
             f"  {label:<40}{cost['client_ms']:>8.3f}{cost['server_ms']:>8.3f}"
             f"{cost['kernel_ms']:>8.3f}{cost['total_ms']:>8.3f}"
         )
-    lines.append("Ceiling on completed orders/s with no service code at all (HTTP not counted):")
+    lines.append("Ceiling on completed orders/s with no service code at all:")
     for name, shape in document["shapes"].items():
         lines.append(
-            f"  {name:<26}{shape['messages']:>3} messages {shape['transactions']:>3} transactions"
-            f"  -> {shape['cpu_ms_per_order']:6.1f} ms/order, at most"
-            f" {shape['max_orders_per_second']:6.0f} orders/s"
+            f"  {name:<24}{shape['messages']:>3} messages {shape['transactions']:>3} transactions"
+            f" {shape['requests']} requests -> {shape['cpu_ms_per_order']:5.1f} ms/order,"
+            f" at most {shape['max_orders_per_second']:4.0f} orders/s"
         )
     return "\n".join(lines)
 
@@ -296,6 +376,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--messages", type=int, default=4000)
     parser.add_argument("--transactions", type=int, default=4000)
+    parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument(
         "--concurrency", type=int, default=8, help="publishers / connections at once"
     )
@@ -310,7 +391,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--out", type=Path, help="also write the report as JSON here")
     args = parser.parse_args(argv)
-    for name in ("messages", "transactions", "concurrency", "batch", "per_transaction"):
+    for name in ("messages", "transactions", "requests", "concurrency", "batch", "per_transaction"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     return args
@@ -321,10 +402,18 @@ async def run(args: argparse.Namespace, database_url: str, amqp_url: str) -> dic
     transaction = await measure_transactions(
         database_url, args.transactions, args.concurrency, args.batch, args.per_transaction
     )
-    document = report(message, transaction, os.cpu_count() or 1)
+    request = await measure_requests(args.requests, args.concurrency)
+    document = report(message, transaction, request, os.cpu_count() or 1)
     document["settings"] = {
         name: getattr(args, name)
-        for name in ("messages", "transactions", "concurrency", "batch", "per_transaction")
+        for name in (
+            "messages",
+            "transactions",
+            "requests",
+            "concurrency",
+            "batch",
+            "per_transaction",
+        )
     }
     return document
 
@@ -340,7 +429,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     infra.create_vhost(name)
     try:
         asyncio.run(infra.recreate_database(database_url))
-        document = asyncio.run(run(args, database_url, amqp_url))
+        # The services run on uvloop (uvicorn's default when installed): so does this.
+        document = uvloop.run(run(args, database_url, amqp_url))
     finally:
         asyncio.run(infra.drop_database(database_url))
         infra.delete_vhost(name)
