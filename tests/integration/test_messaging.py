@@ -503,6 +503,38 @@ async def test_handed_over_messages_are_published_at_once_and_their_rows_deleted
         )
 
 
+async def test_a_hand_over_that_could_not_be_published_is_retried_without_waiting_for_the_sweep(
+    engine: AsyncEngine, clean_tables: MessagingTables, broker: Broker
+) -> None:
+    # No sweep will run during the test (long poll interval and grace): only the
+    # relay's retry of its own failed hand-over can publish the command.
+    relay = OutboxRelay(engine, clean_tables, broker, listen_dsn=None, poll_interval=60, grace=60)
+    factory = UnitOfWorkFactory(UnitOfWork, engine, clean_tables)
+    factory.delivery.hand_over = relay.hand_over
+    command = inventory_msgs.CommitStock(order_id=f"o-{uuid.uuid4()}")
+    async with running(relay):
+        await asyncio.sleep(0.2)  # past the sweep at start
+        # Nobody can receive the command yet: the broker returns it, the publish fails
+        # (as it does while the broker is down or a channel is being restored).
+        async with factory() as uow:
+            envelope = uow.publish(command)
+            await uow.commit()
+        await asyncio.sleep(0.5)
+        assert await outbox_count(engine, clean_tables) == 1
+
+        channel = await broker.channel()
+        commands = await channel.declare_exchange(
+            "oms.commands", aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        queue = await channel.declare_queue(exclusive=True)
+        await queue.bind(commands, "inventory.commit_stock")
+        received = await drain(queue, expect=1, timeout=5)
+        assert [m.message_id for m in received] == [str(envelope.message_id)]
+        await eventually(
+            lambda: outbox_count(engine, clean_tables), lambda n: n == 0, 5, "the row deleted"
+        )
+
+
 async def test_rows_nobody_handed_over_are_swept_once_the_grace_period_is_over(
     engine: AsyncEngine, clean_tables: MessagingTables, broker: Broker
 ) -> None:

@@ -12,6 +12,12 @@ Two ways rows reach it:
   process's hand-over, which is about to publish them. A sweep woken by NOTIFY takes
   every row (the writers that notify have no relay of their own).
 
+A hand-over that cannot be published (the broker is down, or its channel is still
+being restored after a reconnect) keeps the ids of its rows, and the relay retries
+exactly those rows, young or not, within a second, until they go out. Left to the
+timed sweep they would wait out the grace period first: seconds, which after a
+broker restart were enough for a saga step to miss its deadline.
+
 A row is deleted only after the broker has confirmed its message; a crash in between
 republishes it (at-least-once; consumers dedupe on `message_id`).
 """
@@ -27,7 +33,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Interval, Table, bindparam, delete, func, select
+from sqlalchemy import ARRAY, Interval, Table, Uuid, any_, bindparam, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.dml import ReturningDelete
 
@@ -61,6 +67,10 @@ class OutboxRelay:
         self._poll_interval = poll_interval
         self._grace = timedelta(seconds=grace)
         self._handed: list[OutgoingMessage] = []
+        # Rows of handed-over messages whose publishing failed; bounded, so a long
+        # outage cannot pile them up (past the bound the timed sweep takes them).
+        self._unsent: list[uuid.UUID] = []
+        self._max_unsent = batch_size * 10
         # Set by NOTIFY (and by the listener at each connect): sweep every row.
         self._notified = False
         self._wakeup = asyncio.Event()
@@ -98,7 +108,8 @@ class OutboxRelay:
         self._wakeup.set()
 
     async def _relay_forever(self) -> None:
-        backoff = 0.2
+        # Short, so the relay notices a broker that is back within a second.
+        backoff = 0.1
         next_sweep = 0.0
         while True:
             # Cleared before the work, so a hand-over or notification that arrives
@@ -109,6 +120,9 @@ class OutboxRelay:
                 if self._handed:
                     await self._publish_handed()
                     busy = bool(self._handed)  # more than a batch was handed over
+                if self._unsent:
+                    await self._publish_unsent()
+                    busy = busy or bool(self._unsent)
                 if self._notified or self._stopping or time.monotonic() >= next_sweep:
                     everything = self._notified or self._stopping
                     self._notified = False
@@ -119,13 +133,13 @@ class OutboxRelay:
                     # A full sweep may have left more behind: sweep again at once.
                     self._notified = self._notified or (everything and swept >= self._batch_size)
                     next_sweep = time.monotonic() + self._poll_interval
-                backoff = 0.2
+                backoff = 0.1
             except Exception as exc:  # the relay must outlive any broker/db outage
                 log.warning("outbox relay failed, retrying", extra={"error": repr(exc)})
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                backoff = min(backoff * 2, 1.0)
                 continue
-            if self._stopping and not busy and not self._handed:
+            if self._stopping and not busy and not self._handed and not self._unsent:
                 return
             if not busy:
                 with contextlib.suppress(TimeoutError):
@@ -139,10 +153,15 @@ class OutboxRelay:
             await publisher.publish_many(batch)
         except Exception:
             # Their rows stay in the outbox, and so do those of the messages handed
-            # over meanwhile: a sweep publishes them once the broker is back. Kept
-            # here, they would pile up for as long as the outage lasts.
-            log.warning("publishing handed-over messages failed; left to the sweep")
+            # over meanwhile; only their ids are kept, to retry those rows.
+            failed = [uuid.UUID(message.message_id) for message in (*batch, *self._handed)]
             self._handed.clear()
+            room = max(0, self._max_unsent - len(self._unsent))
+            self._unsent.extend(failed[:room])
+            log.warning(
+                "publishing handed-over messages failed; retrying them",
+                extra={"messages": len(failed), "left_to_the_sweep": len(failed) - room},
+            )
             raise
         ids = [uuid.UUID(message.message_id) for message in batch]
         await Transaction(self._engine).run_alone(_delete_published(self._tables.outbox), ids)
@@ -150,14 +169,27 @@ class OutboxRelay:
             metrics.MESSAGES_PUBLISHED.labels(message.message_type).inc()
         return len(batch)
 
+    async def _publish_unsent(self) -> None:
+        ids, self._unsent = self._unsent[: self._batch_size], self._unsent[self._batch_size :]
+        try:
+            # Rows another relay holds or already published are simply not found.
+            await self._publish_taken(_take_by_id_statement(self._tables.outbox), {"b_ids": ids})
+        except Exception:
+            self._unsent[:0] = ids
+            raise
+
     async def publish_pending(self, min_age: timedelta = timedelta(0)) -> int:
         """Publish one batch of rows at least `min_age` old; returns how many went out."""
-        take = _take_statement(self._tables.outbox)
+        return await self._publish_taken(
+            _take_statement(self._tables.outbox),
+            {"b_limit": self._batch_size, "b_min_age": min_age},
+        )
+
+    async def _publish_taken(self, take: ReturningDelete[Any], arguments: dict[str, Any]) -> int:
         publisher = await self._broker.publisher()
         async with self._engine.begin() as conn:
             # Deleted and published in one transaction: the delete only commits once
             # the broker has confirmed every message; a failure rolls it back.
-            arguments = {"b_limit": self._batch_size, "b_min_age": min_age}
             rows = sorted((await conn.execute(take, arguments)).all())
             if not rows:
                 return 0
@@ -201,21 +233,34 @@ def _take_statement(outbox: Table) -> ReturningDelete[Any]:
         .limit(bindparam("b_limit"))
         .with_for_update(skip_locked=True)
     )
-    return (
-        delete(outbox)
-        .where(outbox.c.id.in_(oldest))
-        .returning(
-            outbox.c.id,
-            outbox.c.message_id,
-            outbox.c.exchange,
-            outbox.c.routing_key,
-            outbox.c.message_type,
-            outbox.c.correlation_id,
-            outbox.c.headers,
-            outbox.c.body,
-            outbox.c.mandatory,
-        )
+    return delete(outbox).where(outbox.c.id.in_(oldest)).returning(*_relayed_columns(outbox))
+
+
+@functools.cache
+def _take_by_id_statement(outbox: Table) -> ReturningDelete[Any]:
+    # The given rows, unless another relay holds them.
+    chosen = (
+        select(outbox.c.id)
+        .where(outbox.c.message_id == any_(bindparam("b_ids", type_=ARRAY(Uuid))))
+        .with_for_update(skip_locked=True)
     )
+    return delete(outbox).where(outbox.c.id.in_(chosen)).returning(*_relayed_columns(outbox))
+
+
+def _relayed_columns(outbox: Table) -> list[Any]:
+    """What a taken row gives back: everything needed to publish it."""
+    columns = outbox.c
+    return [
+        columns.id,
+        columns.message_id,
+        columns.exchange,
+        columns.routing_key,
+        columns.message_type,
+        columns.correlation_id,
+        columns.headers,
+        columns.body,
+        columns.mandatory,
+    ]
 
 
 @functools.cache
