@@ -110,6 +110,7 @@ class OutboxRelay:
     async def _relay_forever(self) -> None:
         # Short, so the relay notices a broker that is back within a second.
         backoff = 0.1
+        failures = 0
         next_sweep = 0.0
         while True:
             # Cleared before the work, so a hand-over or notification that arrives
@@ -133,9 +134,17 @@ class OutboxRelay:
                     # A full sweep may have left more behind: sweep again at once.
                     self._notified = self._notified or (everything and swept >= self._batch_size)
                     next_sweep = time.monotonic() + self._poll_interval
-                backoff = 0.1
+                if failures:
+                    log.warning("outbox relay recovered", extra={"failed_attempts": failures})
+                backoff, failures = 0.1, 0
             except Exception as exc:  # the relay must outlive any broker/db outage
-                log.warning("outbox relay failed, retrying", extra={"error": repr(exc)})
+                # Once per outage at warning level: retries come every second.
+                failures += 1
+                log.log(
+                    logging.WARNING if failures == 1 else logging.DEBUG,
+                    "outbox relay failed, retrying",
+                    extra={"error": repr(exc), "failed_attempts": failures},
+                )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 1.0)
                 continue
@@ -156,11 +165,11 @@ class OutboxRelay:
             # over meanwhile; only their ids are kept, to retry those rows.
             failed = [uuid.UUID(message.message_id) for message in (*batch, *self._handed)]
             self._handed.clear()
-            room = max(0, self._max_unsent - len(self._unsent))
-            self._unsent.extend(failed[:room])
-            log.warning(
+            kept = failed[: max(0, self._max_unsent - len(self._unsent))]
+            self._unsent.extend(kept)
+            log.info(
                 "publishing handed-over messages failed; retrying them",
-                extra={"messages": len(failed), "left_to_the_sweep": len(failed) - room},
+                extra={"messages": len(failed), "left_to_the_sweep": len(failed) - len(kept)},
             )
             raise
         ids = [uuid.UUID(message.message_id) for message in batch]
