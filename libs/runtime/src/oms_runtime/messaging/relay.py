@@ -14,9 +14,10 @@ Two ways rows reach it:
 
 A hand-over that cannot be published (the broker is down, or its channel is still
 being restored after a reconnect) keeps the ids of its rows, and the relay retries
-exactly those rows, young or not, within a second, until they go out. Left to the
-timed sweep they would wait out the grace period first: seconds, which after a
-broker restart were enough for a saga step to miss its deadline.
+exactly those rows, young or not, every second or sooner; left to the timed sweep
+they would wait out the grace period first: seconds, which after a broker restart
+were enough for a saga step to miss its deadline. Rows that still fail after about
+ten seconds (a command nobody can receive yet) are left to the timed sweep.
 
 A row is deleted only after the broker has confirmed its message; a crash in between
 republishes it (at-least-once; consumers dedupe on `message_id`).
@@ -46,6 +47,10 @@ from oms_runtime.notifications import listen_forever
 log = logging.getLogger(__name__)
 
 
+# About ten seconds of retries at the relay's backoff, longer than a reconnect.
+_UNSENT_ATTEMPTS = 10
+
+
 class OutboxRelay:
     def __init__(
         self,
@@ -71,6 +76,7 @@ class OutboxRelay:
         # outage cannot pile them up (past the bound the timed sweep takes them).
         self._unsent: list[uuid.UUID] = []
         self._max_unsent = batch_size * 10
+        self._unsent_attempts = 0
         # Set by NOTIFY (and by the listener at each connect): sweep every row.
         self._notified = False
         self._wakeup = asyncio.Event()
@@ -121,9 +127,6 @@ class OutboxRelay:
                 if self._handed:
                     await self._publish_handed()
                     busy = bool(self._handed)  # more than a batch was handed over
-                if self._unsent:
-                    await self._publish_unsent()
-                    busy = busy or bool(self._unsent)
                 if self._notified or self._stopping or time.monotonic() >= next_sweep:
                     everything = self._notified or self._stopping
                     self._notified = False
@@ -134,6 +137,11 @@ class OutboxRelay:
                     # A full sweep may have left more behind: sweep again at once.
                     self._notified = self._notified or (everything and swept >= self._batch_size)
                     next_sweep = time.monotonic() + self._poll_interval
+                # Last, so rows that keep failing (a command nobody can receive yet)
+                # cannot hold up the sweep.
+                if self._unsent:
+                    await self._publish_unsent()
+                    busy = busy or bool(self._unsent)
                 if failures:
                     log.warning("outbox relay recovered", extra={"failed_attempts": failures})
                 backoff, failures = 0.1, 0
@@ -184,8 +192,16 @@ class OutboxRelay:
             # Rows another relay holds or already published are simply not found.
             await self._publish_taken(_take_by_id_statement(self._tables.outbox), {"b_ids": ids})
         except Exception:
-            self._unsent[:0] = ids
+            self._unsent_attempts += 1
+            if self._unsent_attempts < _UNSENT_ATTEMPTS:
+                self._unsent[:0] = ids
+            else:
+                # Rows that keep failing are the timed sweep's, as any other.
+                self._unsent.clear()
+                self._unsent_attempts = 0
             raise
+        if not self._unsent:
+            self._unsent_attempts = 0
 
     async def publish_pending(self, min_age: timedelta = timedelta(0)) -> int:
         """Publish one batch of rows at least `min_age` old; returns how many went out."""
