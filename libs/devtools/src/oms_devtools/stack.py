@@ -25,9 +25,24 @@ SERVICES = ("order", "inventory", "payment", "shipping")
 GATEWAY = "gateway"
 
 
-def free_port_block(size: int, first: int = 20000, last: int = 60000) -> int:
+def _ephemeral_ports_start(default: int = 32768) -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as handle:
+            return int(handle.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return default
+
+
+def free_port_block(size: int, first: int = 20000, last: int | None = None) -> int:
     """The first port of `size` consecutive free ports, picked at random so that two
-    stacks (two test runs, a test run and a benchmark) do not collide."""
+    stacks (two test runs, a test run and a benchmark) do not collide.
+
+    Below the kernel's ephemeral range: a stopped service's port must still be free
+    when it restarts, and one in that range can meanwhile become the local end of any
+    outgoing connection on the machine (seen as "address already in use")."""
+    last = min(last or 60000, _ephemeral_ports_start())
+    if last - size <= first:
+        raise RuntimeError(f"no room for {size} ports between {first} and {last}")
     for _ in range(100):
         start = random.randrange(first, last - size)
         try:
