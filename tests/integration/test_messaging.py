@@ -126,6 +126,26 @@ async def test_a_command_nobody_can_receive_yet_stays_in_the_outbox_until_someon
     assert await outbox_count(engine, clean_tables) == 0
 
 
+async def test_a_command_nobody_can_receive_does_not_hold_back_the_messages_sent_with_it(
+    engine: AsyncEngine, clean_tables: MessagingTables, broker: Broker
+) -> None:
+    events = await subscriber(broker, "order.completed")
+    async with UnitOfWork(engine, clean_tables) as uow:
+        uow.publish(inventory_msgs.CommitStock(order_id=f"o-{uuid.uuid4()}"))
+        event = uow.publish(completed("sent alongside"))
+        await uow.commit()
+    relay = relay_for(engine, clean_tables, broker)
+
+    for _ in range(2):  # the command keeps failing, sweep after sweep
+        with pytest.raises(aio_pika.exceptions.DeliveryError):
+            await relay.publish_pending()
+
+    # The event went out once, and only its row is gone.
+    received = await drain(events, expect=2, timeout=1.0)
+    assert [m.message_id for m in received] == [str(event.message_id)]
+    assert await outbox_count(engine, clean_tables) == 1
+
+
 class RecordingHandler:
     """Writes one effect row per handled message; can be told to fail N times."""
 

@@ -120,12 +120,18 @@ class Publisher:
         await declare_exchanges(self._channel)
 
     async def publish_many(self, messages: Sequence[OutgoingMessage]) -> None:
+        """Publish every message; raises the first failure, if any."""
+        for outcome in await self.publish_each(messages):
+            if outcome is not None:
+                raise outcome
+
+    async def publish_each(self, messages: Sequence[OutgoingMessage]) -> list[Exception | None]:
+        """Publish every message; per message, None once the broker confirmed it, or
+        why it was not (a Nack, a returned mandatory message, a lost channel)."""
         if self._channel.is_closed:
             raise BrokerUnavailable("publisher channel is closed")
         channel = cast(aiormq.Channel, await self._channel.get_underlay_channel())
-        # Started in order, so the frames go out in order; a Nack, a returned
-        # mandatory message (the channel raises on returns) or a lost channel fails
-        # the batch.
+        # Started in order, so the frames go out in order.
         confirms = [
             asyncio.ensure_future(
                 channel.basic_publish(
@@ -147,8 +153,14 @@ class Publisher:
             for message in messages
         ]
         try:
-            await asyncio.gather(*confirms)
+            outcomes = await asyncio.gather(*confirms, return_exceptions=True)
         except BaseException:
             for confirm in confirms:
                 confirm.cancel()
             raise
+        failures: list[Exception | None] = []
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
+                raise outcome  # a cancellation, not an answer from the broker
+            failures.append(outcome if isinstance(outcome, Exception) else None)
+        return failures

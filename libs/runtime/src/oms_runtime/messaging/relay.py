@@ -20,7 +20,9 @@ were enough for a saga step to miss its deadline. Rows that still fail after abo
 ten seconds (a command nobody can receive yet) are left to the timed sweep.
 
 A row is deleted only after the broker has confirmed its message; a crash in between
-republishes it (at-least-once; consumers dedupe on `message_id`).
+republishes it (at-least-once; consumers dedupe on `message_id`). Only the rows of
+confirmed messages are deleted: a command nobody can receive yet stays in the outbox
+without holding back, or dragging into every retry, the messages sent with it.
 """
 
 from __future__ import annotations
@@ -34,9 +36,21 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import ARRAY, Interval, Table, Uuid, any_, bindparam, delete, func, select
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Delete,
+    Interval,
+    Select,
+    Table,
+    Uuid,
+    any_,
+    bindparam,
+    delete,
+    func,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.sql.dml import ReturningDelete
 
 from oms_runtime import metrics
 from oms_runtime.messaging.broker import Broker, OutgoingMessage
@@ -165,13 +179,24 @@ class OutboxRelay:
 
     async def _publish_handed(self) -> int:
         batch, self._handed = self._handed[: self._batch_size], self._handed[self._batch_size :]
+        outcomes: list[Exception | None]
         try:
             publisher = await self._broker.publisher()
-            await publisher.publish_many(batch)
-        except Exception:
+            outcomes = await publisher.publish_each(batch)
+        except Exception as exc:  # no publisher, no channel: nothing went out
+            outcomes = [exc] * len(batch)
+        sent = [message for message, outcome in zip(batch, outcomes, strict=True) if not outcome]
+        if sent:
+            ids = [uuid.UUID(message.message_id) for message in sent]
+            await Transaction(self._engine).run_alone(_delete_published(self._tables.outbox), ids)
+            for message in sent:
+                metrics.MESSAGES_PUBLISHED.labels(message.message_type).inc()
+        failure = next((outcome for outcome in outcomes if outcome), None)
+        if failure is not None:
             # Their rows stay in the outbox, and so do those of the messages handed
             # over meanwhile; only their ids are kept, to retry those rows.
-            failed = [uuid.UUID(message.message_id) for message in (*batch, *self._handed)]
+            unsent = [message for message, outcome in zip(batch, outcomes, strict=True) if outcome]
+            failed = [uuid.UUID(message.message_id) for message in (*unsent, *self._handed)]
             self._handed.clear()
             kept = failed[: max(0, self._max_unsent - len(self._unsent))]
             self._unsent.extend(kept)
@@ -179,11 +204,7 @@ class OutboxRelay:
                 "publishing handed-over messages failed; retrying them",
                 extra={"messages": len(failed), "left_to_the_sweep": len(failed) - len(kept)},
             )
-            raise
-        ids = [uuid.UUID(message.message_id) for message in batch]
-        await Transaction(self._engine).run_alone(_delete_published(self._tables.outbox), ids)
-        for message in batch:
-            metrics.MESSAGES_PUBLISHED.labels(message.message_type).inc()
+            raise failure
         return len(batch)
 
     async def _publish_unsent(self) -> None:
@@ -210,15 +231,17 @@ class OutboxRelay:
             {"b_limit": self._batch_size, "b_min_age": min_age},
         )
 
-    async def _publish_taken(self, take: ReturningDelete[Any], arguments: dict[str, Any]) -> int:
+    async def _publish_taken(self, take: Select[Any], arguments: dict[str, Any]) -> int:
+        """Publish the rows `take` locks; delete those the broker confirmed. Returns
+        how many went out; raises the first failure after deleting the rest."""
         publisher = await self._broker.publisher()
         async with self._engine.begin() as conn:
-            # Deleted and published in one transaction: the delete only commits once
-            # the broker has confirmed every message; a failure rolls it back.
+            # Locked while they are published, deleted once confirmed, in one
+            # transaction: a crash in between leaves them to be published again.
             rows = sorted((await conn.execute(take, arguments)).all())
             if not rows:
                 return 0
-            await publisher.publish_many(
+            outcomes = await publisher.publish_each(
                 [
                     OutgoingMessage(
                         exchange=row.exchange,
@@ -233,9 +256,19 @@ class OutboxRelay:
                     for row in rows
                 ]
             )
-        for row in rows:
+            # Only the confirmed ones: a command nobody can receive yet stays, and
+            # the rows taken with it are not published again with it next time.
+            sent = [row for row, outcome in zip(rows, outcomes, strict=True) if not outcome]
+            if sent:
+                await conn.execute(
+                    _delete_by_id_statement(self._tables.outbox), {"b_ids": [r.id for r in sent]}
+                )
+        for row in sent:
             metrics.MESSAGES_PUBLISHED.labels(row.message_type).inc()
-        return len(rows)
+        failure = next((outcome for outcome in outcomes if outcome), None)
+        if failure is not None:
+            raise failure
+        return len(sent)
 
     async def oldest_pending_age(self) -> float:
         """Seconds the oldest unpublished row has waited (0 when none): the lag."""
@@ -248,28 +281,31 @@ class OutboxRelay:
 
 
 @functools.cache
-def _take_statement(outbox: Table) -> ReturningDelete[Any]:
+def _take_statement(outbox: Table) -> Select[Any]:
     # Built once per service: it runs for every batch. The oldest rows no other
-    # relay holds, deleted and returned in one statement.
-    oldest = (
-        select(outbox.c.id)
+    # relay holds.
+    return (
+        select(*_relayed_columns(outbox))
         .where(outbox.c.created_at <= func.now() - bindparam("b_min_age", type_=Interval))
         .order_by(outbox.c.id)
         .limit(bindparam("b_limit"))
         .with_for_update(skip_locked=True)
     )
-    return delete(outbox).where(outbox.c.id.in_(oldest)).returning(*_relayed_columns(outbox))
 
 
 @functools.cache
-def _take_by_id_statement(outbox: Table) -> ReturningDelete[Any]:
+def _take_by_id_statement(outbox: Table) -> Select[Any]:
     # The given rows, unless another relay holds them.
-    chosen = (
-        select(outbox.c.id)
+    return (
+        select(*_relayed_columns(outbox))
         .where(outbox.c.message_id == any_(bindparam("b_ids", type_=ARRAY(Uuid))))
         .with_for_update(skip_locked=True)
     )
-    return delete(outbox).where(outbox.c.id.in_(chosen)).returning(*_relayed_columns(outbox))
+
+
+@functools.cache
+def _delete_by_id_statement(outbox: Table) -> Delete:
+    return delete(outbox).where(outbox.c.id == any_(bindparam("b_ids", type_=ARRAY(BigInteger))))
 
 
 def _relayed_columns(outbox: Table) -> list[Any]:
