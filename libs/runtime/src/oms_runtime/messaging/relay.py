@@ -185,17 +185,17 @@ class OutboxRelay:
             outcomes = await publisher.publish_each(batch)
         except Exception as exc:  # no publisher, no channel: nothing went out
             outcomes = [exc] * len(batch)
-        sent = [message for message, outcome in zip(batch, outcomes, strict=True) if not outcome]
+        sent = [m for m, outcome in zip(batch, outcomes, strict=True) if outcome is None]
         if sent:
             ids = [uuid.UUID(message.message_id) for message in sent]
             await Transaction(self._engine).run_alone(_delete_published(self._tables.outbox), ids)
             for message in sent:
                 metrics.MESSAGES_PUBLISHED.labels(message.message_type).inc()
-        failure = next((outcome for outcome in outcomes if outcome), None)
+        failure = next((outcome for outcome in outcomes if outcome is not None), None)
         if failure is not None:
             # Their rows stay in the outbox, and so do those of the messages handed
             # over meanwhile; only their ids are kept, to retry those rows.
-            unsent = [message for message, outcome in zip(batch, outcomes, strict=True) if outcome]
+            unsent = [m for m, outcome in zip(batch, outcomes, strict=True) if outcome is not None]
             failed = [uuid.UUID(message.message_id) for message in (*unsent, *self._handed)]
             self._handed.clear()
             kept = failed[: max(0, self._max_unsent - len(self._unsent))]
@@ -258,14 +258,14 @@ class OutboxRelay:
             )
             # Only the confirmed ones: a command nobody can receive yet stays, and
             # the rows taken with it are not published again with it next time.
-            sent = [row for row, outcome in zip(rows, outcomes, strict=True) if not outcome]
+            sent = [row for row, outcome in zip(rows, outcomes, strict=True) if outcome is None]
             if sent:
                 await conn.execute(
                     _delete_by_id_statement(self._tables.outbox), {"b_ids": [r.id for r in sent]}
                 )
         for row in sent:
             metrics.MESSAGES_PUBLISHED.labels(row.message_type).inc()
-        failure = next((outcome for outcome in outcomes if outcome), None)
+        failure = next((outcome for outcome in outcomes if outcome is not None), None)
         if failure is not None:
             raise failure
         return len(sent)
