@@ -83,6 +83,26 @@ async def drain(
     return received
 
 
+def handing_over_to(
+    relay: OutboxRelay, engine: AsyncEngine, tables: MessagingTables
+) -> UnitOfWorkFactory[UnitOfWork]:
+    """Units of work that hand their committed messages to `relay`."""
+    factory = UnitOfWorkFactory(UnitOfWork, engine, tables)
+    factory.delivery.hand_over = relay.hand_over
+    return factory
+
+
+async def command_queue(broker: Broker, routing_key: str) -> aio_pika.abc.AbstractQueue:
+    """A queue for a command, so the broker stops returning it."""
+    channel = await broker.channel()
+    commands = await channel.declare_exchange(
+        "oms.commands", aio_pika.ExchangeType.TOPIC, durable=True
+    )
+    queue = await channel.declare_queue(exclusive=True)
+    await queue.bind(commands, routing_key)
+    return queue
+
+
 async def test_committed_messages_are_published_and_rolled_back_ones_never_are(
     engine: AsyncEngine, clean_tables: MessagingTables, broker: Broker
 ) -> None:
@@ -115,12 +135,7 @@ async def test_a_command_nobody_can_receive_yet_stays_in_the_outbox_until_someon
         await relay.publish_pending()
     assert await outbox_count(engine, clean_tables) == 1
 
-    channel = await broker.channel()
-    commands = await channel.declare_exchange(
-        "oms.commands", aio_pika.ExchangeType.TOPIC, durable=True
-    )
-    queue = await channel.declare_queue(exclusive=True)
-    await queue.bind(commands, "inventory.commit_stock")
+    queue = await command_queue(broker, "inventory.commit_stock")
     assert await relay.publish_pending() == 1
     assert len(await drain(queue, expect=1)) == 1
     assert await outbox_count(engine, clean_tables) == 0
@@ -509,8 +524,7 @@ async def test_handed_over_messages_are_published_at_once_and_their_rows_deleted
     queue = await subscriber(broker, "order.completed")
     # No sweep will run during the test: only the hand-over can publish.
     relay = OutboxRelay(engine, clean_tables, broker, listen_dsn=None, poll_interval=60, grace=60)
-    factory = UnitOfWorkFactory(UnitOfWork, engine, clean_tables)
-    factory.delivery.hand_over = relay.hand_over
+    factory = handing_over_to(relay, engine, clean_tables)
     async with running(relay):
         await asyncio.sleep(0.2)  # past the sweep at start
         async with factory() as uow:
@@ -529,8 +543,7 @@ async def test_a_hand_over_that_could_not_be_published_is_retried_without_waitin
     # No sweep will run during the test (long poll interval and grace): only the
     # relay's retry of its own failed hand-over can publish the command.
     relay = OutboxRelay(engine, clean_tables, broker, listen_dsn=None, poll_interval=60, grace=60)
-    factory = UnitOfWorkFactory(UnitOfWork, engine, clean_tables)
-    factory.delivery.hand_over = relay.hand_over
+    factory = handing_over_to(relay, engine, clean_tables)
     command = inventory_msgs.CommitStock(order_id=f"o-{uuid.uuid4()}")
     async with running(relay):
         await asyncio.sleep(0.2)  # past the sweep at start
@@ -542,12 +555,7 @@ async def test_a_hand_over_that_could_not_be_published_is_retried_without_waitin
         await asyncio.sleep(0.5)
         assert await outbox_count(engine, clean_tables) == 1
 
-        channel = await broker.channel()
-        commands = await channel.declare_exchange(
-            "oms.commands", aio_pika.ExchangeType.TOPIC, durable=True
-        )
-        queue = await channel.declare_queue(exclusive=True)
-        await queue.bind(commands, "inventory.commit_stock")
+        queue = await command_queue(broker, "inventory.commit_stock")
         received = await drain(queue, expect=1, timeout=5)
         assert [m.message_id for m in received] == [str(envelope.message_id)]
         await eventually(

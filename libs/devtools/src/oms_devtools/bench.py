@@ -37,7 +37,6 @@ import secrets
 import signal
 import sys
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -1099,15 +1098,11 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    run_id = uuid.uuid4().hex[:8]
-    database_base = os.environ.get("OMS_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432")
-    amqp_base = os.environ.get("OMS_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672")
-    vhost = f"oms_bench_{run_id}"
+    vhost, database_url, amqp_url = infra.throwaway_urls("oms_bench")
+    run_id = vhost.removeprefix("oms_bench_")
     out: Path = args.out
     jwt_secret = secrets.token_urlsafe(32)
     carrier_secret = secrets.token_urlsafe(16)
-    database_url = f"{database_base.rstrip('/')}/oms_bench_{run_id}"
-    amqp_url = f"{amqp_base.rstrip('/')}/{vhost}"
     stack = Stack(
         database_url=database_url,
         amqp_url=amqp_url,

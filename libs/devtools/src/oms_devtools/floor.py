@@ -369,6 +369,10 @@ def format_report(document: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# The command line's counts: each at least 1, each recorded in the report.
+_SETTINGS = ("messages", "transactions", "requests", "concurrency", "batch", "per_transaction")
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m oms_devtools.floor",
@@ -392,7 +396,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--out", type=Path, help="also write the report as JSON here")
     args = parser.parse_args(argv)
-    for name in ("messages", "transactions", "requests", "concurrency", "batch", "per_transaction"):
+    for name in _SETTINGS:
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     return args
@@ -405,28 +409,13 @@ async def run(args: argparse.Namespace, database_url: str, amqp_url: str) -> dic
     )
     request = await measure_requests(args.requests, args.concurrency)
     document = report(message, transaction, request, os.cpu_count() or 1)
-    document["settings"] = {
-        name: getattr(args, name)
-        for name in (
-            "messages",
-            "transactions",
-            "requests",
-            "concurrency",
-            "batch",
-            "per_transaction",
-        )
-    }
+    document["settings"] = {name: getattr(args, name) for name in _SETTINGS}
     return document
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    run_id = uuid.uuid4().hex[:8]
-    database_base = os.environ.get("OMS_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432")
-    amqp_base = os.environ.get("OMS_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672")
-    name = f"oms_floor_{run_id}"
-    database_url = f"{database_base.rstrip('/')}/{name}"
-    amqp_url = f"{amqp_base.rstrip('/')}/{name}"
+    name, database_url, amqp_url = infra.throwaway_urls("oms_floor")
     infra.create_vhost(name)
     try:
         asyncio.run(infra.recreate_database(database_url))

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import uuid
 from collections.abc import Mapping
 
 import asyncpg
@@ -15,6 +16,16 @@ from sqlalchemy.engine import make_url
 from oms_runtime.db import libpq_url
 
 SERVICES = ("order", "inventory", "payment", "shipping")
+
+
+def throwaway_urls(prefix: str) -> tuple[str, str, str]:
+    """A fresh name (`<prefix>_<random>`) and the URLs of a database and a vhost by
+    that name on the local servers (or those of OMS_BENCH_DATABASE_URL and
+    OMS_BENCH_AMQP_URL); nothing is created yet."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    database_base = os.environ.get("OMS_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432")
+    amqp_base = os.environ.get("OMS_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672")
+    return name, f"{database_base.rstrip('/')}/{name}", f"{amqp_base.rstrip('/')}/{name}"
 
 
 def _rabbitmqctl(*args: str) -> None:

@@ -33,8 +33,9 @@ import functools
 import logging
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     ARRAY,
@@ -59,6 +60,8 @@ from oms_runtime.messaging.transaction import Transaction
 from oms_runtime.notifications import listen_forever
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 # About ten seconds of retries at the relay's backoff, longer than a reconnect.
@@ -185,17 +188,15 @@ class OutboxRelay:
             outcomes = await publisher.publish_each(batch)
         except Exception as exc:  # no publisher, no channel: nothing went out
             outcomes = [exc] * len(batch)
-        sent = [m for m, outcome in zip(batch, outcomes, strict=True) if outcome is None]
+        sent, unsent, failure = _by_outcome(batch, outcomes)
         if sent:
             ids = [uuid.UUID(message.message_id) for message in sent]
             await Transaction(self._engine).run_alone(_delete_published(self._tables.outbox), ids)
             for message in sent:
                 metrics.MESSAGES_PUBLISHED.labels(message.message_type).inc()
-        failure = next((outcome for outcome in outcomes if outcome is not None), None)
         if failure is not None:
             # Their rows stay in the outbox, and so do those of the messages handed
             # over meanwhile; only their ids are kept, to retry those rows.
-            unsent = [m for m, outcome in zip(batch, outcomes, strict=True) if outcome is not None]
             failed = [uuid.UUID(message.message_id) for message in (*unsent, *self._handed)]
             self._handed.clear()
             kept = failed[: max(0, self._max_unsent - len(self._unsent))]
@@ -258,14 +259,13 @@ class OutboxRelay:
             )
             # Only the confirmed ones: a command nobody can receive yet stays, and
             # the rows taken with it are not published again with it next time.
-            sent = [row for row, outcome in zip(rows, outcomes, strict=True) if outcome is None]
+            sent, _, failure = _by_outcome(rows, outcomes)
             if sent:
                 await conn.execute(
                     _delete_by_id_statement(self._tables.outbox), {"b_ids": [r.id for r in sent]}
                 )
         for row in sent:
             metrics.MESSAGES_PUBLISHED.labels(row.message_type).inc()
-        failure = next((outcome for outcome in outcomes if outcome is not None), None)
         if failure is not None:
             raise failure
         return len(sent)
@@ -278,6 +278,16 @@ class OutboxRelay:
                 select(func.extract("epoch", func.now() - func.min(outbox.c.created_at)))
             )
         return float(age or 0.0)
+
+
+def _by_outcome(
+    items: Sequence[T], outcomes: Sequence[Exception | None]
+) -> tuple[list[T], list[T], Exception | None]:
+    """The items the broker confirmed, those it did not, and the first reason why."""
+    sent = [item for item, outcome in zip(items, outcomes, strict=True) if outcome is None]
+    unsent = [item for item, outcome in zip(items, outcomes, strict=True) if outcome is not None]
+    failure = next((outcome for outcome in outcomes if outcome is not None), None)
+    return sent, unsent, failure
 
 
 @functools.cache
