@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-PACKAGES := libs/contracts libs/runtime libs/devtools services/gateway-simulator \
+PACKAGES := libs/contracts libs/runtime libs/devtools services/gateway-simulator services/console \
             services/order services/inventory services/payment services/shipping
 SERVICES := order inventory payment shipping
 STAMP := $(VENV)/.installed
@@ -45,7 +45,7 @@ lint: install
 typecheck: install
 	$(BIN)/mypy libs/contracts/src libs/runtime/src libs/devtools/src \
 		services/order/src services/inventory/src services/payment/src \
-		services/shipping/src services/gateway-simulator/src
+		services/shipping/src services/gateway-simulator/src services/console/src
 
 # The whole suite, then the end-to-end part again with two replicas of every
 # service competing for their queues.
