@@ -135,6 +135,10 @@ def _jsonable(value: object) -> object:
     return str(value)
 
 
+class ReplayFailed(Exception):
+    """The broker did not take the copy; the dead letter stays where it was."""
+
+
 class DeadLetterQueue:
     """The dead letters of one service's work queue, read through `channel`.
 
@@ -184,21 +188,27 @@ class DeadLetterQueue:
     async def replay(self, keys: set[str] | None) -> list[DeadLetter]:
         """Back to the work queue (every one when `keys` is None); returns those moved."""
         chosen = await self._choose(lambda letter: keys is None or letter.key in keys)
-        for message, letter in chosen:
+        for done, (message, letter) in enumerate(chosen):
             headers = dict(message.headers or {})
             headers[ATTEMPT_HEADER] = 0
-            await self._channel.default_exchange.publish(
-                aio_pika.Message(
-                    message.body,
-                    message_id=message.message_id,
-                    type=message.type,
-                    correlation_id=message.correlation_id,
-                    content_type=message.content_type,
-                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                    headers=headers,
-                ),
-                routing_key=self.work_queue,
-            )
+            try:
+                await self._channel.default_exchange.publish(
+                    aio_pika.Message(
+                        message.body,
+                        message_id=message.message_id,
+                        type=message.type,
+                        correlation_id=message.correlation_id,
+                        content_type=message.content_type,
+                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                        headers=headers,
+                    ),
+                    routing_key=self.work_queue,
+                )
+            except Exception as exc:  # e.g. the work queue does not exist (yet)
+                await self._put_back([m for m, _ in chosen[done:]])
+                raise ReplayFailed(
+                    f"could not put {letter.key} back on {self.work_queue}: {exc}"
+                ) from exc
             await message.ack()  # only once the broker confirmed the copy
             log.info(
                 "dead letter replayed",
@@ -297,8 +307,11 @@ def dead_letter_router(runtime: ServiceRuntime) -> APIRouter:
         channel, queue = await with_queue()
         try:
             moved = await queue.replay({key})
+        except ReplayFailed as exc:
+            raise Problem(503, "replay-failed", "Not replayed", str(exc)) from exc
         finally:
-            await channel.close()
+            if not channel.is_closed:
+                await channel.close()
         if not moved:
             raise not_found(key)
         return DeadLetterOutcome(queue=queue.name, key=key, outcome="replayed")
@@ -341,7 +354,11 @@ async def run(command: str, queue: str, key: str | None, replay_all: bool, amqp_
                 print(json.dumps(found.detail(), indent=2, default=str))
                 return 0
         elif command == "replay":
-            moved = await dead.replay(None if replay_all else {key or ""})
+            try:
+                moved = await dead.replay(None if replay_all else {key or ""})
+            except ReplayFailed as exc:
+                print(exc, file=sys.stderr)
+                return 1
             print(f"replayed {len(moved)} message(s) to {queue}", file=sys.stderr)
             if moved:
                 return 0
