@@ -92,8 +92,13 @@ def test_admin_may_do_everything() -> None:
 
 @pytest.mark.parametrize(
     ("typed", "currency", "minor"),
-    [("12.50", "EUR", 1250), ("12,5", "EUR", 1250), ("3", "EUR", 300), ("500", "JPY", 500),
-     ("1.234", "KWD", 1234)],
+    [
+        ("12.50", "EUR", 1250),
+        ("12,5", "EUR", 1250),
+        ("3", "EUR", 300),
+        ("500", "JPY", 500),
+        ("1.234", "KWD", 1234),
+    ],
 )
 def test_amounts_are_typed_in_major_units(typed: str, currency: str, minor: int) -> None:
     assert parse_amount(typed, currency) == minor
