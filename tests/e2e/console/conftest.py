@@ -100,8 +100,12 @@ async def browser() -> AsyncIterator[Browser]:
 
 
 @pytest.fixture
-async def context(browser: Browser, console_process: ConsoleProcess) -> AsyncIterator[BrowserContext]:
-    made = await browser.new_context(base_url=console_process.url, viewport={"width": 1280, "height": 900})
+async def context(
+    browser: Browser, console_process: ConsoleProcess
+) -> AsyncIterator[BrowserContext]:
+    made = await browser.new_context(
+        base_url=console_process.url, viewport={"width": 1280, "height": 900}
+    )
     made.set_default_timeout(15_000)
     yield made
     await made.close()

@@ -104,9 +104,7 @@ async def test_an_admin_refunds_part_of_a_captured_payment(
     )
 
 
-async def test_a_support_user_is_denied_the_refund(
-    context: BrowserContext, oms: OmsClient
-) -> None:
+async def test_a_support_user_is_denied_the_refund(context: BrowserContext, oms: OmsClient) -> None:
     order = await shipped_order(oms)
     page = await context.new_page()
     await sign_in(page, "sue", STAFF_PASSWORD)
@@ -153,7 +151,9 @@ async def test_an_operator_replays_a_dead_letter(
     key = str(envelope.message_id)
     page = admin_page
     await page.get_by_role("link", name="Dead letters").click()
-    section = page.locator("section", has=page.get_by_role("heading", name=re.compile("^inventory")))
+    section = page.locator(
+        "section", has=page.get_by_role("heading", name=re.compile("^inventory"))
+    )
     row = section.locator("tr", has_text=key[:13])
     await expect(row).to_contain_text("inventory.release_stock")
     await expect(row).to_contain_text("database hiccup")
@@ -164,16 +164,14 @@ async def test_an_operator_replays_a_dead_letter(
     await expect(page.locator("tbody tr").first).to_contain_text("replay dead letter")
 
 
-async def test_the_live_feed_shows_events_as_they_happen(
-    admin_page: Page, oms: OmsClient
-) -> None:
+async def test_the_live_feed_shows_events_as_they_happen(admin_page: Page, oms: OmsClient) -> None:
     page = admin_page
     await page.get_by_role("link", name="Live feed").click()
     await expect(page.locator("#feed-state")).to_contain_text("Connected")
     order = await fulfilling_order(oms, quantity=1)
-    await expect(page.locator("#feed li", has_text="order.created").filter(
-        has_text=order["id"][:8]
-    )).to_have_count(1)
+    await expect(
+        page.locator("#feed li", has_text="order.created").filter(has_text=order["id"][:8])
+    ).to_have_count(1)
 
 
 SCREENSHOTS = os.environ.get("OMS_CONSOLE_SCREENSHOTS")
@@ -227,9 +225,7 @@ async def test_screenshots_of_the_main_pages(
 
 
 @pytest.fixture
-async def browser_context_phone(
-    browser: Any, console_process: ConsoleProcess
-) -> Any:
+async def browser_context_phone(browser: Any, console_process: ConsoleProcess) -> Any:
     made = await browser.new_context(
         base_url=console_process.url,
         viewport={"width": 390, "height": 844},

@@ -140,7 +140,7 @@ def test_an_order_needing_attention_offers_retry_and_force_to_admin_not_support(
     admin = order_actions(Role.ADMIN, stuck, [], [])
     assert admin.retry and admin.force and not admin.cancel
     support = order_actions(Role.SUPPORT, stuck, [], [])
-    assert not support.retry and not support.force and not support.any
+    assert not support.retry and not support.force and not support.on_the_order
 
 
 def test_charts_escape_their_labels_and_mark_values_over_the_scale() -> None:

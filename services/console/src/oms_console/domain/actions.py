@@ -24,8 +24,9 @@ class OrderActions:
     refund: frozenset[str]  # payment ids
 
     @property
-    def any(self) -> bool:
-        return bool(self.cancel or self.retry or self.force or self.dispatch or self.refund)
+    def on_the_order(self) -> bool:
+        """Cancel, retry or force: the actions on the order as a whole."""
+        return self.cancel or self.retry or self.force
 
 
 def refundable_amount(payment: Mapping[str, Any]) -> int:

@@ -71,13 +71,15 @@ def line_chart(
     series: Sequence[tuple[str, Sequence[float | None]]],
     *,
     unit: str = "",
+    at_least: float = 0.0,
 ) -> str:
-    """Several series over the same samples (oldest first); gaps where None."""
+    """Several series over the same samples (oldest first); gaps where None. The
+    scale reaches `at_least` (e.g. one message) so noise near zero stays flat."""
     height, left, bottom, top_pad = 150, 40, 20, 10
     plot_w, plot_h = WIDTH - left - 10, height - bottom - top_pad
     samples = max((len(points) for _, points in series), default=0)
     values = [v for _, points in series for v in points if v is not None]
-    top = max([*values, 1e-9]) * 1.1
+    top = max([*values, at_least, 1e-9]) * 1.1
     parts = [
         f'<svg class="chart" role="img" viewBox="0 0 {WIDTH} {height + 18 * len(series)}" '
         f'width="100%" aria-label="{escape(title)}"><title>{escape(title)}</title>',

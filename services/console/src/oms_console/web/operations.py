@@ -156,6 +156,7 @@ def _charts(row: dict[str, Any], samples: list[Sample]) -> dict[str, Markup]:
                     ),
                 ],
                 unit=" msgs",
+                at_least=1.0,
             )
         ),
         "arrival_rate": Markup(
