@@ -5,12 +5,12 @@ browser) to use it like staff do."""
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -60,7 +60,8 @@ def create_user(stack: Stack, name: str, role: str) -> None:
 @pytest.fixture(scope="module")
 async def console_process(stack: Stack) -> AsyncIterator[ConsoleProcess]:
     env = _console_env(stack)
-    subprocess.run(
+    await asyncio.to_thread(
+        subprocess.run,
         [sys.executable, "-m", "oms_console", "migrate"],
         check=True,
         capture_output=True,
@@ -82,14 +83,14 @@ async def console_process(stack: Stack) -> AsyncIterator[ConsoleProcess]:
                 raise RuntimeError(f"the console did not start:\n{stack.logs('console')[-3000:]}")
             await asyncio.sleep(0.2)
     for name, role in (("sue", "support"), ("walt", "warehouse")):
-        create_user(stack, name, role)
+        await asyncio.to_thread(create_user, stack, name, role)
     yield ConsoleProcess(url)
     stack.stop("console")
 
 
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Browser]:
-    if not os.path.exists(CHROMIUM):
+    if not Path(CHROMIUM).exists():  # noqa: ASYNC240 (a stat, once)
         pytest.fail(f"{CHROMIUM} is missing: run `make browser` (apt-get install chromium)")
     async with async_playwright() as playwright:
         launched = await playwright.chromium.launch(
