@@ -3,12 +3,12 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-PACKAGES := libs/contracts libs/runtime libs/devtools services/gateway-simulator \
+PACKAGES := libs/contracts libs/runtime libs/devtools services/gateway-simulator services/console \
             services/order services/inventory services/payment services/shipping
 SERVICES := order inventory payment shipping
 STAMP := $(VENV)/.installed
 
-.PHONY: help install infra migrate run test lint typecheck unit e2e e2e-replicas bench capacity floor catalog clean
+.PHONY: help install infra browser screenshots migrate run test lint typecheck unit e2e e2e-replicas bench capacity floor catalog clean
 
 help:
 	@echo "make run    - install, migrate, start every service + gateway simulator"
@@ -31,7 +31,7 @@ infra:
 	@.ci/ensure-services
 
 migrate: install infra
-	@for s in $(SERVICES); do \
+	@for s in $(SERVICES) console; do \
 		OMS_LOG_FORMAT=$${OMS_LOG_FORMAT:-text} $(BIN)/python -m oms_$$s migrate || exit 1; done
 
 run: migrate
@@ -45,18 +45,25 @@ lint: install
 typecheck: install
 	$(BIN)/mypy libs/contracts/src libs/runtime/src libs/devtools/src \
 		services/order/src services/inventory/src services/payment/src \
-		services/shipping/src services/gateway-simulator/src
+		services/shipping/src services/gateway-simulator/src services/console/src
+
+# The console's browser tests drive Debian's Chromium (never a downloaded browser).
+CHROMIUM := /usr/bin/chromium
+browser:
+	@test -x $(CHROMIUM) || { \
+		echo "installing Debian's chromium for the console's browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 # The whole suite, then the end-to-end part again with two replicas of every
 # service competing for their queues.
-test: install infra lint typecheck
+test: install infra browser lint typecheck
 	$(BIN)/pytest
 	OMS_E2E_REPLICAS=2 $(BIN)/pytest -m e2e
 
 unit: install
 	$(BIN)/pytest -m "not e2e and not integration"
 
-e2e: install infra
+e2e: install infra browser
 	$(BIN)/pytest -m e2e
 
 e2e-replicas: install infra
@@ -78,6 +85,10 @@ floor: install infra
 # Regenerate the published event catalog after changing a message in libs/contracts.
 catalog: install
 	$(BIN)/python -m oms_contracts.catalog write libs/contracts/catalog
+
+# Screenshots of the console's main pages for the README (docs/console/*.png).
+screenshots: install infra browser
+	OMS_CONSOLE_SCREENSHOTS=docs/console $(BIN)/pytest tests/e2e/console -k screenshots
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -12,7 +12,7 @@ import pathspec
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PORTS = {"order": 8000, "inventory": 8001, "payment": 8002, "shipping": 8003}
+PORTS = {"order": 8000, "inventory": 8001, "payment": 8002, "shipping": 8003, "console": 8080}
 IMAGES = (*PORTS, "gateway-simulator")
 
 

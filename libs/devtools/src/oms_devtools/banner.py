@@ -48,6 +48,13 @@ async def main() -> None:
     )
     print(f"   export ADMIN={admin}")
     print(f"   export TOKEN={customer}")
+    console_url = f"http://127.0.0.1:{os.environ.get('OMS_CONSOLE_PORT', '8080')}"
+    print(f"\n Staff console: {console_url}")
+    if os.environ.get("OMS_CONSOLE_ADMIN_PASSWORD"):
+        print("   sign in as `admin` with the password in OMS_CONSOLE_ADMIN_PASSWORD")
+    else:
+        print("   create an account first (asks for a password), then sign in with it:")
+        print("   .venv/bin/oms-console create-user NAME --role admin|support|warehouse")
     print("\n Walk one order through: see README.md, 'A first order with curl'.")
     print(" Ctrl-C stops everything.")
     print("=" * width, flush=True)

@@ -19,15 +19,27 @@ ROLES: tuple[Role, ...] = ("customer", "admin")
 class Principal:
     subject: str
     role: Role
+    # The person a service principal acts for (RFC 8693 `act` claim), e.g. the staff
+    # member signed in to the console (subject `console`).
+    actor: str | None = None
 
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
 
+    @property
+    def name(self) -> str:
+        """Who to record as having done something: "alice (console)" for an actor."""
+        return f"{self.actor} ({self.subject})" if self.actor else self.subject
 
-def mint_token(secret: str, subject: str, role: Role, ttl_seconds: int = 3600) -> str:
+
+def mint_token(
+    secret: str, subject: str, role: Role, ttl_seconds: int = 3600, actor: str | None = None
+) -> str:
     now = int(time.time())
-    claims = {"sub": subject, "role": role, "iat": now, "exp": now + ttl_seconds}
+    claims: dict[str, object] = {"sub": subject, "role": role, "iat": now, "exp": now + ttl_seconds}
+    if actor is not None:
+        claims["act"] = {"sub": actor}
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
@@ -50,7 +62,11 @@ def decode_token(secret: str, token: str) -> Principal:
     subject = claims.get("sub")
     if role not in ROLES or not isinstance(subject, str) or not subject:
         raise _unauthorized("The token must carry a `sub` and a `role` of customer or admin")
-    return Principal(subject=subject, role=role)
+    act = claims.get("act")
+    actor = act.get("sub") if isinstance(act, dict) else None
+    if actor is not None and (not isinstance(actor, str) or not actor):
+        raise _unauthorized("The `act` claim must carry the actor's `sub`")
+    return Principal(subject=subject, role=role, actor=actor)
 
 
 async def current_principal(request: Request) -> Principal:

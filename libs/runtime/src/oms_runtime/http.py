@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from oms_runtime import metrics, tracing
 from oms_runtime.auth import Admin
+from oms_runtime.deadletters import dead_letter_router
 from oms_runtime.logging import log_context
 from oms_runtime.problems import install_problem_handlers, problem_response
 from oms_runtime.service import ServiceRuntime
@@ -142,6 +143,7 @@ def create_service_app(
     install_problem_handlers(app)
     app.add_middleware(RequestContextMiddleware, access_log=settings.access_log)
     app.include_router(ops_router(runtime))
+    app.include_router(dead_letter_router(runtime))
     for router in routers:
         app.include_router(router)
     for key, value in (state or {}).items():

@@ -91,7 +91,7 @@ async def _act(
     action: use_cases.OperatorAction, order_id: str, operator: Principal, uow: UnitOfWorkDep
 ) -> OrderPublic:
     try:
-        order = await action(order_id, operator.subject, uow)
+        order = await action(order_id, operator.name, uow)
     except (use_cases.OrderNotFound, OrderNotInAttention) as exc:
         raise _operator_action_failed(order_id, exc) from exc
     return order_public(order)

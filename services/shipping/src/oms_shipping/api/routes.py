@@ -64,12 +64,20 @@ async def list_shipments(
     _: Admin,
     uow: UnitOfWorkDep,
     order_id: Annotated[str | None, Query(max_length=64)] = None,
+    status: Annotated[
+        ShipmentStatus | None,
+        Query(description="e.g. `created`: parcels waiting for the warehouse to dispatch"),
+    ] = None,
     cursor: Annotated[uuid.UUID | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> ShipmentPage:
     async with uow:
         page, next_cursor = await views.shipments_page(
-            uow.connection, order_id=order_id, after=cursor, limit=limit
+            uow.connection,
+            order_id=order_id,
+            status=status.value if status else None,
+            after=cursor,
+            limit=limit,
         )
         events = await views.timelines(uow.connection, [row["id"] for row in page])
     return ShipmentPage(

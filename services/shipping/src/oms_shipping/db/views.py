@@ -13,11 +13,18 @@ from oms_shipping.db.tables import shipments, tracking_events
 
 
 async def shipments_page(
-    connection: AsyncConnection, *, order_id: str | None, after: uuid.UUID | None, limit: int
+    connection: AsyncConnection,
+    *,
+    order_id: str | None,
+    after: uuid.UUID | None,
+    limit: int,
+    status: str | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
     query = select(shipments)
     if order_id is not None:
         query = query.where(shipments.c.order_id == order_id)
+    if status is not None:
+        query = query.where(shipments.c.status == status)
     return await keyset_page(connection, query, shipments.c.id, after=after, limit=limit)
 
 
