@@ -11,6 +11,9 @@ class ShippingSettings(ServiceSettings):
     # waiting for warehouse staff to call POST /shipments/{id}/dispatch.
     auto_dispatch: bool = False
     carrier_secret: str = "dev-only-carrier-secret-change-me"
+    # Also accept the old body-only `X-Signature: sha256=<hex>` (weaker: no timestamp
+    # and no id, so a captured delivery can be replayed) during a carrier's migration.
+    carrier_accept_legacy_signature: bool = False
     carrier_name: str = "simpost"
     # ISO 3166 country codes we ship to, comma separated; empty: everywhere.
     shipping_countries: str = ""
