@@ -104,9 +104,9 @@ async def test_absurd_event_times_are_refused_naming_occurred_at(oms: OmsClient)
         refused = await oms.post_tracking_body(shipment_id, body)
         assert refused.status_code == 422, (occurred_at, refused.text)
         problem = refused.json()
-        assert problem.get("field") == "occurred_at" or [
-            e["field"] for e in problem["errors"]
-        ] == ["occurred_at"], problem
+        assert problem.get("field") == "occurred_at" or [e["field"] for e in problem["errors"]] == [
+            "occurred_at"
+        ], problem
     assert (await oms.order(order_id))["status"] == "shipped"
 
 

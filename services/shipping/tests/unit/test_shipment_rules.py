@@ -100,7 +100,9 @@ def test_a_tracking_event_before_dispatch_is_refused_as_not_dispatched() -> None
     shipment = new_shipment()
 
     with pytest.raises(NotDispatched):
-        shipment.record_tracking(tracking(ShipmentStatus.IN_TRANSIT, 1), seen_before=False, now=LATER)
+        shipment.record_tracking(
+            tracking(ShipmentStatus.IN_TRANSIT, 1), seen_before=False, now=LATER
+        )
 
     assert shipment.status is ShipmentStatus.CREATED
     assert shipment.new_tracking_events == []
@@ -121,7 +123,9 @@ def test_a_newer_tracking_event_moves_the_shipment_status_forward() -> None:
     shipment = dispatched_shipment()
 
     shipment.record_tracking(tracking(ShipmentStatus.IN_TRANSIT, 1), seen_before=False, now=LATER)
-    shipment.record_tracking(tracking(ShipmentStatus.OUT_FOR_DELIVERY, 2), seen_before=False, now=LATER)
+    shipment.record_tracking(
+        tracking(ShipmentStatus.OUT_FOR_DELIVERY, 2), seen_before=False, now=LATER
+    )
 
     assert shipment.status is ShipmentStatus.OUT_FOR_DELIVERY
     assert shipment.last_event_at == at(2)
@@ -140,7 +144,9 @@ def test_every_new_tracking_event_is_kept_on_the_timeline() -> None:
 
 def test_an_older_tracking_event_is_kept_on_the_timeline_but_does_not_move_status_back() -> None:
     shipment = dispatched_shipment()
-    shipment.record_tracking(tracking(ShipmentStatus.OUT_FOR_DELIVERY, 3), seen_before=False, now=LATER)
+    shipment.record_tracking(
+        tracking(ShipmentStatus.OUT_FOR_DELIVERY, 3), seen_before=False, now=LATER
+    )
     late = tracking(ShipmentStatus.IN_TRANSIT, 1)
 
     shipment.record_tracking(late, seen_before=False, now=LATER)
@@ -165,7 +171,9 @@ def test_a_carrier_event_stamped_minutes_before_our_dispatch_time_still_moves_th
     # The carrier's clock may lag ours a little; carrier events are compared with each other.
     shipment = dispatched_shipment()
 
-    shipment.record_tracking(tracking(ShipmentStatus.IN_TRANSIT, -4 / 60), seen_before=False, now=LATER)
+    shipment.record_tracking(
+        tracking(ShipmentStatus.IN_TRANSIT, -4 / 60), seen_before=False, now=LATER
+    )
 
     assert shipment.status is ShipmentStatus.IN_TRANSIT
 
@@ -191,7 +199,10 @@ def test_a_carrier_event_dated_before_dispatch_or_in_the_future_is_refused(
 
     assert shipment.status is ShipmentStatus.DISPATCHED
     assert shipment.new_tracking_events == []
-    assert shipment.events == [Created("shp-1", "order-1"), Dispatched("shp-1", "order-1", "DHL", "TRK-1")]
+    assert shipment.events == [
+        Created("shp-1", "order-1"),
+        Dispatched("shp-1", "order-1", "DHL", "TRK-1"),
+    ]
 
 
 def test_a_redelivered_delivery_event_seen_before_does_not_deliver() -> None:

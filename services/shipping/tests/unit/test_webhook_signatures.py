@@ -30,7 +30,9 @@ def signed(
     timestamp: int | None = None,
 ) -> SignatureHeaders:
     stamp = str(int(time.time()) if timestamp is None else timestamp)
-    return SignatureHeaders(webhook_id, stamp, standard_signature(key, webhook_id, stamp, body), None)
+    return SignatureHeaders(
+        webhook_id, stamp, standard_signature(key, webhook_id, stamp, body), None
+    )
 
 
 def verify(

@@ -84,7 +84,9 @@ def verify_carrier_signature(
         expected = "sha256=" + hmac.new(secret.encode(), raw_body, hashlib.sha256).hexdigest()
         # Compared as bytes: a non-ASCII header must be a mismatch, not a TypeError.
         if not hmac.compare_digest(legacy.strip().encode(), expected.encode()):
-            raise _refused("X-Signature must be sha256=<hex HMAC-SHA256 of the body>", "X-Signature")
+            raise _refused(
+                "X-Signature must be sha256=<hex HMAC-SHA256 of the body>", "X-Signature"
+            )
         return None
     raise _refused(
         "Sign the delivery with the webhook-id, webhook-timestamp and webhook-signature "

@@ -275,7 +275,9 @@ class Shipment:
                 f"dispatched ({self.dispatched_at.isoformat()})"
             )
         if event.occurred_at > now + CLOCK_SKEW:
-            raise ImplausibleEventTime(f"occurred_at {event.occurred_at.isoformat()} is in the future")
+            raise ImplausibleEventTime(
+                f"occurred_at {event.occurred_at.isoformat()} is in the future"
+            )
         if seen_before:
             return
         self.new_tracking_events.append(event)
