@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BeforeValidator, Field
+from fastapi import Header
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field
 
 
 def _whole_number(value: Any) -> Any:
@@ -40,3 +42,31 @@ IsoDateTime = Annotated[AwareDatetime, BeforeValidator(_iso_only)]
 IsoDate = Annotated[date, BeforeValidator(_iso_only)]
 # Row ids used as cursors: bigint in Postgres.
 CursorId = Annotated[int, Field(ge=0, le=2**63 - 1)]
+
+
+# Idempotency keys end up in the gateway's headers, in our keys and in logs:
+# visible ASCII only (no spaces, no control or non-ASCII characters).
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]+$")
+IDEMPOTENCY_KEY_MAX_LENGTH = 255
+
+
+def _visible_ascii(value: str | None) -> str | None:
+    if value is not None and not _IDEMPOTENCY_KEY.match(value):
+        raise ValueError("must be visible ASCII characters only (no spaces or accents)")
+    return value
+
+
+def idempotency_key_header(description: str) -> Any:
+    """The `Idempotency-Key` header parameter, validated at the edge (a bad key is a
+    422 naming the header) so it can travel anywhere afterwards."""
+    return Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=IDEMPOTENCY_KEY_MAX_LENGTH,
+        description=f"{description}. 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} visible ASCII characters",
+        json_schema_extra={"pattern": _IDEMPOTENCY_KEY.pattern},
+    )
+
+
+# Use as `Annotated[IdempotencyKey, idempotency_key_header("...")] = None`.
+IdempotencyKey = Annotated[str | None, AfterValidator(_visible_ascii)]

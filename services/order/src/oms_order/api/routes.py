@@ -43,18 +43,16 @@ from oms_runtime.http import request_unit_of_work
 from oms_runtime.logging import bind_log_context
 from oms_runtime.problems import Problem
 from oms_runtime.ratelimit import rate_limited
-from oms_runtime.validation import IsoDateTime
+from oms_runtime.validation import IdempotencyKey, IsoDateTime, idempotency_key_header
 
 router = APIRouter(tags=["orders"])
 
 UnitOfWorkDep = Annotated[OrderUnitOfWork, Depends(request_unit_of_work)]
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        min_length=1,
-        max_length=200,
-        description="Retrying with the same key and body answers with the same order and "
-        "starts nothing new; the same key with another body is a 409",
+IdempotencyKeyHeader = Annotated[
+    IdempotencyKey,
+    idempotency_key_header(
+        "Retrying with the same key and body answers with the same order and "
+        "starts nothing new; the same key with another body is a 409"
     ),
 ]
 
@@ -157,7 +155,7 @@ async def create_order(
     uow: UnitOfWorkDep,
     request: Request,
     response: Response,
-    idempotency_key: IdempotencyKey = None,
+    idempotency_key: IdempotencyKeyHeader = None,
     prefer: Annotated[
         str | None,
         Header(description="`wait=N`: answer once the order left `pending`, or after N s"),
@@ -335,7 +333,7 @@ async def cancel_order(
     order_id: str,
     principal: Authenticated,
     uow: UnitOfWorkDep,
-    idempotency_key: IdempotencyKey = None,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> OrderPublic:
     try:
         order = await use_cases.cancel_order(

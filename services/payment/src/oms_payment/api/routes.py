@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from oms_payment.db import views
@@ -16,7 +16,7 @@ from oms_payment.handlers import payments as use_cases
 from oms_runtime.auth import Admin
 from oms_runtime.http import request_unit_of_work
 from oms_runtime.problems import Problem
-from oms_runtime.validation import IsoDate, WholeNumber
+from oms_runtime.validation import IdempotencyKey, IsoDate, WholeNumber, idempotency_key_header
 
 router = APIRouter(tags=["payments"])
 UnitOfWorkDep = Annotated[PaymentUnitOfWork, Depends(request_unit_of_work)]
@@ -130,7 +130,7 @@ async def refund(
     _: Admin,
     uow: UnitOfWorkDep,
     idempotency_key: Annotated[
-        str | None, Header(max_length=100, description="Asking again refunds once")
+        IdempotencyKey, idempotency_key_header("Asking again refunds once")
     ] = None,
 ) -> RefundAccepted:
     try:
