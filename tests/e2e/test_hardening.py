@@ -4,6 +4,7 @@ keeps failing: refused with the field named, or failed visibly after its budget.
 from __future__ import annotations
 
 import json
+import re
 
 import asyncpg
 import pytest
@@ -136,3 +137,68 @@ async def test_a_gateway_operation_that_raises_unexpectedly_ends_failed_after_it
     assert given_up, "no log line for the given-up refund"
     assert given_up[-1]["level"] == "error"
     assert "UnicodeEncodeError" in given_up[-1]["error"]
+
+
+# -- documents, headers, CORS ----------------------------------------------------------
+
+SERVICE_NAMES = ("order", "inventory", "payment", "shipping")
+
+
+@pytest.mark.parametrize("service", SERVICE_NAMES)
+async def test_the_api_docs_load_nothing_from_another_host(oms: OmsClient, service: str) -> None:
+    base = oms.urls[service]
+    for page in ("/docs", "/redoc"):
+        html = (await oms.http.get(f"{base}{page}")).text
+        assert re.findall(r"(?:https?:)?//[^\s\"'<>]+", html) == [], page
+        for asset in re.findall(r"(?:src|href)=['\"]([^'\"]+)['\"]", html):
+            response = await oms.http.get(f"{base}{asset}")
+            assert response.status_code == 200, asset
+    document = (await oms.http.get(f"{base}/openapi.json")).json()
+    assert document["components"]["securitySchemes"]["HTTPBearer"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "`oms-token` mints one",
+    }
+    bounds = re.findall(r'"(gt|ge|lt|le)":', json.dumps(document))
+    assert bounds == [], "non-standard JSON Schema bounds"
+
+
+async def test_every_response_says_nosniff_and_authenticated_ones_are_not_stored(
+    oms: OmsClient,
+) -> None:
+    _, payment = await captured_order(oms)
+    public = await oms.http.get(f"{oms.urls['order']}/healthz")
+    refused = await oms.http.get(f"{oms.urls['order']}/orders")
+    personal = await oms.http.get(
+        f"{oms.urls['payment']}/payments/{payment['id']}", headers=oms.admin()
+    )
+    for response in (public, refused, personal):
+        assert response.headers["x-content-type-options"] == "nosniff"
+    assert personal.headers["cache-control"] == "no-store"
+    assert "cache-control" not in public.headers
+
+
+async def test_cors_answers_preflights_for_the_configured_origins_only(
+    oms: OmsClient, stack: Stack
+) -> None:
+    preflight = {
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization,content-type,idempotency-key",
+    }
+    url = f"{oms.urls['order']}/orders"
+    closed = await oms.http.options(url, headers={"Origin": "https://shop.example", **preflight})
+    assert "access-control-allow-origin" not in closed.headers
+    async with stack.restarted_with("order", {"OMS_CORS_ORIGINS": "https://shop.example"}):
+        allowed = await oms.http.options(
+            url, headers={"Origin": "https://shop.example", **preflight}
+        )
+        other = await oms.http.options(url, headers={"Origin": "https://evil.example", **preflight})
+        simple = await oms.http.get(
+            url, headers={"Origin": "https://shop.example", **oms.as_customer()}
+        )
+    assert allowed.status_code == 200
+    assert allowed.headers["access-control-allow-origin"] == "https://shop.example"
+    assert "idempotency-key" in allowed.headers["access-control-allow-headers"].lower()
+    assert "access-control-allow-origin" not in other.headers
+    assert simple.headers["access-control-allow-origin"] == "https://shop.example"

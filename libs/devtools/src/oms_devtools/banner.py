@@ -28,6 +28,12 @@ async def _wait_until_ready(client: httpx.AsyncClient, urls: dict[str, str]) -> 
             await asyncio.sleep(0.5)
 
 
+def _write_env_file(content: str) -> None:
+    ENV_FILE.parent.mkdir(exist_ok=True)
+    ENV_FILE.touch(mode=0o600)  # tokens: readable by you alone, from the start
+    ENV_FILE.write_text(content)
+
+
 async def main() -> None:
     settings = ServiceSettings()
     ports = {
@@ -45,9 +51,7 @@ async def main() -> None:
     customer = mint_token(
         settings.jwt_secret, "alice", "customer", lifetime, issuer=issuer, audience=audience
     )
-    ENV_FILE.parent.mkdir(exist_ok=True)
-    ENV_FILE.touch(mode=0o600)  # tokens: readable by you alone, from the start
-    ENV_FILE.write_text(f"export ADMIN={admin}\nexport TOKEN={customer}\n")
+    _write_env_file(f"export ADMIN={admin}\nexport TOKEN={customer}\n")
     width = 78
     print("=" * width)
     print(" OMS is up. API docs:")

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 import jwt
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from oms_runtime.problems import Problem
 from oms_runtime.settings import ServiceSettings
@@ -100,13 +101,21 @@ def decode_token(secret: str, token: str, policy: TokenPolicy = TokenPolicy()) -
     return Principal(subject=subject, role=role)
 
 
-async def current_principal(request: Request) -> Principal:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
+# Declares the bearer scheme in the OpenAPI documents (so "Try it out" can send a
+# token); refusing is ours, as a problem document.
+_bearer = HTTPBearer(auto_error=False, bearerFormat="JWT", description="`oms-token` mints one")
+
+
+async def current_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None or not credentials.credentials.strip():
         raise _unauthorized("Send `Authorization: Bearer <token>`")
     settings = request.app.state.settings
-    return decode_token(settings.jwt_secret, token.strip(), TokenPolicy.of(settings))
+    return decode_token(
+        settings.jwt_secret, credentials.credentials.strip(), TokenPolicy.of(settings)
+    )
 
 
 async def admin_principal(

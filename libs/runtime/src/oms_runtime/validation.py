@@ -20,7 +20,10 @@ def _whole_number(value: Any) -> Any:
     return value
 
 
-WholeNumber = Annotated[int, BeforeValidator(_whole_number)]
+# Integers as JSON Schema means them. Use after the bounds, so that the documents
+# carry standard `minimum`/`exclusiveMinimum`/`maximum` (after a validator pydantic
+# would write its own `gt`/`le`): `Annotated[int, Field(gt=0, le=100), WHOLE_NUMBER]`.
+WHOLE_NUMBER = BeforeValidator(_whole_number)
 
 
 def _looks_numeric(value: str) -> bool:

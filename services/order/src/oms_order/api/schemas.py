@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from oms_order.domain.model import MAX_LINES, MAX_QUANTITY
-from oms_runtime.validation import WholeNumber
+from oms_runtime.validation import WHOLE_NUMBER
 
 SkuField = Annotated[
     str,
@@ -37,7 +37,7 @@ class AddressIn(_Strict):
 
 class OrderItemIn(_Strict):
     sku: SkuField
-    quantity: Annotated[WholeNumber, Field(gt=0, le=MAX_QUANTITY)]
+    quantity: Annotated[int, Field(gt=0, le=MAX_QUANTITY), WHOLE_NUMBER]
 
 
 class PaymentIn(_Strict):

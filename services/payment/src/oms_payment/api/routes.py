@@ -16,7 +16,7 @@ from oms_payment.handlers import payments as use_cases
 from oms_runtime.auth import Admin
 from oms_runtime.http import request_unit_of_work
 from oms_runtime.problems import Problem
-from oms_runtime.validation import IdempotencyKey, IsoDate, WholeNumber, idempotency_key_header
+from oms_runtime.validation import WHOLE_NUMBER, IdempotencyKey, IsoDate, idempotency_key_header
 
 router = APIRouter(tags=["payments"])
 UnitOfWorkDep = Annotated[PaymentUnitOfWork, Depends(request_unit_of_work)]
@@ -45,7 +45,7 @@ class PaymentPage(BaseModel):
 class RefundIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    amount: Annotated[WholeNumber, Field(gt=0, description="Minor units")]
+    amount: Annotated[int, Field(gt=0, description="Minor units"), WHOLE_NUMBER]
     reason: Annotated[str, Field(min_length=1, max_length=200)] = "requested_by_staff"
 
 
