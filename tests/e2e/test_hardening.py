@@ -202,3 +202,41 @@ async def test_cors_answers_preflights_for_the_configured_origins_only(
     assert "idempotency-key" in allowed.headers["access-control-allow-headers"].lower()
     assert "access-control-allow-origin" not in other.headers
     assert simple.headers["access-control-allow-origin"] == "https://shop.example"
+
+
+# -- erasure ---------------------------------------------------------------------------
+
+
+async def test_deleting_an_order_erases_the_card_token_from_payment_and_its_audit_log(
+    oms: OmsClient, db: asyncpg.Connection
+) -> None:
+    product = await oms.create_product(on_hand=5)
+    order_id = (await oms.place_order([(product["sku"], 1)], token="tok_ok")).json()["id"]
+    await oms.wait_for_order(order_id, "fulfilling")
+    payment = await oms.payment_of(order_id)
+    assert payment is not None
+    calls_url = f"{oms.urls['payment']}/payments/{payment['id']}/gateway-calls"
+    before = (await oms.http.get(calls_url, headers=oms.admin())).json()
+    assert [c["operation"] for c in before] == ["authorize"]
+    assert "token" not in before[0]["request"]  # the audit API never shows it
+    assert before[0]["request"]["amount"] == 1000
+    url = f"{oms.urls['order']}/orders/{order_id}"
+    await oms.http.post(f"{url}/cancel", headers=oms.as_customer())
+    await oms.wait_for_order(order_id, "cancelled")
+
+    assert (await oms.http.delete(url, headers=oms.as_customer())).status_code == 204
+
+    async def tokens_left() -> list[str]:
+        rows = await db.fetch(
+            "SELECT p.token FROM payment.payments p WHERE p.order_id = $1 "
+            "UNION ALL SELECT c.request->>'token' FROM payment.gateway_calls c "
+            "JOIN payment.payments p ON p.id = c.payment_id "
+            "WHERE p.order_id = $1 AND c.request ? 'token'",
+            order_id,
+        )
+        return [row[0] for row in rows]
+
+    assert await eventually(tokens_left, lambda left: left == [""], 10, "tokens erased") == [""]
+    after = (await oms.http.get(calls_url, headers=oms.admin())).json()
+    assert [c["operation"] for c in after] == ["authorize", "void"]
+    assert all("tok_ok" not in json.dumps(call) for call in after)
