@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 
 import asyncpg
 import pytest
@@ -240,3 +241,108 @@ async def test_deleting_an_order_erases_the_card_token_from_payment_and_its_audi
     after = (await oms.http.get(calls_url, headers=oms.admin())).json()
     assert [c["operation"] for c in after] == ["authorize", "void"]
     assert all("tok_ok" not in json.dumps(call) for call in after)
+
+
+# -- validation: every 4xx names its field -----------------------------------------------
+
+
+def error_fields(response: object) -> list[str]:
+    assert hasattr(response, "status_code") and hasattr(response, "json")
+    assert response.status_code == 422, response.text
+    body = response.json()
+    return [e["field"] for e in body.get("errors", [])] or [body["field"]]
+
+
+def order_body(sku: str, **address: str) -> dict[str, object]:
+    return {
+        "items": [{"sku": sku, "quantity": 1}],
+        "shipping_address": {**ADDRESS, **address},
+        "payment": {"token": "tok_ok"},
+    }
+
+
+async def test_nul_characters_are_refused_naming_the_field_wherever_they_come(
+    oms: OmsClient,
+) -> None:
+    product = await oms.create_product(on_hand=5)
+    orders = f"{oms.urls['order']}/orders"
+    customer = oms.as_customer()
+    named = await oms.http.post(
+        orders, headers=customer, json=order_body(product["sku"], name="A\x00")
+    )
+    token_body = {**order_body(product["sku"]), "payment": {"token": "tok_\x00ok"}}
+    token = await oms.http.post(orders, headers=customer, json=token_body)
+    renamed = await oms.http.patch(
+        f"{oms.urls['inventory']}/products/{product['sku']}",
+        headers=oms.admin(),
+        json={"name": "Mug\x00"},
+    )
+    by_sku = await oms.http.get(f"{oms.urls['inventory']}/products/A%00B", headers=oms.admin())
+    by_order = await oms.http.get(
+        f"{oms.urls['shipping']}/shipments", params={"order_id": "a\x00b"}, headers=oms.admin()
+    )
+
+    assert error_fields(named) == ["shipping_address.name"]
+    assert error_fields(token) == ["payment.token"]
+    assert error_fields(renamed) == ["name"]
+    assert error_fields(by_sku) == ["sku"]
+    assert error_fields(by_order) == ["order_id"]
+    assert (await oms.product(product["sku"]))["name"] == product["name"]
+
+
+async def test_a_nul_in_a_carrier_event_location_is_refused_naming_the_field(
+    oms: OmsClient,
+) -> None:
+    _, payment = await captured_order(oms)
+    shipment = await oms.shipment_of(str(payment["order_id"]))
+    assert shipment is not None
+    response = await oms.tracking_event(
+        str(shipment["id"]), "in_transit", datetime.now(UTC).isoformat(), location="Hub\x00"
+    )
+    assert error_fields(response) == ["location"]
+
+
+@pytest.mark.parametrize("country", ["XX", "ZZ", "UK", "de"])
+async def test_a_country_that_is_not_iso_3166_is_refused(oms: OmsClient, country: str) -> None:
+    product = await oms.create_product(on_hand=5)
+    response = await oms.http.post(
+        f"{oms.urls['order']}/orders",
+        headers=oms.as_customer(),
+        json=order_body(product["sku"], country=country),
+    )
+    assert error_fields(response) == ["shipping_address.country"]
+
+
+async def test_blank_names_are_refused(oms: OmsClient) -> None:
+    product = await oms.create_product(on_hand=5)
+    order = await oms.http.post(
+        f"{oms.urls['order']}/orders",
+        headers=oms.as_customer(),
+        json=order_body(product["sku"], name="   ", city="\t"),
+    )
+    named = await oms.http.post(
+        f"{oms.urls['inventory']}/products",
+        headers=oms.admin(),
+        json={"sku": "BLANK-1", "name": "  ", "unit_price": 100, "currency": "EUR", "on_hand": 1},
+    )
+    assert sorted(error_fields(order)) == ["shipping_address.city", "shipping_address.name"]
+    assert error_fields(named) == ["name"]
+
+
+async def test_a_product_cannot_cost_nothing(oms: OmsClient) -> None:
+    # The gateway declines authorizations of 0: every order of it would fail.
+    free = await oms.http.post(
+        f"{oms.urls['inventory']}/products",
+        headers=oms.admin(),
+        json={"sku": "FREE-1", "name": "Free", "unit_price": 0, "currency": "EUR", "on_hand": 1},
+    )
+    product = await oms.create_product(on_hand=1)
+    made_free = await oms.http.patch(
+        f"{oms.urls['inventory']}/products/{product['sku']}",
+        headers=oms.admin(),
+        json={"unit_price": 0},
+    )
+    assert error_fields(free) == ["unit_price"]
+    assert error_fields(made_free) == ["unit_price"]
+    missing = await oms.http.get(f"{oms.urls['inventory']}/products/FREE-1", headers=oms.admin())
+    assert missing.status_code == 404

@@ -6,8 +6,17 @@ import re
 from datetime import date
 from typing import Annotated, Any
 
+import pycountry
 from fastapi import Header
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+)
 
 
 def _whole_number(value: Any) -> Any:
@@ -73,3 +82,40 @@ def idempotency_key_header(description: str) -> Any:
 
 # Use as `Annotated[IdempotencyKey, idempotency_key_header("...")] = None`.
 IdempotencyKey = Annotated[str | None, AfterValidator(_visible_ascii)]
+
+
+def _not_blank(value: str | None) -> str | None:
+    if value is not None and not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+# A required text (a name, a street) made of spaces only is as good as missing.
+NOT_BLANK = AfterValidator(_not_blank)
+
+
+def _known_country(code: str) -> str:
+    if pycountry.countries.get(alpha_2=code) is None:
+        raise ValueError(f"{code} is not an ISO 3166-1 alpha-2 country code")
+    return code
+
+
+CountryCode = Annotated[
+    str,
+    Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2", examples=["DE"]),
+    AfterValidator(_known_country),
+]
+
+
+class StrictInput(BaseModel):
+    """A request body: unknown fields refused, and no string may carry a NUL
+    character (Postgres cannot store one; refused here, the field is named)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        return value

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from oms_runtime.money import CurrencyCode
-from oms_runtime.validation import WHOLE_NUMBER
+from oms_runtime.validation import NOT_BLANK, WHOLE_NUMBER, StrictInput
 
 Sku = Annotated[
     str,
@@ -26,11 +26,10 @@ Price = Annotated[
     WHOLE_NUMBER,
 ]
 Count = Annotated[int, Field(ge=0, le=1_000_000_000), WHOLE_NUMBER]
-Name = Annotated[str, Field(min_length=1, max_length=200)]
+Name = Annotated[str, Field(min_length=1, max_length=200), NOT_BLANK]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+_Strict = StrictInput
 
 
 class ProductCreate(_Strict):
@@ -60,6 +59,7 @@ class Restock(_Strict):
             max_length=100,
             description="Delivery note number: the same delivery is counted once",
         ),
+        NOT_BLANK,
     ] = None
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from oms_payment.db import views
 from oms_payment.db.unit_of_work import PaymentUnitOfWork
@@ -16,7 +16,14 @@ from oms_payment.handlers import payments as use_cases
 from oms_runtime.auth import Admin
 from oms_runtime.http import request_unit_of_work
 from oms_runtime.problems import Problem
-from oms_runtime.validation import WHOLE_NUMBER, IdempotencyKey, IsoDate, idempotency_key_header
+from oms_runtime.validation import (
+    NOT_BLANK,
+    WHOLE_NUMBER,
+    IdempotencyKey,
+    IsoDate,
+    StrictInput,
+    idempotency_key_header,
+)
 
 router = APIRouter(tags=["payments"])
 UnitOfWorkDep = Annotated[PaymentUnitOfWork, Depends(request_unit_of_work)]
@@ -42,11 +49,9 @@ class PaymentPage(BaseModel):
     next_cursor: str | None
 
 
-class RefundIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RefundIn(StrictInput):
     amount: Annotated[int, Field(gt=0, description="Minor units"), WHOLE_NUMBER]
-    reason: Annotated[str, Field(min_length=1, max_length=200)] = "requested_by_staff"
+    reason: Annotated[str, Field(min_length=1, max_length=200), NOT_BLANK] = "requested_by_staff"
 
 
 class RefundPublic(BaseModel):
