@@ -346,3 +346,40 @@ async def test_a_product_cannot_cost_nothing(oms: OmsClient) -> None:
     assert error_fields(made_free) == ["unit_price"]
     missing = await oms.http.get(f"{oms.urls['inventory']}/products/FREE-1", headers=oms.admin())
     assert missing.status_code == 404
+
+
+# -- replays -------------------------------------------------------------------------------
+
+
+async def test_a_replayed_cancel_gets_the_first_answer_and_says_it_is_a_replay(
+    oms: OmsClient,
+) -> None:
+    product = await oms.create_product(on_hand=5)
+    order_id = (await oms.place_order([(product["sku"], 1)])).json()["id"]
+    await oms.wait_for_order(order_id, "fulfilling")
+    url = f"{oms.urls['order']}/orders/{order_id}/cancel"
+    headers = {**oms.as_customer(), "Idempotency-Key": "cancel-once"}
+
+    first = await oms.http.post(url, headers=headers)
+    await oms.wait_for_order(order_id, "cancelled")
+    again = await oms.http.post(url, headers=headers)
+
+    assert first.status_code == again.status_code == 202
+    assert "idempotent-replayed" not in first.headers
+    assert again.headers["idempotent-replayed"] == "true"
+    assert first.json()["status"] == "cancelling"
+    assert again.json() == first.json()
+
+
+async def test_a_replayed_refund_says_it_is_a_replay(oms: OmsClient) -> None:
+    _, payment = await captured_order(oms)
+    url = f"{oms.urls['payment']}/payments/{payment['id']}/refund"
+    headers = {**oms.admin(), "Idempotency-Key": "refund-once"}
+
+    first = await oms.http.post(url, headers=headers, json={"amount": 100})
+    again = await oms.http.post(url, headers=headers, json={"amount": 100})
+
+    assert first.status_code == again.status_code == 202
+    assert "idempotent-replayed" not in first.headers
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json()["refund"]["id"] == first.json()["refund"]["id"]

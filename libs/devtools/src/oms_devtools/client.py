@@ -189,14 +189,17 @@ class OmsClient:
     async def post_tracking_body(
         self, shipment_id: str, body: bytes, headers: Mapping[str, str | bytes] | None = None
     ) -> httpx.Response:
-        """Post raw carrier event bytes, signed unless signature `headers` are given."""
+        """Post raw carrier event bytes, signed unless signature `headers` are given
+        (as bytes, they may be anything a client can send, non-ASCII included)."""
+        signature = headers if headers is not None else self.sign(body)
+        raw = {
+            name.encode(): value if isinstance(value, bytes) else value.encode()
+            for name, value in {"content-type": "application/json", **signature}.items()
+        }
         return await self.http.post(
             f"{self.urls['shipping']}/shipments/{shipment_id}/tracking-events",
             content=body,
-            headers={
-                "content-type": "application/json",
-                **(headers if headers is not None else self.sign(body)),
-            },
+            headers=raw,
         )
 
 

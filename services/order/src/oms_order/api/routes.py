@@ -333,16 +333,18 @@ async def cancel_order(
     order_id: str,
     principal: Authenticated,
     uow: UnitOfWorkDep,
+    response: Response,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> OrderPublic:
     try:
-        order = await use_cases.cancel_order(
+        answered = await use_cases.cancel_order(
             order_id,
             uow,
             customer_id=_own(principal),
             idempotency=_idempotent(
                 idempotency_key, principal, "POST /orders/cancel", {"order_id": order_id}
             ),
+            render=lambda order: order_public(order).model_dump(mode="json"),
         )
     except use_cases.OrderNotFound as exc:
         raise _not_found(order_id) from exc
@@ -352,7 +354,12 @@ async def cancel_order(
         raise Problem(
             409, "order-not-cancellable", "The order can no longer be cancelled", str(exc)
         ) from exc
-    return order_public(order)
+    if answered.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    if answered.answer is not None:
+        # The same bytes for the first request and every replay of it.
+        return OrderPublic.model_validate(answered.answer)
+    return order_public(answered.order)
 
 
 @router.delete(

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
 
 from oms_payment.db import views
@@ -134,12 +134,13 @@ async def refund(
     body: RefundIn,
     _: Admin,
     uow: UnitOfWorkDep,
+    response: Response,
     idempotency_key: Annotated[
         IdempotencyKey, idempotency_key_header("Asking again refunds once")
     ] = None,
 ) -> RefundAccepted:
     try:
-        made = await use_cases.refund_payment(
+        made, replayed = await use_cases.refund_payment(
             str(payment_id), body.amount, body.reason, idempotency_key, uow
         )
     except use_cases.PaymentNotFound as exc:
@@ -155,6 +156,8 @@ async def refund(
         raise Problem(
             422, "refund-not-allowed", "Refund not allowed", str(exc), field="amount"
         ) from exc
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
     async with uow:
         row = await views.payment(uow.connection, payment_id)
     assert row is not None
