@@ -4,8 +4,12 @@ keeps failing: refused with the field named, or failed visibly after its budget.
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -383,3 +387,33 @@ async def test_a_replayed_refund_says_it_is_a_replay(oms: OmsClient) -> None:
     assert "idempotent-replayed" not in first.headers
     assert again.headers["idempotent-replayed"] == "true"
     assert again.json()["refund"]["id"] == first.json()["refund"]["id"]
+
+
+# -- development secrets -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("service", "env", "named"),
+    [
+        ("order", {}, "OMS_JWT_SECRET is the public development value"),
+        ("inventory", {"OMS_JWT_SECRET": "short"}, "OMS_JWT_SECRET is shorter than 32 bytes"),
+        (
+            "shipping",
+            {"OMS_JWT_SECRET": "j" * 40},
+            "OMS_CARRIER_SECRET is the public development value",
+        ),
+    ],
+)
+def test_a_service_listening_beyond_loopback_refuses_development_or_short_secrets(
+    service: str, env: dict[str, str], named: str, tmp_path: Path
+) -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("OMS_")}
+    result = subprocess.run(
+        [sys.executable, "-m", f"oms_{service}", "serve"],
+        env={**clean, "OMS_HOST": "0.0.0.0", "OMS_LOG_FORMAT": "json", **env},
+        cwd=tmp_path,  # no .env of a developer's here
+        capture_output=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert named in result.stderr.decode()
