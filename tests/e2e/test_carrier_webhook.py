@@ -3,10 +3,14 @@ delivery to its parcel, its id and its time."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
+import os
+import subprocess
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -136,3 +140,33 @@ async def test_the_old_body_only_signature_is_refused_and_a_non_ascii_one_is_not
         lambda: oms.order(order_id), lambda o: o["status"] == "shipped", 2, "order unchanged"
     )
     assert order["status"] == "shipped"
+
+
+def readme_step_5() -> str:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    start = readme.index("# 5. The carrier reports delivery")
+    end = readme.index("curl -s localhost:8000/orders/$ORDER_ID", start)
+    return readme[start:end]
+
+
+async def test_the_readme_walk_through_signs_a_delivery_the_service_accepts(
+    oms: OmsClient,
+) -> None:
+    order_id, shipment = await shipped_order(oms)
+    script = readme_step_5().replace("localhost:8003", oms.urls["shipping"])
+    env = {
+        **os.environ,
+        "SHIPMENT_ID": str(shipment["id"]),
+        "ADMIN": oms.admin_token,
+        "OMS_CARRIER_SECRET": oms.carrier_secret,
+    }
+    ran = await asyncio.to_thread(
+        subprocess.run,
+        ["bash", "-euo", "pipefail", "-c", script],
+        env=env,
+        capture_output=True,
+        timeout=60,
+    )
+    assert ran.returncode == 0, ran.stderr.decode()
+    assert json.loads(ran.stdout)["status"] == "delivered", ran.stdout
+    await oms.wait_for_order(order_id, "completed")

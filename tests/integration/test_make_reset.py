@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import uuid
@@ -33,7 +34,8 @@ async def test_make_reset_drops_everything_and_migrates_afresh() -> None:
         finally:
             await connection.close()
 
-        result = subprocess.run(
+        result = await asyncio.to_thread(
+            subprocess.run,
             ["make", "--no-print-directory", "reset"],
             cwd=ROOT,
             env=env,
