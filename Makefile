@@ -8,10 +8,11 @@ PACKAGES := libs/contracts libs/runtime libs/devtools services/gateway-simulator
 SERVICES := order inventory payment shipping
 STAMP := $(VENV)/.installed
 
-.PHONY: help install infra browser screenshots migrate run test lint typecheck unit e2e e2e-replicas bench capacity floor catalog clean
+.PHONY: help install infra browser screenshots migrate run reset test lint typecheck unit e2e e2e-replicas bench capacity floor catalog clean
 
 help:
 	@echo "make run    - install, migrate, start every service + gateway simulator"
+	@echo "make reset  - drop the database (OMS_DATABASE_URL) and migrate it afresh; stop make run first"
 	@echo "make test   - install, lint, type-check and run the whole suite"
 	@echo "make bench  - benchmark the saga end to end (BENCH_ARGS=...)"
 	@echo "make capacity - capacity report of the running services"
@@ -34,8 +35,19 @@ migrate: install infra
 	@for s in $(SERVICES) console; do \
 		OMS_LOG_FORMAT=$${OMS_LOG_FORMAT:-text} $(BIN)/python -m oms_$$s migrate || exit 1; done
 
+# Ctrl-C stops honcho and every process it started; that is the normal way out, so
+# it ends make quietly instead of with "Error 130/143".
 run: migrate
-	@OMS_LOG_FORMAT=$${OMS_LOG_FORMAT:-text} $(BIN)/honcho start -f Procfile
+	@trap 'exit 0' INT TERM; \
+	OMS_LOG_FORMAT=$${OMS_LOG_FORMAT:-text} $(BIN)/honcho start -f Procfile; \
+	status=$$?; case $$status in 0|130|143) exit 0;; *) exit $$status;; esac
+
+# Start again from an empty database: every order, product and payment is gone.
+reset: install infra
+	@$(BIN)/python -c 'import asyncio; from oms_devtools.infra import drop_database; \
+	from oms_runtime.settings import ServiceSettings; url = ServiceSettings().database_url; \
+	print("dropping", url.rsplit("@", 1)[-1]); asyncio.run(drop_database(url))'
+	@$(MAKE) --no-print-directory migrate
 
 lint: install
 	$(BIN)/ruff check .

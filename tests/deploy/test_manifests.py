@@ -13,6 +13,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from oms_runtime.settings import DEVELOPMENT_JWT_SECRET, MIN_SECRET_BYTES
+from oms_shipping.settings import DEVELOPMENT_CARRIER_SECRET
+
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 SERVICES = ("order", "inventory", "payment", "shipping")
@@ -201,3 +204,49 @@ def test_each_image_is_built_by_a_dockerfile_in_the_repository(service: str) -> 
     [container] = pod_spec(resources("Deployment")[service])["containers"]
     assert container["image"].split(":")[0] == f"oms-{service}"
     assert (ROOT / "services" / service / "Dockerfile").is_file()
+
+
+# -- secrets -----------------------------------------------------------------------------
+
+SECRETS_OF = {
+    "order": {"OMS_JWT_SECRET"},
+    "inventory": {"OMS_JWT_SECRET"},
+    "payment": {"OMS_JWT_SECRET"},
+    "shipping": {"OMS_JWT_SECRET", "OMS_CARRIER_SECRET"},
+}
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_service_pod_needs_its_secrets_from_the_secret(service: str) -> None:
+    [container] = pod_spec(resources("Deployment")[service])["containers"]
+    required = {
+        entry["name"]: entry["valueFrom"]["secretKeyRef"]
+        for entry in container.get("env", [])
+        if "secretKeyRef" in entry.get("valueFrom", {})
+    }
+    assert set(required) >= SECRETS_OF[service]
+    for name in SECRETS_OF[service]:
+        assert required[name] == {"name": "oms-secrets", "key": name}  # not optional
+
+
+def test_no_manifest_applied_in_production_carries_a_secret_value() -> None:
+    for path, doc in MANIFESTS:
+        if path.startswith("dev/"):
+            continue
+        assert doc["kind"] != "Secret", path
+        text = yaml.safe_dump(doc)
+        assert "dev-only" not in text and "SAMPLE" not in text, path
+        for container in pod_spec(doc)["containers"] if "template" in doc.get("spec", {}) else []:
+            for entry in container.get("env", []):
+                assert not entry["name"].endswith("_SECRET") or "value" not in entry, path
+
+
+def test_the_dev_secret_holds_marked_samples_the_services_accept() -> None:
+    values = resources("Secret")["oms-secrets"]["stringData"]
+    for name, development in (
+        ("OMS_JWT_SECRET", DEVELOPMENT_JWT_SECRET),
+        ("OMS_CARRIER_SECRET", DEVELOPMENT_CARRIER_SECRET),
+    ):
+        assert values[name].startswith("SAMPLE-"), name
+        assert values[name] != development
+        assert len(values[name].encode()) >= MIN_SECRET_BYTES

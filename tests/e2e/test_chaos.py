@@ -13,6 +13,7 @@ import subprocess
 import time
 import uuid
 from collections import Counter
+from datetime import UTC, datetime
 from typing import Any
 
 import aio_pika
@@ -152,7 +153,7 @@ async def test_killing_every_process_and_restarting_the_broker_loses_nothing(
             if status == "shipped":
                 shipment = await oms.shipment_of(order_id)
                 assert shipment is not None
-                await oms.tracking_event(shipment["id"], "delivered", "2026-11-25T12:00:00Z")
+                await oms.tracking_event(shipment["id"], "delivered", datetime.now(UTC).isoformat())
         final = await eventually(
             statuses, lambda s: set(s.values()) <= TERMINAL, 60, "every order to end"
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from pathlib import Path
 
 import httpx
 
@@ -11,6 +12,9 @@ from oms_runtime.auth import mint_token
 from oms_runtime.settings import ServiceSettings
 
 SERVICES = {"order": 8000, "inventory": 8001, "payment": 8002, "shipping": 8003}
+# honcho prefixes every line a process prints, so the tokens go to a file the
+# README has you `source` instead of lines to copy.
+ENV_FILE = Path(".run/env")
 
 
 async def _wait_until_ready(client: httpx.AsyncClient, urls: dict[str, str]) -> None:
@@ -24,6 +28,12 @@ async def _wait_until_ready(client: httpx.AsyncClient, urls: dict[str, str]) -> 
             await asyncio.sleep(0.5)
 
 
+def _write_env_file(content: str) -> None:
+    ENV_FILE.parent.mkdir(exist_ok=True)
+    ENV_FILE.touch(mode=0o600)  # tokens: readable by you alone, from the start
+    ENV_FILE.write_text(content)
+
+
 async def main() -> None:
     settings = ServiceSettings()
     ports = {
@@ -33,8 +43,15 @@ async def main() -> None:
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     async with httpx.AsyncClient(timeout=2.0) as client:
         await _wait_until_ready(client, urls)
-    admin = mint_token(settings.jwt_secret, "ops", "admin", ttl_seconds=7 * 24 * 3600)
-    customer = mint_token(settings.jwt_secret, "alice", "customer", ttl_seconds=7 * 24 * 3600)
+    lifetime = settings.jwt_max_lifetime_seconds
+    issuer, audience = settings.jwt_issuer, settings.jwt_audience
+    admin = mint_token(
+        settings.jwt_secret, "ops", "admin", lifetime, issuer=issuer, audience=audience
+    )
+    customer = mint_token(
+        settings.jwt_secret, "alice", "customer", lifetime, issuer=issuer, audience=audience
+    )
+    _write_env_file(f"export ADMIN={admin}\nexport TOKEN={customer}\n")
     width = 78
     print("=" * width)
     print(" OMS is up. API docs:")
@@ -44,10 +61,11 @@ async def main() -> None:
         f"   gateway    {os.environ.get('OMS_GATEWAY_URL', 'http://127.0.0.1:8090')}  (simulator)"
     )
     print(
-        "\n Tokens (valid 7 days; mint more with `.venv/bin/oms-token --sub NAME [--role admin]`):"
+        f"\n Tokens (valid {lifetime // 3600} h) for an admin ($ADMIN) and the customer alice"
+        " ($TOKEN),\n in another shell:"
     )
-    print(f"   export ADMIN={admin}")
-    print(f"   export TOKEN={customer}")
+    print(f"   source {ENV_FILE}")
+    print("   (mint more with `.venv/bin/oms-token --sub NAME [--role admin]`)")
     console_url = f"http://127.0.0.1:{os.environ.get('OMS_CONSOLE_PORT', '8080')}"
     print(f"\n Staff console: {console_url}")
     if os.environ.get("OMS_CONSOLE_ADMIN_PASSWORD"):

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import httpx
+from standardwebhooks import Webhook
 
 from oms_runtime.auth import mint_token
 
@@ -140,9 +140,19 @@ class OmsClient:
             f"{self.urls['shipping']}/shipments/{shipment_id}/dispatch", headers=self.admin()
         )
 
-    def sign(self, body: bytes) -> str:
-        digest = hmac.new(self.carrier_secret.encode(), body, hashlib.sha256).hexdigest()
-        return f"sha256={digest}"
+    def sign(
+        self, body: bytes, webhook_id: str | None = None, timestamp: datetime | None = None
+    ) -> dict[str, str]:
+        """Standard Webhooks headers for a carrier delivery of `body`."""
+        webhook_id = webhook_id or f"msg_{uuid.uuid4().hex}"
+        timestamp = timestamp or datetime.now(UTC)
+        secret = self.carrier_secret
+        signer = Webhook(secret if secret.startswith("whsec_") else secret.encode())
+        return {
+            "webhook-id": webhook_id,
+            "webhook-timestamp": str(int(timestamp.timestamp())),
+            "webhook-signature": signer.sign(webhook_id, timestamp, body.decode()),
+        }
 
     async def tracking_event(
         self,
@@ -150,24 +160,46 @@ class OmsClient:
         status: str,
         occurred_at: str,
         location: str | None = "Berlin hub",
-        signature: str | None = None,
+        *,
+        tracking_number: str | None = None,
+        headers: Mapping[str, str | bytes] | None = None,
     ) -> httpx.Response:
+        """Post a carrier event, signed as the carrier would unless `headers` (the
+        signature headers to send instead) are given. The tracking number is the
+        shipment's own unless another is named."""
+        if tracking_number is None:
+            shipment = await self.http.get(
+                f"{self.urls['shipping']}/shipments/{shipment_id}", headers=self.admin()
+            )
+            tracking_number = (
+                shipment.json().get("tracking_number") if shipment.status_code == 200 else None
+            ) or "SIM-UNKNOWN"
         body = httpx.Request(
             "POST",
             "http://x",
             json={
+                "tracking_number": tracking_number,
                 "status": status,
                 "location": location,
                 "occurred_at": occurred_at,
             },
         ).content
+        return await self.post_tracking_body(shipment_id, body, headers)
+
+    async def post_tracking_body(
+        self, shipment_id: str, body: bytes, headers: Mapping[str, str | bytes] | None = None
+    ) -> httpx.Response:
+        """Post raw carrier event bytes, signed unless signature `headers` are given
+        (as bytes, they may be anything a client can send, non-ASCII included)."""
+        signature = headers if headers is not None else self.sign(body)
+        raw = {
+            name.encode(): value if isinstance(value, bytes) else value.encode()
+            for name, value in {"content-type": "application/json", **signature}.items()
+        }
         return await self.http.post(
             f"{self.urls['shipping']}/shipments/{shipment_id}/tracking-events",
             content=body,
-            headers={
-                "content-type": "application/json",
-                "X-Signature": signature if signature is not None else self.sign(body),
-            },
+            headers=raw,
         )
 
 

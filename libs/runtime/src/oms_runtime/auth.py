@@ -8,8 +8,10 @@ from typing import Annotated, Literal
 
 import jwt
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from oms_runtime.problems import Problem
+from oms_runtime.settings import ServiceSettings
 
 Role = Literal["customer", "admin"]
 ROLES: tuple[Role, ...] = ("customer", "admin")
@@ -33,11 +35,35 @@ class Principal:
         return f"{self.actor} ({self.subject})" if self.actor else self.subject
 
 
+@dataclass(frozen=True)
+class TokenPolicy:
+    """What a token must satisfy besides its signature (from the service settings)."""
+
+    max_lifetime_seconds: int = 24 * 3600
+    issuer: str | None = None
+    audience: str | None = None
+
+    @classmethod
+    def of(cls, settings: ServiceSettings) -> TokenPolicy:
+        return cls(settings.jwt_max_lifetime_seconds, settings.jwt_issuer, settings.jwt_audience)
+
+
 def mint_token(
-    secret: str, subject: str, role: Role, ttl_seconds: int = 3600, actor: str | None = None
+    secret: str,
+    subject: str,
+    role: Role,
+    ttl_seconds: int = 3600,
+    *,
+    issuer: str | None = None,
+    audience: str | None = None,
+    actor: str | None = None,
 ) -> str:
     now = int(time.time())
     claims: dict[str, object] = {"sub": subject, "role": role, "iat": now, "exp": now + ttl_seconds}
+    if issuer is not None:
+        claims["iss"] = issuer
+    if audience is not None:
+        claims["aud"] = audience
     if actor is not None:
         claims["act"] = {"sub": actor}
     return jwt.encode(claims, secret, algorithm="HS256")
@@ -49,15 +75,36 @@ def _unauthorized(detail: str) -> Problem:
     return problem
 
 
-def decode_token(secret: str, token: str) -> Principal:
+def decode_token(secret: str, token: str, policy: TokenPolicy = TokenPolicy()) -> Principal:
+    required = ["sub", "exp", "iat"]
+    required += ["iss"] if policy.issuer is not None else []
+    required += ["aud"] if policy.audience is not None else []
     try:
         claims = jwt.decode(
-            token, secret, algorithms=["HS256"], options={"require": ["sub", "exp"]}
+            token,
+            secret,
+            algorithms=["HS256"],
+            issuer=policy.issuer,
+            audience=policy.audience,
+            options={"require": required},
         )
     except jwt.ExpiredSignatureError as exc:
         raise _unauthorized("The token has expired") from exc
+    except jwt.MissingRequiredClaimError as exc:
+        raise _unauthorized(f"The token must carry the `{exc.claim}` claim") from exc
+    except jwt.InvalidIssuerError as exc:
+        raise _unauthorized("The token is not from the expected issuer (`iss`)") from exc
+    except jwt.InvalidAudienceError as exc:
+        raise _unauthorized("The token is not meant for this audience (`aud`)") from exc
     except jwt.InvalidTokenError as exc:
         raise _unauthorized("The token is not valid") from exc
+    lifetime = claims["exp"] - claims["iat"]
+    if lifetime > policy.max_lifetime_seconds:
+        # A stolen long-lived token would stay useful for too long.
+        raise _unauthorized(
+            f"The token's lifetime (exp - iat = {lifetime} s) exceeds the "
+            f"{policy.max_lifetime_seconds} s this service accepts"
+        )
     role = claims.get("role")
     subject = claims.get("sub")
     if role not in ROLES or not isinstance(subject, str) or not subject:
@@ -69,12 +116,21 @@ def decode_token(secret: str, token: str) -> Principal:
     return Principal(subject=subject, role=role, actor=actor)
 
 
-async def current_principal(request: Request) -> Principal:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
+# Declares the bearer scheme in the OpenAPI documents (so "Try it out" can send a
+# token); refusing is ours, as a problem document.
+_bearer = HTTPBearer(auto_error=False, bearerFormat="JWT", description="`oms-token` mints one")
+
+
+async def current_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None or not credentials.credentials.strip():
         raise _unauthorized("Send `Authorization: Bearer <token>`")
-    return decode_token(request.app.state.settings.jwt_secret, token.strip())
+    settings = request.app.state.settings
+    return decode_token(
+        settings.jwt_secret, credentials.credentials.strip(), TokenPolicy.of(settings)
+    )
 
 
 async def admin_principal(

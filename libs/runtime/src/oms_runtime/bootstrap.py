@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from oms_contracts import Message
 from oms_runtime.db import create_engine
-from oms_runtime.http import create_service_app
+from oms_runtime.http import add_edge_middleware, create_service_app
 from oms_runtime.limits import BodySizeLimit
 from oms_runtime.messaging.consumer import Handler
 from oms_runtime.messaging.tables import MessagingTables
@@ -75,6 +75,7 @@ def build_service(
     )
     document_problems(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    add_edge_middleware(app, settings)
     if settings.rate_limit_per_second > 0:
         app.state.rate_limits = TokenBuckets(
             settings.rate_limit_per_second, settings.rate_limit_burst

@@ -6,7 +6,9 @@ import argparse
 import asyncio
 import contextlib
 import importlib.util
+import logging
 import signal
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +22,9 @@ from oms_runtime.messaging.broker import Broker
 from oms_runtime.messaging.relay import OutboxRelay
 from oms_runtime.messaging.tables import MessagingTables
 from oms_runtime.migrations import upgrade_to_head
-from oms_runtime.settings import ServiceSettings
+from oms_runtime.settings import ServiceSettings, WeakSecrets
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -65,10 +69,16 @@ def main(service: ServiceDefinition, argv: list[str] | None = None) -> None:
     elif args.command == "relay":
         asyncio.run(_run_relay(service, settings))
     else:
+        host = getattr(args, "host", None) or settings.host
+        try:
+            settings.refuse_weak_secrets(host)
+        except WeakSecrets as exc:
+            log.critical("%s", exc)
+            sys.exit(f"oms_{service.name}: {exc}")
         uvicorn.run(
             service.app_factory,
             factory=True,
-            host=getattr(args, "host", None) or settings.host,
+            host=host,
             port=getattr(args, "port", None) or settings.port,
             log_config=None,
             access_log=False,

@@ -10,7 +10,9 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Query, Request, Response
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from oms_runtime import metrics, tracing
@@ -80,6 +82,67 @@ class RequestContextMiddleware:
                     )
 
 
+class SecurityHeaders:
+    """`X-Content-Type-Options: nosniff` on every response, and `Cache-Control:
+    no-store` on every answer to an authenticated request: those carry orders,
+    addresses, payments, and no shared cache or browser history should keep them."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        authenticated = any(name == b"authorization" for name, _ in scope.get("headers") or [])
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers") or [])
+                names = {name.lower() for name, _ in headers}
+                if b"x-content-type-options" not in names:
+                    headers.append((b"x-content-type-options", b"nosniff"))
+                if authenticated and b"cache-control" not in names:
+                    headers.append((b"cache-control", b"no-store"))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+# What a browser on an allowed origin may send and read (CORS).
+_CORS_REQUEST_HEADERS = [
+    "Authorization",
+    "Content-Type",
+    "Idempotency-Key",
+    "Prefer",
+    "X-Correlation-Id",
+    "traceparent",
+]
+_CORS_RESPONSE_HEADERS = [
+    "Idempotent-Replayed",
+    "Preference-Applied",
+    "Retry-After",
+    "X-Request-Id",
+    "traceparent",
+]
+
+
+def add_edge_middleware(app: FastAPI, settings: ServiceSettings) -> None:
+    """The outermost layers, so that every answer (413s and 429s included) gets them:
+    CORS for the configured origins (none by default) and the security headers."""
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=_CORS_REQUEST_HEADERS,
+            expose_headers=_CORS_RESPONSE_HEADERS,
+            max_age=600,
+        )
+    app.add_middleware(SecurityHeaders)
+
+
 def ops_router(runtime: ServiceRuntime) -> APIRouter:
     router = APIRouter(tags=["ops"])
 
@@ -137,7 +200,9 @@ def create_service_app(
         finally:
             await runtime.stop()
 
-    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
+    # Swagger UI and ReDoc from the installed fastapi-offline package: /docs works
+    # without internet (no CDN, no web fonts).
+    app = FastAPIOffline(title=title, description=description, version="1.0.0", lifespan=lifespan)
     app.state.settings = settings
     app.state.runtime = runtime
     install_problem_handlers(app)

@@ -215,12 +215,16 @@ def install_problem_handlers(app: FastAPI) -> None:
         if _caused_by(exc, (asyncpg.DataError,)):
             # A value Postgres cannot store (a NUL byte, a number out of range):
             # the input was bad, whatever the schema let through.
+            field = _field_with_nul(request)
             return problem_response(
                 422,
                 "validation-error",
                 "The request is not valid",
-                "A value is out of range or contains characters that cannot be stored",
+                f"{field} contains a NUL character"
+                if field
+                else "A value is out of range or contains characters that cannot be stored",
                 instance=request.url.path,
+                field=field or "request",
             )
         if not _is_outage(exc):
             return await _unexpected(request, exc)
@@ -236,6 +240,14 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
         return problem_response(500, "internal-error", "Internal error", instance=request.url.path)
+
+
+def _field_with_nul(request: Request) -> str | None:
+    """The path or query parameter that carried a NUL (bodies are checked by schema)."""
+    for name, value in (*request.path_params.items(), *request.query_params.multi_items()):
+        if "\x00" in str(value):
+            return str(name)
+    return None
 
 
 def _is_outage(exc: Exception) -> bool:

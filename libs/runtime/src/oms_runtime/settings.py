@@ -1,9 +1,28 @@
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated, Literal
 
 from pydantic import field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Public (it is in this repository): fine on a laptop, never on a network.
+DEVELOPMENT_JWT_SECRET = "dev-only-jwt-secret-change-me-in-production"
+# HS256 keys shorter than the hash are weak (RFC 7518 section 3.2).
+MIN_SECRET_BYTES = 32
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class WeakSecrets(Exception):
+    """A process about to listen beyond loopback with a development or short secret."""
 
 
 class ServiceSettings(BaseSettings):
@@ -19,7 +38,14 @@ class ServiceSettings(BaseSettings):
 
     database_url: str = "postgresql://postgres@127.0.0.1:5432/oms"
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
-    jwt_secret: str = "dev-only-jwt-secret-change-me-in-production"
+    jwt_secret: str = DEVELOPMENT_JWT_SECRET
+    # Longest lifetime (exp - iat) a token may claim; tokens without exp or iat are
+    # refused. When set, tokens must carry this issuer / audience (oms-token mints them).
+    jwt_max_lifetime_seconds: int = 24 * 3600
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    # Browser origins allowed to call the API (CORS), comma separated; none by default.
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
     host: str = "127.0.0.1"
     # Each service overrides this with its own variable (OMS_ORDER_PORT, ...).
     port: int = 8000
@@ -53,6 +79,36 @@ class ServiceSettings(BaseSettings):
     relay_poll_interval: float = 2.0
     relay_grace_seconds: float = 5.0
     inbox_retention_hours: int = 168
+
+    def secrets(self) -> dict[str, tuple[str, str]]:
+        """The secrets this process uses: variable -> (value, development default)."""
+        return {"OMS_JWT_SECRET": (self.jwt_secret, DEVELOPMENT_JWT_SECRET)}
+
+    def refuse_weak_secrets(self, host: str) -> None:
+        """Listening beyond loopback with a development or short secret would let
+        anyone who read this repository mint admin tokens or sign carrier events."""
+        if is_loopback(host):
+            return
+        weak = [
+            f"{name} is the public development value"
+            if value == default
+            else f"{name} is shorter than {MIN_SECRET_BYTES} bytes"
+            for name, (value, default) in self.secrets().items()
+            if value == default or len(value.encode()) < MIN_SECRET_BYTES
+        ]
+        if weak:
+            raise WeakSecrets(
+                f"refusing to listen on {host}: {'; '.join(weak)}. Set a random secret of "
+                f"at least {MIN_SECRET_BYTES} bytes (e.g. `openssl rand -base64 48`), or "
+                "listen on 127.0.0.1 for development."
+            )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _parse_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
 
     @field_validator("retry_delays", mode="before")
     @classmethod

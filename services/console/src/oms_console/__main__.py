@@ -18,6 +18,7 @@ from oms_console.settings import ConsoleSettings
 from oms_runtime.db import create_engine
 from oms_runtime.logging import configure_logging
 from oms_runtime.migrations import upgrade_to_head
+from oms_runtime.settings import WeakSecrets
 
 MIGRATIONS = Path(str(files("oms_console") / "db" / "migrations"))
 
@@ -70,10 +71,17 @@ def main(argv: list[str] | None = None) -> None:
         password = read_password(args.name)
         sys.exit(asyncio.run(create_user(settings, args.name, Role(args.role), password)))
     else:
+        host = getattr(args, "host", None) or settings.host
+        try:
+            # The console mints admin tokens with OMS_JWT_SECRET: a public or short
+            # one would let anyone act as staff.
+            settings.refuse_weak_secrets(host)
+        except WeakSecrets as exc:
+            sys.exit(f"oms-console: {exc}")
         uvicorn.run(
             "oms_console.main:create_app",
             factory=True,
-            host=getattr(args, "host", None) or settings.host,
+            host=host,
             port=getattr(args, "port", None) or settings.port,
             log_config=None,
             access_log=False,

@@ -27,6 +27,7 @@ from oms_console.web.feed import EventFeed
 from oms_console.web.operations import CapacityHistory
 from oms_console.web.render import STATIC_DIR, page
 from oms_console.web.security import Forbidden, SignInRequired
+from oms_runtime.auth import TokenPolicy
 from oms_runtime.db import create_engine
 from oms_runtime.http import RequestContextMiddleware
 
@@ -91,7 +92,9 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = httpx.AsyncClient(timeout=settings.console_upstream_timeout_seconds)
-        app.state.upstream = Upstream(settings.service_urls, settings.jwt_secret, client)
+        app.state.upstream = Upstream(
+            settings.service_urls, settings.jwt_secret, client, TokenPolicy.of(settings)
+        )
         if settings.console_admin_password:
             await accounts.ensure_first_admin(settings.console_admin_password)
         elif await accounts.store.count_staff() == 0:

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from oms_runtime.auth import mint_token
+from oms_runtime.auth import TokenPolicy, mint_token
 
 log = logging.getLogger("oms.console.upstream")
 
@@ -36,13 +36,30 @@ class UpstreamError(Exception):
 
 
 class Upstream:
-    def __init__(self, urls: dict[str, str], jwt_secret: str, client: httpx.AsyncClient) -> None:
+    def __init__(
+        self,
+        urls: dict[str, str],
+        jwt_secret: str,
+        client: httpx.AsyncClient,
+        policy: TokenPolicy = TokenPolicy(),
+    ) -> None:
         self._urls = urls
         self._secret = jwt_secret
         self._client = client
+        # The services check `iss` and `aud` when configured: the console's tokens
+        # carry what they expect.
+        self._policy = policy
 
     def token(self, actor: str) -> str:
-        return mint_token(self._secret, "console", "admin", TOKEN_SECONDS, actor=actor)
+        return mint_token(
+            self._secret,
+            "console",
+            "admin",
+            TOKEN_SECONDS,
+            issuer=self._policy.issuer,
+            audience=self._policy.audience,
+            actor=actor,
+        )
 
     async def call(
         self,

@@ -70,7 +70,7 @@ def test_a_cancelled_shipment_cannot_be_dispatched_or_tracked() -> None:
     shipment.cancel()
     with pytest.raises(NotDispatched):
         shipment.record_tracking(
-            TrackingEvent(ShipmentStatus.IN_TRANSIT, None, NOW), seen_before=False
+            TrackingEvent(ShipmentStatus.IN_TRANSIT, None, NOW), seen_before=False, now=NOW
         )
 
 
@@ -88,7 +88,7 @@ def test_a_failed_shipment_stays_failed_whatever_the_carrier_reports_later() -> 
     shipment = dispatched()
     shipment.fail("lost_in_transit")
     shipment.record_tracking(
-        TrackingEvent(ShipmentStatus.IN_TRANSIT, "Hub", NOW), seen_before=False
+        TrackingEvent(ShipmentStatus.IN_TRANSIT, "Hub", NOW), seen_before=False, now=NOW
     )
     assert shipment.status is ShipmentStatus.FAILED
     assert len(shipment.new_tracking_events) == 1

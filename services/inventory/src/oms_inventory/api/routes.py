@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import APIRouter, Depends, Query
 
 from oms_inventory.api.schemas import (
     MovementPage,
@@ -25,7 +25,7 @@ from oms_inventory.handlers.stock import ProductNotFound, receive_stock
 from oms_runtime.auth import Admin
 from oms_runtime.http import request_unit_of_work
 from oms_runtime.problems import Problem
-from oms_runtime.validation import CursorId
+from oms_runtime.validation import CursorId, IdempotencyKey, idempotency_key_header
 
 router = APIRouter(tags=["products"])
 
@@ -144,8 +144,7 @@ async def restock_product(
     _: Admin,
     uow: UnitOfWorkDep,
     idempotency_key: Annotated[
-        str | None,
-        Header(max_length=100, description="Counts a delivery once; same as `reference`"),
+        IdempotencyKey, idempotency_key_header("Counts a delivery once; same as `reference`")
     ] = None,
 ) -> ProductPublic:
     try:

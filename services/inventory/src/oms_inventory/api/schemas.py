@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from oms_runtime.money import CurrencyCode
-from oms_runtime.validation import WholeNumber
+from oms_runtime.validation import NOT_BLANK, WHOLE_NUMBER, StrictInput
 
 Sku = Annotated[
     str,
@@ -18,13 +18,18 @@ Sku = Annotated[
         description="Letters, digits, '.', '_' or '-', up to 64",
     ),
 ]
-Price = Annotated[WholeNumber, Field(ge=0, le=100_000_000_00, description="Minor units (cents)")]
-Count = Annotated[WholeNumber, Field(ge=0, le=1_000_000_000)]
-Name = Annotated[str, Field(min_length=1, max_length=200)]
+# A price of 0 cannot be paid: the gateway declines authorizations of nothing, so
+# every order of such a product would end `payment_declined`.
+Price = Annotated[
+    int,
+    Field(gt=0, le=100_000_000_00, description="Minor units (cents); at least 1"),
+    WHOLE_NUMBER,
+]
+Count = Annotated[int, Field(ge=0, le=1_000_000_000), WHOLE_NUMBER]
+Name = Annotated[str, Field(min_length=1, max_length=200), NOT_BLANK]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+_Strict = StrictInput
 
 
 class ProductCreate(_Strict):
@@ -46,7 +51,7 @@ class ProductUpdate(_Strict):
 
 
 class Restock(_Strict):
-    quantity: Annotated[WholeNumber, Field(gt=0, le=1_000_000)]
+    quantity: Annotated[int, Field(gt=0, le=1_000_000), WHOLE_NUMBER]
     reference: Annotated[
         str | None,
         Field(
@@ -54,6 +59,7 @@ class Restock(_Strict):
             max_length=100,
             description="Delivery note number: the same delivery is counted once",
         ),
+        NOT_BLANK,
     ] = None
 
 

@@ -43,18 +43,16 @@ from oms_runtime.http import request_unit_of_work
 from oms_runtime.logging import bind_log_context
 from oms_runtime.problems import Problem
 from oms_runtime.ratelimit import rate_limited
-from oms_runtime.validation import IsoDateTime
+from oms_runtime.validation import IdempotencyKey, IsoDateTime, idempotency_key_header
 
 router = APIRouter(tags=["orders"])
 
 UnitOfWorkDep = Annotated[OrderUnitOfWork, Depends(request_unit_of_work)]
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        min_length=1,
-        max_length=200,
-        description="Retrying with the same key and body answers with the same order and "
-        "starts nothing new; the same key with another body is a 409",
+IdempotencyKeyHeader = Annotated[
+    IdempotencyKey,
+    idempotency_key_header(
+        "Retrying with the same key and body answers with the same order and "
+        "starts nothing new; the same key with another body is a 409"
     ),
 ]
 
@@ -157,7 +155,7 @@ async def create_order(
     uow: UnitOfWorkDep,
     request: Request,
     response: Response,
-    idempotency_key: IdempotencyKey = None,
+    idempotency_key: IdempotencyKeyHeader = None,
     prefer: Annotated[
         str | None,
         Header(description="`wait=N`: answer once the order left `pending`, or after N s"),
@@ -335,16 +333,18 @@ async def cancel_order(
     order_id: str,
     principal: Authenticated,
     uow: UnitOfWorkDep,
-    idempotency_key: IdempotencyKey = None,
+    response: Response,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> OrderPublic:
     try:
-        order = await use_cases.cancel_order(
+        answered = await use_cases.cancel_order(
             order_id,
             uow,
             customer_id=_own(principal),
             idempotency=_idempotent(
                 idempotency_key, principal, "POST /orders/cancel", {"order_id": order_id}
             ),
+            render=lambda order: order_public(order).model_dump(mode="json"),
         )
     except use_cases.OrderNotFound as exc:
         raise _not_found(order_id) from exc
@@ -354,7 +354,12 @@ async def cancel_order(
         raise Problem(
             409, "order-not-cancellable", "The order can no longer be cancelled", str(exc)
         ) from exc
-    return order_public(order)
+    if answered.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    if answered.answer is not None:
+        # The same bytes for the first request and every replay of it.
+        return OrderPublic.model_validate(answered.answer)
+    return order_public(answered.order)
 
 
 @router.delete(

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from oms_order.domain.model import MAX_LINES, MAX_QUANTITY
-from oms_runtime.validation import WholeNumber
+from oms_runtime.validation import NOT_BLANK, WHOLE_NUMBER, CountryCode, StrictInput
 
 SkuField = Annotated[
     str,
@@ -20,29 +20,28 @@ SkuField = Annotated[
 ]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+_Strict = StrictInput
 
 
 class AddressIn(_Strict):
-    name: Annotated[str, Field(min_length=1, max_length=200)]
-    line1: Annotated[str, Field(min_length=1, max_length=200)]
+    name: Annotated[str, Field(min_length=1, max_length=200), NOT_BLANK]
+    line1: Annotated[str, Field(min_length=1, max_length=200), NOT_BLANK]
     line2: Annotated[str | None, Field(max_length=200)] = None
-    city: Annotated[str, Field(min_length=1, max_length=100)]
-    postal_code: Annotated[str, Field(min_length=1, max_length=20)]
-    country: Annotated[
-        str, Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2", examples=["DE"])
-    ]
+    city: Annotated[str, Field(min_length=1, max_length=100), NOT_BLANK]
+    postal_code: Annotated[str, Field(min_length=1, max_length=20), NOT_BLANK]
+    country: CountryCode
 
 
 class OrderItemIn(_Strict):
     sku: SkuField
-    quantity: Annotated[WholeNumber, Field(gt=0, le=MAX_QUANTITY)]
+    quantity: Annotated[int, Field(gt=0, le=MAX_QUANTITY), WHOLE_NUMBER]
 
 
 class PaymentIn(_Strict):
     token: Annotated[
-        str, Field(min_length=1, max_length=200, description="Card token from the gateway")
+        str,
+        Field(min_length=1, max_length=200, description="Card token from the gateway"),
+        NOT_BLANK,
     ]
 
 
@@ -50,6 +49,7 @@ class OrderCreate(_Strict):
     customer_id: Annotated[
         str | None,
         Field(min_length=1, max_length=100, description="Only admins may set it"),
+        NOT_BLANK,
     ] = None
     items: Annotated[list[OrderItemIn], Field(min_length=1, max_length=MAX_LINES)]
     shipping_address: AddressIn

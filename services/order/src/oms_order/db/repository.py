@@ -260,6 +260,29 @@ class IdempotencyKeys:
         ).first()
         return (row.request_hash, str(row.order_id)) if row else None
 
+    async def remember_answer(
+        self, principal: str, scope: str, key: str, response: dict[str, Any]
+    ) -> None:
+        await self._connection.execute(
+            update(idempotency_keys)
+            .where(
+                idempotency_keys.c.principal == principal,
+                idempotency_keys.c.scope == scope,
+                idempotency_keys.c.key == key,
+            )
+            .values(response=response)
+        )
+
+    async def first_answer(self, principal: str, scope: str, key: str) -> dict[str, Any] | None:
+        answer: dict[str, Any] | None = await self._connection.scalar(
+            select(idempotency_keys.c.response).where(
+                idempotency_keys.c.principal == principal,
+                idempotency_keys.c.scope == scope,
+                idempotency_keys.c.key == key,
+            )
+        )
+        return answer
+
     async def purge(self, ttl: timedelta) -> int:
         result = await self._connection.execute(
             idempotency_keys.delete().where(idempotency_keys.c.created_at < func.now() - ttl)

@@ -90,6 +90,8 @@ idempotency_keys = Table(
     Column("key", Text, primary_key=True),
     Column("request_hash", Text, nullable=False),
     Column("order_id", Uuid, nullable=False),
+    # The answer to the first request, for replays that must get it again (cancel).
+    Column("response", JSONB),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Index("idempotency_keys_created", "created_at"),
 )

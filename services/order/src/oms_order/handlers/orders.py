@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from oms_order.db.unit_of_work import OrderUnitOfWork
 from oms_order.domain.model import Address, Order, OrderLine
@@ -64,21 +65,45 @@ async def place_order(
     return order, False
 
 
+@dataclass(frozen=True)
+class Answered:
+    """What a request answered: the order, and with an idempotency key the answer
+    kept with the key (`rendered` by the caller); `replayed` when the key was used
+    before, so the answer is the first request's."""
+
+    order: Order
+    answer: dict[str, Any] | None = None
+    replayed: bool = False
+
+
 async def cancel_order(
     order_id: str,
     uow: OrderUnitOfWork,
     *,
     customer_id: str | None,
     idempotency: IdempotentRequest | None = None,
-) -> Order:
-    """Cancel with compensation. `customer_id` restricts to that customer's orders."""
+    render: Callable[[Order], dict[str, Any]] | None = None,
+) -> Answered:
+    """Cancel with compensation. `customer_id` restricts to that customer's orders.
+    With an idempotency key, the answer (`render`ed) is kept with the key, and a
+    request asked before gets that first answer again."""
     async with uow:
         order = await _visible(uow, order_id, customer_id, for_update=True)
         if idempotency is not None and await _claim(uow, idempotency, order.id) is not None:
-            return order  # asked before: cancelling is already under way or done
+            # Asked before: cancelling is already under way or done.
+            first = await uow.idempotency.first_answer(
+                idempotency.principal, idempotency.scope, idempotency.key
+            )
+            return Answered(order, first or (render(order) if render else None), replayed=True)
         order.cancel()
+        answer = None
+        if idempotency is not None and render is not None:
+            answer = render(order)
+            await uow.idempotency.remember_answer(
+                idempotency.principal, idempotency.scope, idempotency.key, answer
+            )
         await commit_order(uow, order)
-    return order
+    return Answered(order, answer)
 
 
 async def change_address(

@@ -6,8 +6,8 @@ import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Depends, Query, Response
+from pydantic import BaseModel, Field
 
 from oms_payment.db import views
 from oms_payment.db.unit_of_work import PaymentUnitOfWork
@@ -16,7 +16,14 @@ from oms_payment.handlers import payments as use_cases
 from oms_runtime.auth import Admin
 from oms_runtime.http import request_unit_of_work
 from oms_runtime.problems import Problem
-from oms_runtime.validation import IsoDate, WholeNumber
+from oms_runtime.validation import (
+    NOT_BLANK,
+    WHOLE_NUMBER,
+    IdempotencyKey,
+    IsoDate,
+    StrictInput,
+    idempotency_key_header,
+)
 
 router = APIRouter(tags=["payments"])
 UnitOfWorkDep = Annotated[PaymentUnitOfWork, Depends(request_unit_of_work)]
@@ -42,11 +49,9 @@ class PaymentPage(BaseModel):
     next_cursor: str | None
 
 
-class RefundIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    amount: Annotated[WholeNumber, Field(gt=0, description="Minor units")]
-    reason: Annotated[str, Field(min_length=1, max_length=200)] = "requested_by_staff"
+class RefundIn(StrictInput):
+    amount: Annotated[int, Field(gt=0, description="Minor units"), WHOLE_NUMBER]
+    reason: Annotated[str, Field(min_length=1, max_length=200), NOT_BLANK] = "requested_by_staff"
 
 
 class RefundPublic(BaseModel):
@@ -129,12 +134,13 @@ async def refund(
     body: RefundIn,
     _: Admin,
     uow: UnitOfWorkDep,
+    response: Response,
     idempotency_key: Annotated[
-        str | None, Header(max_length=100, description="Asking again refunds once")
+        IdempotencyKey, idempotency_key_header("Asking again refunds once")
     ] = None,
 ) -> RefundAccepted:
     try:
-        made = await use_cases.refund_payment(
+        made, replayed = await use_cases.refund_payment(
             str(payment_id), body.amount, body.reason, idempotency_key, uow
         )
     except use_cases.PaymentNotFound as exc:
@@ -150,6 +156,8 @@ async def refund(
         raise Problem(
             422, "refund-not-allowed", "Refund not allowed", str(exc), field="amount"
         ) from exc
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
     async with uow:
         row = await views.payment(uow.connection, payment_id)
     assert row is not None

@@ -13,7 +13,13 @@ from sqlalchemy import BigInteger, Interval, bindparam, case, func, select, upda
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from oms_payment.db.tables import gateway_calls, payment_operations, payments, refunds
+from oms_payment.db.tables import (
+    gateway_calls,
+    payment_operations,
+    payments,
+    refunds,
+    without_token,
+)
 from oms_payment.domain.model import Operation, OperationKind, Payment, PaymentStatus, Refund
 from oms_payment.gateway.base import CallRecord
 from oms_runtime import tracing
@@ -320,6 +326,15 @@ class OperationRepository:
     async def retry_later(self, operation_id: int, delay: timedelta, error: str) -> None:
         await self._connection.execute(
             _RETRY_LATER, {"b_id": operation_id, "b_delay": delay, "b_error": error}
+        )
+
+    async def erase_card_tokens(self, payment_id: str) -> None:
+        """Remove the card token from the payment's audit log (its requests)."""
+        await self._connection.execute(
+            update(gateway_calls)
+            .where(gateway_calls.c.payment_id == uuid.UUID(payment_id))
+            .where(gateway_calls.c.request.has_key("token"))
+            .values(request=without_token(gateway_calls.c.request))
         )
 
     def record_call(self, payment_id: str, call: CallRecord) -> None:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -15,6 +17,7 @@ from sqlalchemy import (
     Text,
     Uuid,
     func,
+    literal,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -85,6 +88,12 @@ gateway_calls = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Index("gateway_calls_payment", "payment_id"),
 )
+
+
+def without_token(request: Any) -> Any:
+    """`request - 'token'`: a gateway call's request without the card token."""
+    return request.op("-", return_type=JSONB)(literal("token", Text))
+
 
 refunds = Table(
     "refunds",

@@ -10,7 +10,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from oms_payment.db import tables
-from oms_payment.db.tables import payments
+from oms_payment.db.tables import payments, without_token
 from oms_runtime.pagination import keyset_page
 
 
@@ -30,10 +30,16 @@ async def payment(connection: AsyncConnection, payment_id: uuid.UUID) -> dict[st
 
 
 async def gateway_calls(connection: AsyncConnection, payment_id: uuid.UUID) -> list[dict[str, Any]]:
+    """The audit log without the card tokens the authorizations sent: an auditor needs
+    what was asked and answered, not the customer's card."""
+    calls = tables.gateway_calls
     rows = await connection.execute(
-        select(tables.gateway_calls)
-        .where(tables.gateway_calls.c.payment_id == payment_id)
-        .order_by(tables.gateway_calls.c.id)
+        select(
+            *(c for c in calls.c if c.name != "request"),
+            without_token(calls.c.request).label("request"),
+        )
+        .where(calls.c.payment_id == payment_id)
+        .order_by(calls.c.id)
     )
     return [dict(row) for row in rows.mappings()]
 

@@ -341,6 +341,11 @@ class Payment:
             )
         return self._refund(amount, reason, refund_id)
 
+    def erase_card_token(self) -> None:
+        """The order was deleted: forget the customer's card token. What was paid
+        stays for the books."""
+        self.token = ""
+
     def repeat_outcome(self) -> None:
         """A repeated authorization request gets the answer the first one got."""
         if self.status in (PaymentStatus.AUTHORIZED, PaymentStatus.CAPTURED):

@@ -158,11 +158,31 @@ class GatewayWorker:
             ),
         ):
             try:
-                result, calls = await self._call(item)
+                result, calls = await self._call_within_budget(item)
                 await self._apply(item, result, calls)
             except Exception:
-                # The lease runs out and the operation is retried with the same key.
+                # Applying the answer failed (e.g. the database went away): the lease
+                # runs out and a sweep retries with the same key, counting an attempt.
                 log.exception("gateway operation failed unexpectedly")
+
+    async def _call_within_budget(
+        self, item: ClaimedOperation
+    ) -> tuple[GatewayResult, list[CallRecord]]:
+        """The gateway's answer, or Unavailable when the call itself blew up (a bug,
+        a value the client cannot send): counted against the attempts like an
+        outage, so the operation ends failed after its budget instead of being
+        retried for ever. An operation a sweep took after its budget ran out (its
+        answers could not be applied) gives up without calling again."""
+        if item.attempts > self._max_attempts:
+            return Unavailable(f"gave up after {item.attempts - 1} attempts"), []
+        try:
+            return await self._call(item)
+        except Exception as exc:
+            log.exception(
+                "gateway call raised unexpectedly",
+                extra={"attempts": item.attempts, "error": repr(exc)},
+            )
+            return Unavailable(f"unexpected error: {type(exc).__name__}: {exc}"), []
 
     async def _call(self, item: ClaimedOperation) -> tuple[GatewayResult, list[CallRecord]]:
         operation = item.operation

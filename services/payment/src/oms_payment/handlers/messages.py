@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 from oms_contracts import Message
+from oms_contracts import order as order_msgs
 from oms_contracts import payment as msgs
 from oms_payment.db.unit_of_work import PaymentUnitOfWork
 from oms_payment.domain.model import Payment
@@ -71,9 +72,22 @@ async def reauthorize_payment(command: msgs.ReauthorizePayment, uow: PaymentUnit
         await commit_payment(uow, payment)
 
 
+async def order_deleted(event: order_msgs.OrderDeleted, uow: PaymentUnitOfWork) -> None:
+    """Erasure: the card token goes, from the payment and from its audit log."""
+    async with uow:
+        payment = await uow.payments.get_by_order(event.order_id, for_update=True)
+        if payment is None:
+            await uow.commit()
+            return
+        payment.erase_card_token()
+        await uow.operations.erase_card_tokens(payment.id)
+        await commit_payment(uow, payment)
+
+
 HANDLERS: dict[type[Message], Callable[..., Awaitable[None]]] = {
     msgs.AuthorizePayment: authorize_payment,
     msgs.CapturePayment: capture_payment,
     msgs.VoidPayment: void_payment,
     msgs.ReauthorizePayment: reauthorize_payment,
+    order_msgs.OrderDeleted: order_deleted,
 }

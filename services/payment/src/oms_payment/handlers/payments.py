@@ -23,9 +23,10 @@ async def refund_payment(
     reason: str,
     idempotency_key: str | None,
     uow: PaymentUnitOfWork,
-) -> Refund:
+) -> tuple[Refund, bool]:
     """Refund (part of) a captured payment. With an idempotency key, asking again
-    returns the refund already made instead of refunding twice."""
+    returns the refund already made instead of refunding twice. Returns the refund
+    and whether it is one asked for before (a replay)."""
     async with uow:
         payment = await uow.payments.get(payment_id, for_update=True)
         if payment is None:
@@ -35,7 +36,7 @@ async def refund_payment(
         if existing is not None:
             if (existing.amount, existing.reason) != (amount, reason):
                 raise RefundKeyReused(idempotency_key)
-            return existing
+            return existing, True
         refund = payment.refund(refund_id, amount, reason)
         await commit_payment(uow, payment)
-    return refund
+    return refund, False

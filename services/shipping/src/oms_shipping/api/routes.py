@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import uuid
 from typing import Annotated, Any
 
@@ -22,9 +20,15 @@ from oms_shipping.api.schemas import (
     TrackingEventIn,
     TrackingEventOut,
 )
+from oms_shipping.api.signatures import SignatureHeaders, verify_carrier_signature
 from oms_shipping.db import views
 from oms_shipping.db.unit_of_work import ShippingUnitOfWork
-from oms_shipping.domain.model import ShipmentStatus, ShippingError, TrackingEvent
+from oms_shipping.domain.model import (
+    ImplausibleEventTime,
+    ShipmentStatus,
+    ShippingError,
+    TrackingEvent,
+)
 from oms_shipping.handlers import shipments as use_cases
 
 router = APIRouter(tags=["shipments"])
@@ -124,22 +128,16 @@ async def fail_shipment(
     return await _load_public(request.app.state.unit_of_work(), shipment_id)
 
 
-def _verify_signature(raw_body: bytes, signature: str | None, secret: str) -> None:
-    expected = "sha256=" + hmac.new(secret.encode(), raw_body, hashlib.sha256).hexdigest()
-    if not signature or not hmac.compare_digest(signature.strip(), expected):
-        raise Problem(
-            401,
-            "bad-signature",
-            "Signature missing or wrong",
-            "X-Signature must be sha256=<hex HMAC-SHA256 of the body>",
-        )
-
-
 @router.post(
     "/shipments/{shipment_id}/tracking-events",
     response_model=Tracking,
     status_code=202,
-    summary="Carrier webhook (HMAC-signed)",
+    summary="Carrier webhook (signed the Standard Webhooks way)",
+    description="Signed with `webhook-id`, `webhook-timestamp` (Unix seconds, within 5 "
+    "minutes) and `webhook-signature: v1,<base64 HMAC-SHA256 of "
+    '"<webhook-id>.<webhook-timestamp>.<body>">`, keyed with OMS_CARRIER_SECRET. The body '
+    "names the parcel's `tracking_number`. A webhook id seen before is acknowledged "
+    "without effect.",
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -151,10 +149,27 @@ async def receive_tracking_event(
     shipment_id: str,
     request: Request,
     uow: UnitOfWorkDep,
-    x_signature: Annotated[str | None, Header(description="sha256=<hex HMAC>")] = None,
+    webhook_id: Annotated[str | None, Header(description="Unique per event")] = None,
+    webhook_timestamp: Annotated[str | None, Header(description="Unix seconds")] = None,
+    webhook_signature: Annotated[
+        str | None, Header(description="`v1,<base64 HMAC-SHA256>`, space separated")
+    ] = None,
+    x_signature: Annotated[
+        str | None,
+        Header(
+            description="Legacy `sha256=<hex HMAC of the body>`; refused unless "
+            "OMS_CARRIER_ACCEPT_LEGACY_SIGNATURE=true"
+        ),
+    ] = None,
 ) -> Tracking:
     raw = await request.body()
-    _verify_signature(raw, x_signature, request.app.state.settings.carrier_secret)
+    settings = request.app.state.settings
+    signed_id = verify_carrier_signature(
+        raw,
+        SignatureHeaders(webhook_id, webhook_timestamp, webhook_signature, x_signature),
+        settings.carrier_secret,
+        accept_legacy=settings.carrier_accept_legacy_signature,
+    )
     try:
         body = TrackingEventIn.model_validate_json(raw)
     except ValidationError as exc:
@@ -163,9 +178,23 @@ async def receive_tracking_event(
         ) from exc
     event = TrackingEvent(ShipmentStatus(body.status), body.location, body.occurred_at)
     try:
-        shipment = await use_cases.record_tracking_event(shipment_id, event, uow)
+        shipment = await use_cases.record_tracking_event(
+            shipment_id, body.tracking_number, event, uow, webhook_id=signed_id
+        )
     except use_cases.ShipmentNotFound as exc:
         raise _not_found(shipment_id) from exc
+    except use_cases.NotThisParcel as exc:
+        raise Problem(
+            401,
+            "bad-signature",
+            "Not this parcel's event",
+            "tracking_number is not the tracking number of this shipment",
+            field="tracking_number",
+        ) from exc
+    except ImplausibleEventTime as exc:
+        raise Problem(
+            422, "validation-error", "Implausible event time", str(exc), field="occurred_at"
+        ) from exc
     except ShippingError as exc:
         raise Problem(409, "shipment-not-dispatched", "Not dispatched yet", str(exc)) from exc
     assert shipment.tracking_number is not None

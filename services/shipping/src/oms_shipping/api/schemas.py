@@ -2,22 +2,34 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field, field_validator
 
-from oms_runtime.validation import IsoDateTime
+from oms_runtime.validation import NOT_BLANK, IsoDateTime, StrictInput
 
 
-class TrackingEventIn(BaseModel):
+class TrackingEventIn(StrictInput):
     """What the carrier's webhook sends."""
 
-    model_config = ConfigDict(extra="forbid")
-
+    tracking_number: Annotated[
+        str,
+        Field(min_length=1, max_length=64, description="The parcel this event is about"),
+        NOT_BLANK,
+    ]
     status: Literal["in_transit", "out_for_delivery", "delivered", "exception"]
     location: Annotated[str | None, Field(max_length=200)] = None
     occurred_at: IsoDateTime
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _representable_in_utc(cls, value: datetime) -> datetime:
+        # Year 1 at +01:00 is before year 1 in UTC: no datetime can hold it.
+        try:
+            return value.astimezone(UTC)
+        except OverflowError as exc:
+            raise ValueError("out of range") from exc
 
 
 class TrackingEventOut(BaseModel):
@@ -71,7 +83,7 @@ class Tracking(BaseModel):
     events: list[TrackingEventOut]
 
 
-class ShipmentFailure(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    reason: Annotated[str, Field(min_length=1, max_length=100, examples=["damaged_in_warehouse"])]
+class ShipmentFailure(StrictInput):
+    reason: Annotated[
+        str, Field(min_length=1, max_length=100, examples=["damaged_in_warehouse"]), NOT_BLANK
+    ]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from oms_shipping.db.tables import shipments, tracking_events
+from oms_shipping.db.tables import seen_webhooks, shipments, tracking_events
 from oms_shipping.domain.model import Address, Line, Shipment, ShipmentStatus, TrackingEvent
 
 _MUTABLE_COLUMNS = tuple(
@@ -36,6 +37,22 @@ _SAVE = (
 )
 _ADD_TRACKING_EVENTS = pg_insert(tracking_events).on_conflict_do_nothing(
     constraint="tracking_event_once"
+)
+
+_REMEMBER_WEBHOOK = (
+    pg_insert(seen_webhooks)
+    .on_conflict_do_nothing(index_elements=["webhook_id"])
+    .returning(seen_webhooks.c.webhook_id)
+)
+# A bounded batch per call, skipping rows another transaction is pruning.
+_FORGET_WEBHOOKS = delete(seen_webhooks).where(
+    seen_webhooks.c.webhook_id.in_(
+        select(seen_webhooks.c.webhook_id)
+        .where(seen_webhooks.c.received_at < bindparam("b_before"))
+        .limit(100)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
 )
 
 
@@ -105,6 +122,16 @@ class ShipmentRepository:
             )
         )
         return found is not None
+
+    async def remember_webhook(self, webhook_id: str, shipment_id: str) -> bool:
+        """Record a carrier webhook id; False if it was seen before (a replay)."""
+        inserted = await self._connection.scalar(
+            _REMEMBER_WEBHOOK, {"webhook_id": webhook_id, "shipment_id": uuid.UUID(shipment_id)}
+        )
+        return inserted is not None
+
+    async def forget_webhooks_before(self, before: datetime) -> None:
+        await self._connection.execute(_FORGET_WEBHOOKS, {"b_before": before})
 
 
 def _row(shipment: Shipment) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Identity,
+    Index,
     MetaData,
     Table,
     Text,
@@ -49,4 +50,15 @@ tracking_events = Table(
     Column("occurred_at", DateTime(timezone=True), nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     UniqueConstraint("shipment_id", "status", "occurred_at", name="tracking_event_once"),
+)
+
+# Webhook ids (Standard Webhooks `webhook-id`) already acted on: a replayed delivery
+# is acknowledged without effect. Pruned once far older than the signature tolerance.
+seen_webhooks = Table(
+    "seen_webhooks",
+    metadata,
+    Column("webhook_id", Text, primary_key=True),
+    Column("shipment_id", Uuid, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("seen_webhooks_received_at", "received_at"),
 )

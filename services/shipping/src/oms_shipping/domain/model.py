@@ -8,7 +8,7 @@ older event never moves it backwards, and nothing moves it after `delivered`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 
@@ -55,11 +55,22 @@ class AddressNotChangeable(ShippingError):
     code = "address_not_changeable"
 
 
+class ImplausibleEventTime(ShippingError):
+    """A carrier event dated before the parcel left or in the future: a broken or
+    forged clock, not something to put on the timeline."""
+
+    code = "implausible_event_time"
+
+
 class NotCreatedYet(ShippingError):
     """A request about a shipment whose creation is still on its way; retried."""
 
     code = "not_created_yet"
 
+
+# How far the carrier's clock may be off ours (the same tolerance as the webhook
+# signature's timestamp): events up to this much before dispatch or after now count.
+CLOCK_SKEW = timedelta(minutes=5)
 
 # Nothing a carrier reports moves a shipment out of these.
 _FINAL = frozenset({ShipmentStatus.DELIVERED, ShipmentStatus.FAILED, ShipmentStatus.CANCELLED})
@@ -250,13 +261,23 @@ class Shipment:
         self.dispatched_at = now
         self.events.append(Dispatched(self.id, self.order_id, carrier, tracking_number))
 
-    def record_tracking(self, event: TrackingEvent, *, seen_before: bool) -> None:
+    def record_tracking(self, event: TrackingEvent, *, seen_before: bool, now: datetime) -> None:
         """Apply a carrier event. `seen_before`: the exact event is already on the
-        timeline (a redelivered webhook), so nothing changes."""
+        timeline (a redelivered webhook), so nothing changes. An event dated before
+        the dispatch or after `now` (beyond the clock skew allowed) is refused."""
         if event.status not in TRACKING_STATUSES:
             raise ShippingError(f"{event.status} is not a carrier tracking status")
         if self.dispatched_at is None:
             raise NotDispatched("the shipment has not been dispatched yet")
+        if event.occurred_at < self.dispatched_at - CLOCK_SKEW:
+            raise ImplausibleEventTime(
+                f"occurred_at {event.occurred_at.isoformat()} is before the parcel was "
+                f"dispatched ({self.dispatched_at.isoformat()})"
+            )
+        if event.occurred_at > now + CLOCK_SKEW:
+            raise ImplausibleEventTime(
+                f"occurred_at {event.occurred_at.isoformat()} is in the future"
+            )
         if seen_before:
             return
         self.new_tracking_events.append(event)
