@@ -232,7 +232,9 @@ def _busy_service_queues(vhost: str) -> dict[str, tuple[int, int]]:
     for line in listed.stdout.splitlines():
         name, ready, unacked = line.split("\t")
         # Dead letters stay where they are; they are nobody's work in hand.
-        if name.startswith("oms.") and not name.endswith(".dead") and (ready, unacked) != ("0", "0"):
+        if not name.startswith("oms.") or name.endswith(".dead"):
+            continue
+        if (ready, unacked) != ("0", "0"):
             busy[name] = (int(ready), int(unacked))
     return busy
 
