@@ -209,8 +209,8 @@ def vhost_of(amqp_url: str) -> str:
     return unquote(urlsplit(amqp_url).path.lstrip("/")) or "/"
 
 
-def _busy_service_queues(vhost: str) -> dict[str, tuple[int, int]]:
-    """(ready, unacknowledged) of each service work or retry queue that is not empty."""
+def _queue_depths(vhost: str) -> dict[str, tuple[int, int]]:
+    """(ready, unacknowledged) messages of every queue of the vhost."""
     listed = subprocess.run(
         [
             "rabbitmqctl",
@@ -228,15 +228,36 @@ def _busy_service_queues(vhost: str) -> dict[str, tuple[int, int]]:
         check=True,
         timeout=60,
     )
-    busy = {}
+    depths = {}
     for line in listed.stdout.splitlines():
         name, ready, unacked = line.split("\t")
-        # Dead letters stay where they are; they are nobody's work in hand.
-        if not name.startswith("oms.") or name.endswith(".dead"):
-            continue
-        if (ready, unacked) != ("0", "0"):
-            busy[name] = (int(ready), int(unacked))
-    return busy
+        depths[name] = (int(ready), int(unacked))
+    return depths
+
+
+def _is_service_queue(name: str) -> bool:
+    return name.startswith("oms.")
+
+
+async def dead_letters(amqp_url: str) -> dict[str, int]:
+    """How many messages wait in each service's dead-letter queue."""
+    depths = await asyncio.to_thread(_queue_depths, vhost_of(amqp_url))
+    return {
+        name: ready
+        for name, (ready, _) in depths.items()
+        if _is_service_queue(name) and name.endswith(".dead")
+    }
+
+
+async def _busy_service_queues(amqp_url: str) -> dict[str, tuple[int, int]]:
+    """The service work and retry queues holding a message, waiting or in hand. (Dead
+    letters stay where they are: they are nobody's work in hand.)"""
+    depths = await asyncio.to_thread(_queue_depths, vhost_of(amqp_url))
+    return {
+        name: depth
+        for name, depth in depths.items()
+        if _is_service_queue(name) and not name.endswith(".dead") and depth != (0, 0)
+    }
 
 
 async def _unpublished(db: asyncpg.Connection) -> int:
@@ -254,11 +275,10 @@ async def wait_until_quiet(
     saw none published since the previous look. A handler's messages are in its
     outbox before it acknowledges what caused them, and on the tap once published, so
     nothing can slip between the looks."""
-    vhost = vhost_of(amqp_url)
     deadline = time.monotonic() + timeout
     await tap.take()
     while True:
-        busy = await asyncio.to_thread(_busy_service_queues, vhost)
+        busy = await _busy_service_queues(amqp_url)
         unpublished = await _unpublished(db)
         arrived = await tap.take()
         if not busy and unpublished == 0 and not arrived:
