@@ -111,14 +111,19 @@ def customer() -> str:
     return f"customer-{uuid.uuid4().hex[:8]}"
 
 
-@pytest.fixture
-async def oms(stack: Stack, customer: str) -> AsyncIterator[OmsClient]:
-    """A client of the running system, acting as this test's own `customer`."""
-    client = OmsClient(
+def client_of(stack: Stack, customer: str) -> OmsClient:
+    """A client of the running system, acting as `customer` (or as staff)."""
+    return OmsClient(
         {name: stack.url(name) for name in (*SERVICES, "gateway")},
         jwt_secret=JWT_SECRET,
         carrier_secret=CARRIER_SECRET,
         customer=customer,
     )
+
+
+@pytest.fixture
+async def oms(stack: Stack, customer: str) -> AsyncIterator[OmsClient]:
+    """A client of the running system, acting as this test's own `customer`."""
+    client = client_of(stack, customer)
     yield client
     await client.aclose()
