@@ -32,6 +32,8 @@ from oms_runtime.bulk import StagedWrites
 from oms_runtime.messaging.tables import MessagingTables
 from oms_runtime.messaging.transaction import Transaction, inbox_claim, inserted_count
 
+pytestmark = pytest.mark.integration
+
 SCHEMA = "bulk_test"
 metadata = MetaData(schema=SCHEMA)
 things = Table(
