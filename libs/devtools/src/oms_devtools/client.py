@@ -116,7 +116,8 @@ class OmsClient:
         """Place an order that must be accepted; returns it. Anything but 202 (a 429, a
         422) fails here, with the answer, instead of as a KeyError further on."""
         response = await self.post_order(order_body(items, token), customer, headers)
-        assert response.status_code == 202, f"order refused: {response.status_code} {response.text}"
+        if response.status_code != 202:
+            raise AssertionError(f"order refused: {response.status_code} {response.text}")
         return dict(response.json())
 
     async def cancel(
