@@ -105,11 +105,25 @@ async def db(migrated_database: str) -> AsyncIterator[asyncpg.Connection]:
 
 
 @pytest.fixture
-async def oms(stack: Stack) -> AsyncIterator[OmsClient]:
-    client = OmsClient(
+def customer() -> str:
+    """A customer of the test's own: the per-customer rate limit, order lists and
+    idempotency keys of one test never meet another's."""
+    return f"customer-{uuid.uuid4().hex[:8]}"
+
+
+def client_of(stack: Stack, customer: str) -> OmsClient:
+    """A client of the running system, acting as `customer` (or as staff)."""
+    return OmsClient(
         {name: stack.url(name) for name in (*SERVICES, "gateway")},
         jwt_secret=JWT_SECRET,
         carrier_secret=CARRIER_SECRET,
+        customer=customer,
     )
+
+
+@pytest.fixture
+async def oms(stack: Stack, customer: str) -> AsyncIterator[OmsClient]:
+    """A client of the running system, acting as this test's own `customer`."""
+    client = client_of(stack, customer)
     yield client
     await client.aclose()

@@ -5,14 +5,14 @@ the published catalog once the other e2e tests have run."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 
 import aio_pika
 import pytest
-from aio_pika.abc import AbstractIncomingMessage
 
 from oms_contracts import EVENTS_EXCHANGE
 from oms_devtools.stack import Stack
+
+from .helpers import EventRecorder
 
 RUN_LAST = "run_last"
 
@@ -24,23 +24,6 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # Stable sort: the marked tests keep their own order, after all others.
     items.sort(key=lambda item: item.get_closest_marker(RUN_LAST) is not None)
-
-
-@dataclass
-class EventRecorder:
-    events: list[tuple[str, bytes]] = field(default_factory=list)  # (routing key, body)
-    # (routing key, correlation id, traceparent header) of each event
-    traces: list[tuple[str, str | None, object]] = field(default_factory=list)
-
-    async def on_message(self, message: AbstractIncomingMessage) -> None:
-        self.events.append((message.routing_key or "", message.body))
-        self.traces.append(
-            (
-                message.routing_key or "",
-                message.correlation_id,
-                (message.headers or {}).get("traceparent"),
-            )
-        )
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,9 @@ from oms_runtime.auth import mint_token
 
 from ..conftest import JWT_SECRET
 
-pytestmark = pytest.mark.e2e
+# What a request does to one process does not depend on how many replicas run: the
+# replica pass leaves this out.
+pytestmark = [pytest.mark.e2e, pytest.mark.single_pass]
 
 # Not checked, on purpose:
 # - positive_data_acceptance: some rules cannot be said in JSON Schema (an opaque

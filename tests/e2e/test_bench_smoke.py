@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from oms_devtools.capacity import fetch_capacity, format_table
 from oms_devtools.client import OmsClient, eventually
-from oms_devtools.stack import SERVICES, Stack
+from oms_devtools.stack import SERVICES, Stack, free_port_block
 
 pytestmark = pytest.mark.e2e
 
@@ -32,8 +31,8 @@ async def test_the_capacity_report_measures_the_services_queue(
     oms: OmsClient, stack: Stack
 ) -> None:
     product = await oms.create_product(on_hand=5)
-    placed = await oms.place_order([(product["sku"], 1)])
-    await oms.wait_for_order(placed.json()["id"], "fulfilling")
+    placed = await oms.place([(product["sku"], 1)])
+    await oms.wait_for_order(placed["id"], "fulfilling")
 
     response = await oms.http.get(
         f"{oms.urls['order']}/admin/capacity",
@@ -85,11 +84,14 @@ async def test_the_capacity_cli_prints_one_row_per_service(oms: OmsClient) -> No
     assert [line.split()[0] for line in table[2:]] == list(SERVICES)
 
 
+# It starts a stack of its own: the replica pass would only run it again.
+@pytest.mark.single_pass
 def test_the_benchmark_runs_a_tiny_load_checks_it_and_writes_its_results(
     tmp_path: Path,
 ) -> None:
     out = tmp_path / "bench.json"
-    started = time.monotonic()
+    # The services on the first ports of the block, the gateway simulator 90 above.
+    ports = free_port_block(91)
 
     finished = subprocess.run(
         [
@@ -105,7 +107,7 @@ def test_the_benchmark_runs_a_tiny_load_checks_it_and_writes_its_results(
             "--workers",
             "4",
             "--base-port",
-            "19500",
+            str(ports),
             "--out",
             str(out),
         ],
@@ -115,7 +117,6 @@ def test_the_benchmark_runs_a_tiny_load_checks_it_and_writes_its_results(
     )
 
     assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
-    assert time.monotonic() - started < 40
     assert "PASS" in finished.stdout
     results = json.loads(out.read_text())
     assert results["verdict"] == "PASS"

@@ -16,11 +16,9 @@ async def test_an_order_travels_from_checkout_to_delivery(oms: OmsClient) -> Non
     mug = await oms.create_product(on_hand=10, unit_price=1250)
     tea = await oms.create_product(on_hand=5, unit_price=399)
 
-    response = await oms.place_order([(mug["sku"], 2), (tea["sku"], 1)])
-    assert response.status_code == 202
-    placed = response.json()
+    placed = await oms.place([(mug["sku"], 2), (tea["sku"], 1)])
     assert placed["status"] == "pending"
-    assert placed["customer_id"] == "alice"
+    assert placed["customer_id"] == oms.customer
     order_id = placed["id"]
 
     # Stock reserved, payment authorized, shipment created: waiting for the warehouse.
@@ -57,9 +55,7 @@ async def test_an_order_travels_from_checkout_to_delivery(oms: OmsClient) -> Non
     order = await oms.wait_for_order(order_id, "shipped")
     assert order["tracking_number"] == tracking_number
 
-    captured = await eventually(
-        lambda: oms.payment_of(order_id), lambda p: p["status"] == "captured", 10, "capture"
-    )
+    captured = await oms.wait_for_payment(order_id, "captured")
     assert captured["captured_amount"] == order["total"]
     mug_after = await eventually(
         lambda: oms.product(mug["sku"]), lambda p: p["reserved"] == 0, 10, "stock commit"
@@ -94,12 +90,10 @@ async def test_an_order_travels_from_checkout_to_delivery(oms: OmsClient) -> Non
 async def test_auto_dispatch_ships_without_warehouse_staff(oms: OmsClient, stack: Stack) -> None:
     async with stack.restarted_with("shipping", {"OMS_AUTO_DISPATCH": "true"}):
         product = await oms.create_product(on_hand=3)
-        response = await oms.place_order([(product["sku"], 1)])
-        order = await oms.wait_for_order(response.json()["id"], "shipped")
+        placed = await oms.place([(product["sku"], 1)])
+        order = await oms.wait_for_order(placed["id"], "shipped")
         assert order["tracking_number"]
-        captured = await eventually(
-            lambda: oms.payment_of(order["id"]), lambda p: p["status"] == "captured", 10, "capture"
-        )
+        captured = await oms.wait_for_payment(order["id"], "captured")
         assert captured["captured_amount"] == 1000
         assert (
             await eventually(

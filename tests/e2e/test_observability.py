@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import json
 import secrets
-from typing import Any
 
 import httpx
 import pytest
 
-from oms_devtools.client import ADDRESS, OmsClient
+from oms_devtools.client import OmsClient, order_body
 from oms_devtools.stack import Stack
 from oms_runtime.tracing import parse_traceparent
+
+from .helpers import EventRecorder
 
 pytestmark = pytest.mark.e2e
 
@@ -20,21 +21,16 @@ pytestmark = pytest.mark.e2e
 async def place_traced_order(oms: OmsClient, sku: str) -> tuple[str, httpx.Response]:
     """An order placed by a caller that is itself part of a trace; its trace id."""
     trace_id = secrets.token_hex(16)
-    response = await oms.http.post(
-        f"{oms.urls['order']}/orders",
-        headers={**oms.as_customer(), "traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"},
-        json={
-            "items": [{"sku": sku, "quantity": 1}],
-            "shipping_address": ADDRESS,
-            "payment": {"token": "tok_ok"},
-        },
+    response = await oms.post_order(
+        order_body([(sku, 1)]),
+        headers={"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"},
     )
-    assert response.status_code == 202
+    assert response.status_code == 202, response.text
     return trace_id, response
 
 
 async def test_the_callers_trace_follows_the_order_through_every_message_and_log(
-    oms: OmsClient, stack: Stack, event_recorder: Any
+    oms: OmsClient, stack: Stack, event_recorder: EventRecorder
 ) -> None:
     product = await oms.create_product(on_hand=5)
     trace_id, response = await place_traced_order(oms, product["sku"])
@@ -83,7 +79,7 @@ async def test_metrics_show_saga_steps_outcomes_open_sagas_queues_and_outbox_lag
     oms: OmsClient,
 ) -> None:
     product = await oms.create_product(on_hand=5)
-    order = (await oms.place_order([(product["sku"], 1)], token="tok_declined")).json()
+    order = await oms.place([(product["sku"], 1)], token="tok_declined")
     await oms.wait_for_order(order["id"], "cancelled")
     text = (await oms.http.get(f"{oms.urls['order']}/metrics")).text
     assert 'oms_saga_step_seconds_count{next_status="awaiting_payment",status="pending"}' in text

@@ -79,7 +79,7 @@ async def test_bad_product_input_is_a_422_naming_the_field(
 
 async def test_stock_cannot_be_corrected_below_what_orders_hold(oms: OmsClient) -> None:
     product = await oms.create_product(on_hand=5)
-    order = (await oms.place_order([(product["sku"], 3)])).json()
+    order = await oms.place([(product["sku"], 3)])
     await oms.wait_for_order(order["id"], "fulfilling", "paid")
     response = await oms.http.patch(
         f"{oms.urls['inventory']}/products/{product['sku']}",
@@ -143,7 +143,7 @@ async def test_the_stock_ledger_lists_every_change_with_its_reason(oms: OmsClien
     url = f"{oms.urls['inventory']}/products/{product['sku']}"
     await oms.http.post(f"{url}/restock", json={"quantity": 4}, headers=oms.admin())
     await oms.http.patch(url, json={"on_hand": 9}, headers=oms.admin())
-    order = (await oms.place_order([(product["sku"], 2)])).json()
+    order = await oms.place([(product["sku"], 2)])
     await oms.wait_for_order(order["id"], "fulfilling")
     page = (await oms.http.get(f"{url}/movements", headers=oms.admin())).json()
     assert [

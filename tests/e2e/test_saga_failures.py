@@ -3,15 +3,13 @@ sees, and that nothing is left reserved, held on a card, or shipped by mistake."
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
-
 import asyncpg
 import pytest
 
 from oms_devtools.client import OmsClient, eventually
 from oms_devtools.stack import Stack
+
+from .helpers import dispatch_and_wait_for_capture, fulfilling_order, gateway_faults
 
 pytestmark = pytest.mark.e2e
 
@@ -20,17 +18,7 @@ pytestmark = pytest.mark.e2e
 
 
 async def order_of(oms: OmsClient, skus: list[tuple[str, int]], token: str = "tok_ok") -> str:
-    response = await oms.place_order(skus, token=token)
-    assert response.status_code == 202, response.text
-    return str(response.json()["id"])
-
-
-async def holds_of(oms: OmsClient, payment_id: str) -> list[dict[str, Any]]:
-    """What the card gateway itself says it holds for our payment."""
-    response = await oms.http.get(
-        f"{oms.urls['gateway']}/v1/authorizations", params={"reference": payment_id}
-    )
-    return list(response.json()["items"])
+    return str((await oms.place(skus, token))["id"])
 
 
 async def assert_nothing_held(oms: OmsClient, db: asyncpg.Connection, order_id: str) -> None:
@@ -42,17 +30,8 @@ async def assert_nothing_held(oms: OmsClient, db: asyncpg.Connection, order_id: 
     payment = await oms.payment_of(order_id)
     if payment is not None:
         assert payment["status"] != "authorized", "money still authorized"
-        holds = await holds_of(oms, payment["id"])
+        holds = await oms.gateway_holds(payment["id"])
         assert [h for h in holds if h["status"] == "authorized"] == [], "card hold left"
-
-
-@asynccontextmanager
-async def slow_gateway(oms: OmsClient, latency_ms: int) -> AsyncIterator[None]:
-    await oms.http.post(f"{oms.urls['gateway']}/v1/_config", json={"latency_ms": latency_ms})
-    try:
-        yield
-    finally:
-        await oms.http.post(f"{oms.urls['gateway']}/v1/_config", json={"latency_ms": 0})
 
 
 async def steps(oms: OmsClient, order_id: str) -> list[str]:
@@ -139,8 +118,8 @@ async def test_a_lost_gateway_answer_is_retried_and_the_card_is_held_only_once(
     await oms.wait_for_order(order_id, "fulfilling", timeout=20)
     payment = await oms.payment_of(order_id)
     assert payment is not None and payment["status"] == "authorized"
-    stats = (await oms.http.get(f"{oms.urls['gateway']}/v1/_stats")).json()
-    assert stats["holds_by_reference"][payment["id"]] == 1
+    holds = await oms.gateway_holds(payment["id"])
+    assert [h["status"] for h in holds] == ["authorized"]
     attempts = await db.fetchval(
         "SELECT count(*) FROM payment.gateway_calls "
         "WHERE payment_id = $1::uuid AND operation = 'authorize'",
@@ -158,9 +137,7 @@ async def test_cancelling_a_pending_order_while_inventory_is_down_releases_it_la
     product = await oms.create_product(on_hand=5)
     async with stack.stopped("inventory"):
         order_id = await order_of(oms, [(product["sku"], 2)])
-        cancel = await oms.http.post(
-            f"{oms.urls['order']}/orders/{order_id}/cancel", headers=oms.as_customer()
-        )
+        cancel = await oms.cancel(order_id)
         assert cancel.status_code == 202
         assert cancel.json()["status"] == "cancelling"
     order = await oms.wait_for_order(order_id, "cancelled", timeout=20)
@@ -170,23 +147,29 @@ async def test_cancelling_a_pending_order_while_inventory_is_down_releases_it_la
 
 
 async def test_a_late_authorization_after_cancelling_is_voided_and_does_not_revive_the_order(
-    oms: OmsClient, db: asyncpg.Connection
+    oms: OmsClient, db: asyncpg.Connection, stack: Stack
 ) -> None:
     product = await oms.create_product(on_hand=5)
-    # Slower than the cancel takes, faster than the payment service's 1 s timeout.
-    async with slow_gateway(oms, 800):
+    # The gateway answers after 2 s and the payment service waits up to 30 s for it;
+    # the cancellation, sent as soon as the order waits for its payment, is in long
+    # before the answer.
+    async with (
+        stack.restarted_with("payment", {"OMS_GATEWAY_TIMEOUT_SECONDS": "30"}),
+        gateway_faults(oms, latency_ms=2000),
+    ):
         order_id = await order_of(oms, [(product["sku"], 1)])
         await oms.wait_for_order(order_id, "awaiting_payment")
-        cancel = await oms.http.post(
-            f"{oms.urls['order']}/orders/{order_id}/cancel", headers=oms.as_customer()
-        )
+        cancel = await oms.cancel(order_id)
         assert cancel.status_code == 202
-        order = await oms.wait_for_order(order_id, "cancelled", timeout=20)
+        order = await oms.wait_for_order(order_id, "cancelled", timeout=30)
     assert order["status_reason"] == "customer_request"
-    payment = await eventually(
-        lambda: oms.payment_of(order_id), lambda p: p["status"] == "voided", 10, "the void"
-    )
+    payment = await oms.wait_for_payment(order_id, "voided")
     assert payment["authorized_amount"] == 1000
+    history = await oms.history(order_id)
+    # The authorization did arrive after the cancellation, and only asked for a void.
+    late = [e for e in history if e["detail"].get("received") == "payment.authorized"]
+    assert [e["step"] for e in late] == ["compensation_requested"]
+    assert "order_paid" not in [e["step"] for e in history]
     assert (await oms.order(order_id))["status"] == "cancelled"
     assert (await oms.product(product["sku"]))["reserved"] == 0
     await assert_nothing_held(oms, db, order_id)
@@ -199,9 +182,7 @@ async def test_cancelling_a_paid_order_whose_shipment_is_not_yet_created_never_s
     async with stack.stopped("shipping"):
         order_id = await order_of(oms, [(product["sku"], 1)])
         await oms.wait_for_order(order_id, "paid")
-        cancel = await oms.http.post(
-            f"{oms.urls['order']}/orders/{order_id}/cancel", headers=oms.as_customer()
-        )
+        cancel = await oms.cancel(order_id)
         assert cancel.status_code == 202
     # Shipping comes back and finds both the creation and the cancellation queued.
     order = await oms.wait_for_order(order_id, "cancelled", timeout=20)
@@ -216,11 +197,8 @@ async def test_cancelling_while_waiting_for_the_warehouse_stops_the_shipment_voi
     oms: OmsClient, db: asyncpg.Connection
 ) -> None:
     product = await oms.create_product(on_hand=5)
-    order_id = await order_of(oms, [(product["sku"], 2)])
-    await oms.wait_for_order(order_id, "fulfilling")
-    cancel = await oms.http.post(
-        f"{oms.urls['order']}/orders/{order_id}/cancel", headers=oms.as_customer()
-    )
+    order_id, _ = await fulfilling_order(oms, [(product["sku"], 2)])
+    cancel = await oms.cancel(order_id)
     assert cancel.status_code == 202
     order = await oms.wait_for_order(order_id, "cancelled")
     assert order["status_reason"] == "customer_request"
@@ -238,15 +216,10 @@ async def test_cancelling_while_waiting_for_the_warehouse_stops_the_shipment_voi
 
 async def test_a_shipped_order_cannot_be_cancelled(oms: OmsClient) -> None:
     product = await oms.create_product(on_hand=5)
-    order_id = await order_of(oms, [(product["sku"], 1)])
-    await oms.wait_for_order(order_id, "fulfilling")
-    shipment = await oms.shipment_of(order_id)
-    assert shipment is not None
-    await oms.dispatch(shipment["id"])
+    order_id, _ = await fulfilling_order(oms, [(product["sku"], 1)])
+    await dispatch_and_wait_for_capture(oms, order_id)
     await oms.wait_for_order(order_id, "shipped")
-    cancel = await oms.http.post(
-        f"{oms.urls['order']}/orders/{order_id}/cancel", headers=oms.as_customer()
-    )
+    cancel = await oms.cancel(order_id)
     assert cancel.status_code == 409
     assert cancel.headers["content-type"] == "application/problem+json"
     assert cancel.json()["type"] == "/problems/order-not-cancellable"
@@ -260,10 +233,7 @@ async def test_a_shipment_the_warehouse_cannot_make_voids_the_payment_and_releas
     oms: OmsClient, db: asyncpg.Connection
 ) -> None:
     product = await oms.create_product(on_hand=5)
-    order_id = await order_of(oms, [(product["sku"], 2)])
-    await oms.wait_for_order(order_id, "fulfilling")
-    shipment = await oms.shipment_of(order_id)
-    assert shipment is not None
+    order_id, shipment = await fulfilling_order(oms, [(product["sku"], 2)])
     failed = await oms.http.post(
         f"{oms.urls['shipping']}/shipments/{shipment['id']}/fail",
         json={"reason": "damaged_in_warehouse"},
@@ -294,14 +264,8 @@ async def test_a_parcel_lost_after_dispatch_is_refunded(
     oms: OmsClient, db: asyncpg.Connection
 ) -> None:
     product = await oms.create_product(on_hand=5, unit_price=700)
-    order_id = await order_of(oms, [(product["sku"], 2)])
-    await oms.wait_for_order(order_id, "fulfilling")
-    shipment = await oms.shipment_of(order_id)
-    assert shipment is not None
-    await oms.dispatch(shipment["id"])
-    await eventually(
-        lambda: oms.payment_of(order_id), lambda p: p["status"] == "captured", 10, "capture"
-    )
+    order_id, shipment = await fulfilling_order(oms, [(product["sku"], 2)])
+    await dispatch_and_wait_for_capture(oms, order_id)
     failed = await oms.http.post(
         f"{oms.urls['shipping']}/shipments/{shipment['id']}/fail",
         json={"reason": "lost_in_transit"},
@@ -374,9 +338,8 @@ async def test_a_refused_void_parks_the_order_for_an_operator_who_can_force_it(
     oms: OmsClient, db: asyncpg.Connection
 ) -> None:
     product = await oms.create_product(on_hand=5)
-    order_id = await order_of(oms, [(product["sku"], 1)], token="tok_void_refused")
-    await oms.wait_for_order(order_id, "fulfilling")
-    await oms.http.post(f"{oms.urls['order']}/orders/{order_id}/cancel", headers=oms.as_customer())
+    order_id, _ = await fulfilling_order(oms, [(product["sku"], 1)], "tok_void_refused")
+    assert (await oms.cancel(order_id)).status_code == 202
     order = await oms.wait_for_order(order_id, "requires_attention", timeout=20)
     assert order["status_reason"].startswith("void_failed")
     assert (await oms.product(product["sku"]))["reserved"] == 0  # the release went through
@@ -413,14 +376,56 @@ async def test_a_refused_void_parks_the_order_for_an_operator_who_can_force_it(
 
 async def test_a_refused_capture_parks_the_shipped_order(oms: OmsClient) -> None:
     product = await oms.create_product(on_hand=5)
-    order_id = await order_of(oms, [(product["sku"], 1)], token="tok_capture_refused")
-    await oms.wait_for_order(order_id, "fulfilling")
-    shipment = await oms.shipment_of(order_id)
-    assert shipment is not None
-    await oms.dispatch(shipment["id"])
+    order_id, shipment = await fulfilling_order(oms, [(product["sku"], 1)], "tok_capture_refused")
+    assert (await oms.dispatch(shipment["id"])).status_code == 200
     order = await oms.wait_for_order(order_id, "requires_attention", timeout=20)
     assert order["status_reason"].startswith("capture_failed")
     assert order["tracking_number"] == (await oms.shipment_of(order_id) or {})["tracking_number"]
+
+
+async def test_an_operator_retry_once_the_gateway_is_back_settles_the_parked_order(
+    oms: OmsClient, db: asyncpg.Connection
+) -> None:
+    product = await oms.create_product(on_hand=5)
+    order_id, shipment = await fulfilling_order(oms, [(product["sku"], 1)])
+    async with gateway_faults(oms, failure_rate=1.0):
+        assert (await oms.dispatch(shipment["id"])).status_code == 200
+        parked = await oms.wait_for_order(order_id, "requires_attention", timeout=20)
+        assert parked["status_reason"].startswith("capture_failed")
+        # The payment service gave up: no attempt of its own is left to succeed once
+        # the gateway is back, so only the operator's retry can settle the order.
+        await eventually(
+            lambda: pending_gateway_operations(db, order_id),
+            lambda pending: pending == 0,
+            10,
+            "the payment service to give up the capture",
+        )
+    assert (await oms.order(order_id))["status"] == "requires_attention"
+
+    retried = await oms.http.post(
+        f"{oms.urls['order']}/admin/orders/{order_id}/retry", headers=oms.admin()
+    )
+    assert retried.status_code == 200
+    assert retried.json()["status"] == "shipped"
+    payment = await oms.wait_for_payment(order_id, "captured")
+    assert payment["captured_amount"] == 1000
+    delivered = await oms.tracking_event(shipment["id"], "delivered", "2026-11-25T12:00:00Z")
+    assert delivered.status_code == 202
+    await oms.wait_for_order(order_id, "completed")
+    retry = next(e for e in await oms.history(order_id) if e["step"] == "operator_retried")
+    assert retry["detail"]["operator"] == "ops"
+    holds = await oms.gateway_holds(payment["id"])
+    assert [(h["status"], h["captured_amount"]) for h in holds] == [("captured", 1000)]
+
+
+async def pending_gateway_operations(db: asyncpg.Connection, order_id: str) -> int:
+    return int(
+        await db.fetchval(
+            "SELECT count(*) FROM payment.payment_operations o JOIN payment.payments p "
+            "ON p.id = o.payment_id WHERE p.order_id = $1 AND o.status = 'pending'",
+            order_id,
+        )
+    )
 
 
 # -- history ------------------------------------------------------------------------

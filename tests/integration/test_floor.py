@@ -35,22 +35,29 @@ DATABASE_BASE = os.environ.get("OMS_TEST_DATABASE_URL", "postgresql://postgres@1
 AMQP_BASE = os.environ.get("OMS_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672")
 
 
-async def _floor_databases() -> set[str]:
+async def database_exists(name: str) -> bool:
     connection = await asyncpg.connect(f"{DATABASE_BASE.rstrip('/')}/postgres")
     try:
-        rows = await connection.fetch(
-            "SELECT datname FROM pg_database WHERE datname LIKE 'oms_floor_%'"
-        )
+        return bool(await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name))
     finally:
         await connection.close()
-    return {row["datname"] for row in rows}
+
+
+def vhosts() -> list[str]:
+    listed = subprocess.run(
+        ["rabbitmqctl", "-q", "list_vhosts", "--no-table-headers"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return listed.stdout.split()
 
 
 async def test_the_floor_measures_each_primitive_and_leaves_nothing_behind(
     tmp_path: Path,
 ) -> None:
     out = tmp_path / "floor.json"
-    before = await _floor_databases()
 
     finished = await asyncio.to_thread(
         subprocess.run,
@@ -97,13 +104,8 @@ async def test_the_floor_measures_each_primitive_and_leaves_nothing_behind(
             name
         )
     assert "this saga" in finished.stdout and "orders/s" in finished.stdout
-    assert await _floor_databases() == before
-    listed = await asyncio.to_thread(
-        subprocess.run,
-        ["rabbitmqctl", "-q", "list_vhosts"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    vhosts = listed.stdout
-    assert "oms_floor_" not in vhosts
+    # Its own database and vhost (others may be running a floor of their own).
+    scratch = report["scratch"]
+    assert scratch["database"].startswith("oms_floor_")
+    assert not await database_exists(scratch["database"])
+    assert scratch["vhost"] not in await asyncio.to_thread(vhosts)

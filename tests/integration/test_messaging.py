@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import subprocess
 import sys
+import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aio_pika
@@ -177,24 +179,43 @@ class RecordingHandler:
             await uow.commit()
 
 
+StartConsumer = Callable[..., Awaitable[tuple[MessageConsumer, str]]]
+
+
+@pytest.fixture
 async def start_consumer(
-    broker: Broker,
-    engine: AsyncEngine,
-    tables: MessagingTables,
-    handler: Any,
-    prefetch_count: int = 4,
-) -> tuple[MessageConsumer, str]:
-    queue = f"test.{uuid.uuid4().hex[:8]}"
-    consumer = MessageConsumer(
-        broker,
-        queue,
-        {inventory_msgs.ReleaseStock: handler},
-        UnitOfWorkFactory(UnitOfWork, engine, tables),
-        retry_delays=(0.1, 0.2),
-        prefetch_count=prefetch_count,
-    )
-    await consumer.start()
-    return consumer, queue
+    broker: Broker, engine: AsyncEngine, clean_tables: MessagingTables
+) -> AsyncIterator[StartConsumer]:
+    """Starts a consumer of ReleaseStock on a queue of its own with `handler`; returns
+    it and its queue. Whatever the test does, every one is stopped afterwards."""
+    started: list[MessageConsumer] = []
+
+    async def start(handler: Any, prefetch_count: int = 4) -> tuple[MessageConsumer, str]:
+        queue = f"test.{uuid.uuid4().hex[:8]}"
+        consumer = MessageConsumer(
+            broker,
+            queue,
+            {inventory_msgs.ReleaseStock: handler},
+            UnitOfWorkFactory(UnitOfWork, engine, clean_tables),
+            retry_delays=(0.1, 0.2),
+            prefetch_count=prefetch_count,
+        )
+        started.append(consumer)
+        await consumer.start()
+        return consumer, queue
+
+    yield start
+    for consumer in started:
+        await consumer.stop()
+
+
+async def dead_letter_count(broker: Broker, queue: str) -> int:
+    channel = await broker.channel()
+    try:
+        dead = await channel.declare_queue(dead_letter_queue_name(queue), passive=True)
+        return int(dead.declaration_result.message_count or 0)
+    finally:
+        await channel.close()
 
 
 async def send_to_queue(broker: Broker, queue: str, body: bytes, message_id: str) -> None:
@@ -207,10 +228,13 @@ async def send_to_queue(broker: Broker, queue: str, body: bytes, message_id: str
 
 
 async def test_a_message_delivered_twice_is_handled_once(
-    engine: AsyncEngine, clean_tables: MessagingTables, broker: Broker
+    engine: AsyncEngine,
+    clean_tables: MessagingTables,
+    broker: Broker,
+    start_consumer: StartConsumer,
 ) -> None:
     handler = RecordingHandler()
-    consumer, queue = await start_consumer(broker, engine, clean_tables, handler)
+    consumer, queue = await start_consumer(handler)
     envelope = Envelope.wrap(inventory_msgs.ReleaseStock(order_id="o-1", reason="test"))
     duplicates = metrics.MESSAGES_CONSUMED.labels(envelope.type, "duplicate")
     duplicates_before = duplicates._value.get()
@@ -229,10 +253,13 @@ async def test_a_message_delivered_twice_is_handled_once(
 
 
 async def test_a_handler_that_fails_once_succeeds_on_the_retry(
-    engine: AsyncEngine, clean_tables: MessagingTables, broker: Broker
+    engine: AsyncEngine,
+    clean_tables: MessagingTables,
+    broker: Broker,
+    start_consumer: StartConsumer,
 ) -> None:
     handler = RecordingHandler(failures=1)
-    consumer, queue = await start_consumer(broker, engine, clean_tables, handler)
+    consumer, queue = await start_consumer(handler)
     envelope = Envelope.wrap(inventory_msgs.ReleaseStock(order_id="o-2", reason="test"))
     await send_to_queue(
         broker, queue, envelope.model_dump_json().encode(), str(envelope.message_id)
@@ -243,10 +270,13 @@ async def test_a_handler_that_fails_once_succeeds_on_the_retry(
 
 
 async def test_a_message_that_keeps_failing_is_dead_lettered_with_its_error(
-    engine: AsyncEngine, clean_tables: MessagingTables, broker: Broker
+    engine: AsyncEngine,
+    clean_tables: MessagingTables,
+    broker: Broker,
+    start_consumer: StartConsumer,
 ) -> None:
     handler = RecordingHandler(failures=99)
-    consumer, queue = await start_consumer(broker, engine, clean_tables, handler)
+    consumer, queue = await start_consumer(handler)
     envelope = Envelope.wrap(inventory_msgs.ReleaseStock(order_id="o-3", reason="test"))
     await send_to_queue(
         broker, queue, envelope.model_dump_json().encode(), str(envelope.message_id)
@@ -264,10 +294,13 @@ async def test_a_message_that_keeps_failing_is_dead_lettered_with_its_error(
 
 
 async def test_an_unparseable_message_is_dead_lettered_at_once_and_does_not_block_others(
-    engine: AsyncEngine, clean_tables: MessagingTables, broker: Broker
+    engine: AsyncEngine,
+    clean_tables: MessagingTables,
+    broker: Broker,
+    start_consumer: StartConsumer,
 ) -> None:
     handler = RecordingHandler()
-    consumer, queue = await start_consumer(broker, engine, clean_tables, handler)
+    consumer, queue = await start_consumer(handler)
     await send_to_queue(broker, queue, b"{not json", "poison-1")
     envelope = Envelope.wrap(inventory_msgs.ReleaseStock(order_id="o-4", reason="test"))
     await send_to_queue(
@@ -294,18 +327,22 @@ def deadletters(amqp_url: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 async def test_ops_can_list_inspect_and_replay_a_dead_letter(
-    engine: AsyncEngine, clean_tables: MessagingTables, broker: Broker, plumbing_amqp_url: str
+    engine: AsyncEngine,
+    clean_tables: MessagingTables,
+    broker: Broker,
+    plumbing_amqp_url: str,
+    start_consumer: StartConsumer,
 ) -> None:
     handler = RecordingHandler(failures=3)  # fails until the "fix" is deployed
-    consumer, queue = await start_consumer(broker, engine, clean_tables, handler)
+    consumer, queue = await start_consumer(handler)
     envelope = Envelope.wrap(inventory_msgs.ReleaseStock(order_id="o-5", reason="test"))
     await send_to_queue(
         broker, queue, envelope.model_dump_json().encode(), str(envelope.message_id)
     )
     await eventually(
-        lambda: asyncio.sleep(0, handler.calls), lambda calls: calls == 3, 5, "the retries"
+        lambda: dead_letter_count(broker, queue), lambda n: n == 1, 5, "the dead letter"
     )
-    await asyncio.sleep(0.3)
+    assert handler.calls == 3
 
     listed = await asyncio.to_thread(deadletters, plumbing_amqp_url, "list", queue)
     assert listed.returncode == 0, listed.stderr
@@ -378,16 +415,16 @@ async def effects_by_transaction(engine: AsyncEngine) -> dict[str, list[str]]:
 
 
 async def run_gated(
+    start_consumer: StartConsumer,
     broker: Broker,
     engine: AsyncEngine,
-    tables: MessagingTables,
     handler: GatedHandler,
     order_ids: list[str],
     expected_effects: int,
 ) -> MessageConsumer:
     """Sends "first", then `order_ids` while the consumer is busy with it, then lets
     it go on, and waits until `expected_effects` effects exist and nothing is in hand."""
-    consumer, queue = await start_consumer(broker, engine, tables, handler, prefetch_count=32)
+    consumer, queue = await start_consumer(handler, prefetch_count=32)
     await send_release(broker, queue, "first")
     await asyncio.wait_for(handler.first_started.wait(), 5)
     for order_id in order_ids:
@@ -407,11 +444,14 @@ async def run_gated(
 
 
 async def test_messages_that_arrive_together_are_handled_in_one_transaction(
-    engine: AsyncEngine, clean_tables: MessagingTables, broker: Broker
+    engine: AsyncEngine,
+    clean_tables: MessagingTables,
+    broker: Broker,
+    start_consumer: StartConsumer,
 ) -> None:
     handler = GatedHandler()
     later = [f"o-{n}" for n in range(5)]
-    consumer = await run_gated(broker, engine, clean_tables, handler, later, expected_effects=6)
+    consumer = await run_gated(start_consumer, broker, engine, handler, later, expected_effects=6)
     await consumer.stop()
     assert list((await effects_by_transaction(engine)).values()) == [["first"], later]
     assert await outbox_count(engine, clean_tables) == 6
@@ -419,11 +459,14 @@ async def test_messages_that_arrive_together_are_handled_in_one_transaction(
 
 
 async def test_a_failure_in_a_batch_loses_nothing_and_retries_only_the_failed_message(
-    engine: AsyncEngine, clean_tables: MessagingTables, broker: Broker
+    engine: AsyncEngine,
+    clean_tables: MessagingTables,
+    broker: Broker,
+    start_consumer: StartConsumer,
 ) -> None:
     handler = GatedHandler(failures={"o-2": 2})
     later = [f"o-{n}" for n in range(5)]
-    consumer = await run_gated(broker, engine, clean_tables, handler, later, expected_effects=6)
+    consumer = await run_gated(start_consumer, broker, engine, handler, later, expected_effects=6)
     await consumer.stop()
     by_transaction = await effects_by_transaction(engine)
     # The batch was rolled back and each message handled on its own; o-2 on its retry.
@@ -436,11 +479,14 @@ async def test_a_failure_in_a_batch_loses_nothing_and_retries_only_the_failed_me
 
 
 async def test_a_handler_that_does_not_commit_in_a_batch_keeps_nothing_and_the_rest_is_kept(
-    engine: AsyncEngine, clean_tables: MessagingTables, broker: Broker
+    engine: AsyncEngine,
+    clean_tables: MessagingTables,
+    broker: Broker,
+    start_consumer: StartConsumer,
 ) -> None:
     handler = GatedHandler(no_commit={"o-1"})
     later = [f"o-{n}" for n in range(4)]
-    consumer = await run_gated(broker, engine, clean_tables, handler, later, expected_effects=4)
+    consumer = await run_gated(start_consumer, broker, engine, handler, later, expected_effects=4)
     await consumer.stop()
     notes = [note for notes in (await effects_by_transaction(engine)).values() for note in notes]
     assert sorted(notes) == ["first", "o-0", "o-2", "o-3"]
@@ -448,10 +494,13 @@ async def test_a_handler_that_does_not_commit_in_a_batch_keeps_nothing_and_the_r
 
 
 async def test_copies_of_a_message_in_one_batch_are_handled_once(
-    engine: AsyncEngine, clean_tables: MessagingTables, broker: Broker
+    engine: AsyncEngine,
+    clean_tables: MessagingTables,
+    broker: Broker,
+    start_consumer: StartConsumer,
 ) -> None:
     handler = GatedHandler()
-    consumer, queue = await start_consumer(broker, engine, clean_tables, handler, prefetch_count=32)
+    consumer, queue = await start_consumer(handler, prefetch_count=32)
     await send_release(broker, queue, "first")
     await asyncio.wait_for(handler.first_started.wait(), 5)
     copied = Envelope.wrap(inventory_msgs.ReleaseStock(order_id="copied", reason="test"))
@@ -526,7 +575,6 @@ async def test_handed_over_messages_are_published_at_once_and_their_rows_deleted
     relay = OutboxRelay(engine, clean_tables, broker, listen_dsn=None, poll_interval=60, grace=60)
     factory = handing_over_to(relay, engine, clean_tables)
     async with running(relay):
-        await asyncio.sleep(0.2)  # past the sweep at start
         async with factory() as uow:
             envelope = uow.publish(completed("handed over"))
             await uow.commit()
@@ -538,21 +586,29 @@ async def test_handed_over_messages_are_published_at_once_and_their_rows_deleted
 
 
 async def test_a_hand_over_that_could_not_be_published_is_retried_without_waiting_for_the_sweep(
-    engine: AsyncEngine, clean_tables: MessagingTables, broker: Broker
+    engine: AsyncEngine,
+    clean_tables: MessagingTables,
+    broker: Broker,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="oms_runtime.messaging.relay")
     # No sweep will run during the test (long poll interval and grace): only the
     # relay's retry of its own failed hand-over can publish the command.
     relay = OutboxRelay(engine, clean_tables, broker, listen_dsn=None, poll_interval=60, grace=60)
     factory = handing_over_to(relay, engine, clean_tables)
     command = inventory_msgs.CommitStock(order_id=f"o-{uuid.uuid4()}")
     async with running(relay):
-        await asyncio.sleep(0.2)  # past the sweep at start
         # Nobody can receive the command yet: the broker returns it, the publish fails
         # (as it does while the broker is down or a channel is being restored).
         async with factory() as uow:
             envelope = uow.publish(command)
             await uow.commit()
-        await asyncio.sleep(0.5)
+        await eventually(
+            lambda: asyncio.sleep(0, [r for r in caplog.records if r.msg == HAND_OVER_FAILED]),
+            bool,
+            5,
+            "the hand-over to fail",
+        )
         assert await outbox_count(engine, clean_tables) == 1
 
         queue = await command_queue(broker, "inventory.commit_stock")
@@ -563,21 +619,30 @@ async def test_a_hand_over_that_could_not_be_published_is_retried_without_waitin
         )
 
 
+HAND_OVER_FAILED = "publishing handed-over messages failed; retrying them"
+
+
 async def test_rows_nobody_handed_over_are_swept_once_the_grace_period_is_over(
     engine: AsyncEngine, clean_tables: MessagingTables, broker: Broker
 ) -> None:
     queue = await subscriber(broker, "order.completed")
-    relay = OutboxRelay(engine, clean_tables, broker, listen_dsn=None, poll_interval=0.2, grace=1.5)
+    grace = 1.5
+    relay = OutboxRelay(
+        engine, clean_tables, broker, listen_dsn=None, poll_interval=0.2, grace=grace
+    )
     async with running(relay):
-        await asyncio.sleep(0.3)  # past the sweep at start
-        # As if written by a process that died before publishing.
+        # As if written by a process that died before publishing. Its creation time is
+        # taken by Postgres after this (the same clock).
+        written = time.time()
         async with UnitOfWork(engine, clean_tables) as uow:
             envelope = uow.publish(completed("left behind"))
             await uow.commit()
-        # Still young: a live process may be publishing it right now.
-        assert await drain(queue, expect=1, timeout=0.8) == []
-        received = await drain(queue, expect=1, timeout=5)
+        received = await drain(queue, expect=1, timeout=10)
+        arrived = time.time()
         assert [m.message_id for m in received] == [str(envelope.message_id)]
+    # Sweeps came every 0.2 s, but left the row alone while it was young: a live
+    # process may have been publishing it.
+    assert arrived - written >= grace
     assert await outbox_count(engine, clean_tables) == 0
 
 
@@ -585,6 +650,12 @@ async def test_a_writer_without_a_relay_wakes_a_standalone_relay_with_notify(
     engine: AsyncEngine, clean_tables: MessagingTables, broker: Broker, migrated_database: str
 ) -> None:
     queue = await subscriber(broker, "order.completed")
+    # Written before the relay listens, by a writer that does not notify: only the
+    # sweep of everything a relay makes once it listens can publish it (the timed
+    # sweeps leave rows younger than a minute alone).
+    async with UnitOfWork(engine, clean_tables) as uow:
+        earlier = uow.publish(completed("written before anyone listened"))
+        await uow.commit()
     relay = OutboxRelay(
         engine,
         clean_tables,
@@ -596,7 +667,9 @@ async def test_a_writer_without_a_relay_wakes_a_standalone_relay_with_notify(
     factory = UnitOfWorkFactory(UnitOfWork, engine, clean_tables)
     factory.delivery.notify_channel = clean_tables.notify_channel
     async with running(relay):
-        await asyncio.sleep(0.5)  # listening, and past the sweep at start
+        listening = await drain(queue, expect=1, timeout=10)
+        assert [m.message_id for m in listening] == [str(earlier.message_id)]
+        # Listening, and done with what it found: this one only NOTIFY can announce.
         async with factory() as uow:
             envelope = uow.publish(completed("announced"))
             await uow.commit()

@@ -32,6 +32,8 @@ from oms_runtime.bulk import StagedWrites
 from oms_runtime.messaging.tables import MessagingTables
 from oms_runtime.messaging.transaction import Transaction, inbox_claim, inserted_count
 
+pytestmark = pytest.mark.integration
+
 SCHEMA = "bulk_test"
 metadata = MetaData(schema=SCHEMA)
 things = Table(
@@ -149,19 +151,24 @@ async def test_a_notifying_write_wakes_a_listener_only_once_committed(
     tables: AsyncEngine, migrated_database: str
 ) -> None:
     listener = await asyncpg.connect(migrated_database)
-    heard: asyncio.Queue[str] = asyncio.Queue()
-    await listener.add_listener("bulk_test_channel", lambda *args: heard.put_nowait(args[2]))
+    heard: asyncio.Queue[tuple[str, str]] = asyncio.Queue()  # (channel, payload)
+    await listener.add_listener(
+        "bulk_test_channel",
+        lambda _conn, _pid, channel, payload: heard.put_nowait((channel, payload)),
+    )
     try:
         staged = StagedWrites(notify="bulk_test_channel")
         staged.insert(notes, [{"thing_id": uuid.uuid4(), "text": "x"}])
         transaction = Transaction(tables)
         await transaction.begin()
         await transaction.write(staged)
-        await asyncio.sleep(0.2)
-        assert heard.empty()
+        # A notification sent after the write, and committed: one the write sent
+        # before its commit would reach the listener first.
+        await listener.execute("NOTIFY bulk_test_channel, 'sent later'")
+        assert await asyncio.wait_for(heard.get(), 5) == ("bulk_test_channel", "sent later")
         await transaction.commit()
         await transaction.close()
-        assert await asyncio.wait_for(heard.get(), 5) == "bulk_test_channel"
+        assert await asyncio.wait_for(heard.get(), 5) == ("bulk_test_channel", "")
     finally:
         await listener.close()
 

@@ -24,7 +24,8 @@ from oms_devtools.stack import Stack
 
 from .conftest import ADMIN_PASSWORD, STAFF_PASSWORD, ConsoleProcess, sign_in
 
-pytestmark = pytest.mark.e2e
+# The console talks to the services over HTTP whatever their replica count: once is enough.
+pytestmark = [pytest.mark.e2e, pytest.mark.single_pass]
 
 
 async def fulfilling_order(oms: OmsClient, quantity: int = 2) -> dict[str, Any]:

@@ -25,6 +25,15 @@ ADDRESS = {
 }
 
 
+def order_body(items: Iterable[tuple[str, int]], token: str = "tok_ok") -> dict[str, Any]:
+    """What a checkout sends: these (sku, quantity) lines, to ADDRESS, paid with `token`."""
+    return {
+        "items": [{"sku": sku, "quantity": quantity} for sku, quantity in items],
+        "shipping_address": ADDRESS,
+        "payment": {"token": token},
+    }
+
+
 class OmsClient:
     def __init__(
         self, urls: dict[str, str], jwt_secret: str, carrier_secret: str, customer: str = "alice"
@@ -78,17 +87,46 @@ class OmsClient:
 
     # -- orders ---------------------------------------------------------------
 
+    async def post_order(
+        self,
+        body: dict[str, Any],
+        customer: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        """POST /orders as `customer` (this client's own by default): the answer as it is."""
+        return await self.http.post(
+            f"{self.urls['order']}/orders",
+            headers={**self.as_customer(customer), **(headers or {})},
+            json=body,
+        )
+
     async def place_order(
         self, items: Iterable[tuple[str, int]], token: str = "tok_ok", customer: str | None = None
     ) -> httpx.Response:
+        """Place an order; the answer as it is, for tests about the answer itself."""
+        return await self.post_order(order_body(items, token), customer)
+
+    async def place(
+        self,
+        items: Iterable[tuple[str, int]],
+        token: str = "tok_ok",
+        customer: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Place an order that must be accepted; returns it. Anything but 202 (a 429, a
+        422) fails here, with the answer, instead of as a KeyError further on."""
+        response = await self.post_order(order_body(items, token), customer, headers)
+        if response.status_code != 202:
+            raise AssertionError(f"order refused: {response.status_code} {response.text}")
+        return dict(response.json())
+
+    async def cancel(
+        self, order_id: str, customer: str | None = None, headers: dict[str, str] | None = None
+    ) -> httpx.Response:
+        """POST /orders/{id}/cancel as `customer` (this client's own by default)."""
         return await self.http.post(
-            f"{self.urls['order']}/orders",
-            headers=self.as_customer(customer),
-            json={
-                "items": [{"sku": sku, "quantity": qty} for sku, qty in items],
-                "shipping_address": ADDRESS,
-                "payment": {"token": token},
-            },
+            f"{self.urls['order']}/orders/{order_id}/cancel",
+            headers={**self.as_customer(customer), **(headers or {})},
         )
 
     async def order(self, order_id: str) -> dict[str, Any]:
@@ -124,6 +162,31 @@ class OmsClient:
         response.raise_for_status()
         items = response.json()["items"]
         return dict(items[0]) if items else None
+
+    async def wait_for_payment(
+        self, order_id: str, *statuses: str, timeout: float = 20.0
+    ) -> dict[str, Any]:
+        return await eventually(
+            lambda: self.payment_of(order_id),
+            lambda payment: payment["status"] in statuses,
+            timeout,
+            f"the payment of order {order_id} to become {'/'.join(statuses)}",
+        )
+
+    async def gateway_holds(self, payment_id: str) -> list[dict[str, Any]]:
+        """What the card gateway itself says it holds, or held, for our payment."""
+        response = await self.http.get(
+            f"{self.urls['gateway']}/v1/authorizations", params={"reference": payment_id}
+        )
+        response.raise_for_status()
+        return list(response.json()["items"])
+
+    async def configure_gateway(self, **settings: Any) -> dict[str, Any]:
+        """Change the gateway simulator's faults (`latency_ms`, `failure_rate`,
+        `timeout_rate`, `timeout_delay_seconds`); returns its whole configuration."""
+        response = await self.http.post(f"{self.urls['gateway']}/v1/_config", json=settings)
+        response.raise_for_status()
+        return dict(response.json())
 
     async def shipment_of(self, order_id: str) -> dict[str, Any] | None:
         response = await self.http.get(

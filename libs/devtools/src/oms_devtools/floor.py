@@ -421,6 +421,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         asyncio.run(infra.recreate_database(database_url))
         # The services run on uvloop (uvicorn's default when installed): so does this.
         document = uvloop.run(run(args, database_url, amqp_url))
+        # Named in the report, so whoever ran it can check it was dropped.
+        document["scratch"] = {"database": name, "vhost": name}
     finally:
         asyncio.run(infra.drop_database(database_url))
         infra.delete_vhost(name)
