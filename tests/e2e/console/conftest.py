@@ -12,11 +12,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from oms_devtools.stack import SERVICES, Stack, free_port_block
+from oms_runtime.db import libpq_url
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -68,6 +70,16 @@ async def console_process(stack: Stack) -> AsyncIterator[ConsoleProcess]:
         env=env,
         timeout=120,
     )
+    # Staff accounts other tests left in the session's database would keep the
+    # console from creating `admin` at its first start, as it does in production.
+    connection = await asyncpg.connect(libpq_url(stack.database_url))
+    try:
+        await connection.execute(
+            "TRUNCATE console.staff, console.sessions, console.sign_in_failures, "
+            "console.audit_log CASCADE"
+        )
+    finally:
+        await connection.close()
     port = free_port_block(1)
     stack.start("console", env, port=port)
     url = f"http://127.0.0.1:{port}"
