@@ -15,6 +15,7 @@ from oms_runtime.db import create_engine
 from oms_runtime.http import create_service_app
 from oms_runtime.limits import BodySizeLimit
 from oms_runtime.messaging.consumer import Handler
+from oms_runtime.messaging.events import EventMap
 from oms_runtime.messaging.tables import MessagingTables
 from oms_runtime.messaging.unit_of_work import BatchLoader, UnitOfWork, UnitOfWorkFactory
 from oms_runtime.problems import document_problems
@@ -45,6 +46,7 @@ def build_service(
     unit_of_work: Callable[..., U],
     handlers: Mapping[type[Message], Handler],
     routers: Sequence[APIRouter],
+    events: EventMap[Any, U] | None = None,
     workers: Callable[[ServiceContext[S, U]], Sequence[BackgroundWorker]] = lambda _: (),
     state: Callable[[ServiceContext[S, U]], dict[str, Any]] = lambda _: {},
     gauge_collectors: Sequence[GaugeCollector] = (),
@@ -52,7 +54,7 @@ def build_service(
 ) -> FastAPI:
     engine = create_engine(settings, name)
     context = ServiceContext(
-        settings, engine, UnitOfWorkFactory(unit_of_work, engine, tables, batch_loader)
+        settings, engine, UnitOfWorkFactory(unit_of_work, engine, tables, batch_loader, events)
     )
     runtime = ServiceRuntime(
         name=name,
