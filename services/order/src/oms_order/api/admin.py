@@ -9,7 +9,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
-from oms_order.api.routes import UnitOfWorkDep, order_public
+from oms_order.api.dependencies import UnitOfWorkDep
+from oms_order.api.presenters import order_public
 from oms_order.api.schemas import OrderPublic
 from oms_order.db import views
 from oms_order.domain.errors import OrderNotInAttention

@@ -6,7 +6,6 @@ import asyncio
 import base64
 import binascii
 import contextlib
-import dataclasses
 import hashlib
 import json
 import re
@@ -16,30 +15,30 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
+from oms_order.api.dependencies import UnitOfWorkDep
+from oms_order.api.presenters import order_public
 from oms_order.api.schemas import (
-    AddressOut,
     HistoryEntry,
     OrderCreate,
     OrderHistory,
-    OrderItemOut,
     OrderPage,
     OrderPublic,
     OrderUpdate,
     SkuField,
 )
 from oms_order.db import views
-from oms_order.db.status_watcher import OrderStatusWatcher
-from oms_order.db.unit_of_work import OrderUnitOfWork
+from oms_order.db.unit_of_work import SqlOrderUnitOfWork
 from oms_order.domain.errors import (
     InvalidOrder,
     OrderNotCancellable,
     OrderNotDeletable,
     OrderNotModifiable,
 )
-from oms_order.domain.model import Address, Order, OrderStatus
+from oms_order.domain.model import Order, OrderStatus
+from oms_order.domain.values import Address
 from oms_order.handlers import orders as use_cases
+from oms_order.workers.status_watcher import OrderStatusWatcher
 from oms_runtime.auth import Authenticated, Principal
-from oms_runtime.http import request_unit_of_work
 from oms_runtime.logging import bind_log_context
 from oms_runtime.problems import Problem
 from oms_runtime.ratelimit import rate_limited
@@ -47,7 +46,6 @@ from oms_runtime.validation import IsoDateTime
 
 router = APIRouter(tags=["orders"])
 
-UnitOfWorkDep = Annotated[OrderUnitOfWork, Depends(request_unit_of_work)]
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -68,34 +66,6 @@ def _not_found(order_id: str) -> Problem:
 def _own(principal: Principal) -> str | None:
     """The customer an API call is limited to (None: an admin sees everything)."""
     return None if principal.is_admin else principal.subject
-
-
-def _address_out(address: Address | None) -> AddressOut | None:
-    return AddressOut(**dataclasses.asdict(address)) if address is not None else None
-
-
-def order_public(order: Order) -> OrderPublic:
-    return OrderPublic(
-        id=order.id,
-        customer_id=order.customer_id,
-        status=order.status.value,
-        status_reason=order.status_reason,
-        status_detail=order.status_detail,
-        items=[
-            OrderItemOut(sku=line.sku, quantity=line.quantity, unit_price=line.unit_price)
-            for line in order.lines
-        ],
-        total=order.total,
-        currency=order.currency,
-        shipping_address=AddressOut(**dataclasses.asdict(order.shipping_address)),
-        pending_shipping_address=_address_out(order.pending_address),
-        payment_id=order.payment_id,
-        shipment_id=order.shipment_id,
-        carrier=order.carrier,
-        tracking_number=order.tracking_number,
-        created_at=order.created_at,
-        updated_at=order.updated_at,
-    )
 
 
 def _idempotent(
@@ -254,7 +224,7 @@ async def list_orders(
     )
 
 
-async def _load_visible(order_id: str, principal: Principal, uow: OrderUnitOfWork) -> Order:
+async def _load_visible(order_id: str, principal: Principal, uow: SqlOrderUnitOfWork) -> Order:
     async with uow:
         order = await uow.orders.get(order_id)
     customer = _own(principal)

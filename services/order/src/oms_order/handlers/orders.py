@@ -7,9 +7,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from oms_order.db.unit_of_work import OrderUnitOfWork
-from oms_order.domain.model import Address, Order, OrderLine
-from oms_order.handlers.outgoing import commit_order
+from oms_order.domain.model import Order
+from oms_order.domain.values import Address, OrderLine
+from oms_order.handlers.unit_of_work import OrderUnitOfWork
 
 
 @dataclass(frozen=True)
@@ -59,8 +59,8 @@ async def place_order(
             earlier = await _claim(uow, idempotency, order.id)
             if earlier is not None:
                 return earlier, True
-        uow.correlation_id = order.id
-        await commit_order(uow, order, new=True)
+        uow.orders.add(order)
+        await uow.commit()
     return order, False
 
 
@@ -77,17 +77,7 @@ async def cancel_order(
         if idempotency is not None and await _claim(uow, idempotency, order.id) is not None:
             return order  # asked before: cancelling is already under way or done
         order.cancel()
-        await commit_order(uow, order)
-    return order
-
-
-async def change_address(
-    order_id: str, address: Address, uow: OrderUnitOfWork, *, customer_id: str | None
-) -> Order:
-    async with uow:
-        order = await _visible(uow, order_id, customer_id, for_update=True)
-        order.change_address(address)
-        await commit_order(uow, order)
+        await uow.commit()
     return order
 
 
@@ -95,14 +85,14 @@ async def delete_order(order_id: str, uow: OrderUnitOfWork, *, customer_id: str 
     async with uow:
         order = await _visible(uow, order_id, customer_id, for_update=True)
         order.delete()
-        await commit_order(uow, order)
+        await uow.commit()
 
 
 async def retry_order(order_id: str, operator: str, uow: OrderUnitOfWork) -> Order:
     async with uow:
         order = await _visible(uow, order_id, None, for_update=True)
         order.retry(operator)
-        await commit_order(uow, order)
+        await uow.commit()
     return order
 
 
@@ -110,7 +100,7 @@ async def force_compensation(order_id: str, operator: str, uow: OrderUnitOfWork)
     async with uow:
         order = await _visible(uow, order_id, None, for_update=True)
         order.force_compensation(operator)
-        await commit_order(uow, order)
+        await uow.commit()
     return order
 
 
@@ -163,5 +153,5 @@ async def modify_order(
             order.change_address(address)
         if lines is not None:
             order.amend_items([OrderLine(sku, quantity) for sku, quantity in lines])
-        await commit_order(uow, order)
+        await uow.commit()
     return order

@@ -1,0 +1,102 @@
+"""An in-memory unit of work for the order service's handlers: its repositories are
+dictionaries, and `commit` collects the events of the orders it loaded or added
+and turns them into messages with the service's own map, as the real one does
+(`oms_runtime.messaging.events`), minus Postgres."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Self
+
+from oms_contracts import Message
+from oms_order.domain.deadlines import SagaDeadlines
+from oms_order.domain.model import Order
+from oms_order.handlers.outgoing import OrderEvents
+from oms_runtime.messaging.events import collect_new_events
+
+DEADLINES = SagaDeadlines(
+    reservation=timedelta(seconds=30),
+    payment=timedelta(seconds=90),
+    shipment=timedelta(seconds=60),
+    dispatch=timedelta(hours=72),
+    settlement=timedelta(seconds=120),
+    retry=timedelta(seconds=15),
+    max_attempts=5,
+)
+
+
+class FakeOrders:
+    def __init__(self, orders: list[Order]) -> None:
+        self.by_id = {order.id: order for order in orders}
+        self.tracked: list[Order] = []
+
+    async def get(self, order_id: str, *, for_update: bool = False) -> Order | None:
+        order = self.by_id.get(order_id)
+        if order is not None and for_update and order not in self.tracked:
+            self.tracked.append(order)
+        return order
+
+    def add(self, order: Order) -> None:
+        self.by_id[order.id] = order
+        self.tracked.append(order)
+
+    async def overdue(self, limit: int) -> list[Order]:
+        now = datetime.now(UTC)
+        due = [o for o in self.by_id.values() if o.deadline_at and o.deadline_at <= now]
+        self.tracked.extend(due[:limit])
+        return due[:limit]
+
+
+class FakeIdempotencyKeys:
+    def __init__(self) -> None:
+        self.claimed: dict[tuple[str, str, str], tuple[str, str]] = {}
+
+    async def claim(
+        self,
+        principal: str,
+        scope: str,
+        key: str,
+        request_hash: str,
+        order_id: str,
+        ttl: timedelta,
+    ) -> bool:
+        if (principal, scope, key) in self.claimed:
+            return False
+        self.claimed[principal, scope, key] = (request_hash, order_id)
+        return True
+
+    async def find(self, principal: str, scope: str, key: str) -> tuple[str, str] | None:
+        return self.claimed.get((principal, scope, key))
+
+    async def purge(self, ttl: timedelta) -> int:
+        return 0
+
+
+class FakeOrderUnitOfWork:
+    def __init__(self, *orders: Order) -> None:
+        self.orders = FakeOrders(list(orders))
+        self.idempotency = FakeIdempotencyKeys()
+        self.deadlines = DEADLINES
+        self.idempotency_ttl = timedelta(hours=24)
+        self.commits = 0
+        self.sent: list[Message] = []
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.orders.tracked = []
+
+    async def commit(self) -> None:
+        for order, event in collect_new_events(self.orders.tracked):
+            self.sent.extend(OrderEvents().messages(event, order))
+        self.commits += 1
+
+    def sent_types(self) -> list[str]:
+        return [message.routing_key for message in self.sent]
