@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Header, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from oms_payment.db import views
-from oms_payment.db.unit_of_work import PaymentUnitOfWork
+from oms_payment.db.unit_of_work import SqlPaymentUnitOfWork
 from oms_payment.domain.model import RefundError
 from oms_payment.handlers import payments as use_cases
 from oms_runtime.auth import Admin
@@ -19,7 +19,7 @@ from oms_runtime.problems import Problem
 from oms_runtime.validation import IsoDate, WholeNumber
 
 router = APIRouter(tags=["payments"])
-UnitOfWorkDep = Annotated[PaymentUnitOfWork, Depends(request_unit_of_work)]
+UnitOfWorkDep = Annotated[SqlPaymentUnitOfWork, Depends(request_unit_of_work)]
 
 
 class PaymentPublic(BaseModel):

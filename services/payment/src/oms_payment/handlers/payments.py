@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-from oms_payment.db.unit_of_work import PaymentUnitOfWork
 from oms_payment.domain.model import Refund
-from oms_payment.handlers.outgoing import commit_payment
+from oms_payment.handlers.unit_of_work import PaymentUnitOfWork
 
 
 class PaymentNotFound(Exception):
@@ -37,5 +36,5 @@ async def refund_payment(
                 raise RefundKeyReused(idempotency_key)
             return existing
         refund = payment.refund(refund_id, amount, reason)
-        await commit_payment(uow, payment)
+        await uow.commit()
     return refund
