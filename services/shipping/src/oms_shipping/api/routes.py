@@ -23,12 +23,12 @@ from oms_shipping.api.schemas import (
     TrackingEventOut,
 )
 from oms_shipping.db import views
-from oms_shipping.db.unit_of_work import ShippingUnitOfWork
+from oms_shipping.db.unit_of_work import SqlShippingUnitOfWork
 from oms_shipping.domain.model import ShipmentStatus, ShippingError, TrackingEvent
 from oms_shipping.handlers import shipments as use_cases
 
 router = APIRouter(tags=["shipments"])
-UnitOfWorkDep = Annotated[ShippingUnitOfWork, Depends(request_unit_of_work)]
+UnitOfWorkDep = Annotated[SqlShippingUnitOfWork, Depends(request_unit_of_work)]
 
 
 def _not_found(what: str) -> Problem:
@@ -46,7 +46,7 @@ def _public(row: dict[str, Any], events: list[dict[str, Any]]) -> ShipmentPublic
     return ShipmentPublic(**{**row, "id": str(row["id"]), "events": _events(events)})
 
 
-async def _load_public(uow: ShippingUnitOfWork, shipment_id: str) -> ShipmentPublic:
+async def _load_public(uow: SqlShippingUnitOfWork, shipment_id: str) -> ShipmentPublic:
     try:
         key = uuid.UUID(shipment_id)
     except ValueError as exc:
@@ -164,7 +164,7 @@ async def receive_tracking_event(
     return await _tracking(request.app.state.unit_of_work(), shipment.tracking_number)
 
 
-async def _tracking(uow: ShippingUnitOfWork, tracking_number: str) -> Tracking:
+async def _tracking(uow: SqlShippingUnitOfWork, tracking_number: str) -> Tracking:
     async with uow:
         row = await views.shipment_by(uow.connection, tracking_number=tracking_number)
         if row is None:

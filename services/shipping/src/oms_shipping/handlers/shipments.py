@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime
 
-from oms_shipping.db.unit_of_work import ShippingUnitOfWork
 from oms_shipping.domain.model import Shipment, TrackingEvent
-from oms_shipping.handlers.outgoing import commit_shipment, new_tracking_number
+from oms_shipping.handlers.unit_of_work import ShippingUnitOfWork
 
 
 class ShipmentNotFound(Exception):
     pass
+
+
+def new_tracking_number() -> str:
+    return f"SIM{secrets.randbelow(10**12):012d}"
 
 
 async def dispatch(shipment_id: str, carrier: str, uow: ShippingUnitOfWork) -> Shipment:
@@ -21,7 +25,7 @@ async def dispatch(shipment_id: str, carrier: str, uow: ShippingUnitOfWork) -> S
         shipment.dispatch(
             carrier=carrier, tracking_number=new_tracking_number(), now=datetime.now(UTC)
         )
-        await commit_shipment(uow, shipment)
+        await uow.commit()
     return shipment
 
 
@@ -34,7 +38,7 @@ async def record_tracking_event(
             raise ShipmentNotFound(shipment_id)
         seen = await uow.shipments.has_tracking_event(shipment_id, event)
         shipment.record_tracking(event, seen_before=seen)
-        await commit_shipment(uow, shipment)
+        await uow.commit()
     return shipment
 
 
@@ -44,5 +48,5 @@ async def fail(shipment_id: str, reason: str, uow: ShippingUnitOfWork) -> Shipme
         if shipment is None:
             raise ShipmentNotFound(shipment_id)
         shipment.fail(reason)
-        await commit_shipment(uow, shipment)
+        await uow.commit()
     return shipment
