@@ -113,6 +113,11 @@ class Repository(Generic[A]):
         by default the whole row, so the statement has one shape whatever changed."""
         return row
 
+    def _exists(self, aggregate: A) -> bool:
+        """Whether the aggregate has a row at all (one that only stands for the
+        absence of something records events but is never written)."""
+        return True
+
     async def _insert(self, row: Row) -> None:
         """A new aggregate's row: with the commit, by default."""
         self._unit_of_work.insert_on_commit(self.table, [row])
@@ -214,6 +219,8 @@ class Repository(Generic[A]):
     async def flush(self) -> None:
         """Write back what changed (called by the unit of work on commit)."""
         for key, tracked in self._tracked.items():
+            if not self._exists(tracked.aggregate):
+                continue
             row = self._to_row(tracked.aggregate)
             before = tracked.row
             if before is None:

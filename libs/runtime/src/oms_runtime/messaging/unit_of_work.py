@@ -101,8 +101,6 @@ class SharedTransaction:
         # The rows the batch's messages read, as they left them (the batch loader
         # reads what they all touch up front).
         self.rows = RowCache()
-        # (Until inventory's repositories use `rows`.)
-        self.state: dict[str, Any] = {}
 
     @property
     def connection(self) -> AsyncConnection:

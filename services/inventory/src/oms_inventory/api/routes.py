@@ -18,7 +18,7 @@ from oms_inventory.api.schemas import (
     Restock,
 )
 from oms_inventory.db import views
-from oms_inventory.db.unit_of_work import InventoryUnitOfWork
+from oms_inventory.db.unit_of_work import SqlInventoryUnitOfWork
 from oms_inventory.domain.model import Product, StockError
 from oms_inventory.handlers import products as use_cases
 from oms_inventory.handlers.stock import ProductNotFound, receive_stock
@@ -30,7 +30,7 @@ from oms_runtime.validation import CursorId
 router = APIRouter(tags=["products"])
 
 
-UnitOfWorkDep = Annotated[InventoryUnitOfWork, Depends(request_unit_of_work)]
+UnitOfWorkDep = Annotated[SqlInventoryUnitOfWork, Depends(request_unit_of_work)]
 
 
 def product_public(product: Product | dict[str, Any]) -> ProductPublic:

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 
-from oms_inventory.db.unit_of_work import InventoryUnitOfWork
+from oms_inventory.db.unit_of_work import SqlInventoryUnitOfWork
 from oms_inventory.handlers.stock import expire_reservations, review_low_stock
 from oms_runtime.messaging.unit_of_work import UnitOfWorkFactory
 
@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 class InventoryMaintenance:
     def __init__(
-        self, unit_of_work: UnitOfWorkFactory[InventoryUnitOfWork], interval: float
+        self, unit_of_work: UnitOfWorkFactory[SqlInventoryUnitOfWork], interval: float
     ) -> None:
         self._unit_of_work = unit_of_work
         self._interval = interval
