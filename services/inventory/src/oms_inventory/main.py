@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 
+from oms_inventory.api.problems import PROBLEMS
 from oms_inventory.api.routes import router
 from oms_inventory.db.repository import load_stock_for_batch
 from oms_inventory.db.tables import messaging
@@ -39,6 +40,7 @@ def create_app(settings: InventorySettings | None = None) -> FastAPI:
         ),
         handlers=HANDLERS,
         events=InventoryEvents(),
+        problems=PROBLEMS,
         routers=[router],
         workers=maintenance,
         batch_loader=load_stock_for_batch,

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from oms_order.api.admin import router as admin_router
 from oms_order.api.catalog import router as catalog_router
+from oms_order.api.problems import PROBLEMS
 from oms_order.api.routes import router
 from oms_order.db.gauges import open_sagas
 from oms_order.db.repository import load_orders_for_batch
@@ -47,6 +48,7 @@ def create_app(settings: OrderSettings | None = None) -> FastAPI:
         ),
         handlers=HANDLERS,
         events=OrderEvents(),
+        problems=PROBLEMS,
         routers=[router, admin_router, catalog_router],
         workers=workers,
         state=lambda _: {"status_watcher": status_watcher},

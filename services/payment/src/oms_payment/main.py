@@ -6,6 +6,7 @@ import functools
 
 from fastapi import FastAPI
 
+from oms_payment.api.problems import PROBLEMS
 from oms_payment.api.routes import router
 from oms_payment.db.tables import messaging
 from oms_payment.db.unit_of_work import SqlPaymentUnitOfWork
@@ -60,6 +61,7 @@ def create_app(settings: PaymentSettings | None = None) -> FastAPI:
         ),
         handlers=HANDLERS,
         events=PaymentEvents(),
+        problems=PROBLEMS,
         routers=[router],
         workers=gateway_worker,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from oms_runtime.bootstrap import build_service
+from oms_shipping.api.problems import PROBLEMS
 from oms_shipping.api.routes import router
 from oms_shipping.db.tables import messaging
 from oms_shipping.db.unit_of_work import SqlShippingUnitOfWork
@@ -24,5 +25,6 @@ def create_app(settings: ShippingSettings | None = None) -> FastAPI:
         unit_of_work=SqlShippingUnitOfWork,
         handlers=handlers(settings),
         events=ShipmentEvents(),
+        problems=PROBLEMS,
         routers=[router],
     )

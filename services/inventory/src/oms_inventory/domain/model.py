@@ -17,12 +17,29 @@ from enum import StrEnum
 from oms_contracts.reasons import StatusReason
 
 
-class StockError(Exception):
+class InventoryError(Exception):
+    """Something the inventory refuses; `code` says what (the API answers by it:
+    see `api/problems.py`)."""
+
+    code = "inventory_error"
+
+
+class StockError(InventoryError):
     code = "stock_error"
 
 
 class InsufficientStock(StockError):
     code = "insufficient_stock"
+
+
+class InvalidQuantity(StockError):
+    code = "invalid_quantity"
+
+
+class OnHandBelowReserved(StockError):
+    """A stock count may not drop below what is promised to orders."""
+
+    code = "on_hand_below_reserved"
 
 
 class GoodsAlreadyShipped(StockError):
@@ -144,7 +161,7 @@ class Product:
 
     def restock(self, quantity: int, note: str | None = None) -> None:
         if quantity <= 0:
-            raise StockError("restock quantity must be positive")
+            raise InvalidQuantity("restock quantity must be positive")
         self._move(MovementReason.RESTOCK, on_hand=quantity, note=note)
         self._recover_if_above_threshold()
 
@@ -165,7 +182,7 @@ class Product:
         """Admin edits. `on_hand` is a manual count correction; it may not drop below
         what is promised to orders."""
         if on_hand is not None and on_hand < self.reserved:
-            raise StockError(
+            raise OnHandBelowReserved(
                 f"on_hand cannot go below the {self.reserved} units reserved for orders"
             )
         if name is not None:

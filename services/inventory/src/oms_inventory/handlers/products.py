@@ -5,13 +5,16 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from oms_inventory.domain.model import Product
+from oms_inventory.domain.model import InventoryError, Product
 from oms_inventory.handlers.stock import ProductNotFound
 from oms_inventory.handlers.unit_of_work import InventoryUnitOfWork
 
 
-class ProductExists(Exception):
-    pass
+class ProductExists(InventoryError):
+    code = "product_exists"
+
+    def __init__(self, sku: str) -> None:
+        super().__init__(f"SKU {sku} is taken")
 
 
 @dataclass(frozen=True)

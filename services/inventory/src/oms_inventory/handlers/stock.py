@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import logging
 
-from oms_inventory.domain.model import Product
+from oms_inventory.domain.model import InventoryError, Product
 from oms_inventory.handlers.unit_of_work import InventoryUnitOfWork
 
 log = logging.getLogger(__name__)
 
 
-class ProductNotFound(Exception):
-    pass
+class ProductNotFound(InventoryError):
+    code = "product_not_found"
+
+    def __init__(self, sku: str) -> None:
+        super().__init__(f"No product {sku}")
 
 
 async def receive_stock(

@@ -1,4 +1,5 @@
-"""The order gateway's HTTP API: parse, call a use case, map errors to problems."""
+"""The order gateway's HTTP API: parse, call a use case, present the result. What
+a use case refuses answers by the service's one table (`api/problems.py`)."""
 
 from __future__ import annotations
 
@@ -28,12 +29,6 @@ from oms_order.api.schemas import (
 )
 from oms_order.db import views
 from oms_order.db.unit_of_work import SqlOrderUnitOfWork
-from oms_order.domain.errors import (
-    InvalidOrder,
-    OrderNotCancellable,
-    OrderNotDeletable,
-    OrderNotModifiable,
-)
 from oms_order.domain.model import Order, OrderStatus
 from oms_order.domain.values import Address
 from oms_order.handlers import orders as use_cases
@@ -59,10 +54,6 @@ IdempotencyKey = Annotated[
 _PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+)", re.IGNORECASE)
 
 
-def _not_found(order_id: str) -> Problem:
-    return Problem(404, "order-not-found", "Order not found", f"No order {order_id}")
-
-
 def _own(principal: Principal) -> str | None:
     """The customer an API call is limited to (None: an admin sees everything)."""
     return None if principal.is_admin else principal.subject
@@ -79,16 +70,6 @@ def _idempotent(
         scope=scope,
         key=key,
         request_hash=hashlib.sha256(canonical.encode()).hexdigest(),
-    )
-
-
-def _key_reused(exc: Exception) -> Problem:
-    return Problem(
-        409,
-        "idempotency-key-reused",
-        "Idempotency key reused",
-        "This Idempotency-Key was used with a different request",
-        field="Idempotency-Key",
     )
 
 
@@ -150,16 +131,11 @@ async def create_order(
         shipping_address=Address(**body.shipping_address.model_dump()),
         payment_token=body.payment.token,
     )
-    try:
-        order, replayed = await use_cases.place_order(
-            command,
-            uow,
-            _idempotent(idempotency_key, principal, "POST /orders", body.model_dump(mode="json")),
-        )
-    except InvalidOrder as exc:
-        raise Problem(422, "invalid-order", "The order is not valid", str(exc)) from exc
-    except use_cases.IdempotencyKeyReused as exc:
-        raise _key_reused(exc) from exc
+    order, replayed = await use_cases.place_order(
+        command,
+        uow,
+        _idempotent(idempotency_key, principal, "POST /orders", body.model_dump(mode="json")),
+    )
     bind_log_context(correlation_id=order.id)
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
@@ -230,7 +206,7 @@ async def _load_visible(order_id: str, principal: Principal, uow: SqlOrderUnitOf
     customer = _own(principal)
     if order is None or order.deleted or (customer is not None and order.customer_id != customer):
         # Another customer's order is "not found", so ids cannot be probed.
-        raise _not_found(order_id)
+        raise use_cases.OrderNotFound(order_id)
     return order
 
 
@@ -275,22 +251,13 @@ async def get_order_history(
 async def update_order(
     order_id: str, body: OrderUpdate, principal: Authenticated, uow: UnitOfWorkDep
 ) -> OrderPublic:
-    try:
-        order = await use_cases.modify_order(
-            order_id,
-            uow,
-            customer_id=_own(principal),
-            address=(
-                Address(**body.shipping_address.model_dump()) if body.shipping_address else None
-            ),
-            lines=[(item.sku, item.quantity) for item in body.items] if body.items else None,
-        )
-    except use_cases.OrderNotFound as exc:
-        raise _not_found(order_id) from exc
-    except (OrderNotModifiable, InvalidOrder) as exc:
-        raise Problem(
-            409, "order-not-modifiable", "The order cannot be changed now", str(exc)
-        ) from exc
+    order = await use_cases.modify_order(
+        order_id,
+        uow,
+        customer_id=_own(principal),
+        address=(Address(**body.shipping_address.model_dump()) if body.shipping_address else None),
+        lines=[(item.sku, item.quantity) for item in body.items] if body.items else None,
+    )
     return order_public(order)
 
 
@@ -307,23 +274,14 @@ async def cancel_order(
     uow: UnitOfWorkDep,
     idempotency_key: IdempotencyKey = None,
 ) -> OrderPublic:
-    try:
-        order = await use_cases.cancel_order(
-            order_id,
-            uow,
-            customer_id=_own(principal),
-            idempotency=_idempotent(
-                idempotency_key, principal, "POST /orders/cancel", {"order_id": order_id}
-            ),
-        )
-    except use_cases.OrderNotFound as exc:
-        raise _not_found(order_id) from exc
-    except use_cases.IdempotencyKeyReused as exc:
-        raise _key_reused(exc) from exc
-    except OrderNotCancellable as exc:
-        raise Problem(
-            409, "order-not-cancellable", "The order can no longer be cancelled", str(exc)
-        ) from exc
+    order = await use_cases.cancel_order(
+        order_id,
+        uow,
+        customer_id=_own(principal),
+        idempotency=_idempotent(
+            idempotency_key, principal, "POST /orders/cancel", {"order_id": order_id}
+        ),
+    )
     return order_public(order)
 
 
@@ -334,10 +292,5 @@ async def cancel_order(
     summary="Delete a finished order: personal data erased, subscribers told (order.deleted)",
 )
 async def delete_order(order_id: str, principal: Authenticated, uow: UnitOfWorkDep) -> Response:
-    try:
-        await use_cases.delete_order(order_id, uow, customer_id=_own(principal))
-    except use_cases.OrderNotFound as exc:
-        raise _not_found(order_id) from exc
-    except OrderNotDeletable as exc:
-        raise Problem(409, "order-not-deletable", "The order is not finished", str(exc)) from exc
+    await use_cases.delete_order(order_id, uow, customer_id=_own(principal))
     return Response(status_code=204)

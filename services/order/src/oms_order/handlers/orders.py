@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from oms_order.domain.errors import OrderError
 from oms_order.domain.model import Order
 from oms_order.domain.values import Address, OrderLine
 from oms_order.handlers.unit_of_work import OrderUnitOfWork
@@ -30,12 +31,22 @@ class IdempotentRequest:
     request_hash: str
 
 
-class OrderNotFound(Exception):
-    pass
+class OrderNotFound(OrderError):
+    """No such order, or not the caller's (ids cannot be probed)."""
+
+    code = "order_not_found"
+
+    def __init__(self, order_id: str) -> None:
+        super().__init__(f"No order {order_id}")
 
 
-class IdempotencyKeyReused(Exception):
+class IdempotencyKeyReused(OrderError):
     """The same key came with a different request."""
+
+    code = "idempotency_key_reused"
+
+    def __init__(self) -> None:
+        super().__init__("This Idempotency-Key was used with a different request")
 
 
 OperatorAction = Callable[[str, str, OrderUnitOfWork], Awaitable[Order]]
@@ -130,10 +141,10 @@ async def _claim(uow: OrderUnitOfWork, request: IdempotentRequest, order_id: str
         return None
     found = await uow.idempotency.find(request.principal, request.scope, request.key)
     if found is None or found[0] != request.request_hash:
-        raise IdempotencyKeyReused(request.key)
+        raise IdempotencyKeyReused()
     earlier = await uow.orders.get(found[1])
     if earlier is None:
-        raise IdempotencyKeyReused(request.key)
+        raise IdempotencyKeyReused()
     return earlier
 
 

@@ -37,7 +37,14 @@ class OperationKind(StrEnum):
     RELEASE_OLD_HOLD = "release_old_hold"
 
 
-class RefundError(Exception):
+class PaymentError(Exception):
+    """Something the payment service refuses; `code` says what (the API answers by
+    it: see `api/problems.py`)."""
+
+    code = "payment_error"
+
+
+class RefundError(PaymentError):
     code = "refund_not_allowed"
 
 

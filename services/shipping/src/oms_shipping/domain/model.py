@@ -38,6 +38,9 @@ TRACKING_STATUSES = frozenset(
 
 
 class ShippingError(Exception):
+    """Something shipping refuses; `code` says what (the API answers by it: see
+    `api/problems.py`)."""
+
     code = "shipping_error"
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime
 
-from oms_shipping.domain.model import Shipment, TrackingEvent
+from oms_shipping.domain.model import Shipment, ShippingError, TrackingEvent
 from oms_shipping.handlers.unit_of_work import ShippingUnitOfWork
 
 
-class ShipmentNotFound(Exception):
-    pass
+class ShipmentNotFound(ShippingError):
+    code = "shipment_not_found"
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"No shipment {what}")
 
 
 def new_tracking_number() -> str:
