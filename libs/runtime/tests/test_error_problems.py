@@ -85,3 +85,12 @@ async def test_an_error_nobody_mapped_is_an_internal_error_not_a_leak_of_its_mes
 
     assert response.status_code == 500
     assert "who knows" not in response.text
+
+
+def test_an_error_class_without_a_problem_type_is_named() -> None:
+    problems = ErrorProblems(
+        errors=(Refused,),
+        by_code={Refused.code: ProblemType(409, "refused", "Refused")},
+    )
+
+    assert problems.unmapped() == ["NotThere", "Unmapped"]

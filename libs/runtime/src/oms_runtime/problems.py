@@ -80,6 +80,18 @@ class ErrorProblems:
     def problem_for(self, error: Exception) -> ProblemType | None:
         return self.by_code.get(getattr(error, "code", ""))
 
+    def unmapped(self) -> list[str]:
+        """The error classes (the given ones and all below them) whose code has no
+        problem type: each would answer 500."""
+        missing: list[str] = []
+        pending: list[type[Exception]] = list(self.errors)
+        while pending:
+            error = pending.pop()
+            if getattr(error, "code", "") not in self.by_code:
+                missing.append(error.__name__)
+            pending.extend(error.__subclasses__())
+        return sorted(missing)
+
 
 def problem_response(
     status: int,

@@ -1,25 +1,23 @@
 """An in-memory unit of work for the inventory's handlers: its repositories are
-dictionaries, and `commit` collects what the aggregates it loaded or added recorded
-and runs it through the service's own event map (messages and follow-ups), as the
-real one does (`oms_runtime.messaging.events`), minus Postgres."""
+dictionaries; `commit` (oms_devtools' InMemoryUnitOfWork) runs the service's own
+event map (messages and follow-ups) over what they track, as the real one does,
+minus Postgres."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
-from oms_contracts import Message
+from oms_devtools.fakes import InMemoryUnitOfWork, TrackingRepository
 from oms_inventory.domain.model import Product, Replenishment, Reservation
 from oms_inventory.handlers.outgoing import InventoryEvents
-from oms_runtime.messaging.events import collect_new_events
 
 
 class FakeProducts:
     def __init__(self, products: list[Product]) -> None:
         self.by_sku = {product.sku: product for product in products}
-        self.tracked: list[Product] = []
+        self.tracked: list[Any] = []
 
     async def add(self, product: Product) -> bool:
         if product.sku in self.by_sku:
@@ -47,7 +45,7 @@ class FakeProducts:
 class FakeReservations:
     def __init__(self, reservations: list[Reservation]) -> None:
         self.by_order = {reservation.order_id: reservation for reservation in reservations}
-        self.tracked: list[Reservation] = []
+        self.tracked: list[Any] = []
 
     async def for_order(self, order_id: str) -> Reservation:
         reservation = self.by_order.get(order_id) or Reservation.absent(order_id)
@@ -63,7 +61,7 @@ class FakeReservations:
 class FakeReplenishments:
     def __init__(self) -> None:
         self.open_for: dict[str, Replenishment] = {}
-        self.tracked: list[Replenishment] = []
+        self.tracked: list[Any] = []
         self.receipts: set[tuple[str, str]] = set()
 
     async def open(self, replenishment: Replenishment) -> bool:
@@ -83,41 +81,21 @@ class FakeReplenishments:
         return True
 
 
-class FakeInventoryUnitOfWork:
+class FakeInventoryUnitOfWork(InMemoryUnitOfWork):
     def __init__(
         self, products: list[Product] | None = None, reservations: list[Reservation] | None = None
     ) -> None:
+        super().__init__(InventoryEvents())
         self.products = FakeProducts(products or [])
         self.reservations = FakeReservations(reservations or [])
         self.replenishments = FakeReplenishments()
         self.reservation_ttl = timedelta(days=7)
-        self.commits = 0
-        self.sent: list[Message] = []
 
-    async def __aenter__(self) -> Self:
-        return self
+    def repositories(self) -> Sequence[TrackingRepository]:
+        return [self.products, self.reservations, self.replenishments]
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.products.tracked, self.reservations.tracked, self.replenishments.tracked = [], [], []
-
-    async def commit(self) -> None:
-        events = InventoryEvents()
-        while collected := collect_new_events(self._tracked()):
-            for source, event in collected:
-                self.sent.extend(events.messages(event, source))
-                await events.follow_up(self, event)
+    def stored(self) -> None:
+        # An absent reservation stands for nothing: only real ones are kept.
         for reservation in self.reservations.tracked:
             if reservation.exists:
                 self.reservations.by_order[reservation.order_id] = reservation
-        self.commits += 1
-
-    def _tracked(self) -> list[Any]:
-        return [*self.products.tracked, *self.reservations.tracked, *self.replenishments.tracked]
-
-    def sent_types(self) -> list[str]:
-        return [message.routing_key for message in self.sent]

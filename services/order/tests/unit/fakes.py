@@ -1,19 +1,17 @@
 """An in-memory unit of work for the order service's handlers: its repositories are
-dictionaries, and `commit` collects the events of the orders it loaded or added
-and turns them into messages with the service's own map, as the real one does
-(`oms_runtime.messaging.events`), minus Postgres."""
+dictionaries; `commit` (oms_devtools' InMemoryUnitOfWork) runs the service's own
+event map over the orders it loaded or added, as the real one does, minus Postgres."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
-from typing import Self
+from typing import Any
 
-from oms_contracts import Message
+from oms_devtools.fakes import InMemoryUnitOfWork, TrackingRepository
 from oms_order.domain.deadlines import SagaDeadlines
 from oms_order.domain.model import Order
 from oms_order.handlers.outgoing import OrderEvents
-from oms_runtime.messaging.events import collect_new_events
 
 DEADLINES = SagaDeadlines(
     reservation=timedelta(seconds=30),
@@ -29,7 +27,8 @@ DEADLINES = SagaDeadlines(
 class FakeOrders:
     def __init__(self, orders: list[Order]) -> None:
         self.by_id = {order.id: order for order in orders}
-        self.tracked: list[Order] = []
+        self.tracked: list[Any] = []
+        self.history: list[dict[str, Any]] = []
 
     async def get(self, order_id: str, *, for_update: bool = False) -> Order | None:
         order = self.by_id.get(order_id)
@@ -46,6 +45,9 @@ class FakeOrders:
         due = [o for o in self.by_id.values() if o.deadline_at and o.deadline_at <= now]
         self.tracked.extend(due[:limit])
         return due[:limit]
+
+    def record_history(self, entry: dict[str, Any]) -> None:
+        self.history.append(entry)
 
 
 class FakeIdempotencyKeys:
@@ -73,30 +75,13 @@ class FakeIdempotencyKeys:
         return 0
 
 
-class FakeOrderUnitOfWork:
+class FakeOrderUnitOfWork(InMemoryUnitOfWork):
     def __init__(self, *orders: Order) -> None:
+        super().__init__(OrderEvents())
         self.orders = FakeOrders(list(orders))
         self.idempotency = FakeIdempotencyKeys()
         self.deadlines = DEADLINES
         self.idempotency_ttl = timedelta(hours=24)
-        self.commits = 0
-        self.sent: list[Message] = []
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.orders.tracked = []
-
-    async def commit(self) -> None:
-        for order, event in collect_new_events(self.orders.tracked):
-            self.sent.extend(OrderEvents().messages(event, order))
-        self.commits += 1
-
-    def sent_types(self) -> list[str]:
-        return [message.routing_key for message in self.sent]
+    def repositories(self) -> Sequence[TrackingRepository]:
+        return [self.orders]

@@ -9,49 +9,12 @@ from oms_contracts import inventory as inventory_msgs
 from oms_contracts import payment as payment_msgs
 from oms_contracts import shipping as shipping_msgs
 from oms_contracts.common import PricedLine
-from oms_order.domain.model import Order, OrderLine, OrderStatus
-from oms_order.domain.values import Address
+from oms_order.domain.model import OrderStatus
 from oms_order.handlers import deadlines, saga
 from oms_order.handlers import orders as use_cases
 
 from .fakes import FakeOrderUnitOfWork
-
-HOME = Address("Ada", "1 Main St", "Berlin", "10115", "DE")
-
-
-def placed(order_id: str = "o-1") -> Order:
-    order = Order.place(
-        order_id=order_id,
-        customer_id="alice",
-        lines=[OrderLine("A", 2)],
-        shipping_address=HOME,
-        payment_token="tok_ok",
-        now=datetime(2026, 11, 25, tzinfo=UTC),
-    )
-    order.events.clear()
-    return order
-
-
-def awaiting_payment() -> Order:
-    order = placed()
-    order.record_stock_reserved({"A": 500}, "EUR")
-    order.events.clear()
-    return order
-
-
-def paid() -> Order:
-    order = awaiting_payment()
-    order.record_payment_authorized("pay-1")
-    order.events.clear()
-    return order
-
-
-def shipped() -> Order:
-    order = paid()
-    order.record_shipment_created("ship-1")
-    order.record_shipment_dispatched("ship-1", "simpost", "SIM1")
-    order.events.clear()
-    return order
+from .orders import HOME, awaiting_payment, paid, placed, shipped
 
 
 def stock_reserved(order_id: str = "o-1") -> inventory_msgs.StockReserved:
@@ -265,3 +228,14 @@ async def test_the_sweeper_cancels_an_order_whose_reservation_is_overdue() -> No
     assert swept == 1
     assert (order.status, order.status_reason) == (OrderStatus.CANCELLING, "reservation_timeout")
     assert uow.sent_types() == ["inventory.release_stock"]
+
+
+async def test_every_step_goes_into_the_history_with_what_it_answered_and_sent() -> None:
+    uow = FakeOrderUnitOfWork(placed())
+
+    await saga.stock_reserved(stock_reserved(), uow)
+
+    [entry] = uow.orders.history
+    assert (entry["step"], entry["status"]) == ("order_awaiting_payment", "awaiting_payment")
+    assert entry["detail"]["sent"] == ["order.awaiting_payment", "payment.authorize_payment"]
+    assert (entry["detail"]["total"], entry["detail"]["currency"]) == (1000, "EUR")

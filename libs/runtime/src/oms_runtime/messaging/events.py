@@ -13,7 +13,7 @@ Domain events never cross the wire; only `oms_contracts` messages do.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
 from oms_contracts import Envelope, Message
@@ -61,3 +61,30 @@ class EventMap(Generic[A, U]):
         """Further work in the same transaction that the event calls for (inventory
         opens a replenishment on low stock); what that work records is collected in
         turn."""
+
+
+# Events causing events (a follow-up recording more) settle within a few rounds.
+_MAX_ROUNDS = 10
+
+
+async def dispatch_new_events(
+    event_map: EventMap[Any, Any] | None,
+    unit_of_work: Any,
+    aggregates: Callable[[], Iterable[RecordsEvents]],
+    send: Callable[[Message, str | None], Envelope],
+) -> None:
+    """Hand every event `aggregates()` recorded to `event_map`, and `send` the
+    messages it names (with the source's correlation id), until following them up
+    records nothing more. The unit of work's commit; a test's fake one too."""
+    for _ in range(_MAX_ROUNDS):
+        collected = collect_new_events(aggregates())
+        if not collected:
+            return
+        if event_map is None:
+            raise RuntimeError("aggregates recorded events, but no event map was given")
+        for source, event in collected:
+            correlation_id = event_map.correlation_id(source)
+            sent = [send(message, correlation_id) for message in event_map.messages(event, source)]
+            event_map.recorded(unit_of_work, source, event, sent)
+            await event_map.follow_up(unit_of_work, event)
+    raise RuntimeError(f"events still recorded after {_MAX_ROUNDS} rounds")

@@ -40,7 +40,7 @@ from oms_contracts import Command, Envelope, Message
 from oms_runtime import tracing
 from oms_runtime.bulk import Computed, StagedWrites
 from oms_runtime.messaging.broker import OutgoingMessage
-from oms_runtime.messaging.events import EventMap, RecordsEvents, collect_new_events
+from oms_runtime.messaging.events import EventMap, RecordsEvents, dispatch_new_events
 from oms_runtime.messaging.tables import MessagingTables
 from oms_runtime.messaging.transaction import Transaction, inbox_claim, inserted_count
 from oms_runtime.repository import RowCache
@@ -57,16 +57,29 @@ class OutboxDelivery:
     notify_channel: str | None = None
 
 
+class AbstractUnitOfWork(Protocol):
+    """What a handler needs of any unit of work besides its repositories: a
+    transaction to enter, and `commit` (leaving without it discards the work).
+    Each service's handlers see a protocol that adds its repositories to this."""
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def commit(self) -> None: ...
+
+
 class TracksAggregates(Protocol):
     """A repository, as its unit of work sees it (see `oms_runtime.repository`)."""
 
     def tracked(self) -> Sequence[RecordsEvents]: ...
 
     async def flush(self) -> None: ...
-
-
-# Events causing events (a follow-up recording more) settle within a few rounds.
-_MAX_EVENT_ROUNDS = 10
 
 
 class AlreadyHandled(Exception):
@@ -308,30 +321,16 @@ class UnitOfWork:
         self._staged.notify = self._delivery.notify_channel
         self._outgoing = []
 
-    async def _publish_new_events(self) -> None:
-        """The messages of every event the tracked aggregates recorded (and of what
-        following them up recorded in turn), into the outbox."""
-        event_map = self._events
-        for _ in range(_MAX_EVENT_ROUNDS):
-            collected = collect_new_events(
-                aggregate for repository in self._repositories for aggregate in repository.tracked()
-            )
-            if not collected:
-                return
-            if event_map is None:
-                raise RuntimeError("aggregates recorded events, but no event map was given")
-            for source, event in collected:
-                correlation_id = event_map.correlation_id(source)
-                sent = [
-                    self.publish(message, correlation_id=correlation_id)
-                    for message in event_map.messages(event, source)
-                ]
-                event_map.recorded(self, source, event, sent)
-                await event_map.follow_up(self, event)
-        raise RuntimeError(f"events still recorded after {_MAX_EVENT_ROUNDS} rounds")
+    def _tracked_aggregates(self) -> list[RecordsEvents]:
+        return [
+            aggregate for repository in self._repositories for aggregate in repository.tracked()
+        ]
+
+    def _publish_with(self, message: Message, correlation_id: str | None) -> Envelope:
+        return self.publish(message, correlation_id=correlation_id)
 
     async def commit(self) -> None:
-        await self._publish_new_events()
+        await dispatch_new_events(self._events, self, self._tracked_aggregates, self._publish_with)
         for repository in self._repositories:
             await repository.flush()
         self._deliver_outbox_on_commit()

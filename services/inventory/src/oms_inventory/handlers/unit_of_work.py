@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import timedelta
-from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol
 
 from oms_inventory.domain.model import Product, Replenishment, Reservation
+from oms_runtime.messaging.unit_of_work import AbstractUnitOfWork
 
 
 class Products(Protocol):
@@ -46,7 +46,7 @@ class Replenishments(Protocol):
         ...
 
 
-class InventoryUnitOfWork(Protocol):
+class InventoryUnitOfWork(AbstractUnitOfWork, Protocol):
     """One transaction. On `commit` what it loaded or added is written back, with
     the ledger and the messages their events cause."""
 
@@ -61,14 +61,3 @@ class InventoryUnitOfWork(Protocol):
 
     @property
     def reservation_ttl(self) -> timedelta: ...
-
-    async def __aenter__(self) -> Self: ...
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-
-    async def commit(self) -> None: ...

@@ -96,7 +96,9 @@ class OrderRepository(Repository[Order]):
     def record_history(self, entry: dict[str, Any]) -> None:
         """Written with the commit (history is append-only and never read back in
         the transaction that adds to it)."""
-        self._unit_of_work.insert_on_commit(order_history, [entry])
+        self._unit_of_work.insert_on_commit(
+            order_history, [{**entry, "order_id": uuid.UUID(entry["order_id"])}]
+        )
 
     def _key_of(self, order: Order) -> uuid.UUID:
         return uuid.UUID(order.id)

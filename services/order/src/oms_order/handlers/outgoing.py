@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -172,7 +171,7 @@ class OrderEvents(EventMap[Order, SqlOrderUnitOfWork]):
             detail["received"] = incoming.type
         unit_of_work.orders.record_history(
             {
-                "order_id": uuid.UUID(source.id),
+                "order_id": source.id,
                 "step": _step_name(event),
                 "status": source.status.value,
                 "detail": detail,

@@ -5,11 +5,11 @@ production (`db/unit_of_work.py`), plain dictionaries in the handler tests."""
 from __future__ import annotations
 
 from datetime import timedelta
-from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol
 
 from oms_order.domain.deadlines import SagaDeadlines
 from oms_order.domain.model import Order
+from oms_runtime.messaging.unit_of_work import AbstractUnitOfWork
 
 
 class Orders(Protocol):
@@ -42,7 +42,7 @@ class IdempotencyKeys(Protocol):
     async def purge(self, ttl: timedelta) -> int: ...
 
 
-class OrderUnitOfWork(Protocol):
+class OrderUnitOfWork(AbstractUnitOfWork, Protocol):
     """One transaction. On `commit` the orders it loaded or added are written back
     with the messages and history their events cause; leaving without committing
     discards everything."""
@@ -58,14 +58,3 @@ class OrderUnitOfWork(Protocol):
 
     @property
     def idempotency_ttl(self) -> timedelta: ...
-
-    async def __aenter__(self) -> Self: ...
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-
-    async def commit(self) -> None: ...

@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol
 
 from oms_payment.domain.model import Payment
+from oms_runtime.messaging.unit_of_work import AbstractUnitOfWork
 
 
 class Payments(Protocol):
@@ -17,20 +17,9 @@ class Payments(Protocol):
     def add(self, payment: Payment) -> None: ...
 
 
-class PaymentUnitOfWork(Protocol):
+class PaymentUnitOfWork(AbstractUnitOfWork, Protocol):
     """One transaction. On `commit` the payments it loaded or added are written back,
     with the gateway operations they queued and the messages their events cause."""
 
     @property
     def payments(self) -> Payments: ...
-
-    async def __aenter__(self) -> Self: ...
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-
-    async def commit(self) -> None: ...

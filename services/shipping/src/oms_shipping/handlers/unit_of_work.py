@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol
 
+from oms_runtime.messaging.unit_of_work import AbstractUnitOfWork
 from oms_shipping.domain.model import Shipment, TrackingEvent
 
 
@@ -19,20 +19,9 @@ class Shipments(Protocol):
     async def has_tracking_event(self, shipment_id: str, event: TrackingEvent) -> bool: ...
 
 
-class ShippingUnitOfWork(Protocol):
+class ShippingUnitOfWork(AbstractUnitOfWork, Protocol):
     """One transaction. On `commit` the shipments it loaded or added are written back
     with the messages their events cause."""
 
     @property
     def shipments(self) -> Shipments: ...
-
-    async def __aenter__(self) -> Self: ...
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-
-    async def commit(self) -> None: ...
