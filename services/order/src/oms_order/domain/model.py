@@ -385,7 +385,7 @@ class Order:
             return
         self.amendment = Amendment.start(self.id, self.lines, requested)
         self.status_detail = {**self.status_detail, "item_change": {"status": "in_progress"}}
-        self._amend(lambda _: None)
+        self._follow(self.amendment)
 
     # -- replies about a change of items -------------------------------------------
 
@@ -396,13 +396,14 @@ class Order:
         self._amend(lambda amendment: amendment.hold_refused(reason))
 
     def record_reservation_adjusted(self, unit_prices: dict[str, int]) -> None:
-        if self.amendment is None:
+        amendment = self.amendment
+        if amendment is None:
             self._ignored("inventory.reservation_adjusted")
             return
-        lines = self.amendment.stock_adjusted(unit_prices)
+        lines = amendment.stock_adjusted(unit_prices)
         if lines is not None:
             self.lines = lines
-        self._amend(lambda _: None)
+        self._follow(amendment)
 
     def record_reservation_adjustment_failed(self, reason: str, skus: list[str]) -> None:
         if self.amendment is None:
@@ -503,12 +504,12 @@ class Order:
     # -- internals -------------------------------------------------------------
 
     def _amend(self, transition: Callable[[Amendment], Ending | None]) -> None:
-        """Move the change of items on; take over what it asks for, and apply how
-        it ended, if it did."""
-        amendment = self.amendment
-        if amendment is None:
-            return
-        ending = transition(amendment)
+        """Move the change of items on, if one is under way."""
+        if self.amendment is not None:
+            self._follow(self.amendment, transition(self.amendment))
+
+    def _follow(self, amendment: Amendment, ending: Ending | None = None) -> None:
+        """Take over what the change of items asks for; apply how it ended, if it did."""
         self.events.extend(amendment.events)
         amendment.events.clear()
         match ending:
@@ -567,7 +568,7 @@ class Order:
 
     def _resend_current_step(self) -> None:
         if self.amendment is not None and self.amendment.resend():
-            self._amend(lambda _: None)
+            self._follow(self.amendment)
         elif self.status is OrderStatus.CANCELLING:
             self._record(self._compensation_event(self.pending_compensations))
         elif self.status is OrderStatus.SHIPPED:
