@@ -15,9 +15,10 @@ from oms_runtime.db import create_engine
 from oms_runtime.http import add_edge_middleware, create_service_app
 from oms_runtime.limits import BodySizeLimit
 from oms_runtime.messaging.consumer import Handler
+from oms_runtime.messaging.events import EventMap
 from oms_runtime.messaging.tables import MessagingTables
 from oms_runtime.messaging.unit_of_work import BatchLoader, UnitOfWork, UnitOfWorkFactory
-from oms_runtime.problems import document_problems
+from oms_runtime.problems import ErrorProblems, document_problems, install_error_problems
 from oms_runtime.ratelimit import TokenBuckets
 from oms_runtime.service import BackgroundWorker, GaugeCollector, ServiceRuntime
 from oms_runtime.settings import ServiceSettings
@@ -44,6 +45,8 @@ def build_service(
     tables: MessagingTables,
     unit_of_work: Callable[..., U],
     handlers: Mapping[type[Message], Handler],
+    events: EventMap[Any, Any],
+    problems: ErrorProblems,
     routers: Sequence[APIRouter],
     workers: Callable[[ServiceContext[S, U]], Sequence[BackgroundWorker]] = lambda _: (),
     state: Callable[[ServiceContext[S, U]], dict[str, Any]] = lambda _: {},
@@ -52,7 +55,7 @@ def build_service(
 ) -> FastAPI:
     engine = create_engine(settings, name)
     context = ServiceContext(
-        settings, engine, UnitOfWorkFactory(unit_of_work, engine, tables, batch_loader)
+        settings, engine, UnitOfWorkFactory(unit_of_work, engine, tables, batch_loader, events)
     )
     runtime = ServiceRuntime(
         name=name,
@@ -73,6 +76,7 @@ def build_service(
         routers=routers,
         state={"unit_of_work": context.unit_of_work, **state(context)},
     )
+    install_error_problems(app, problems)
     document_problems(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     add_edge_middleware(app, settings)

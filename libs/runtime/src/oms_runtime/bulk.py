@@ -129,6 +129,11 @@ def _json_text(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
 
 
+def _json_text_null_as_json(value: Any) -> str:
+    # What SQLAlchemy writes for None in a JSON column unless told `none_as_null`.
+    return orjson.dumps(value).decode()
+
+
 def _array_literal(values: Sequence[Any] | None) -> str | None:
     # unnest() flattens arrays of arrays, so array values travel as their text form.
     if values is None:
@@ -146,7 +151,8 @@ def _column_array(table: Table, name: str, position: int) -> tuple[str, str, Any
     type_name = column_type.compile(dialect=_DIALECT)
     if isinstance(column_type, JSON):
         # No codec for arrays of JSON is registered on the connection.
-        return f"${position}::text[]", f'v."{name}"::{type_name}', _json_text
+        encode = _json_text if column_type.none_as_null else _json_text_null_as_json
+        return f"${position}::text[]", f'v."{name}"::{type_name}', encode
     if isinstance(column_type, ARRAY):
         return f"${position}::text[]", f'v."{name}"::{type_name}', _array_literal
     return f"${position}::{type_name}[]", f'v."{name}"', _as_is

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -54,6 +56,41 @@ class Problem(Exception):
         self.detail = detail
         self.extensions = extensions
         self.headers: dict[str, str] = {}
+
+
+@dataclass(frozen=True)
+class ProblemType:
+    """How one kind of refusal answers over HTTP, whichever route it comes from."""
+
+    status: int
+    slug: str
+    title: str
+    # The input at fault, when one is.
+    field: str | None = None
+
+
+@dataclass(frozen=True)
+class ErrorProblems:
+    """A service's one mapping from the `code` of its errors (domain rules refusing,
+    things not found) to problem types: routes raise, never translate by hand."""
+
+    errors: tuple[type[Exception], ...]
+    by_code: Mapping[str, ProblemType]
+
+    def problem_for(self, error: Exception) -> ProblemType | None:
+        return self.by_code.get(getattr(error, "code", ""))
+
+    def unmapped(self) -> list[str]:
+        """The error classes (the given ones and all below them) whose code has no
+        problem type: each would answer 500."""
+        missing: list[str] = []
+        pending: list[type[Exception]] = list(self.errors)
+        while pending:
+            error = pending.pop()
+            if getattr(error, "code", "") not in self.by_code:
+                missing.append(error.__name__)
+            pending.extend(error.__subclasses__())
+        return sorted(missing)
 
 
 def problem_response(
@@ -157,6 +194,31 @@ def document_problems(app: FastAPI) -> None:
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def install_error_problems(app: FastAPI, problems: ErrorProblems) -> None:
+    """Answer the service's errors with the problem type their code maps to; the
+    error's message is the detail."""
+
+    async def _refused(request: Request, exc: Exception) -> JSONResponse:
+        kind = problems.problem_for(exc)
+        if kind is None:
+            log.exception("an error without a problem type", exc_info=exc)
+            return problem_response(
+                500, "internal-error", "Internal error", instance=request.url.path
+            )
+        extensions: dict[str, Any] = {"field": kind.field} if kind.field else {}
+        return problem_response(
+            kind.status,
+            kind.slug,
+            kind.title,
+            str(exc) or None,
+            instance=request.url.path,
+            **extensions,
+        )
+
+    for error in problems.errors:
+        app.add_exception_handler(error, _refused)
 
 
 def install_problem_handlers(app: FastAPI) -> None:

@@ -41,6 +41,37 @@ class BackgroundWorker(Protocol):
     async def stop(self) -> None: ...
 
 
+class PeriodicWorker:
+    """A `BackgroundWorker` that works in rounds: every `interval` seconds, or at
+    once again while work is left. A round that fails (the database is away) is
+    logged and the next one comes as usual, so the loop outlives any outage."""
+
+    # What the log calls the work ("deadline sweep failed").
+    name = "periodic work"
+
+    def __init__(self, interval: float) -> None:
+        self._interval = interval
+        self._stopped = asyncio.Event()
+
+    async def work(self) -> bool:
+        """One round; True if more is waiting already."""
+        raise NotImplementedError
+
+    async def run(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                more = await self.work()
+            except Exception as exc:
+                log.warning("%s failed", self.name, extra={"error": repr(exc)})
+                more = False
+            if not more:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopped.wait(), self._interval)
+
+    async def stop(self) -> None:
+        self._stopped.set()
+
+
 # Sets service-specific gauges from the database when /metrics is scraped.
 GaugeCollector = Callable[[AsyncEngine], Awaitable[None]]
 

@@ -7,19 +7,21 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 
+from oms_inventory.api.problems import PROBLEMS
 from oms_inventory.api.routes import router
 from oms_inventory.db.repository import load_stock_for_batch
 from oms_inventory.db.tables import messaging
-from oms_inventory.db.unit_of_work import InventoryUnitOfWork
-from oms_inventory.handlers.maintenance import InventoryMaintenance
+from oms_inventory.db.unit_of_work import SqlInventoryUnitOfWork
 from oms_inventory.handlers.messages import HANDLERS
+from oms_inventory.handlers.outgoing import InventoryEvents
 from oms_inventory.settings import InventorySettings
+from oms_inventory.workers.maintenance import InventoryMaintenance
 from oms_runtime.bootstrap import ServiceContext, build_service
 from oms_runtime.service import BackgroundWorker
 
 
 def maintenance(
-    context: ServiceContext[InventorySettings, InventoryUnitOfWork],
+    context: ServiceContext[InventorySettings, SqlInventoryUnitOfWork],
 ) -> list[BackgroundWorker]:
     return [InventoryMaintenance(context.unit_of_work, context.settings.inventory_check_seconds)]
 
@@ -33,10 +35,12 @@ def create_app(settings: InventorySettings | None = None) -> FastAPI:
         settings=settings,
         tables=messaging,
         unit_of_work=functools.partial(
-            InventoryUnitOfWork,
+            SqlInventoryUnitOfWork,
             reservation_ttl=timedelta(seconds=settings.reservation_ttl_seconds),
         ),
         handlers=HANDLERS,
+        events=InventoryEvents(),
+        problems=PROBLEMS,
         routers=[router],
         workers=maintenance,
         batch_loader=load_stock_for_batch,

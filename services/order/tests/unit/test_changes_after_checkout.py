@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
 
 from oms_order.domain import events
@@ -17,30 +15,9 @@ from oms_order.domain.model import (
     OrderStatus,
 )
 
-HOME = Address("Ada", "1 Main St", "Berlin", "10115", "DE")
+from .orders import HOME, fulfilling, placed
+
 OFFICE = Address("Ada", "9 Work Rd", "Hamburg", "20095", "DE")
-
-
-def placed() -> Order:
-    order = Order.place(
-        order_id="o-1",
-        customer_id="alice",
-        lines=[OrderLine("A", 2)],
-        shipping_address=HOME,
-        payment_token="tok_ok",
-        now=datetime(2026, 11, 25, tzinfo=UTC),
-    )
-    order.events.clear()
-    return order
-
-
-def fulfilling() -> Order:
-    order = placed()
-    order.record_stock_reserved({"A": 500}, "EUR")
-    order.record_payment_authorized("pay-1")
-    order.record_shipment_created("ship-1")
-    order.events.clear()
-    return order
 
 
 def kinds(order: Order) -> list[type]:

@@ -10,7 +10,9 @@ import pytest
 from oms_order.domain import events
 from oms_order.domain.deadlines import SagaDeadlines
 from oms_order.domain.errors import OrderNotCancellable, OrderNotInAttention
-from oms_order.domain.model import Address, Compensation, Order, OrderLine, OrderStatus
+from oms_order.domain.model import Compensation, Order, OrderStatus
+
+from .orders import awaiting_payment, fulfilling, placed, shipped
 
 MAX_ATTEMPTS = 3
 DEADLINES = SagaDeadlines(
@@ -22,41 +24,6 @@ DEADLINES = SagaDeadlines(
     retry=timedelta(seconds=10),
     max_attempts=MAX_ATTEMPTS,
 )
-
-
-def placed() -> Order:
-    order = Order.place(
-        order_id="o-1",
-        customer_id="alice",
-        lines=[OrderLine("A", 2)],
-        shipping_address=Address("Ada", "1 Main St", "Berlin", "10115", "DE"),
-        payment_token="tok_ok",
-        now=datetime(2026, 11, 25, tzinfo=UTC),
-    )
-    order.events.clear()
-    return order
-
-
-def awaiting_payment() -> Order:
-    order = placed()
-    order.record_stock_reserved({"A": 500}, "EUR")
-    order.events.clear()
-    return order
-
-
-def fulfilling() -> Order:
-    order = awaiting_payment()
-    order.record_payment_authorized("pay-1")
-    order.record_shipment_created("ship-1")
-    order.events.clear()
-    return order
-
-
-def shipped() -> Order:
-    order = fulfilling()
-    order.record_shipment_dispatched("ship-1", "simpost", "SIM1")
-    order.events.clear()
-    return order
 
 
 def cancelling_with_void_and_release() -> Order:

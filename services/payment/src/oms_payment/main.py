@@ -6,14 +6,16 @@ import functools
 
 from fastapi import FastAPI
 
+from oms_payment.api.problems import PROBLEMS
 from oms_payment.api.routes import router
 from oms_payment.db.tables import messaging
-from oms_payment.db.unit_of_work import PaymentUnitOfWork
+from oms_payment.db.unit_of_work import SqlPaymentUnitOfWork
 from oms_payment.gateway.circuit import CircuitBreaker
 from oms_payment.gateway.http import HttpPaymentGateway
-from oms_payment.handlers.gateway_worker import GatewayWorker, LeasedOperations, lease_for
 from oms_payment.handlers.messages import HANDLERS
+from oms_payment.handlers.outgoing import PaymentEvents
 from oms_payment.settings import PaymentSettings
+from oms_payment.workers.gateway import GatewayWorker, LeasedOperations, lease_for
 from oms_runtime.bootstrap import ServiceContext, build_service
 from oms_runtime.service import BackgroundWorker
 
@@ -25,7 +27,7 @@ def create_app(settings: PaymentSettings | None = None) -> FastAPI:
     leased = LeasedOperations()
 
     def gateway_worker(
-        context: ServiceContext[PaymentSettings, PaymentUnitOfWork],
+        context: ServiceContext[PaymentSettings, SqlPaymentUnitOfWork],
     ) -> list[BackgroundWorker]:
         return [
             GatewayWorker(
@@ -53,11 +55,13 @@ def create_app(settings: PaymentSettings | None = None) -> FastAPI:
         settings=settings,
         tables=messaging,
         unit_of_work=functools.partial(
-            PaymentUnitOfWork,
+            SqlPaymentUnitOfWork,
             operations_leased=leased.put,
             lease=lease_for(settings.gateway_timeout_seconds),
         ),
         handlers=HANDLERS,
+        events=PaymentEvents(),
+        problems=PROBLEMS,
         routers=[router],
         workers=gateway_worker,
     )

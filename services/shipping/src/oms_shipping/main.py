@@ -5,10 +5,12 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from oms_runtime.bootstrap import build_service
+from oms_shipping.api.problems import PROBLEMS
 from oms_shipping.api.routes import router
 from oms_shipping.db.tables import messaging
-from oms_shipping.db.unit_of_work import ShippingUnitOfWork
+from oms_shipping.db.unit_of_work import SqlShippingUnitOfWork
 from oms_shipping.handlers.messages import handlers
+from oms_shipping.handlers.outgoing import ShipmentEvents
 from oms_shipping.settings import ShippingSettings
 
 
@@ -20,7 +22,9 @@ def create_app(settings: ShippingSettings | None = None) -> FastAPI:
         description="Dispatch notes, tracking numbers and the carrier webhook.",
         settings=settings,
         tables=messaging,
-        unit_of_work=ShippingUnitOfWork,
+        unit_of_work=SqlShippingUnitOfWork,
         handlers=handlers(settings),
+        events=ShipmentEvents(),
+        problems=PROBLEMS,
         routers=[router],
     )

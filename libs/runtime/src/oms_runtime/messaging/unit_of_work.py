@@ -16,6 +16,11 @@ the result is the same as one by one.
 
 A transaction costs few round trips (see `transaction.py`): BEGIN with the claim, the
 handler's reads, one write statement, COMMIT.
+
+A handler's unit of work does not publish anything by hand: its repositories track
+the aggregates they load or add, and `commit` collects the events those recorded,
+turns them into messages with the service's `EventMap` (see `events.py`), and writes
+back the aggregates that changed, all in that one write statement.
 """
 
 from __future__ import annotations
@@ -23,10 +28,10 @@ from __future__ import annotations
 import functools
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, Generic, Protocol, Self, TypeVar
 
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -35,8 +40,10 @@ from oms_contracts import Command, Envelope, Message
 from oms_runtime import tracing
 from oms_runtime.bulk import Computed, StagedWrites
 from oms_runtime.messaging.broker import OutgoingMessage
+from oms_runtime.messaging.events import EventMap, RecordsEvents, dispatch_new_events
 from oms_runtime.messaging.tables import MessagingTables
 from oms_runtime.messaging.transaction import Transaction, inbox_claim, inserted_count
+from oms_runtime.repository import RowCache
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +55,31 @@ class OutboxDelivery:
 
     hand_over: Callable[[list[OutgoingMessage]], None] | None = None
     notify_channel: str | None = None
+
+
+class AbstractUnitOfWork(Protocol):
+    """What a handler needs of any unit of work besides its repositories: a
+    transaction to enter, and `commit` (leaving without it discards the work).
+    Each service's handlers see a protocol that adds its repositories to this."""
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def commit(self) -> None: ...
+
+
+class TracksAggregates(Protocol):
+    """A repository, as its unit of work sees it (see `oms_runtime.repository`)."""
+
+    def tracked(self) -> Sequence[RecordsEvents]: ...
+
+    async def flush(self) -> None: ...
 
 
 class AlreadyHandled(Exception):
@@ -79,9 +111,9 @@ class SharedTransaction:
         self._tables = tables
         self._staged = StagedWrites()
         self._after_commit: list[Callable[[], None]] = []
-        # Scratch space of the service's repositories for this batch: rows loaded
-        # for all its messages at once, as the batch's messages left them.
-        self.state: dict[str, Any] = {}
+        # The rows the batch's messages read, as they left them (the batch loader
+        # reads what they all touch up front).
+        self.rows = RowCache()
 
     @property
     def connection(self) -> AsyncConnection:
@@ -136,6 +168,7 @@ class UnitOfWork:
         inbox_message: Envelope | None = None,
         shared: SharedTransaction | None = None,
         delivery: OutboxDelivery | None = None,
+        events: EventMap[Any, Any] | None = None,
     ) -> None:
         self._engine = engine
         self._tables = tables
@@ -150,6 +183,9 @@ class UnitOfWork:
         self._connection: AsyncConnection | None = None
         self._shared = shared
         self._committed = False
+        self._events = events
+        self._repositories: list[TracksAggregates] = []
+        self._rows = RowCache()
         self.published: list[Envelope] = []
 
     @property
@@ -168,12 +204,24 @@ class UnitOfWork:
             raise RuntimeError("unit of work used outside `async with`")
         return self._connection
 
+    @property
+    def rows(self) -> RowCache:
+        """The rows this transaction read, as its work left them (the batch's)."""
+        return self._shared.rows if self._shared is not None else self._rows
+
+    def track(self, repository: TracksAggregates) -> None:
+        """A repository's aggregates have their events collected and their rows
+        written back when the unit of work commits."""
+        self._repositories.append(repository)
+
     async def __aenter__(self) -> Self:
         self._staged = StagedWrites()
         self._outgoing = []
         self._after_commit = []
         self.published = []
         self._committed = False
+        self._repositories = []
+        self._rows = RowCache()
         if self._shared is not None:
             # Begun, and the message claimed, by the shared transaction.
             self._connection = self._shared.connection
@@ -273,7 +321,18 @@ class UnitOfWork:
         self._staged.notify = self._delivery.notify_channel
         self._outgoing = []
 
+    def _tracked_aggregates(self) -> list[RecordsEvents]:
+        return [
+            aggregate for repository in self._repositories for aggregate in repository.tracked()
+        ]
+
+    def _publish_with(self, message: Message, correlation_id: str | None) -> Envelope:
+        return self.publish(message, correlation_id=correlation_id)
+
     async def commit(self) -> None:
+        await dispatch_new_events(self._events, self, self._tracked_aggregates, self._publish_with)
+        for repository in self._repositories:
+            await repository.flush()
         self._deliver_outbox_on_commit()
         if self._shared is not None:
             if self._connection is None:
@@ -316,13 +375,14 @@ def _run_all(callbacks: list[Callable[[], None]]) -> None:
 
 U = TypeVar("U", bound=UnitOfWork)
 
-# Loads what a batch's messages (not handled before) will read, into `shared.state`.
+# Loads what a batch's messages (not handled before) will read, into `shared.rows`.
 BatchLoader = Callable[[SharedTransaction, list[Envelope]], Awaitable[None]]
 
 
 class UnitOfWorkFactory(Generic[U]):
     """Builds a service's unit of work: plain for API calls and workers, or bound to
-    an incoming message (inbox claim, correlation and causation ids).
+    an incoming message (inbox claim, correlation and causation ids); every one
+    with the service's event map.
 
     `cls` is the service's unit of work class, or any callable taking the same
     arguments (e.g. a `functools.partial` binding service-specific settings)."""
@@ -333,17 +393,23 @@ class UnitOfWorkFactory(Generic[U]):
         engine: AsyncEngine,
         tables: MessagingTables,
         batch_loader: BatchLoader | None = None,
+        events: EventMap[Any, Any] | None = None,
     ) -> None:
         self._cls = cls
         self._engine = engine
         self._tables = tables
         self._batch_loader = batch_loader
+        self._events = events
         # Set up by the service runtime once it knows where its relay runs.
         self.delivery = OutboxDelivery()
 
     def __call__(self, *, correlation_id: str | None = None) -> U:
         return self._cls(
-            self._engine, self._tables, correlation_id=correlation_id, delivery=self.delivery
+            self._engine,
+            self._tables,
+            correlation_id=correlation_id,
+            delivery=self.delivery,
+            events=self._events,
         )
 
     def for_message(self, envelope: Envelope, shared: SharedTransaction | None = None) -> U:
@@ -357,6 +423,7 @@ class UnitOfWorkFactory(Generic[U]):
             inbox_message=envelope,
             shared=shared,
             delivery=self.delivery,
+            events=self._events,
         )
 
     def shared_transaction(self) -> SharedTransaction:

@@ -1,4 +1,5 @@
-"""Inventory admin API: products, stock levels, restocking."""
+"""Inventory admin API: products, stock levels, restocking. What a use case refuses
+answers by the service's one table (`api/problems.py`)."""
 
 from __future__ import annotations
 
@@ -18,19 +19,18 @@ from oms_inventory.api.schemas import (
     Restock,
 )
 from oms_inventory.db import views
-from oms_inventory.db.unit_of_work import InventoryUnitOfWork
-from oms_inventory.domain.model import Product, StockError
+from oms_inventory.db.unit_of_work import SqlInventoryUnitOfWork
+from oms_inventory.domain.model import Product
 from oms_inventory.handlers import products as use_cases
 from oms_inventory.handlers.stock import ProductNotFound, receive_stock
 from oms_runtime.auth import Admin
 from oms_runtime.http import request_unit_of_work
-from oms_runtime.problems import Problem
 from oms_runtime.validation import CursorId, IdempotencyKey, idempotency_key_header
 
 router = APIRouter(tags=["products"])
 
 
-UnitOfWorkDep = Annotated[InventoryUnitOfWork, Depends(request_unit_of_work)]
+UnitOfWorkDep = Annotated[SqlInventoryUnitOfWork, Depends(request_unit_of_work)]
 
 
 def product_public(product: Product | dict[str, Any]) -> ProductPublic:
@@ -50,10 +50,6 @@ def product_public(product: Product | dict[str, Any]) -> ProductPublic:
     )
 
 
-def _not_found(sku: str) -> Problem:
-    return Problem(404, "product-not-found", "Product not found", f"No product {sku}")
-
-
 @router.post(
     "/products",
     status_code=201,
@@ -62,12 +58,7 @@ def _not_found(sku: str) -> Problem:
 )
 async def create_product(body: ProductCreate, _: Admin, uow: UnitOfWorkDep) -> ProductPublic:
     product = Product.create(**body.model_dump())
-    try:
-        await use_cases.create_product(product, uow)
-    except use_cases.ProductExists as exc:
-        raise Problem(
-            409, "product-exists", "Product exists", f"SKU {body.sku} is taken", field="sku"
-        ) from exc
+    await use_cases.create_product(product, uow)
     return product_public(product)
 
 
@@ -93,7 +84,7 @@ async def get_product(sku: str, _: Admin, uow: UnitOfWorkDep) -> ProductPublic:
     async with uow:
         product = await uow.products.get(sku)
     if product is None:
-        raise _not_found(sku)
+        raise ProductNotFound(sku)
     return product_public(product)
 
 
@@ -111,7 +102,7 @@ async def list_movements(
 ) -> MovementPage:
     async with uow:
         if await uow.products.get(sku) is None:
-            raise _not_found(sku)
+            raise ProductNotFound(sku)
         page, next_cursor = await views.movements_page(
             uow.connection, sku=sku, after=cursor, limit=limit
         )
@@ -122,14 +113,9 @@ async def list_movements(
 async def update_product(
     sku: str, body: ProductUpdate, _: Admin, uow: UnitOfWorkDep
 ) -> ProductPublic:
-    try:
-        product = await use_cases.update_product(
-            sku, use_cases.ProductChanges(**body.model_dump()), uow
-        )
-    except ProductNotFound as exc:
-        raise _not_found(sku) from exc
-    except StockError as exc:
-        raise Problem(409, "stock-conflict", "Stock conflict", str(exc), field="on_hand") from exc
+    product = await use_cases.update_product(
+        sku, use_cases.ProductChanges(**body.model_dump()), uow
+    )
     return product_public(product)
 
 
@@ -147,10 +133,7 @@ async def restock_product(
         IdempotencyKey, idempotency_key_header("Counts a delivery once; same as `reference`")
     ] = None,
 ) -> ProductPublic:
-    try:
-        product = await receive_stock(sku, body.quantity, body.reference or idempotency_key, uow)
-    except ProductNotFound as exc:
-        raise _not_found(sku) from exc
+    product = await receive_stock(sku, body.quantity, body.reference or idempotency_key, uow)
     return product_public(product)
 
 

@@ -1,3 +1,6 @@
+"""The inventory service's unit of work over Postgres (what handlers see of it:
+`handlers/unit_of_work.py`)."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -11,7 +14,7 @@ from oms_inventory.db.repository import (
 from oms_runtime.messaging.unit_of_work import UnitOfWork
 
 
-class InventoryUnitOfWork(UnitOfWork):
+class SqlInventoryUnitOfWork(UnitOfWork):
     products: ProductRepository
     reservations: ReservationRepository
     replenishments: ReplenishmentRepository
@@ -22,7 +25,7 @@ class InventoryUnitOfWork(UnitOfWork):
 
     async def __aenter__(self) -> Self:
         await super().__aenter__()
-        self.products = ProductRepository(self.connection, self)
-        self.reservations = ReservationRepository(self.connection, self)
-        self.replenishments = ReplenishmentRepository(self.connection)
+        self.products = ProductRepository(self)
+        self.reservations = ReservationRepository(self)
+        self.replenishments = ReplenishmentRepository(self)
         return self

@@ -8,124 +8,60 @@ from datetime import UTC, datetime
 
 from oms_contracts import Message
 from oms_contracts import inventory as msgs
-from oms_contracts.common import OrderLine, PricedLine
-from oms_inventory.db.unit_of_work import InventoryUnitOfWork
-from oms_inventory.domain import model
-from oms_inventory.domain.model import Reservation, ReservationStatus
-from oms_inventory.handlers.stock import ProductNotFound, receive_stock, save_stock
+from oms_contracts.common import OrderLine
+from oms_inventory.domain.model import GoodsAlreadyShipped, NothingReserved
+from oms_inventory.handlers.stock import ProductNotFound, receive_stock
+from oms_inventory.handlers.unit_of_work import InventoryUnitOfWork
 
 log = logging.getLogger(__name__)
 
 
 async def reserve_stock(command: msgs.ReserveStock, uow: InventoryUnitOfWork) -> None:
     async with uow:
-        reservation = await uow.reservations.get(command.order_id, for_update=True)
-        if reservation is None:
-            requested = _requested(command.lines)
-            products = await uow.products.get_many(requested, for_update=True)
-            expires_at = datetime.now(UTC) + uow.reservation_ttl
-            reservation = model.reserve(command.order_id, requested, products, expires_at)
-            await uow.reservations.add(reservation)
-            if reservation.status is ReservationStatus.RESERVED:
-                await save_stock(uow, products.values())
-        # A repeated request gets the answer the first one got.
-        uow.publish(reservation_outcome(reservation))
+        reservation = await uow.reservations.for_order(command.order_id)
+        requested = _requested(command.lines)
+        # Products are needed only the first time; a repeat gets the first answer.
+        products = (
+            {} if reservation.exists else await uow.products.get_many(requested, for_update=True)
+        )
+        reservation.request(requested, products, datetime.now(UTC) + uow.reservation_ttl)
         await uow.commit()
 
 
 async def release_stock(command: msgs.ReleaseStock, uow: InventoryUnitOfWork) -> None:
     async with uow:
-        reservation = await uow.reservations.get(command.order_id, for_update=True)
-        if reservation is None:
-            await uow.reservations.add(model.release_nothing(command.order_id))
-        elif reservation.status is ReservationStatus.COMMITTED:
-            log.error(
-                "release refused: the goods already shipped", extra={"order_id": command.order_id}
-            )
-            await uow.commit()
-            return
-        else:
-            products = await uow.products.get_many(
-                (line.sku for line in reservation.lines), for_update=True
-            )
-            if reservation.release(products):
-                await uow.reservations.save(reservation)
-                await save_stock(uow, products.values())
-        uow.publish(msgs.StockReleased(order_id=command.order_id))
+        reservation = await uow.reservations.for_order(command.order_id)
+        products = await uow.products.get_many(reservation.held_skus, for_update=True)
+        try:
+            reservation.cancel(products)
+        except GoodsAlreadyShipped:
+            log.error("release refused: the goods already shipped")
         await uow.commit()
 
 
 async def commit_stock(command: msgs.CommitStock, uow: InventoryUnitOfWork) -> None:
     async with uow:
-        reservation = await uow.reservations.get(command.order_id, for_update=True)
-        if reservation is None or reservation.status not in (
-            ReservationStatus.RESERVED,
-            ReservationStatus.COMMITTED,
-        ):
-            log.error("nothing reserved to ship", extra={"order_id": command.order_id})
-            await uow.commit()
-            return
-        products = await uow.products.get_many(
-            (line.sku for line in reservation.lines), for_update=True
-        )
-        if reservation.commit(products):
-            await uow.reservations.save(reservation)
-            await save_stock(uow, products.values())
-        uow.publish(
-            msgs.StockCommitted(
-                order_id=command.order_id,
-                lines=[
-                    OrderLine(sku=line.sku, quantity=line.quantity) for line in reservation.lines
-                ],
-            )
-        )
+        reservation = await uow.reservations.for_order(command.order_id)
+        products = await uow.products.get_many(reservation.held_skus, for_update=True)
+        try:
+            reservation.ship(products)
+        except NothingReserved:
+            log.error("nothing reserved to ship")
         await uow.commit()
 
 
 async def adjust_reservation(command: msgs.AdjustReservation, uow: InventoryUnitOfWork) -> None:
     async with uow:
+        reservation = await uow.reservations.for_order(command.order_id)
         requested = _requested(command.lines)
-        reservation = await uow.reservations.get(command.order_id, for_update=True)
-        if reservation is None:
-            refusal: tuple[str, list[str]] | None = ("not_reserved", [])
-        else:
-            products = await uow.products.get_many(
-                {*requested, *(line.sku for line in reservation.lines)}, for_update=True
-            )
-            refusal = reservation.adjust(requested, products)
-        if refusal is not None:
-            reason, skus = refusal
-            uow.publish(
-                msgs.ReservationAdjustmentFailed(
-                    order_id=command.order_id, reason=reason, skus=skus
-                )
-            )
-        else:
-            assert reservation is not None
-            await uow.reservations.save(reservation)
-            await save_stock(uow, products.values())
-            uow.publish(
-                msgs.ReservationAdjusted(
-                    order_id=command.order_id,
-                    lines=_priced(reservation),
-                    currency=reservation.currency or "",
-                )
-            )
+        # Only stock already held can change into other stock.
+        products = (
+            await uow.products.get_many({*requested, *reservation.held_skus}, for_update=True)
+            if reservation.holds_stock
+            else {}
+        )
+        reservation.change_lines(requested, products)
         await uow.commit()
-
-
-def _requested(lines: list[OrderLine]) -> dict[str, int]:
-    requested: dict[str, int] = {}
-    for line in lines:
-        requested[line.sku] = requested.get(line.sku, 0) + line.quantity
-    return requested
-
-
-def _priced(reservation: Reservation) -> list[PricedLine]:
-    return [
-        PricedLine(sku=line.sku, quantity=line.quantity, unit_price=line.unit_price)
-        for line in reservation.lines
-    ]
 
 
 async def restock(command: msgs.Restock, uow: InventoryUnitOfWork) -> None:
@@ -137,25 +73,11 @@ async def restock(command: msgs.Restock, uow: InventoryUnitOfWork) -> None:
         log.error("restock for an unknown SKU", extra={"sku": command.sku})
 
 
-def reservation_outcome(reservation: Reservation) -> Message:
-    if reservation.status in (ReservationStatus.RESERVED, ReservationStatus.COMMITTED):
-        return msgs.StockReserved(
-            order_id=reservation.order_id,
-            lines=_priced(reservation),
-            currency=reservation.currency or "",
-        )
-    if reservation.status in (ReservationStatus.RELEASED, ReservationStatus.EXPIRED):
-        reason = (
-            "order_cancelled"
-            if reservation.status is ReservationStatus.RELEASED
-            else ("reservation_expired")
-        )
-        return msgs.StockReservationFailed(order_id=reservation.order_id, reason=reason, skus=[])
-    return msgs.StockReservationFailed(
-        order_id=reservation.order_id,
-        reason=reservation.refusal_reason or "out_of_stock",
-        skus=reservation.refused_skus,
-    )
+def _requested(lines: list[OrderLine]) -> dict[str, int]:
+    requested: dict[str, int] = {}
+    for line in lines:
+        requested[line.sku] = requested.get(line.sku, 0) + line.quantity
+    return requested
 
 
 HANDLERS: dict[type[Message], Callable[..., Awaitable[None]]] = {

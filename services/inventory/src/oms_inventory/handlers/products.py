@@ -5,13 +5,16 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from oms_inventory.db.unit_of_work import InventoryUnitOfWork
-from oms_inventory.domain.model import Product
-from oms_inventory.handlers.stock import ProductNotFound, announce_low_stock
+from oms_inventory.domain.model import InventoryError, Product
+from oms_inventory.handlers.stock import ProductNotFound
+from oms_inventory.handlers.unit_of_work import InventoryUnitOfWork
 
 
-class ProductExists(Exception):
-    pass
+class ProductExists(InventoryError):
+    code = "product_exists"
+
+    def __init__(self, sku: str) -> None:
+        super().__init__(f"SKU {sku} is taken")
 
 
 @dataclass(frozen=True)
@@ -27,7 +30,6 @@ async def create_product(product: Product, uow: InventoryUnitOfWork) -> Product:
     async with uow:
         if not await uow.products.add(product):
             raise ProductExists(product.sku)
-        await announce_low_stock(uow, [product])
         await uow.commit()
     return product
 
@@ -38,7 +40,5 @@ async def update_product(sku: str, changes: ProductChanges, uow: InventoryUnitOf
         if product is None:
             raise ProductNotFound(sku)
         product.update(**dataclasses.asdict(changes))
-        await uow.products.save(product)
-        await announce_low_stock(uow, [product])
         await uow.commit()
     return product

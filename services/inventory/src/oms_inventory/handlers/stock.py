@@ -1,49 +1,21 @@
-"""Stock changes shared by the message handlers, the admin API and the periodic
-check: persisting levels, low-stock alerts, deliveries, expired reservations."""
+"""Stock changes outside the saga: deliveries, expired reservations, the periodic
+low-stock check (the loops that run the last two: `workers/maintenance.py`)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 
-from oms_contracts import inventory as msgs
-from oms_inventory.db.unit_of_work import InventoryUnitOfWork
-from oms_inventory.domain.model import Product
+from oms_inventory.domain.model import InventoryError, Product
+from oms_inventory.handlers.unit_of_work import InventoryUnitOfWork
 
 log = logging.getLogger(__name__)
 
 
-class ProductNotFound(Exception):
-    pass
+class ProductNotFound(InventoryError):
+    code = "product_not_found"
 
-
-async def save_stock(uow: InventoryUnitOfWork, products: Iterable[Product]) -> None:
-    """Persist stock levels and announce any low-stock crossing they caused."""
-    products = list(products)
-    await uow.products.save_stock(products)
-    await announce_low_stock(uow, products)
-
-
-async def announce_low_stock(uow: InventoryUnitOfWork, products: Iterable[Product]) -> None:
-    """One alert per crossing of the threshold, and a replenishment request unless one
-    is still open for the SKU."""
-    for product in products:
-        for alert in product.events:
-            uow.publish(
-                msgs.LowStock(
-                    sku=alert.sku,
-                    available=alert.available,
-                    low_stock_threshold=alert.low_stock_threshold,
-                ),
-                correlation_id=alert.sku,
-            )
-            quantity = alert.reorder_quantity or max(alert.low_stock_threshold, 1)
-            if await uow.replenishments.request(alert.sku, quantity, alert.available):
-                uow.publish(
-                    msgs.ReplenishmentRequested(sku=alert.sku, quantity=quantity),
-                    correlation_id=alert.sku,
-                )
-        product.events.clear()
+    def __init__(self, sku: str) -> None:
+        super().__init__(f"No product {sku}")
 
 
 async def receive_stock(
@@ -55,26 +27,15 @@ async def receive_stock(
         product = await uow.products.get(sku, for_update=True)
         if product is None:
             raise ProductNotFound(sku)
-        if reference is not None and not await uow.replenishments.claim_receipt(
-            sku, reference, quantity
-        ):
-            await uow.commit()
-            return product
-        product.restock(quantity, note=reference)
-        await save_stock(uow, [product])
-        await uow.replenishments.fulfil(sku, reference)
-        uow.publish(
-            msgs.Restocked(
-                sku=sku, quantity=quantity, on_hand=product.on_hand, reference=reference
-            ),
-            correlation_id=sku,
-        )
+        if reference is None or await uow.replenishments.claim_receipt(sku, reference, quantity):
+            product.receive_delivery(quantity, reference)
+            await uow.replenishments.fulfil(sku, reference)
         await uow.commit()
     return product
 
 
 async def expire_reservations(uow: InventoryUnitOfWork, batch_size: int = 100) -> int:
-    """Release reservations past their time limit and tell the saga."""
+    """Release reservations past their time limit (which tells the saga)."""
     async with uow:
         expired = await uow.reservations.expired(batch_size)
         if not expired:
@@ -82,17 +43,11 @@ async def expire_reservations(uow: InventoryUnitOfWork, batch_size: int = 100) -
         # All products of the batch locked at once, in SKU order: no deadlock with
         # reservations that lock the same products.
         products = await uow.products.get_many(
-            (line.sku for reservation in expired for line in reservation.lines), for_update=True
+            (sku for reservation in expired for sku in reservation.held_skus), for_update=True
         )
         for reservation in expired:
             if reservation.expire(products):
-                await uow.reservations.save(reservation)
-                uow.publish(
-                    msgs.ReservationExpired(order_id=reservation.order_id),
-                    correlation_id=reservation.order_id,
-                )
                 log.warning("reservation expired", extra={"order_id": reservation.order_id})
-        await save_stock(uow, products.values())
         await uow.commit()
     return len(expired)
 
@@ -104,7 +59,5 @@ async def review_low_stock(uow: InventoryUnitOfWork, batch_size: int = 100) -> i
         products = await uow.products.needing_low_stock_review(batch_size)
         for product in products:
             product.review_low_stock()
-        await uow.products.save_stock(products)
-        await announce_low_stock(uow, products)
         await uow.commit()
     return len(products)

@@ -9,13 +9,12 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
-from oms_order.api.routes import UnitOfWorkDep, order_public
+from oms_order.api.dependencies import UnitOfWorkDep
+from oms_order.api.presenters import order_public
 from oms_order.api.schemas import OrderPublic
 from oms_order.db import views
-from oms_order.domain.errors import OrderNotInAttention
 from oms_order.handlers import orders as use_cases
 from oms_runtime.auth import Admin, Principal, admin_principal
-from oms_runtime.problems import Problem
 
 router = APIRouter(prefix="/admin", tags=["operators"], dependencies=[Depends(admin_principal)])
 
@@ -63,12 +62,6 @@ async def stuck_orders(
     )
 
 
-def _operator_action_failed(order_id: str, exc: Exception) -> Problem:
-    if isinstance(exc, use_cases.OrderNotFound):
-        return Problem(404, "order-not-found", "Order not found", f"No order {order_id}")
-    return Problem(409, "order-not-in-attention", "Nothing to do", str(exc))
-
-
 @router.post(
     "/orders/{order_id}/retry",
     response_model=OrderPublic,
@@ -90,8 +83,4 @@ async def force(order_id: str, operator: Admin, uow: UnitOfWorkDep) -> OrderPubl
 async def _act(
     action: use_cases.OperatorAction, order_id: str, operator: Principal, uow: UnitOfWorkDep
 ) -> OrderPublic:
-    try:
-        order = await action(order_id, operator.name, uow)
-    except (use_cases.OrderNotFound, OrderNotInAttention) as exc:
-        raise _operator_action_failed(order_id, exc) from exc
-    return order_public(order)
+    return order_public(await action(order_id, operator.name, uow))

@@ -1,4 +1,5 @@
-"""The order gateway's HTTP API: parse, call a use case, map errors to problems."""
+"""The order gateway's HTTP API: parse, call a use case, present the result. What
+a use case refuses answers by the service's one table (`api/problems.py`)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import asyncio
 import base64
 import binascii
 import contextlib
-import dataclasses
 import hashlib
 import json
 import re
@@ -16,30 +16,24 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
+from oms_order.api.dependencies import UnitOfWorkDep
+from oms_order.api.presenters import order_public
 from oms_order.api.schemas import (
-    AddressOut,
     HistoryEntry,
     OrderCreate,
     OrderHistory,
-    OrderItemOut,
     OrderPage,
     OrderPublic,
     OrderUpdate,
     SkuField,
 )
 from oms_order.db import views
-from oms_order.db.status_watcher import OrderStatusWatcher
-from oms_order.db.unit_of_work import OrderUnitOfWork
-from oms_order.domain.errors import (
-    InvalidOrder,
-    OrderNotCancellable,
-    OrderNotDeletable,
-    OrderNotModifiable,
-)
-from oms_order.domain.model import Address, Order, OrderStatus
+from oms_order.db.unit_of_work import SqlOrderUnitOfWork
+from oms_order.domain.model import Order, OrderStatus
+from oms_order.domain.values import Address
 from oms_order.handlers import orders as use_cases
+from oms_order.workers.status_watcher import OrderStatusWatcher
 from oms_runtime.auth import Authenticated, Principal
-from oms_runtime.http import request_unit_of_work
 from oms_runtime.logging import bind_log_context
 from oms_runtime.problems import Problem
 from oms_runtime.ratelimit import rate_limited
@@ -47,7 +41,6 @@ from oms_runtime.validation import IdempotencyKey, IsoDateTime, idempotency_key_
 
 router = APIRouter(tags=["orders"])
 
-UnitOfWorkDep = Annotated[OrderUnitOfWork, Depends(request_unit_of_work)]
 IdempotencyKeyHeader = Annotated[
     IdempotencyKey,
     idempotency_key_header(
@@ -59,41 +52,9 @@ IdempotencyKeyHeader = Annotated[
 _PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+)", re.IGNORECASE)
 
 
-def _not_found(order_id: str) -> Problem:
-    return Problem(404, "order-not-found", "Order not found", f"No order {order_id}")
-
-
 def _own(principal: Principal) -> str | None:
     """The customer an API call is limited to (None: an admin sees everything)."""
     return None if principal.is_admin else principal.subject
-
-
-def _address_out(address: Address | None) -> AddressOut | None:
-    return AddressOut(**dataclasses.asdict(address)) if address is not None else None
-
-
-def order_public(order: Order) -> OrderPublic:
-    return OrderPublic(
-        id=order.id,
-        customer_id=order.customer_id,
-        status=order.status.value,
-        status_reason=order.status_reason,
-        status_detail=order.status_detail,
-        items=[
-            OrderItemOut(sku=line.sku, quantity=line.quantity, unit_price=line.unit_price)
-            for line in order.lines
-        ],
-        total=order.total,
-        currency=order.currency,
-        shipping_address=AddressOut(**dataclasses.asdict(order.shipping_address)),
-        pending_shipping_address=_address_out(order.pending_address),
-        payment_id=order.payment_id,
-        shipment_id=order.shipment_id,
-        carrier=order.carrier,
-        tracking_number=order.tracking_number,
-        created_at=order.created_at,
-        updated_at=order.updated_at,
-    )
 
 
 def _idempotent(
@@ -107,16 +68,6 @@ def _idempotent(
         scope=scope,
         key=key,
         request_hash=hashlib.sha256(canonical.encode()).hexdigest(),
-    )
-
-
-def _key_reused(exc: Exception) -> Problem:
-    return Problem(
-        409,
-        "idempotency-key-reused",
-        "Idempotency key reused",
-        "This Idempotency-Key was used with a different request",
-        field="Idempotency-Key",
     )
 
 
@@ -178,16 +129,11 @@ async def create_order(
         shipping_address=Address(**body.shipping_address.model_dump()),
         payment_token=body.payment.token,
     )
-    try:
-        order, replayed = await use_cases.place_order(
-            command,
-            uow,
-            _idempotent(idempotency_key, principal, "POST /orders", body.model_dump(mode="json")),
-        )
-    except InvalidOrder as exc:
-        raise Problem(422, "invalid-order", "The order is not valid", str(exc)) from exc
-    except use_cases.IdempotencyKeyReused as exc:
-        raise _key_reused(exc) from exc
+    order, replayed = await use_cases.place_order(
+        command,
+        uow,
+        _idempotent(idempotency_key, principal, "POST /orders", body.model_dump(mode="json")),
+    )
     bind_log_context(correlation_id=order.id)
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
@@ -252,13 +198,13 @@ async def list_orders(
     )
 
 
-async def _load_visible(order_id: str, principal: Principal, uow: OrderUnitOfWork) -> Order:
+async def _load_visible(order_id: str, principal: Principal, uow: SqlOrderUnitOfWork) -> Order:
     async with uow:
         order = await uow.orders.get(order_id)
     customer = _own(principal)
     if order is None or order.deleted or (customer is not None and order.customer_id != customer):
         # Another customer's order is "not found", so ids cannot be probed.
-        raise _not_found(order_id)
+        raise use_cases.OrderNotFound(order_id)
     return order
 
 
@@ -303,22 +249,13 @@ async def get_order_history(
 async def update_order(
     order_id: str, body: OrderUpdate, principal: Authenticated, uow: UnitOfWorkDep
 ) -> OrderPublic:
-    try:
-        order = await use_cases.modify_order(
-            order_id,
-            uow,
-            customer_id=_own(principal),
-            address=(
-                Address(**body.shipping_address.model_dump()) if body.shipping_address else None
-            ),
-            lines=[(item.sku, item.quantity) for item in body.items] if body.items else None,
-        )
-    except use_cases.OrderNotFound as exc:
-        raise _not_found(order_id) from exc
-    except (OrderNotModifiable, InvalidOrder) as exc:
-        raise Problem(
-            409, "order-not-modifiable", "The order cannot be changed now", str(exc)
-        ) from exc
+    order = await use_cases.modify_order(
+        order_id,
+        uow,
+        customer_id=_own(principal),
+        address=(Address(**body.shipping_address.model_dump()) if body.shipping_address else None),
+        lines=[(item.sku, item.quantity) for item in body.items] if body.items else None,
+    )
     return order_public(order)
 
 
@@ -336,24 +273,15 @@ async def cancel_order(
     response: Response,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> OrderPublic:
-    try:
-        answered = await use_cases.cancel_order(
-            order_id,
-            uow,
-            customer_id=_own(principal),
-            idempotency=_idempotent(
-                idempotency_key, principal, "POST /orders/cancel", {"order_id": order_id}
-            ),
-            render=lambda order: order_public(order).model_dump(mode="json"),
-        )
-    except use_cases.OrderNotFound as exc:
-        raise _not_found(order_id) from exc
-    except use_cases.IdempotencyKeyReused as exc:
-        raise _key_reused(exc) from exc
-    except OrderNotCancellable as exc:
-        raise Problem(
-            409, "order-not-cancellable", "The order can no longer be cancelled", str(exc)
-        ) from exc
+    answered = await use_cases.cancel_order(
+        order_id,
+        uow,
+        customer_id=_own(principal),
+        idempotency=_idempotent(
+            idempotency_key, principal, "POST /orders/cancel", {"order_id": order_id}
+        ),
+        render=lambda order: order_public(order).model_dump(mode="json"),
+    )
     if answered.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     if answered.answer is not None:
@@ -369,10 +297,5 @@ async def cancel_order(
     summary="Delete a finished order: personal data erased, subscribers told (order.deleted)",
 )
 async def delete_order(order_id: str, principal: Authenticated, uow: UnitOfWorkDep) -> Response:
-    try:
-        await use_cases.delete_order(order_id, uow, customer_id=_own(principal))
-    except use_cases.OrderNotFound as exc:
-        raise _not_found(order_id) from exc
-    except OrderNotDeletable as exc:
-        raise Problem(409, "order-not-deletable", "The order is not finished", str(exc)) from exc
+    await use_cases.delete_order(order_id, uow, customer_id=_own(principal))
     return Response(status_code=204)

@@ -5,135 +5,63 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import uuid
-from datetime import datetime, timedelta
-from typing import Any
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
 
-from sqlalchemy import Uuid, any_, bindparam, func, select, tuple_, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import bindparam, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from oms_contracts import Envelope
 from oms_order.db.tables import idempotency_keys, order_history, orders
-from oms_order.domain.model import (
-    Address,
-    Amendment,
-    AmendmentStep,
-    Compensation,
-    Order,
-    OrderLine,
-    OrderStatus,
-)
-from oms_runtime.bulk import UPDATED_AT_NOW
-from oms_runtime.messaging.unit_of_work import SharedTransaction, UnitOfWork
-
-
-def _mutable_columns() -> list[str]:
-    return [
-        c.name
-        for c in orders.columns
-        if c.name not in ("id", "created_at", "updated_at", "deleted_at")
-    ]
-
-
-# Built once: executing the same statement object with new parameters skips
-# SQLAlchemy's statement construction and cache-key work on the hot path.
-_GET = select(orders).where(orders.c.id == bindparam("b_id"))
-_GET_FOR_UPDATE = _GET.with_for_update()
-_SAVE = (
-    update(orders)
-    .where(orders.c.id == bindparam("b_id"))
-    .values(
-        {
-            **{name: bindparam(f"b_{name}") for name in _mutable_columns()},
-            "updated_at": func.now(),
-        }
-    )
-    .returning(orders.c.updated_at)
-)
-_MARK_DELETED = (
-    update(orders)
-    .where(orders.c.id == bindparam("b_id"))
-    .values(deleted_at=func.coalesce(orders.c.deleted_at, func.now()))
-)
-
-
-_LOAD_BATCH = (
-    select(orders)
-    .where(orders.c.id == any_(bindparam("b_ids", type_=ARRAY(Uuid))))
-    .order_by(orders.c.id)
-    .with_for_update()
-)
-# The rows of a batch's orders as its messages left them (None: no such order), in
-# the batch's shared state.
-_BATCH_ROWS = "orders.rows"
+from oms_order.domain.amendment import Amendment, AmendmentStep
+from oms_order.domain.model import Compensation, Order, OrderStatus
+from oms_order.domain.values import Address, OrderLine
+from oms_runtime.bulk import Computed
+from oms_runtime.messaging.unit_of_work import SharedTransaction
+from oms_runtime.repository import Repository, Row
 
 
 async def load_orders_for_batch(shared: SharedTransaction, envelopes: list[Envelope]) -> None:
-    """Lock and read, in one statement, every order a batch of replies is about.
-
-    Locks are taken in id order, so two replicas' batches never wait for each other
-    in a cycle. The batch's handlers then read these rows from memory, and their
-    saves are written with the batch's commit, in one statement."""
+    """Lock and read, in one statement, every order a batch of replies is about (their
+    correlation id). The batch's handlers then find them in memory."""
     ids: set[uuid.UUID] = set()
     for envelope in envelopes:
         with contextlib.suppress(ValueError, TypeError):
             ids.add(uuid.UUID(envelope.correlation_id))
-    if not ids:
-        return
-    result = await shared.connection.execute(_LOAD_BATCH, {"b_ids": sorted(ids)})
-    rows: dict[str, dict[str, Any] | None] = {str(key): None for key in ids}
-    for row in result.mappings():
-        rows[str(row["id"])] = dict(row)
-    shared.state[_BATCH_ROWS] = rows
+    await OrderRepository.preload(shared, ids)
 
 
-class OrderRepository:
-    def __init__(self, connection: AsyncConnection, unit_of_work: UnitOfWork) -> None:
-        self._connection = connection
-        self._unit_of_work = unit_of_work
-        self._batch = unit_of_work.shared
-        self._loaded_status: dict[str, OrderStatus] = {}
+_OVERDUE = (
+    select(orders)
+    .where(orders.c.deadline_at <= func.now())
+    .order_by(orders.c.deadline_at)
+    .limit(bindparam("b_limit"))
+    .with_for_update(skip_locked=True)
+)
 
-    def _batch_rows(self) -> dict[str, dict[str, Any] | None]:
-        if self._batch is None:
-            return {}
-        rows: dict[str, dict[str, Any] | None] = self._batch.state.get(_BATCH_ROWS, {})
-        return rows
 
-    def loaded_status(self, order_id: str) -> OrderStatus | None:
-        """The status the order had when this unit of work read it."""
-        return self._loaded_status.get(order_id)
-
-    async def add(self, order: Order) -> None:
-        """Insert with the commit (nothing reads a new order back before it)."""
-        self._unit_of_work.insert_on_commit(orders, [_order_row(order)])
+class OrderRepository(Repository[Order]):
+    table = orders
+    key = "id"
+    # The order's modification time is one of its values (the API shows it).
+    computed: ClassVar[Computed] = ()
 
     async def get(self, order_id: str, *, for_update: bool = False) -> Order | None:
         try:
             key = uuid.UUID(order_id)
         except ValueError:
             return None
-        batch_rows = self._batch_rows()
-        if order_id in batch_rows:
-            # Loaded (and locked) for the whole batch, as its earlier messages left it.
-            batch_row = batch_rows[order_id]
-            return self._remember(_order_from_row(batch_row)) if batch_row else None
-        # Replies for one order are applied one at a time, in any replica.
-        statement = _GET_FOR_UPDATE if for_update else _GET
-        row = (await self._connection.execute(statement, {"b_id": key})).mappings().first()
-        return self._remember(_order_from_row(row)) if row is not None else None
+        return await self._get(key, for_update=for_update)
+
+    def add(self, order: Order) -> None:
+        self._add(order)
 
     async def overdue(self, limit: int) -> list[Order]:
         """Orders whose current step's deadline passed, locked for this caller only;
         other sweepers (replicas) skip them."""
-        return await self._load(
-            select(orders)
-            .where(orders.c.deadline_at <= func.now())
-            .order_by(orders.c.deadline_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
+        return await self._find(_OVERDUE, {"b_limit": limit}, locked=True)
 
     async def search(
         self,
@@ -163,51 +91,27 @@ class OrderRepository:
         if after is not None:
             query = query.where(tuple_(orders.c.created_at, orders.c.id) < tuple_(*after))
         query = query.order_by(orders.c.created_at.desc(), orders.c.id.desc()).limit(limit)
-        return await self._load(query)
+        return await self._find(query, locked=False)
 
-    async def _load(self, query: Any) -> list[Order]:
-        rows = (await self._connection.execute(query)).mappings().all()
-        return [self._remember(_order_from_row(row)) for row in rows]
-
-    def _remember(self, order: Order) -> Order:
-        self._loaded_status[order.id] = order.status
-        return order
-
-    async def save(self, order: Order) -> None:
-        batch_rows = self._batch_rows()
-        if self._batch is not None and batch_rows.get(order.id):
-            if not order.deleted:
-                self._save_in_batch(batch_rows, order)
-                return
-            # Written at once below; later reads in the batch go to the table.
-            del batch_rows[order.id]
-        row = {
-            f"b_{name}": value
-            for name, value in _order_row(order).items()
-            if name not in ("id", "created_at")
-        }
-        row["b_id"] = uuid.UUID(order.id)
-        result = await self._connection.execute(_SAVE, row)
-        order.updated_at = result.scalar_one()
-        if order.deleted:
-            await self._connection.execute(_MARK_DELETED, {"b_id": row["b_id"]})
-
-    def _save_in_batch(self, batch_rows: dict[str, dict[str, Any] | None], order: Order) -> None:
-        row = _order_row(order)
-        previous = batch_rows[order.id]
-        assert previous is not None
-        batch_rows[order.id] = {
-            **row,
-            "updated_at": previous["updated_at"],
-            "deleted_at": previous["deleted_at"],
-        }
-        del row["created_at"]
-        self._unit_of_work.update_on_commit(orders, "id", row, computed=UPDATED_AT_NOW)
-
-    def record_history(self, entries: list[dict[str, Any]]) -> None:
+    def record_history(self, entry: dict[str, Any]) -> None:
         """Written with the commit (history is append-only and never read back in
         the transaction that adds to it)."""
-        self._unit_of_work.insert_on_commit(order_history, entries)
+        self._unit_of_work.insert_on_commit(
+            order_history, [{**entry, "order_id": uuid.UUID(entry["order_id"])}]
+        )
+
+    def _key_of(self, order: Order) -> uuid.UUID:
+        return uuid.UUID(order.id)
+
+    def _to_row(self, order: Order) -> Row:
+        return _order_row(order)
+
+    def _from_row(self, row: Mapping[str, Any]) -> Order:
+        return _order_from_row(row)
+
+    def _update_of(self, order: Order, row: Row, changed: set[str]) -> Row:
+        order.updated_at = row["updated_at"] = datetime.now(UTC)
+        return {name: value for name, value in row.items() if name != "created_at"}
 
 
 class IdempotencyKeys:
@@ -290,7 +194,7 @@ class IdempotencyKeys:
         return int(result.rowcount or 0)
 
 
-def _order_row(order: Order) -> dict[str, Any]:
+def _order_row(order: Order) -> Row:
     return {
         "id": uuid.UUID(order.id),
         "customer_id": order.customer_id,
@@ -305,13 +209,12 @@ def _order_row(order: Order) -> dict[str, Any]:
         "shipment_id": order.shipment_id,
         "carrier": order.carrier,
         "tracking_number": order.tracking_number,
-        "stock_reserved": order.stock_reserved,
-        "payment_authorized": order.payment_authorized,
         "stock_committed": order.stock_committed,
         "captured_amount": order.captured_amount,
         "pending_compensations": sorted(c.value for c in order.pending_compensations),
         "deferred_compensations": sorted(c.value for c in order.deferred_compensations),
         "created_at": order.created_at,
+        "updated_at": order.updated_at,
         "lines": [
             {"sku": line.sku, "quantity": line.quantity, "unit_price": line.unit_price}
             for line in order.lines
@@ -327,10 +230,11 @@ def _order_row(order: Order) -> dict[str, Any]:
         ),
         "amendment": _amendment_row(order.amendment),
         "status_changed_at": order.status_changed_at or order.created_at,
+        "deleted_at": order.deleted_at,
     }
 
 
-def _order_from_row(row: Any) -> Order:
+def _order_from_row(row: Mapping[str, Any]) -> Order:
     return Order(
         id=str(row["id"]),
         customer_id=row["customer_id"],
@@ -349,8 +253,6 @@ def _order_from_row(row: Any) -> Order:
         shipment_id=row["shipment_id"],
         carrier=row["carrier"],
         tracking_number=row["tracking_number"],
-        stock_reserved=row["stock_reserved"],
-        payment_authorized=row["payment_authorized"],
         stock_committed=row["stock_committed"],
         captured_amount=row["captured_amount"],
         pending_compensations={Compensation(c) for c in row["pending_compensations"]},
@@ -362,8 +264,8 @@ def _order_from_row(row: Any) -> Order:
         step_attempts=row["step_attempts"],
         deadline_at=row["deadline_at"],
         pending_address=Address(**row["pending_address"]) if row["pending_address"] else None,
-        deleted=row["deleted_at"] is not None,
-        amendment=_amendment(row["amendment"]),
+        deleted_at=row["deleted_at"],
+        amendment=_amendment(str(row["id"]), row["amendment"]),
         status_changed_at=row["status_changed_at"],
     )
 
@@ -371,8 +273,9 @@ def _order_from_row(row: Any) -> Order:
 def _amendment_row(amendment: Amendment | None) -> dict[str, Any] | None:
     if amendment is None:
         return None
+    # As JSON gives it back (lists, not tuples), so an unchanged one compares equal.
     return {
-        "lines": amendment.lines,
+        "lines": [[sku, quantity] for sku, quantity in amendment.lines],
         "previous": [[line.sku, line.quantity, line.unit_price] for line in amendment.previous],
         "step": amendment.step.value,
         "reason": amendment.reason,
@@ -380,10 +283,11 @@ def _amendment_row(amendment: Amendment | None) -> dict[str, Any] | None:
     }
 
 
-def _amendment(row: dict[str, Any] | None) -> Amendment | None:
+def _amendment(order_id: str, row: dict[str, Any] | None) -> Amendment | None:
     if row is None:
         return None
     return Amendment(
+        order_id=order_id,
         lines=[(sku, quantity) for sku, quantity in row["lines"]],
         previous=[OrderLine(sku, quantity, price) for sku, quantity, price in row["previous"]],
         step=AmendmentStep(row["step"]),

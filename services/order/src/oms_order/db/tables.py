@@ -42,8 +42,6 @@ orders = Table(
     Column("shipment_id", Text),
     Column("carrier", Text),
     Column("tracking_number", Text),
-    Column("stock_reserved", Boolean, nullable=False, server_default="false"),
-    Column("payment_authorized", Boolean, nullable=False, server_default="false"),
     Column("stock_committed", Boolean, nullable=False, server_default="false"),
     Column("captured_amount", BigInteger, nullable=False, server_default="0"),
     Column("pending_compensations", ARRAY(Text), nullable=False, server_default="{}"),

@@ -1,3 +1,7 @@
+"""What the order refuses, each with a stable `code` (the API answers by it: see
+`api/problems.py`)."""
+
+
 class OrderError(Exception):
     """A business rule refused the request; `code` is stable for clients."""
 

@@ -1,5 +1,5 @@
-"""What happened to an order. Recorded by the aggregate, translated at the edge
-into outgoing messages and history entries."""
+"""What happened to an order. Recorded by the aggregate; its unit of work turns them
+into outgoing messages and history entries when it commits (`handlers/outgoing.py`)."""
 
 from __future__ import annotations
 
@@ -104,7 +104,14 @@ class StockReleased(OrderEvent):
 
 @dataclass(frozen=True)
 class PaymentVoided(OrderEvent):
-    pass
+    """The hold on the card was released."""
+
+
+@dataclass(frozen=True)
+class PaymentRefunded(OrderEvent):
+    """Money already captured went back to the customer."""
+
+    amount: int
 
 
 @dataclass(frozen=True)

@@ -10,15 +10,28 @@ may still leave the warehouse, in which case the cancellation is abandoned), the
 the money is returned and the stock released. The order becomes `cancelled` only
 when every compensation is confirmed; one that keeps failing parks the order in
 `requires_attention` for an operator instead of hiding behind `cancelled`.
+
+A change of the items runs as a saga of its own (`amendment.py`); the order keeps
+it, takes over the requests it records and applies how it ends.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
+from oms_contracts.reasons import StatusReason
 from oms_order.domain import events as domain_events
+from oms_order.domain.amendment import (
+    Amendment,
+    AmendmentStep,
+    Applied,
+    Ending,
+    Rejected,
+    RevertFailed,
+)
 from oms_order.domain.errors import (
     InvalidOrder,
     OrderNotCancellable,
@@ -26,6 +39,20 @@ from oms_order.domain.errors import (
     OrderNotInAttention,
     OrderNotModifiable,
 )
+from oms_order.domain.values import ERASED_ADDRESS, Address, OrderLine, total_of
+
+__all__ = [
+    "ERASED_ADDRESS",
+    "MAX_LINES",
+    "MAX_QUANTITY",
+    "Address",
+    "Amendment",
+    "AmendmentStep",
+    "Compensation",
+    "Order",
+    "OrderLine",
+    "OrderStatus",
+]
 
 
 class OrderStatus(StrEnum):
@@ -63,48 +90,6 @@ class Compensation(StrEnum):
     RELEASE_STOCK = "release_stock"
 
 
-@dataclass(frozen=True)
-class Address:
-    name: str
-    line1: str
-    city: str
-    postal_code: str
-    country: str
-    line2: str | None = None
-
-
-class AmendmentStep(StrEnum):
-    HOLDING = "holding"  # asked shipping to keep the parcel
-    RESERVING = "reserving"  # asked inventory for the new lines
-    AUTHORIZING = "authorizing"  # asked payment to hold the new total
-    UPDATING = "updating"  # asked shipping to pack the new lines
-    REVERTING_STOCK = "reverting_stock"  # payment refused: old lines back
-    RELEASING = "releasing"  # nothing changes after all: release the parcel
-
-
-@dataclass
-class Amendment:
-    """A change of items under way. Runs its own small saga: hold the parcel,
-    reserve the new lines, authorize the new total, update the dispatch note; a
-    refusal on the way undoes the earlier steps and leaves the order as it was."""
-
-    lines: list[tuple[str, int]]
-    previous: list[OrderLine]
-    step: AmendmentStep = AmendmentStep.HOLDING
-    reason: str | None = None
-    skus: list[str] = field(default_factory=list)
-
-
-ERASED_ADDRESS = Address(name="", line1="", city="", postal_code="", country="")
-
-
-@dataclass
-class OrderLine:
-    sku: str
-    quantity: int
-    unit_price: int | None = None
-
-
 @dataclass
 class Order:
     id: str
@@ -123,8 +108,8 @@ class Order:
     shipment_id: str | None = None
     carrier: str | None = None
     tracking_number: str | None = None
-    stock_reserved: bool = False
-    payment_authorized: bool = False
+    # What the order cannot tell from its status: the facts of its settlement and
+    # delivery, reported by other services in any order.
     stock_committed: bool = False
     captured_amount: int = 0
     delivered: bool = False
@@ -138,12 +123,13 @@ class Order:
     # Retries of the current step (compensation or settlement), for backoff.
     step_attempts: int = 0
     deadline_at: datetime | None = None
-    # When the status last changed (kept by the edge, for step durations).
+    # When the status last changed (for the saga's step durations).
     status_changed_at: datetime | None = None
     # An address change waiting for shipping to agree (the dispatch note exists).
     pending_address: Address | None = None
     amendment: Amendment | None = None
-    deleted: bool = False
+    # When the customer's personal data was erased (see delete).
+    deleted_at: datetime | None = None
     events: list[domain_events.OrderEvent] = field(default_factory=list, compare=False, repr=False)
     # Set when the step changed, so the edge re-arms the deadline.
     step_changed: bool = field(default=False, compare=False, repr=False)
@@ -167,6 +153,7 @@ class Order:
             payment_token=payment_token,
             created_at=now,
             updated_at=now,
+            status_changed_at=now,
             step_changed=True,
         )
         order._record(domain_events.OrderPlaced(order_id, created_at=now))
@@ -176,9 +163,7 @@ class Order:
 
     @property
     def total(self) -> int | None:
-        if any(line.unit_price is None for line in self.lines):
-            return None
-        return sum(line.quantity * (line.unit_price or 0) for line in self.lines)
+        return total_of(self.lines)
 
     @property
     def is_terminal(self) -> bool:
@@ -188,6 +173,10 @@ class Order:
     def is_settled(self) -> bool:
         """The goods left the books and the money was taken."""
         return self.settlement_forced or (self.stock_committed and self.captured_amount > 0)
+
+    @property
+    def deleted(self) -> bool:
+        return self.deleted_at is not None
 
     @property
     def _compensating(self) -> bool:
@@ -207,12 +196,10 @@ class Order:
             for line in self.lines:
                 line.unit_price = unit_prices[line.sku]
             self.currency = currency
-            self.stock_reserved = True
             self._move_to(OrderStatus.AWAITING_PAYMENT)
             self._record(domain_events.OrderAwaitingPayment(self.id, self.total or 0, currency))
         elif self._undone:
             # Reserved after the order was called off: give it straight back.
-            self.stock_reserved = True
             self._request(Compensation.RELEASE_STOCK)
         else:
             self._ignored("inventory.stock_reserved")
@@ -229,14 +216,12 @@ class Order:
             self._ignored("inventory.stock_reservation_failed")
 
     def record_stock_released(self) -> None:
-        self.stock_reserved = False
         self._compensation_done(Compensation.RELEASE_STOCK)
 
     def record_reservation_expired(self) -> None:
         """Inventory gave the stock back because the order took too long."""
-        self.stock_reserved = False
         if self.status in (OrderStatus.AWAITING_PAYMENT, *_SHIPMENT_REQUESTED):
-            self._start_cancellation("reservation_expired")
+            self._start_cancellation(StatusReason.RESERVATION_EXPIRED)
         else:
             self._ignored("inventory.reservation_expired")
 
@@ -251,12 +236,10 @@ class Order:
     def record_payment_authorized(self, payment_id: str) -> None:
         self.payment_id = payment_id
         if self.status is OrderStatus.AWAITING_PAYMENT:
-            self.payment_authorized = True
             self._move_to(OrderStatus.PAID)
             self._record(domain_events.OrderPaid(self.id, payment_id))
         elif self._undone:
             # Authorized after the order was called off: release the hold.
-            self.payment_authorized = True
             self._request(Compensation.VOID_PAYMENT)
         else:
             self._ignored("payment.authorized")
@@ -264,7 +247,7 @@ class Order:
     def record_payment_failed(self, payment_id: str, reason: str) -> None:
         self.payment_id = payment_id
         if self.status is OrderStatus.AWAITING_PAYMENT:
-            self._start_cancellation(reason)
+            self._start_cancellation(reason, nothing_held=True)
         elif self._compensating:
             # Nothing was held on the card, so there is nothing to void.
             self._compensation_done(Compensation.VOID_PAYMENT)
@@ -272,9 +255,16 @@ class Order:
             self._ignored("payment.authorization_failed")
 
     def record_payment_voided(self) -> None:
-        """The hold was released, or what was captured refunded."""
-        self.payment_authorized = False
+        """The hold on the card was released."""
         self._compensation_done(Compensation.VOID_PAYMENT)
+
+    def record_payment_refunded(self, amount: int) -> None:
+        """Captured money went back: for a cancelled order (a lost parcel, a late
+        capture) that is how its payment is undone. Staff refunds of a finished
+        order are the payment service's business, not a step of the saga."""
+        self._compensation_done(
+            Compensation.VOID_PAYMENT, domain_events.PaymentRefunded(self.id, amount)
+        )
 
     def record_payment_captured(self, amount: int) -> None:
         if self.captured_amount != amount:
@@ -284,11 +274,11 @@ class Order:
 
     def record_void_failed(self, error: str) -> None:
         if Compensation.VOID_PAYMENT in self.pending_compensations and self._compensating:
-            self._needs_attention(f"void_failed: {error}")
+            self._needs_attention(StatusReason.VOID_FAILED.because(error))
 
     def record_capture_failed(self, error: str) -> None:
         if self.status is OrderStatus.SHIPPED:
-            self._needs_attention(f"capture_failed: {error}")
+            self._needs_attention(StatusReason.CAPTURE_FAILED.because(error))
 
     # -- replies from shipping ---------------------------------------------------
 
@@ -303,13 +293,15 @@ class Order:
     ) -> None:
         if self._compensating and Compensation.CANCEL_SHIPMENT in self.pending_compensations:
             # The parcel left before the cancellation arrived: it ships after all.
-            self._record(domain_events.CancellationAbandoned(self.id, "already_dispatched"))
+            self._record(
+                domain_events.CancellationAbandoned(self.id, StatusReason.ALREADY_DISPATCHED)
+            )
             self.pending_compensations.clear()
             self.deferred_compensations.clear()
             self.cancellation_reason = None
             self.status_reason = None
             self.resume_status = None
-            self.status = OrderStatus.FULFILLING
+            self._move_to(OrderStatus.FULFILLING)
         # Dispatch may overtake the "created" notice when both are sent together.
         if self.status in _SHIPMENT_REQUESTED:
             self.shipment_id = shipment_id
@@ -347,7 +339,7 @@ class Order:
 
     # -- customer and operator requests ---------------------------------------
 
-    def cancel(self, reason: str = "customer_request") -> None:
+    def cancel(self, reason: str = StatusReason.CUSTOMER_REQUEST) -> None:
         if self._undone:
             return
         if self.status not in CANCELLABLE_STATUSES:
@@ -391,75 +383,45 @@ class Order:
         requested = _merged(lines)
         if requested == [(line.sku, line.quantity) for line in self.lines]:
             return
-        previous = [OrderLine(line.sku, line.quantity, line.unit_price) for line in self.lines]
-        self.amendment = Amendment(requested, previous)
+        self.amendment = Amendment.start(self.id, self.lines, requested)
         self.status_detail = {**self.status_detail, "item_change": {"status": "in_progress"}}
-        self._record(domain_events.AmendmentStarted(self.id, tuple(requested)))
+        self._follow(self.amendment)
+
+    # -- replies about a change of items -------------------------------------------
 
     def record_shipment_held(self) -> None:
-        if self._amending(AmendmentStep.HOLDING):
-            assert self.amendment is not None
-            self._amendment_step(AmendmentStep.RESERVING)
-            self._record(
-                domain_events.AmendmentStockRequested(self.id, tuple(self.amendment.lines))
-            )
+        self._amend(lambda amendment: amendment.shipment_held())
 
     def record_shipment_hold_refused(self, reason: str) -> None:
-        if self._amending(AmendmentStep.HOLDING):
-            self._end_amendment(applied=False, reason=reason)
+        self._amend(lambda amendment: amendment.hold_refused(reason))
 
     def record_reservation_adjusted(self, unit_prices: dict[str, int]) -> None:
         amendment = self.amendment
         if amendment is None:
             self._ignored("inventory.reservation_adjusted")
-        elif amendment.step is AmendmentStep.RESERVING:
-            authorized = self.total
-            self.lines = [OrderLine(sku, qty, unit_prices[sku]) for sku, qty in amendment.lines]
-            if self.total != authorized:
-                self._amendment_step(AmendmentStep.AUTHORIZING)
-                self._record(domain_events.AmendmentPaymentRequested(self.id, self.total or 0))
-            else:
-                self._request_shipment_update()
-        elif amendment.step is AmendmentStep.REVERTING_STOCK:
-            self.lines = [
-                OrderLine(line.sku, line.quantity, line.unit_price) for line in amendment.previous
-            ]
-            self._amendment_step(AmendmentStep.RELEASING)
-            self._record(domain_events.AmendmentShipmentReleaseRequested(self.id))
+            return
+        lines = amendment.stock_adjusted(unit_prices)
+        if lines is not None:
+            self.lines = lines
+        self._follow(amendment)
 
     def record_reservation_adjustment_failed(self, reason: str, skus: list[str]) -> None:
-        amendment = self.amendment
-        if amendment is None:
+        if self.amendment is None:
             self._ignored("inventory.reservation_adjustment_failed")
-        elif amendment.step is AmendmentStep.RESERVING:
-            amendment.reason, amendment.skus = reason, sorted(skus)
-            self._amendment_step(AmendmentStep.RELEASING)
-            self._record(domain_events.AmendmentShipmentReleaseRequested(self.id))
-        elif amendment.step is AmendmentStep.REVERTING_STOCK:
-            # The old lines no longer fit (someone bought the stock meanwhile).
-            self._needs_attention(f"item_change_revert_failed: {reason}")
+            return
+        self._amend(lambda amendment: amendment.stock_refused(reason, skus))
 
     def record_reauthorized(self) -> None:
-        if self._amending(AmendmentStep.AUTHORIZING):
-            self._request_shipment_update()
+        self._amend(lambda amendment: amendment.reauthorized())
 
     def record_reauthorization_failed(self, reason: str) -> None:
-        if self._amending(AmendmentStep.AUTHORIZING):
-            assert self.amendment is not None
-            self.amendment.reason = reason
-            self._amendment_step(AmendmentStep.REVERTING_STOCK)
-            self._request_stock_revert()
+        self._amend(lambda amendment: amendment.reauthorization_refused(reason))
 
     def record_shipment_updated(self) -> None:
-        if self._amending(AmendmentStep.UPDATING):
-            self._end_amendment(applied=True)
+        self._amend(lambda amendment: amendment.shipment_updated())
 
     def record_shipment_released(self) -> None:
-        if self._amending(AmendmentStep.RELEASING):
-            assert self.amendment is not None
-            self._end_amendment(
-                applied=False, reason=self.amendment.reason or "refused", skus=self.amendment.skus
-            )
+        self._amend(lambda amendment: amendment.shipment_released())
 
     def delete(self) -> None:
         """Erase the customer's personal data of a finished order. What was sold and
@@ -470,7 +432,7 @@ class Order:
             )
         if self.deleted:
             return
-        self.deleted = True
+        self.deleted_at = _now()
         self.shipping_address = ERASED_ADDRESS
         self.pending_address = None
         self.payment_token = ""
@@ -498,8 +460,6 @@ class Order:
             )
             self.pending_compensations.clear()
             self.deferred_compensations.clear()
-            self.stock_reserved = False
-            self.payment_authorized = False
         else:
             skipped = self._unsettled_steps()
             self.settlement_forced = True
@@ -516,19 +476,22 @@ class Order:
         """The current step's deadline passed without an answer."""
         match self.status:
             case OrderStatus.PENDING:
-                self._start_cancellation("reservation_timeout")
+                self._start_cancellation(StatusReason.RESERVATION_TIMEOUT)
             case OrderStatus.AWAITING_PAYMENT:
-                self._start_cancellation("payment_timeout")
+                self._start_cancellation(StatusReason.PAYMENT_TIMEOUT)
             case OrderStatus.PAID:
-                self._start_cancellation("shipment_timeout")
+                self._start_cancellation(StatusReason.SHIPMENT_TIMEOUT)
             case OrderStatus.FULFILLING:
-                self._start_cancellation("dispatch_timeout")
+                self._start_cancellation(StatusReason.DISPATCH_TIMEOUT)
             case OrderStatus.CANCELLING | OrderStatus.SHIPPED:
                 if self.status is OrderStatus.SHIPPED and self.is_settled:
                     return
                 if self.step_attempts + 1 >= max_attempts:
-                    what = "compensation" if self._compensating else "settlement"
-                    self._needs_attention(f"{what}_timeout")
+                    self._needs_attention(
+                        StatusReason.COMPENSATION_TIMEOUT
+                        if self._compensating
+                        else StatusReason.SETTLEMENT_TIMEOUT
+                    )
                 else:
                     self.step_attempts += 1
                     self.step_changed = True
@@ -540,41 +503,35 @@ class Order:
 
     # -- internals -------------------------------------------------------------
 
-    def _amending(self, step: AmendmentStep) -> bool:
-        return self.amendment is not None and self.amendment.step is step
+    def _amend(self, transition: Callable[[Amendment], Ending | None]) -> None:
+        """Move the change of items on, if one is under way."""
+        if self.amendment is not None:
+            self._follow(self.amendment, transition(self.amendment))
 
-    def _amendment_step(self, step: AmendmentStep) -> None:
-        assert self.amendment is not None
-        self.amendment.step = step
+    def _follow(self, amendment: Amendment, ending: Ending | None = None) -> None:
+        """Take over what the change of items asks for; apply how it ended, if it did."""
+        self.events.extend(amendment.events)
+        amendment.events.clear()
+        match ending:
+            case Applied():
+                self.amendment = None
+                self.status_detail = {**self.status_detail, "item_change": {"status": "applied"}}
+                self._record(domain_events.OrderAmended(self.id, self.total or 0))
+            case Rejected(reason=reason, skus=skus):
+                self.amendment = None
+                change: dict[str, object] = {"status": "rejected", "reason": reason}
+                if skus:
+                    change["skus"] = list(skus)
+                self.status_detail = {**self.status_detail, "item_change": change}
+                self._record(domain_events.AmendmentRejected(self.id, reason, skus))
+            case RevertFailed(reason=reason):
+                self._needs_attention(StatusReason.ITEM_CHANGE_REVERT_FAILED.because(reason))
 
-    def _request_stock_revert(self) -> None:
-        assert self.amendment is not None
-        previous = tuple((line.sku, line.quantity) for line in self.amendment.previous)
-        self._record(domain_events.AmendmentStockRevertRequested(self.id, previous))
-
-    def _request_shipment_update(self) -> None:
-        self._amendment_step(AmendmentStep.UPDATING)
-        self._record(
-            domain_events.AmendmentShipmentUpdateRequested(
-                self.id, tuple((line.sku, line.quantity) for line in self.lines)
-            )
-        )
-
-    def _end_amendment(
-        self, *, applied: bool, reason: str = "", skus: list[str] | None = None
+    def _start_cancellation(
+        self, reason: str, *, shipment_gone: bool = False, nothing_held: bool = False
     ) -> None:
-        self.amendment = None
-        if applied:
-            self.status_detail = {**self.status_detail, "item_change": {"status": "applied"}}
-            self._record(domain_events.OrderAmended(self.id, self.total or 0))
-        else:
-            change: dict[str, object] = {"status": "rejected", "reason": reason}
-            if skus:
-                change["skus"] = skus
-            self.status_detail = {**self.status_detail, "item_change": change}
-            self._record(domain_events.AmendmentRejected(self.id, reason, tuple(skus or ())))
-
-    def _start_cancellation(self, reason: str, *, shipment_gone: bool = False) -> None:
+        """`nothing_held`: the cancellation is the payment's failure, so there is no
+        hold to release."""
         shipped = self.status is OrderStatus.SHIPPED
         shipment_may_exist = self.status in _SHIPMENT_REQUESTED and not shipment_gone
         # A reservation or authorization may still be in flight: undo defensively;
@@ -582,8 +539,7 @@ class Order:
         undo: set[Compensation] = set()
         if not shipped and not self.stock_committed:
             undo.add(Compensation.RELEASE_STOCK)
-        payment_failed = self.payment_id is not None and not self.payment_authorized
-        if not payment_failed and self.status is not OrderStatus.PENDING:
+        if not nothing_held and self.status is not OrderStatus.PENDING:
             undo.add(Compensation.VOID_PAYMENT)
         self.cancellation_reason = reason
         self.status_reason = reason
@@ -611,8 +567,8 @@ class Order:
         )
 
     def _resend_current_step(self) -> None:
-        if self._amending(AmendmentStep.REVERTING_STOCK):
-            self._request_stock_revert()
+        if self.amendment is not None and self.amendment.resend():
+            self._follow(self.amendment)
         elif self.status is OrderStatus.CANCELLING:
             self._record(self._compensation_event(self.pending_compensations))
         elif self.status is OrderStatus.SHIPPED:
@@ -622,10 +578,14 @@ class Order:
                 )
             )
 
-    def _compensation_done(self, compensation: Compensation) -> None:
+    def _compensation_done(
+        self, compensation: Compensation, done: domain_events.OrderEvent | None = None
+    ) -> None:
         if compensation in self.pending_compensations:
             self.pending_compensations.discard(compensation)
-            if compensation is Compensation.RELEASE_STOCK:
+            if done is not None:
+                self._record(done)
+            elif compensation is Compensation.RELEASE_STOCK:
                 self._record(domain_events.StockReleased(self.id))
             else:
                 self._record(domain_events.PaymentVoided(self.id))
@@ -678,11 +638,16 @@ class Order:
     def _move_to(self, status: OrderStatus) -> None:
         if status is not self.status:
             self.step_attempts = 0
+            self.status_changed_at = _now()
         self.status = status
         self.step_changed = True
 
     def _record(self, event: domain_events.OrderEvent) -> None:
         self.events.append(event)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 def _merged(lines: list[OrderLine]) -> list[tuple[str, int]]:

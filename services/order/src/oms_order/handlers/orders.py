@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from oms_order.db.unit_of_work import OrderUnitOfWork
-from oms_order.domain.model import Address, Order, OrderLine
-from oms_order.handlers.outgoing import commit_order
+from oms_order.domain.errors import OrderError
+from oms_order.domain.model import Order
+from oms_order.domain.values import Address, OrderLine
+from oms_order.handlers.unit_of_work import OrderUnitOfWork
 
 
 @dataclass(frozen=True)
@@ -31,12 +32,22 @@ class IdempotentRequest:
     request_hash: str
 
 
-class OrderNotFound(Exception):
-    pass
+class OrderNotFound(OrderError):
+    """No such order, or not the caller's (ids cannot be probed)."""
+
+    code = "order_not_found"
+
+    def __init__(self, order_id: str) -> None:
+        super().__init__(f"No order {order_id}")
 
 
-class IdempotencyKeyReused(Exception):
+class IdempotencyKeyReused(OrderError):
     """The same key came with a different request."""
+
+    code = "idempotency_key_reused"
+
+    def __init__(self) -> None:
+        super().__init__("This Idempotency-Key was used with a different request")
 
 
 OperatorAction = Callable[[str, str, OrderUnitOfWork], Awaitable[Order]]
@@ -60,8 +71,8 @@ async def place_order(
             earlier = await _claim(uow, idempotency, order.id)
             if earlier is not None:
                 return earlier, True
-        uow.correlation_id = order.id
-        await commit_order(uow, order, new=True)
+        uow.orders.add(order)
+        await uow.commit()
     return order, False
 
 
@@ -102,17 +113,8 @@ async def cancel_order(
             await uow.idempotency.remember_answer(
                 idempotency.principal, idempotency.scope, idempotency.key, answer
             )
-        await commit_order(uow, order)
+        await uow.commit()
     return Answered(order, answer)
-
-
-async def change_address(
-    order_id: str, address: Address, uow: OrderUnitOfWork, *, customer_id: str | None
-) -> Order:
-    async with uow:
-        order = await _visible(uow, order_id, customer_id, for_update=True)
-        order.change_address(address)
-        await commit_order(uow, order)
     return order
 
 
@@ -120,14 +122,14 @@ async def delete_order(order_id: str, uow: OrderUnitOfWork, *, customer_id: str 
     async with uow:
         order = await _visible(uow, order_id, customer_id, for_update=True)
         order.delete()
-        await commit_order(uow, order)
+        await uow.commit()
 
 
 async def retry_order(order_id: str, operator: str, uow: OrderUnitOfWork) -> Order:
     async with uow:
         order = await _visible(uow, order_id, None, for_update=True)
         order.retry(operator)
-        await commit_order(uow, order)
+        await uow.commit()
     return order
 
 
@@ -135,7 +137,7 @@ async def force_compensation(order_id: str, operator: str, uow: OrderUnitOfWork)
     async with uow:
         order = await _visible(uow, order_id, None, for_update=True)
         order.force_compensation(operator)
-        await commit_order(uow, order)
+        await uow.commit()
     return order
 
 
@@ -165,10 +167,10 @@ async def _claim(uow: OrderUnitOfWork, request: IdempotentRequest, order_id: str
         return None
     found = await uow.idempotency.find(request.principal, request.scope, request.key)
     if found is None or found[0] != request.request_hash:
-        raise IdempotencyKeyReused(request.key)
+        raise IdempotencyKeyReused()
     earlier = await uow.orders.get(found[1])
     if earlier is None:
-        raise IdempotencyKeyReused(request.key)
+        raise IdempotencyKeyReused()
     return earlier
 
 
@@ -188,5 +190,5 @@ async def modify_order(
             order.change_address(address)
         if lines is not None:
             order.amend_items([OrderLine(sku, quantity) for sku, quantity in lines])
-        await commit_order(uow, order)
+        await uow.commit()
     return order

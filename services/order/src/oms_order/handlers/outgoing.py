@@ -1,6 +1,8 @@
-"""Domain events -> the messages they cause, and the order's history.
+"""The order's domain events -> the messages they cause, and the order's history.
 
-This is the saga's wiring: which command follows which step lives in this one map.
+This is the saga's wiring: which command follows which step lives in this one map
+(`messages_for`). `OrderEvents` is what the service's unit of work is given at
+bootstrap to apply it on every commit.
 """
 
 from __future__ import annotations
@@ -8,20 +10,19 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
-import uuid
-from datetime import UTC, datetime
+from collections.abc import Sequence
 from typing import Any
 
-from oms_contracts import Message
+from oms_contracts import Envelope, Message
 from oms_contracts import inventory as inventory_msgs
 from oms_contracts import order as order_msgs
 from oms_contracts import payment as payment_msgs
 from oms_contracts import shipping as shipping_msgs
 from oms_contracts.common import OrderLine, ShippingAddress
-from oms_order.db.unit_of_work import OrderUnitOfWork
+from oms_order.db.unit_of_work import SqlOrderUnitOfWork
 from oms_order.domain import events
-from oms_order.domain.model import Order, OrderStatus
-from oms_runtime import metrics
+from oms_order.domain.model import Order
+from oms_runtime.messaging.events import EventMap
 
 
 def messages_for(event: events.OrderEvent, order: Order) -> list[Message]:
@@ -146,86 +147,37 @@ def messages_for(event: events.OrderEvent, order: Order) -> list[Message]:
             return []
 
 
-async def stage_order(uow: OrderUnitOfWork, order: Order, *, new: bool = False) -> None:
-    """Write the order, its history and the messages its events cause into the unit
-    of work (committed together by the caller)."""
-    now = datetime.now(UTC)
-    _measure_step(uow, uow.orders.loaded_status(order.id), order, now)
-    if order.step_changed:
-        order.arm_deadline(now, uow.deadlines.wait_for(order))
-    if new:
-        await uow.orders.add(order)
-    else:
-        await uow.orders.save(order)
-    incoming = uow.incoming
-    history = []
-    for event in order.events:
-        sent = [uow.publish(m, correlation_id=order.id).type for m in messages_for(event, order)]
+class OrderEvents(EventMap[Order, SqlOrderUnitOfWork]):
+    def messages(self, event: events.OrderEvent, source: Order) -> Sequence[Message]:
+        return messages_for(event, source)
+
+    def correlation_id(self, source: Order) -> str:
+        return source.id
+
+    def recorded(
+        self,
+        unit_of_work: SqlOrderUnitOfWork,
+        source: Order,
+        event: events.OrderEvent,
+        sent: Sequence[Envelope],
+    ) -> None:
+        """Every step goes into the order's history: what happened, what it was an
+        answer to, and what it sent."""
         detail = _detail(event)
         if sent:
-            detail["sent"] = sent
+            detail["sent"] = [envelope.type for envelope in sent]
+        incoming = unit_of_work.incoming
         if incoming is not None:
             detail["received"] = incoming.type
-        history.append(
+        unit_of_work.orders.record_history(
             {
-                "order_id": uuid.UUID(order.id),
+                "order_id": source.id,
                 "step": _step_name(event),
-                "status": order.status.value,
+                "status": source.status.value,
                 "detail": detail,
-                "message_id": uow.causation_id,
+                "message_id": unit_of_work.causation_id,
             }
         )
-    uow.orders.record_history(history)
-    order.events.clear()
-
-
-async def commit_order(uow: OrderUnitOfWork, order: Order, *, new: bool = False) -> None:
-    """Persist the order, its history and the messages its events cause, atomically."""
-    await stage_order(uow, order, new=new)
-    await uow.commit()
-
-
-# Reasons known in advance; anything else (a warehouse's own words) is "other", so the
-# metric's label set stays small.
-_KNOWN_REASONS = frozenset(
-    {
-        "customer_request",
-        "payment_declined",
-        "payment_unavailable",
-        "out_of_stock",
-        "unknown_sku",
-        "currency_mismatch",
-        "reservation_timeout",
-        "payment_timeout",
-        "shipment_timeout",
-        "dispatch_timeout",
-        "reservation_expired",
-        "destination_not_served",
-        "",
-    }
-)
-
-
-def _measure_step(
-    uow: OrderUnitOfWork, previous: OrderStatus | None, order: Order, now: datetime
-) -> None:
-    """Time spent in the step that just ended; the outcome when the saga ended.
-    Counted on commit, so a step rolled back and done again counts once."""
-    if previous is None or previous is order.status:
-        if order.status_changed_at is None:
-            order.status_changed_at = now
-        return
-    if order.status_changed_at is not None:
-        step = metrics.SAGA_STEP_SECONDS.labels(previous.value, order.status.value)
-        seconds = (now - order.status_changed_at).total_seconds()
-        uow.after_commit(lambda: step.observe(seconds))
-    order.status_changed_at = now
-    if order.is_terminal:
-        reason = order.status_reason or ""
-        outcome = metrics.SAGA_OUTCOMES.labels(
-            order.status.value, reason if reason in _KNOWN_REASONS else "other"
-        )
-        uow.after_commit(outcome.inc)
 
 
 def _step_name(event: events.OrderEvent) -> str:

@@ -10,9 +10,9 @@ from oms_contracts import Message
 from oms_contracts import inventory as inventory_msgs
 from oms_contracts import payment as payment_msgs
 from oms_contracts import shipping as shipping_msgs
-from oms_order.db.unit_of_work import OrderUnitOfWork
-from oms_order.domain.model import Address, Order
-from oms_order.handlers.outgoing import commit_order
+from oms_order.domain.model import Order
+from oms_order.domain.values import Address
+from oms_order.handlers.unit_of_work import OrderUnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -24,10 +24,9 @@ async def _apply(uow: OrderUnitOfWork, order_id: str, change: Callable[[Order], 
             # A reply about an order we never had (or erased): nothing to do, and
             # retrying would not help. Commit so the inbox remembers it.
             log.warning("reply for unknown order", extra={"order_id": order_id})
-            await uow.commit()
-            return
-        change(order)
-        await commit_order(uow, order)
+        else:
+            change(order)
+        await uow.commit()
 
 
 async def stock_reserved(message: inventory_msgs.StockReserved, uow: OrderUnitOfWork) -> None:
@@ -104,7 +103,7 @@ async def shipment_failed(message: shipping_msgs.ShipmentFailed, uow: OrderUnitO
 
 
 async def payment_refunded(message: payment_msgs.PaymentRefunded, uow: OrderUnitOfWork) -> None:
-    await _apply(uow, message.order_id, lambda o: o.record_payment_voided())
+    await _apply(uow, message.order_id, lambda o: o.record_payment_refunded(message.amount))
 
 
 async def void_failed(

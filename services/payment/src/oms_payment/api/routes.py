@@ -1,4 +1,5 @@
-"""Payment API (admin): payments, refunds, the gateway audit trail, settlement."""
+"""Payment API (admin): payments, refunds, the gateway audit trail, settlement. What
+a use case refuses answers by the service's one table (`api/problems.py`)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
 
 from oms_payment.db import views
-from oms_payment.db.unit_of_work import PaymentUnitOfWork
-from oms_payment.domain.model import RefundError
+from oms_payment.db.unit_of_work import SqlPaymentUnitOfWork
 from oms_payment.handlers import payments as use_cases
 from oms_runtime.auth import Admin
 from oms_runtime.http import request_unit_of_work
@@ -26,7 +26,7 @@ from oms_runtime.validation import (
 )
 
 router = APIRouter(tags=["payments"])
-UnitOfWorkDep = Annotated[PaymentUnitOfWork, Depends(request_unit_of_work)]
+UnitOfWorkDep = Annotated[SqlPaymentUnitOfWork, Depends(request_unit_of_work)]
 
 
 class PaymentPublic(BaseModel):
@@ -95,10 +95,6 @@ def payment_public(row: dict[str, Any]) -> PaymentPublic:
     return PaymentPublic(**{**row, "id": str(row["id"])})
 
 
-def _not_found(payment_id: object) -> Problem:
-    return Problem(404, "payment-not-found", "Payment not found", f"No payment {payment_id}")
-
-
 @router.get("/payments", response_model=PaymentPage, summary="Payments, optionally of one order")
 async def list_payments(
     _: Admin,
@@ -119,7 +115,7 @@ async def get_payment(payment_id: uuid.UUID, _: Admin, uow: UnitOfWorkDep) -> Pa
     async with uow:
         row = await views.payment(uow.connection, payment_id)
     if row is None:
-        raise _not_found(payment_id)
+        raise use_cases.PaymentNotFound(str(payment_id))
     return payment_public(row)
 
 
@@ -139,23 +135,9 @@ async def refund(
         IdempotencyKey, idempotency_key_header("Asking again refunds once")
     ] = None,
 ) -> RefundAccepted:
-    try:
-        made, replayed = await use_cases.refund_payment(
-            str(payment_id), body.amount, body.reason, idempotency_key, uow
-        )
-    except use_cases.PaymentNotFound as exc:
-        raise _not_found(payment_id) from exc
-    except use_cases.RefundKeyReused as exc:
-        raise Problem(
-            409,
-            "idempotency-key-reused",
-            "Idempotency key reused",
-            "This key was used for a different refund",
-        ) from exc
-    except RefundError as exc:
-        raise Problem(
-            422, "refund-not-allowed", "Refund not allowed", str(exc), field="amount"
-        ) from exc
+    made, replayed = await use_cases.refund_payment(
+        str(payment_id), body.amount, body.reason, idempotency_key, uow
+    )
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
     async with uow:

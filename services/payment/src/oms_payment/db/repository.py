@@ -5,11 +5,11 @@ from __future__ import annotations
 import dataclasses
 import functools
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
-from sqlalchemy import BigInteger, Interval, bindparam, case, func, select, update
+from sqlalchemy import Interval, bindparam, case, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -23,8 +23,9 @@ from oms_payment.db.tables import (
 from oms_payment.domain.model import Operation, OperationKind, Payment, PaymentStatus, Refund
 from oms_payment.gateway.base import CallRecord
 from oms_runtime import tracing
-from oms_runtime.bulk import UPDATED_AT_NOW
+from oms_runtime.bulk import UPDATED_AT_NOW, Computed
 from oms_runtime.messaging.unit_of_work import UnitOfWork
+from oms_runtime.repository import Repository, Row
 
 _PAYMENT_FIELDS = [
     f.name
@@ -51,32 +52,12 @@ class ClaimedOperation:
 
 # Statements are built once: constructing them per call cost more CPU than the
 # round trip they make (SQLAlchemy's construction and cache-key work).
-_GET = select(payments).where(payments.c.id == bindparam("b_id"))
-_GET_FOR_UPDATE = _GET.with_for_update()
 _GET_BY_ORDER = select(payments).where(payments.c.order_id == bindparam("b_order_id"))
 _GET_BY_ORDER_FOR_UPDATE = _GET_BY_ORDER.with_for_update()
 _REFUNDS = (
     select(refunds).where(refunds.c.payment_id == bindparam("b_id")).order_by(refunds.c.created_at)
 )
 _INSERT = payments.insert()
-_SAVE = (
-    update(payments)
-    .where(payments.c.id == bindparam("b_id"))
-    .values(
-        {
-            **{name: bindparam(f"b_{name}") for name in _PAYMENT_FIELDS},
-            # Set once, when money is first captured.
-            "captured_at": case(
-                (
-                    bindparam("b_captured_amount", type_=BigInteger) > 0,
-                    func.coalesce(payments.c.captured_at, func.now()),
-                ),
-                else_=payments.c.captured_at,
-            ),
-            "updated_at": func.now(),
-        }
-    )
-)
 _new_refund = pg_insert(refunds)
 _SAVE_REFUNDS = _new_refund.on_conflict_do_update(
     index_elements=["id"],
@@ -111,7 +92,7 @@ _ADD_OPERATIONS = _new_operation.on_conflict_do_update(
     payment_operations.c.traceparent,
 )
 # Set once, when money is first captured.
-_CAPTURED_AT = (
+_CAPTURED_AT: Computed = (
     (
         "captured_at",
         'CASE WHEN v."captured_amount" > 0 THEN coalesce(t."captured_at", now()) '
@@ -166,63 +147,65 @@ _RETRY_LATER = (
 OperationsLeased = Callable[[list[ClaimedOperation]], None]
 
 
-class PaymentRepository:
+class PaymentRepository(Repository[Payment]):
+    table = payments
+    key = "id"
+    computed: ClassVar[Computed] = _CAPTURED_AT
+
     def __init__(
         self,
-        connection: AsyncConnection,
         unit_of_work: UnitOfWork,
         operations_leased: OperationsLeased | None,
         lease: timedelta,
     ) -> None:
-        self._connection = connection
-        self._unit_of_work = unit_of_work
+        super().__init__(unit_of_work)
         self._operations_leased = operations_leased
         self._lease = lease
+        # Tracked payments whose refunds were read.
+        self._with_refunds: set[str] = set()
 
     async def get(self, payment_id: str, *, for_update: bool = False) -> Payment | None:
         try:
             key = uuid.UUID(payment_id)
         except ValueError:
             return None
-        return await self._one(_GET_FOR_UPDATE if for_update else _GET, {"b_id": key})
+        payment = await self._get(key, for_update=for_update)
+        return await self._with_its_refunds(payment, tracked=for_update)
 
     async def get_by_order(self, order_id: str, *, for_update: bool = False) -> Payment | None:
-        return await self._one(
-            _GET_BY_ORDER_FOR_UPDATE if for_update else _GET_BY_ORDER, {"b_order_id": order_id}
-        )
+        statement = _GET_BY_ORDER_FOR_UPDATE if for_update else _GET_BY_ORDER
+        found = await self._find(statement, {"b_order_id": order_id}, locked=for_update)
+        return await self._with_its_refunds(found[0] if found else None, tracked=for_update)
 
-    async def _one(self, query: Any, parameters: dict[str, Any]) -> Payment | None:
-        row = (await self._connection.execute(query, parameters)).mappings().first()
-        if row is None:
-            return None
+    def add(self, payment: Payment) -> None:
+        self._add(payment)
+
+    async def _with_its_refunds(self, payment: Payment | None, *, tracked: bool) -> Payment | None:
+        # Only captured money is ever refunded.
+        if payment is None or payment.captured_amount == 0 or payment.id in self._with_refunds:
+            return payment
+        rows = await self._connection.execute(_REFUNDS, {"b_id": uuid.UUID(payment.id)})
+        payment.refunds = [Refund(r.id, r.amount, r.reason, r.status) for r in rows]
+        if tracked:
+            self._with_refunds.add(payment.id)
+        return payment
+
+    def _key_of(self, payment: Payment) -> uuid.UUID:
+        return uuid.UUID(payment.id)
+
+    def _to_row(self, payment: Payment) -> Row:
+        return _row(payment)
+
+    def _from_row(self, row: Mapping[str, Any]) -> Payment:
         fields = {name: row[name] for name in _PAYMENT_FIELDS}
         fields["status"] = PaymentStatus(fields["status"])
-        refund_rows: Any = []
-        if row["captured_amount"] > 0:  # only captured money is ever refunded
-            refund_rows = await self._connection.execute(_REFUNDS, {"b_id": row["id"]})
-        return Payment(
-            id=str(row["id"]),
-            refunds=[Refund(r.id, r.amount, r.reason, r.status) for r in refund_rows],
-            **fields,
-        )
+        return Payment(id=str(row["id"]), **fields)
 
-    async def add(self, payment: Payment) -> None:
-        await self._connection.execute(_INSERT, _row(payment))
-        await self._save_refunds(payment)
-        await self._add_operations(payment)
+    async def _insert(self, row: Row) -> None:
+        # At once, not with the commit: its operations and refunds refer to it.
+        await self._connection.execute(_INSERT, row)
 
-    async def save(self, payment: Payment, *, with_commit: bool = False) -> None:
-        """Write the payment back. `with_commit`: in the statement that writes the rest
-        at commit (one round trip less), for a caller that reads no payment again
-        in this transaction."""
-        if with_commit:
-            self._unit_of_work.update_on_commit(
-                payments, "id", _row(payment), computed=_CAPTURED_AT
-            )
-        else:
-            await self._connection.execute(
-                _SAVE, {f"b_{name}": value for name, value in _row(payment).items()}
-            )
+    async def _write_along(self, payment: Payment) -> None:
         await self._save_refunds(payment)
         await self._add_operations(payment)
 
@@ -356,7 +339,7 @@ class OperationRepository:
         )
 
 
-def _row(payment: Payment) -> dict[str, Any]:
+def _row(payment: Payment) -> Row:
     row = {name: getattr(payment, name) for name in _PAYMENT_FIELDS}
     row["status"] = PaymentStatus(payment.status).value
     row["id"] = uuid.UUID(payment.id)

@@ -1,3 +1,6 @@
+"""The payment service's unit of work over Postgres (what handlers see of it:
+`handlers/unit_of_work.py`)."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -7,7 +10,7 @@ from oms_payment.db.repository import OperationRepository, OperationsLeased, Pay
 from oms_runtime.messaging.unit_of_work import UnitOfWork
 
 
-class PaymentUnitOfWork(UnitOfWork):
+class SqlPaymentUnitOfWork(UnitOfWork):
     payments: PaymentRepository
     operations: OperationRepository
 
@@ -26,8 +29,6 @@ class PaymentUnitOfWork(UnitOfWork):
 
     async def __aenter__(self) -> Self:
         await super().__aenter__()
-        self.payments = PaymentRepository(
-            self.connection, self, self._operations_leased, self._lease
-        )
+        self.payments = PaymentRepository(self, self._operations_leased, self._lease)
         self.operations = OperationRepository(self.connection, self)
         return self

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from oms_contracts.reasons import StatusReason
+
 
 class PaymentStatus(StrEnum):
     PENDING = "pending"
@@ -35,8 +37,41 @@ class OperationKind(StrEnum):
     RELEASE_OLD_HOLD = "release_old_hold"
 
 
-class RefundError(Exception):
+class PaymentError(Exception):
+    """Something the payment service refuses; `code` says what (the API answers by
+    it: see `api/problems.py`)."""
+
+    code = "payment_error"
+
+
+class RefundError(PaymentError):
     code = "refund_not_allowed"
+
+
+# -- what the gateway answered ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Approved:
+    gateway_id: str
+    amount: int
+
+
+@dataclass(frozen=True)
+class Declined:
+    """The gateway answered no; asking again will not change that."""
+
+    code: str
+
+
+@dataclass(frozen=True)
+class GaveUp:
+    """No answer after every attempt (timeouts, 5xx, refused connections)."""
+
+    error: str
+
+
+GatewayAnswer = Approved | Declined | GaveUp
 
 
 @dataclass(frozen=True)
@@ -124,6 +159,14 @@ class CompensationFailed(PaymentEvent):
     error: str
 
 
+@dataclass(frozen=True)
+class HoldMayRemain(PaymentEvent):
+    """A hold nobody wants any more could not be released, or looked for: a person
+    has to check the gateway."""
+
+    error: str
+
+
 @dataclass
 class Payment:
     id: str
@@ -174,6 +217,42 @@ class Payment:
 
     # -- outcomes reported by the gateway worker ------------------------------
 
+    def apply_gateway_answer(self, operation: Operation, answer: GatewayAnswer) -> None:
+        """What the gateway's final answer to one of this payment's operations means
+        for it (a retried timeout is not an answer; giving up is)."""
+        reauthorizing = operation.reference is not None
+        match operation.kind, answer:
+            case OperationKind.AUTHORIZE, Approved(gateway_id=gateway_id):
+                self.authorization_approved(gateway_id, operation.reference)
+            case OperationKind.AUTHORIZE, Declined(code=code):
+                if reauthorizing:
+                    self.reauthorization_failed(StatusReason.PAYMENT_DECLINED)
+                else:
+                    self.authorization_failed(StatusReason.PAYMENT_DECLINED, code)
+            case OperationKind.AUTHORIZE, GaveUp():
+                if reauthorizing:
+                    self.reauthorization_failed(StatusReason.PAYMENT_UNAVAILABLE)
+                else:
+                    self.give_up_authorization()
+            case OperationKind.CAPTURE, Approved(amount=amount):
+                self.capture_succeeded(amount)
+            case OperationKind.CAPTURE, Declined(code=why) | GaveUp(error=why):
+                self.capture_failed(why)
+            case OperationKind.VOID, Approved():
+                self.void_succeeded()
+            case OperationKind.VOID, Declined(code=why) | GaveUp(error=why):
+                self.compensation_failed(why)
+            case OperationKind.REFUND, Approved():
+                self.refund_succeeded(operation.reference or "")
+            case OperationKind.REFUND, Declined(code=why) | GaveUp(error=why):
+                self.refund_failed(operation.reference or "", why)
+            case OperationKind.RELEASE_OLD_HOLD | OperationKind.RECONCILE, Approved():
+                pass
+            case OperationKind.RELEASE_OLD_HOLD | OperationKind.RECONCILE, (
+                Declined(code=why) | GaveUp(error=why)
+            ):
+                self.events.append(HoldMayRemain(self.id, self.order_id, why))
+
     def authorization_approved(
         self, gateway_authorization_id: str, reauthorization: str | None = None
     ) -> None:
@@ -209,7 +288,9 @@ class Payment:
             and self.pending_reauthorization is None
         )
         if not can:
-            self.events.append(ReauthorizationFailed(self.id, self.order_id, "not_reauthorizable"))
+            self.events.append(
+                ReauthorizationFailed(self.id, self.order_id, StatusReason.NOT_REAUTHORIZABLE)
+            )
         elif amount == self.authorized_amount:
             self.events.append(Reauthorized(self.id, self.order_id, amount, self.currency))
         else:
@@ -239,7 +320,7 @@ class Payment:
         """The gateway never answered: fail, and look for a hold it may have placed
         anyway so it can be released."""
         if self.status is PaymentStatus.PENDING:
-            self.authorization_failed("payment_unavailable")
+            self.authorization_failed(StatusReason.PAYMENT_UNAVAILABLE)
             self.operations.append(Operation(self.id, OperationKind.RECONCILE, 0))
 
     def capture_succeeded(self, amount: int) -> None:
@@ -249,7 +330,7 @@ class Payment:
         self.captured_amount = amount
         self.events.append(Captured(self.id, self.order_id, amount, self.currency))
         if self.void_requested:
-            self._refund(self.refundable, "order_cancelled")
+            self._refund(self.refundable, StatusReason.ORDER_CANCELLED)
 
     def capture_failed(self, error: str) -> None:
         if self.status is not PaymentStatus.AUTHORIZED:
@@ -321,7 +402,7 @@ class Payment:
             self.operations.append(Operation(self.id, OperationKind.VOID, self.authorized_amount))
         elif self.status in (PaymentStatus.CAPTURED, PaymentStatus.PARTIALLY_REFUNDED):
             if self.refundable > 0:
-                self._refund(self.refundable, "order_cancelled")
+                self._refund(self.refundable, StatusReason.ORDER_CANCELLED)
             else:
                 self._repeat_refunded()
         elif self.status is PaymentStatus.REFUNDED:
@@ -357,12 +438,14 @@ class Payment:
                 AuthorizationFailed(
                     self.id,
                     self.order_id,
-                    self.failure_reason or "payment_declined",
+                    self.failure_reason or StatusReason.PAYMENT_DECLINED,
                     self.decline_code,
                 )
             )
         elif self.status is PaymentStatus.VOIDED:
-            self.events.append(AuthorizationFailed(self.id, self.order_id, "order_cancelled", None))
+            self.events.append(
+                AuthorizationFailed(self.id, self.order_id, StatusReason.ORDER_CANCELLED, None)
+            )
 
     # -- internals -------------------------------------------------------------
 

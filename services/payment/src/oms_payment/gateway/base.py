@@ -3,18 +3,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-
-@dataclass(frozen=True)
-class Approved:
-    gateway_id: str
-    amount: int
-
-
-@dataclass(frozen=True)
-class Declined:
-    """The gateway answered no; asking again will not change that."""
-
-    code: str
+# What the gateway answered is the payment's business (Payment.apply_gateway_answer).
+from oms_payment.domain.model import Approved as Approved
+from oms_payment.domain.model import Declined as Declined
 
 
 @dataclass(frozen=True)

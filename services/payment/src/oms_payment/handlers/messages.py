@@ -10,9 +10,8 @@ from collections.abc import Awaitable, Callable
 from oms_contracts import Message
 from oms_contracts import order as order_msgs
 from oms_contracts import payment as msgs
-from oms_payment.db.unit_of_work import PaymentUnitOfWork
 from oms_payment.domain.model import Payment
-from oms_payment.handlers.outgoing import commit_payment
+from oms_payment.handlers.unit_of_work import PaymentUnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -22,16 +21,17 @@ async def authorize_payment(command: msgs.AuthorizePayment, uow: PaymentUnitOfWo
         payment = await uow.payments.get_by_order(command.order_id, for_update=True)
         if payment is not None:
             payment.repeat_outcome()
-            await commit_payment(uow, payment)
-            return
-        payment = Payment.start(
-            payment_id=str(uuid.uuid4()),
-            order_id=command.order_id,
-            amount=command.amount,
-            currency=command.currency,
-            token=command.payment_token,
-        )
-        await commit_payment(uow, payment, new=True)
+        else:
+            uow.payments.add(
+                Payment.start(
+                    payment_id=str(uuid.uuid4()),
+                    order_id=command.order_id,
+                    amount=command.amount,
+                    currency=command.currency,
+                    token=command.payment_token,
+                )
+            )
+        await uow.commit()
 
 
 async def capture_payment(command: msgs.CapturePayment, uow: PaymentUnitOfWork) -> None:
@@ -39,23 +39,23 @@ async def capture_payment(command: msgs.CapturePayment, uow: PaymentUnitOfWork) 
         payment = await uow.payments.get_by_order(command.order_id, for_update=True)
         if payment is None:
             log.error("capture for an order without payment", extra={"order_id": command.order_id})
-            await uow.commit()
-            return
-        payment.request_capture()
-        await commit_payment(uow, payment)
+        else:
+            payment.request_capture()
+        await uow.commit()
 
 
 async def void_payment(command: msgs.VoidPayment, uow: PaymentUnitOfWork) -> None:
     async with uow:
         payment = await uow.payments.get_by_order(command.order_id, for_update=True)
         if payment is None:
-            payment = Payment.cancelled_before_authorization(
-                payment_id=str(uuid.uuid4()), order_id=command.order_id
+            uow.payments.add(
+                Payment.cancelled_before_authorization(
+                    payment_id=str(uuid.uuid4()), order_id=command.order_id
+                )
             )
-            await commit_payment(uow, payment, new=True)
-            return
-        payment.request_void()
-        await commit_payment(uow, payment)
+        else:
+            payment.request_void()
+        await uow.commit()
 
 
 async def reauthorize_payment(command: msgs.ReauthorizePayment, uow: PaymentUnitOfWork) -> None:
@@ -66,10 +66,9 @@ async def reauthorize_payment(command: msgs.ReauthorizePayment, uow: PaymentUnit
                 "re-authorization for an order without payment",
                 extra={"order_id": command.order_id},
             )
-            await uow.commit()
-            return
-        payment.reauthorize(command.amount)
-        await commit_payment(uow, payment)
+        else:
+            payment.reauthorize(command.amount)
+        await uow.commit()
 
 
 async def order_deleted(event: order_msgs.OrderDeleted, uow: PaymentUnitOfWork) -> None:
@@ -81,7 +80,7 @@ async def order_deleted(event: order_msgs.OrderDeleted, uow: PaymentUnitOfWork) 
             return
         payment.erase_card_token()
         await uow.operations.erase_card_tokens(payment.id)
-        await commit_payment(uow, payment)
+        await uow.commit()
 
 
 HANDLERS: dict[type[Message], Callable[..., Awaitable[None]]] = {

@@ -1,15 +1,44 @@
-"""Payment domain events -> the messages other services receive."""
+"""Payment domain events -> the messages other services receive; given to the
+service's unit of work at bootstrap (`PaymentEvents`)."""
 
 from __future__ import annotations
 
-from oms_contracts import Message
+import logging
+from collections.abc import Sequence
+
+from oms_contracts import Envelope, Message
 from oms_contracts import payment as msgs
-from oms_payment.db.unit_of_work import PaymentUnitOfWork
+from oms_payment.db.unit_of_work import SqlPaymentUnitOfWork
 from oms_payment.domain import model
 from oms_payment.domain.model import Payment
+from oms_runtime.messaging.events import EventMap
+
+log = logging.getLogger(__name__)
 
 
-def message_for(event: model.PaymentEvent) -> Message:
+class PaymentEvents(EventMap[Payment, SqlPaymentUnitOfWork]):
+    def messages(self, event: model.PaymentEvent, source: Payment) -> Sequence[Message]:
+        message = message_for(event)
+        return [message] if message is not None else []
+
+    def correlation_id(self, source: Payment) -> str:
+        return source.order_id
+
+    def recorded(
+        self,
+        unit_of_work: SqlPaymentUnitOfWork,
+        source: Payment,
+        event: model.PaymentEvent,
+        sent: Sequence[Envelope],
+    ) -> None:
+        if isinstance(event, model.HoldMayRemain):
+            log.error(
+                "could not check for orphan holds; check the gateway by hand",
+                extra={"payment_id": source.id, "error": event.error},
+            )
+
+
+def message_for(event: model.PaymentEvent) -> Message | None:
     match event:
         case model.Authorized():
             return msgs.PaymentAuthorized(
@@ -62,18 +91,6 @@ def message_for(event: model.PaymentEvent) -> Message:
             return msgs.PaymentCaptureFailed(
                 order_id=event.order_id, payment_id=event.payment_id, error=event.error
             )
+        case model.HoldMayRemain():
+            return None  # for a person, not for another service (see PaymentEvents)
     raise TypeError(f"no message for {event!r}")
-
-
-async def commit_payment(
-    uow: PaymentUnitOfWork, payment: Payment, *, new: bool = False, save_with_commit: bool = False
-) -> None:
-    """Persist the payment, queue its gateway operations, publish its events."""
-    if new:
-        await uow.payments.add(payment)
-    else:
-        await uow.payments.save(payment, with_commit=save_with_commit)
-    for event in payment.events:
-        uow.publish(message_for(event), correlation_id=payment.order_id)
-    payment.events.clear()
-    await uow.commit()

@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import uuid
 
-from oms_payment.db.unit_of_work import PaymentUnitOfWork
-from oms_payment.domain.model import Refund
-from oms_payment.handlers.outgoing import commit_payment
+from oms_payment.domain.model import PaymentError, Refund
+from oms_payment.handlers.unit_of_work import PaymentUnitOfWork
 
 
-class PaymentNotFound(Exception):
-    pass
+class PaymentNotFound(PaymentError):
+    code = "payment_not_found"
+
+    def __init__(self, payment_id: str) -> None:
+        super().__init__(f"No payment {payment_id}")
 
 
-class RefundKeyReused(Exception):
+class RefundKeyReused(PaymentError):
     """The same idempotency key came with a different refund."""
+
+    code = "idempotency_key_reused"
+
+    def __init__(self) -> None:
+        super().__init__("This key was used for a different refund")
 
 
 async def refund_payment(
@@ -35,8 +42,8 @@ async def refund_payment(
         existing = next((r for r in payment.refunds if r.id == refund_id), None)
         if existing is not None:
             if (existing.amount, existing.reason) != (amount, reason):
-                raise RefundKeyReused(idempotency_key)
+                raise RefundKeyReused()
             return existing, True
         refund = payment.refund(refund_id, amount, reason)
-        await commit_payment(uow, payment)
+        await uow.commit()
     return refund, False

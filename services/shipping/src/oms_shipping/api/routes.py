@@ -1,4 +1,5 @@
-"""Shipping API: dispatch notes for staff, the carrier webhook, public tracking."""
+"""Shipping API: dispatch notes for staff, the carrier webhook, public tracking. What
+a use case refuses answers by the service's one table (`api/problems.py`)."""
 
 from __future__ import annotations
 
@@ -22,21 +23,12 @@ from oms_shipping.api.schemas import (
 )
 from oms_shipping.api.signatures import SignatureHeaders, verify_carrier_signature
 from oms_shipping.db import views
-from oms_shipping.db.unit_of_work import ShippingUnitOfWork
-from oms_shipping.domain.model import (
-    ImplausibleEventTime,
-    ShipmentStatus,
-    ShippingError,
-    TrackingEvent,
-)
+from oms_shipping.db.unit_of_work import SqlShippingUnitOfWork
+from oms_shipping.domain.model import ShipmentStatus, TrackingEvent
 from oms_shipping.handlers import shipments as use_cases
 
 router = APIRouter(tags=["shipments"])
-UnitOfWorkDep = Annotated[ShippingUnitOfWork, Depends(request_unit_of_work)]
-
-
-def _not_found(what: str) -> Problem:
-    return Problem(404, "shipment-not-found", "Shipment not found", f"No shipment {what}")
+UnitOfWorkDep = Annotated[SqlShippingUnitOfWork, Depends(request_unit_of_work)]
 
 
 def _events(rows: list[dict[str, Any]]) -> list[TrackingEventOut]:
@@ -50,15 +42,15 @@ def _public(row: dict[str, Any], events: list[dict[str, Any]]) -> ShipmentPublic
     return ShipmentPublic(**{**row, "id": str(row["id"]), "events": _events(events)})
 
 
-async def _load_public(uow: ShippingUnitOfWork, shipment_id: str) -> ShipmentPublic:
+async def _load_public(uow: SqlShippingUnitOfWork, shipment_id: str) -> ShipmentPublic:
     try:
         key = uuid.UUID(shipment_id)
     except ValueError as exc:
-        raise _not_found(shipment_id) from exc
+        raise use_cases.ShipmentNotFound(shipment_id) from exc
     async with uow:
         row = await views.shipment_by(uow.connection, id=key)
         if row is None:
-            raise _not_found(shipment_id)
+            raise use_cases.ShipmentNotFound(shipment_id)
         events = await views.timelines(uow.connection, [key])
     return _public(row, events[key])
 
@@ -102,12 +94,7 @@ async def get_shipment(shipment_id: str, _: Admin, uow: UnitOfWorkDep) -> Shipme
 async def dispatch_shipment(
     shipment_id: str, request: Request, _: Admin, uow: UnitOfWorkDep
 ) -> ShipmentPublic:
-    try:
-        await use_cases.dispatch(shipment_id, request.app.state.settings.carrier_name, uow)
-    except use_cases.ShipmentNotFound as exc:
-        raise _not_found(shipment_id) from exc
-    except ShippingError as exc:
-        raise Problem(409, "shipment-not-dispatchable", "Cannot dispatch", str(exc)) from exc
+    await use_cases.dispatch(shipment_id, request.app.state.settings.carrier_name, uow)
     return await _load_public(request.app.state.unit_of_work(), shipment_id)
 
 
@@ -119,12 +106,7 @@ async def dispatch_shipment(
 async def fail_shipment(
     shipment_id: str, body: ShipmentFailure, request: Request, _: Admin, uow: UnitOfWorkDep
 ) -> ShipmentPublic:
-    try:
-        await use_cases.fail(shipment_id, body.reason, uow)
-    except use_cases.ShipmentNotFound as exc:
-        raise _not_found(shipment_id) from exc
-    except ShippingError as exc:
-        raise Problem(409, "shipment-not-failable", "Cannot fail", str(exc)) from exc
+    await use_cases.fail(shipment_id, body.reason, uow)
     return await _load_public(request.app.state.unit_of_work(), shipment_id)
 
 
@@ -177,31 +159,14 @@ async def receive_tracking_event(
             [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]
         ) from exc
     event = TrackingEvent(ShipmentStatus(body.status), body.location, body.occurred_at)
-    try:
-        shipment = await use_cases.record_tracking_event(
-            shipment_id, body.tracking_number, event, uow, webhook_id=signed_id
-        )
-    except use_cases.ShipmentNotFound as exc:
-        raise _not_found(shipment_id) from exc
-    except use_cases.NotThisParcel as exc:
-        raise Problem(
-            401,
-            "bad-signature",
-            "Not this parcel's event",
-            "tracking_number is not the tracking number of this shipment",
-            field="tracking_number",
-        ) from exc
-    except ImplausibleEventTime as exc:
-        raise Problem(
-            422, "validation-error", "Implausible event time", str(exc), field="occurred_at"
-        ) from exc
-    except ShippingError as exc:
-        raise Problem(409, "shipment-not-dispatched", "Not dispatched yet", str(exc)) from exc
+    shipment = await use_cases.record_tracking_event(
+        shipment_id, body.tracking_number, event, uow, webhook_id=signed_id
+    )
     assert shipment.tracking_number is not None
     return await _tracking(request.app.state.unit_of_work(), shipment.tracking_number)
 
 
-async def _tracking(uow: ShippingUnitOfWork, tracking_number: str) -> Tracking:
+async def _tracking(uow: SqlShippingUnitOfWork, tracking_number: str) -> Tracking:
     async with uow:
         row = await views.shipment_by(uow.connection, tracking_number=tracking_number)
         if row is None:

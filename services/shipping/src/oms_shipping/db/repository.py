@@ -4,37 +4,20 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from oms_runtime.repository import Repository, Row
 from oms_shipping.db.tables import seen_webhooks, shipments, tracking_events
 from oms_shipping.domain.model import Address, Line, Shipment, ShipmentStatus, TrackingEvent
 
-_MUTABLE_COLUMNS = tuple(
-    column.name
-    for column in shipments.columns
-    if column.name not in ("id", "order_id", "created_at", "updated_at")
-)
 # Built once: every saga step that reaches shipping runs them.
-_GET = select(shipments).where(shipments.c.id == bindparam("b_id"))
-_GET_FOR_UPDATE = _GET.with_for_update()
 _GET_BY_ORDER = select(shipments).where(shipments.c.order_id == bindparam("b_order_id"))
 _GET_BY_ORDER_FOR_UPDATE = _GET_BY_ORDER.with_for_update()
-_INSERT = shipments.insert()
-_SAVE = (
-    update(shipments)
-    .where(shipments.c.id == bindparam("b_id"))
-    .values(
-        {
-            **{name: bindparam(f"b_{name}") for name in _MUTABLE_COLUMNS},
-            "updated_at": func.now(),
-        }
-    )
-)
 _ADD_TRACKING_EVENTS = pg_insert(tracking_events).on_conflict_do_nothing(
     constraint="tracking_event_once"
 )
@@ -56,26 +39,54 @@ _FORGET_WEBHOOKS = delete(seen_webhooks).where(
 )
 
 
-class ShipmentRepository:
-    def __init__(self, connection: AsyncConnection) -> None:
-        self._connection = connection
+class ShipmentRepository(Repository[Shipment]):
+    table = shipments
+    key = "id"
 
     async def get(self, shipment_id: str, *, for_update: bool = False) -> Shipment | None:
         try:
             key = uuid.UUID(shipment_id)
         except ValueError:
             return None
-        return await self._one(_GET_FOR_UPDATE if for_update else _GET, {"b_id": key})
+        return await self._get(key, for_update=for_update)
 
     async def get_by_order(self, order_id: str, *, for_update: bool = False) -> Shipment | None:
-        return await self._one(
-            _GET_BY_ORDER_FOR_UPDATE if for_update else _GET_BY_ORDER, {"b_order_id": order_id}
-        )
+        statement = _GET_BY_ORDER_FOR_UPDATE if for_update else _GET_BY_ORDER
+        found = await self._find(statement, {"b_order_id": order_id}, locked=for_update)
+        return found[0] if found else None
 
-    async def _one(self, query: Any, parameters: dict[str, Any]) -> Shipment | None:
-        row = (await self._connection.execute(query, parameters)).mappings().first()
-        if row is None:
-            return None
+    def add(self, shipment: Shipment) -> None:
+        self._add(shipment)
+
+    async def has_tracking_event(self, shipment_id: str, event: TrackingEvent) -> bool:
+        found = await self._connection.scalar(
+            select(tracking_events.c.id).where(
+                tracking_events.c.shipment_id == uuid.UUID(shipment_id),
+                tracking_events.c.status == event.status.value,
+                tracking_events.c.occurred_at == event.occurred_at,
+            )
+        )
+        return found is not None
+
+    def _key_of(self, shipment: Shipment) -> uuid.UUID:
+        return uuid.UUID(shipment.id)
+
+    def _to_row(self, shipment: Shipment) -> Row:
+        return {
+            "id": uuid.UUID(shipment.id),
+            "order_id": shipment.order_id,
+            "status": shipment.status.value,
+            "carrier": shipment.carrier,
+            "tracking_number": shipment.tracking_number,
+            "lines": [dataclasses.asdict(line) for line in shipment.lines],
+            "address": dataclasses.asdict(shipment.address) if shipment.address else None,
+            "failure_reason": shipment.failure_reason,
+            "dispatched_at": shipment.dispatched_at,
+            "delivered_at": shipment.delivered_at,
+            "last_event_at": shipment.last_event_at,
+        }
+
+    def _from_row(self, row: Mapping[str, Any]) -> Shipment:
         return Shipment(
             id=str(row["id"]),
             order_id=row["order_id"],
@@ -90,15 +101,14 @@ class ShipmentRepository:
             failure_reason=row["failure_reason"],
         )
 
-    async def add(self, shipment: Shipment) -> None:
-        await self._connection.execute(_INSERT, _row(shipment))
+    def _update_of(self, shipment: Shipment, row: Row, changed: set[str]) -> Row:
+        # The order a shipment is for never changes.
+        return {name: value for name, value in row.items() if name != "order_id"}
 
-    async def save(self, shipment: Shipment) -> None:
-        row = _row(shipment)
-        await self._connection.execute(
-            _SAVE, {f"b_{name}": row[name] for name in ("id", *_MUTABLE_COLUMNS)}
-        )
+    async def _write_along(self, shipment: Shipment) -> None:
         if shipment.new_tracking_events:
+            # At once, with the carrier's repeats ignored: a webhook is delivered
+            # at least once.
             await self._connection.execute(
                 _ADD_TRACKING_EVENTS,
                 [
@@ -113,16 +123,6 @@ class ShipmentRepository:
             )
             shipment.new_tracking_events.clear()
 
-    async def has_tracking_event(self, shipment_id: str, event: TrackingEvent) -> bool:
-        found = await self._connection.scalar(
-            select(tracking_events.c.id).where(
-                tracking_events.c.shipment_id == uuid.UUID(shipment_id),
-                tracking_events.c.status == event.status.value,
-                tracking_events.c.occurred_at == event.occurred_at,
-            )
-        )
-        return found is not None
-
     async def remember_webhook(self, webhook_id: str, shipment_id: str) -> bool:
         """Record a carrier webhook id; False if it was seen before (a replay)."""
         inserted = await self._connection.scalar(
@@ -132,19 +132,3 @@ class ShipmentRepository:
 
     async def forget_webhooks_before(self, before: datetime) -> None:
         await self._connection.execute(_FORGET_WEBHOOKS, {"b_before": before})
-
-
-def _row(shipment: Shipment) -> dict[str, Any]:
-    return {
-        "id": uuid.UUID(shipment.id),
-        "order_id": shipment.order_id,
-        "status": shipment.status.value,
-        "carrier": shipment.carrier,
-        "tracking_number": shipment.tracking_number,
-        "lines": [dataclasses.asdict(line) for line in shipment.lines],
-        "address": dataclasses.asdict(shipment.address) if shipment.address else None,
-        "failure_reason": shipment.failure_reason,
-        "dispatched_at": shipment.dispatched_at,
-        "delivered_at": shipment.delivered_at,
-        "last_event_at": shipment.last_event_at,
-    }

@@ -1,3 +1,6 @@
+"""The shipping service's unit of work over Postgres (what handlers see of it:
+`handlers/unit_of_work.py`)."""
+
 from __future__ import annotations
 
 from typing import Self
@@ -6,10 +9,10 @@ from oms_runtime.messaging.unit_of_work import UnitOfWork
 from oms_shipping.db.repository import ShipmentRepository
 
 
-class ShippingUnitOfWork(UnitOfWork):
+class SqlShippingUnitOfWork(UnitOfWork):
     shipments: ShipmentRepository
 
     async def __aenter__(self) -> Self:
         await super().__aenter__()
-        self.shipments = ShipmentRepository(self.connection)
+        self.shipments = ShipmentRepository(self)
         return self

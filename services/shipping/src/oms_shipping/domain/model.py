@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from oms_contracts.reasons import StatusReason
+
 
 class ShipmentStatus(StrEnum):
     CREATED = "created"
@@ -36,6 +38,9 @@ TRACKING_STATUSES = frozenset(
 
 
 class ShippingError(Exception):
+    """Something shipping refuses; `code` says what (the API answers by it: see
+    `api/problems.py`)."""
+
     code = "shipping_error"
 
 
@@ -49,10 +54,6 @@ class NotDispatchable(ShippingError):
 
 class NotFailable(ShippingError):
     code = "not_failable"
-
-
-class AddressNotChangeable(ShippingError):
-    code = "address_not_changeable"
 
 
 class ImplausibleEventTime(ShippingError):
@@ -152,6 +153,11 @@ class AddressChanged(ShipmentEvent):
 
 
 @dataclass(frozen=True)
+class AddressChangeRefused(ShipmentEvent):
+    reason: str
+
+
+@dataclass(frozen=True)
 class Delivered(ShipmentEvent):
     carrier: str
     tracking_number: str
@@ -209,8 +215,7 @@ class Shipment:
             self.status = ShipmentStatus.ON_HOLD
             self.events.append(Held(self.id, self.order_id))
         else:
-            reason = "already_dispatched" if self.dispatched_at else f"shipment_{self.status}"
-            self.events.append(HoldRefused(self.id, self.order_id, reason))
+            self.events.append(HoldRefused(self.id, self.order_id, self._why_it_cannot_change()))
 
     def update_lines(self, lines: list[Line]) -> None:
         """The new items of a held shipment; the hold ends."""
@@ -228,9 +233,10 @@ class Shipment:
     def change_address(self, address: Address) -> None:
         """Send it elsewhere, unless it already left (or will never leave)."""
         if self.status not in (ShipmentStatus.CREATED, ShipmentStatus.ON_HOLD):
-            raise AddressNotChangeable(
-                "already_dispatched" if self.dispatched_at else f"shipment_{self.status}"
+            self.events.append(
+                AddressChangeRefused(self.id, self.order_id, self._why_it_cannot_change())
             )
+            return
         self.address = address
         self.events.append(AddressChanged(self.id, self.order_id, address))
 
@@ -296,6 +302,9 @@ class Shipment:
                     self.id, self.order_id, self.carrier, self.tracking_number, event.occurred_at
                 )
             )
+
+    def _why_it_cannot_change(self) -> str:
+        return StatusReason.ALREADY_DISPATCHED if self.dispatched_at else f"shipment_{self.status}"
 
     def repeat_notices(self) -> None:
         """A repeated request gets the notices that tell where the shipment stands."""

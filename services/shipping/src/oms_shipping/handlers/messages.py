@@ -9,15 +9,10 @@ from datetime import UTC, datetime
 from oms_contracts import Message
 from oms_contracts import order as order_msgs
 from oms_contracts import shipping as msgs
-from oms_shipping.db.unit_of_work import ShippingUnitOfWork
-from oms_shipping.domain.model import (
-    Address,
-    AddressNotChangeable,
-    Line,
-    NotCreatedYet,
-    Shipment,
-)
-from oms_shipping.handlers.outgoing import commit_shipment, new_tracking_number
+from oms_contracts.reasons import StatusReason
+from oms_shipping.domain.model import Address, Line, NotCreatedYet, Shipment
+from oms_shipping.handlers.shipments import new_tracking_number
+from oms_shipping.handlers.unit_of_work import ShippingUnitOfWork
 from oms_shipping.settings import ShippingSettings
 
 
@@ -29,7 +24,7 @@ def create_shipment_handler(
             shipment = await uow.shipments.get_by_order(command.order_id, for_update=True)
             if shipment is not None:
                 shipment.repeat_notices()
-                await commit_shipment(uow, shipment)
+                await uow.commit()
                 return
             shipment = Shipment.create(
                 shipment_id=str(uuid.uuid4()),
@@ -38,14 +33,15 @@ def create_shipment_handler(
                 address=Address(**command.shipping_address.model_dump()),
             )
             if not settings.serves(shipment.address.country if shipment.address else ""):
-                shipment.fail("destination_not_served")
+                shipment.fail(StatusReason.DESTINATION_NOT_SERVED)
             elif settings.auto_dispatch:
                 shipment.dispatch(
                     carrier=settings.carrier_name,
                     tracking_number=new_tracking_number(),
                     now=datetime.now(UTC),
                 )
-            await commit_shipment(uow, shipment, new=True)
+            uow.shipments.add(shipment)
+            await uow.commit()
 
     return create_shipment
 
@@ -54,13 +50,14 @@ async def cancel_shipment(command: msgs.CancelShipment, uow: ShippingUnitOfWork)
     async with uow:
         shipment = await uow.shipments.get_by_order(command.order_id, for_update=True)
         if shipment is None:
-            shipment = Shipment.cancelled_before_creation(
-                shipment_id=str(uuid.uuid4()), order_id=command.order_id
+            uow.shipments.add(
+                Shipment.cancelled_before_creation(
+                    shipment_id=str(uuid.uuid4()), order_id=command.order_id
+                )
             )
-            await commit_shipment(uow, shipment, new=True)
-            return
-        shipment.cancel()
-        await commit_shipment(uow, shipment)
+        else:
+            shipment.cancel()
+        await uow.commit()
 
 
 async def _existing(uow: ShippingUnitOfWork, order_id: str) -> Shipment:
@@ -75,35 +72,29 @@ async def _existing(uow: ShippingUnitOfWork, order_id: str) -> Shipment:
 async def change_address(command: msgs.ChangeShippingAddress, uow: ShippingUnitOfWork) -> None:
     async with uow:
         shipment = await _existing(uow, command.order_id)
-        try:
-            shipment.change_address(Address(**command.shipping_address.model_dump()))
-        except AddressNotChangeable as refused:
-            uow.publish(
-                msgs.ShippingAddressChangeRefused(order_id=command.order_id, reason=str(refused)),
-                correlation_id=command.order_id,
-            )
-        await commit_shipment(uow, shipment)
+        shipment.change_address(Address(**command.shipping_address.model_dump()))
+        await uow.commit()
 
 
 async def hold_shipment(command: msgs.HoldShipment, uow: ShippingUnitOfWork) -> None:
     async with uow:
         shipment = await _existing(uow, command.order_id)
         shipment.hold()
-        await commit_shipment(uow, shipment)
+        await uow.commit()
 
 
 async def update_shipment(command: msgs.UpdateShipment, uow: ShippingUnitOfWork) -> None:
     async with uow:
         shipment = await _existing(uow, command.order_id)
         shipment.update_lines([Line(line.sku, line.quantity) for line in command.lines])
-        await commit_shipment(uow, shipment)
+        await uow.commit()
 
 
 async def release_shipment(command: msgs.ReleaseShipment, uow: ShippingUnitOfWork) -> None:
     async with uow:
         shipment = await _existing(uow, command.order_id)
         shipment.release()
-        await commit_shipment(uow, shipment)
+        await uow.commit()
 
 
 async def order_deleted(event: order_msgs.OrderDeleted, uow: ShippingUnitOfWork) -> None:
@@ -111,9 +102,7 @@ async def order_deleted(event: order_msgs.OrderDeleted, uow: ShippingUnitOfWork)
         shipment = await uow.shipments.get_by_order(event.order_id, for_update=True)
         if shipment is not None:
             shipment.erase_personal_data()
-            await commit_shipment(uow, shipment)
-        else:
-            await uow.commit()
+        await uow.commit()
 
 
 def handlers(settings: ShippingSettings) -> dict[type[Message], Callable[..., Awaitable[None]]]:

@@ -1,16 +1,26 @@
-"""Shipment domain events -> messages, committed with the state change."""
+"""Shipment domain events -> messages, committed with the state change; given to
+the service's unit of work at bootstrap (`ShipmentEvents`)."""
 
 from __future__ import annotations
 
 import dataclasses
-import secrets
+from collections.abc import Sequence
+from typing import Any
 
 from oms_contracts import Message
 from oms_contracts import shipping as msgs
 from oms_contracts.common import OrderLine, ShippingAddress
-from oms_shipping.db.unit_of_work import ShippingUnitOfWork
+from oms_runtime.messaging.events import EventMap
 from oms_shipping.domain import model
 from oms_shipping.domain.model import Shipment
+
+
+class ShipmentEvents(EventMap[Shipment, Any]):
+    def messages(self, event: model.ShipmentEvent, source: Shipment) -> Sequence[Message]:
+        return [message_for(event)]
+
+    def correlation_id(self, source: Shipment) -> str:
+        return source.order_id
 
 
 def message_for(event: model.ShipmentEvent) -> Message:
@@ -42,6 +52,8 @@ def message_for(event: model.ShipmentEvent) -> Message:
             )
         case model.Released():
             return msgs.ShipmentReleased(order_id=event.order_id, shipment_id=event.shipment_id)
+        case model.AddressChangeRefused():
+            return msgs.ShippingAddressChangeRefused(order_id=event.order_id, reason=event.reason)
         case model.AddressChanged():
             return msgs.ShippingAddressChanged(
                 order_id=event.order_id,
@@ -57,20 +69,3 @@ def message_for(event: model.ShipmentEvent) -> Message:
                 delivered_at=event.delivered_at,
             )
     raise TypeError(f"no message for {event!r}")
-
-
-async def commit_shipment(
-    uow: ShippingUnitOfWork, shipment: Shipment, *, new: bool = False
-) -> None:
-    if new:
-        await uow.shipments.add(shipment)
-    else:
-        await uow.shipments.save(shipment)
-    for event in shipment.events:
-        uow.publish(message_for(event), correlation_id=shipment.order_id)
-    shipment.events.clear()
-    await uow.commit()
-
-
-def new_tracking_number() -> str:
-    return f"SIM{secrets.randbelow(10**12):012d}"

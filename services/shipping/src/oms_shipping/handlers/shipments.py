@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime, timedelta
 
-from oms_shipping.db.unit_of_work import ShippingUnitOfWork
-from oms_shipping.domain.model import Shipment, TrackingEvent
-from oms_shipping.handlers.outgoing import commit_shipment, new_tracking_number
+from oms_shipping.domain.model import Shipment, ShippingError, TrackingEvent
+from oms_shipping.handlers.unit_of_work import ShippingUnitOfWork
 
 
-class ShipmentNotFound(Exception):
-    pass
+class ShipmentNotFound(ShippingError):
+    code = "shipment_not_found"
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"No shipment {what}")
 
 
-class NotThisParcel(Exception):
+def new_tracking_number() -> str:
+    return f"SIM{secrets.randbelow(10**12):012d}"
+
+
+class NotThisParcel(ShippingError):
     """The event names another parcel's tracking number than the shipment's."""
+
+    code = "not_this_parcel"
+
+    def __init__(self, shipment_id: str) -> None:
+        super().__init__("tracking_number is not the tracking number of this shipment")
 
 
 # Seen webhook ids are kept far longer than the signature's 5-minute window, beyond
@@ -30,7 +42,7 @@ async def dispatch(shipment_id: str, carrier: str, uow: ShippingUnitOfWork) -> S
         shipment.dispatch(
             carrier=carrier, tracking_number=new_tracking_number(), now=datetime.now(UTC)
         )
-        await commit_shipment(uow, shipment)
+        await uow.commit()
     return shipment
 
 
@@ -58,7 +70,7 @@ async def record_tracking_event(
                 return shipment
         seen = await uow.shipments.has_tracking_event(shipment_id, event)
         shipment.record_tracking(event, seen_before=seen, now=now)
-        await commit_shipment(uow, shipment)
+        await uow.commit()
     return shipment
 
 
@@ -68,5 +80,5 @@ async def fail(shipment_id: str, reason: str, uow: ShippingUnitOfWork) -> Shipme
         if shipment is None:
             raise ShipmentNotFound(shipment_id)
         shipment.fail(reason)
-        await commit_shipment(uow, shipment)
+        await uow.commit()
     return shipment

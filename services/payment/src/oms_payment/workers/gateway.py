@@ -7,8 +7,9 @@ starts it at once, with no claim of its own. Every `poll_interval` the worker al
 sweeps the table for due operations nobody is carrying out (a retry whose time
 came, or one whose lease ran out because its process died), claiming them with
 `FOR UPDATE SKIP LOCKED` and a fresh lease. The gateway is called outside any
-transaction; its answer is then applied to the payment in one unit of work that
-also records the call for audit and publishes the resulting events.
+transaction; its answer is then applied to the payment (`apply_gateway_answer`: what
+an answer means is the payment's business) in one unit of work that also records the
+call for audit and publishes the resulting events.
 """
 
 from __future__ import annotations
@@ -19,13 +20,11 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from oms_payment.db.repository import ClaimedOperation
-from oms_payment.db.unit_of_work import PaymentUnitOfWork
-from oms_payment.domain.model import Operation, OperationKind, Payment
+from oms_payment.db.unit_of_work import SqlPaymentUnitOfWork
+from oms_payment.domain.model import GaveUp, OperationKind
 from oms_payment.gateway.base import (
     Approved,
     CallRecord,
@@ -34,7 +33,6 @@ from oms_payment.gateway.base import (
     PaymentGateway,
     Unavailable,
 )
-from oms_payment.handlers.outgoing import commit_payment
 from oms_runtime import tracing
 from oms_runtime.logging import log_context
 from oms_runtime.messaging.unit_of_work import UnitOfWorkFactory
@@ -63,7 +61,7 @@ class LeasedOperations:
 class GatewayWorker:
     def __init__(
         self,
-        unit_of_work: UnitOfWorkFactory[PaymentUnitOfWork],
+        unit_of_work: UnitOfWorkFactory[SqlPaymentUnitOfWork],
         gateway: PaymentGateway,
         leased: LeasedOperations,
         *,
@@ -241,7 +239,6 @@ class GatewayWorker:
         self, item: ClaimedOperation, result: GatewayResult, calls: list[CallRecord]
     ) -> None:
         operation = item.operation
-        outcome = _OUTCOMES[operation.kind]
         async with self._unit_of_work() as uow:
             payment = await uow.payments.get(operation.payment_id, for_update=True)
             assert payment is not None
@@ -249,13 +246,13 @@ class GatewayWorker:
                 uow.operations.record_call(payment.id, call)
             match result:
                 case Approved():
-                    outcome.succeeded(payment, operation, result)
+                    payment.apply_gateway_answer(operation, result)
                     uow.operations.finish(item.id, succeeded=True)
                 case Declined():
                     log.warning(
                         "gateway refused %s", operation.kind.value, extra={"error": result.code}
                     )
-                    outcome.refused(payment, operation, result.code)
+                    payment.apply_gateway_answer(operation, result)
                     uow.operations.finish(item.id, succeeded=False, error=result.code)
                 case Unavailable() if item.attempts < self._max_attempts:
                     await uow.operations.retry_later(
@@ -267,69 +264,10 @@ class GatewayWorker:
                         operation.kind.value,
                         extra={"attempts": item.attempts, "error": result.error},
                     )
-                    outcome.gave_up(payment, operation, result.error)
+                    payment.apply_gateway_answer(operation, GaveUp(result.error))
                     uow.operations.finish(item.id, succeeded=False, error=result.error)
-            # Nothing reads the payment again here: its row goes with the commit.
-            await commit_payment(uow, payment, save_with_commit=True)
+            await uow.commit()
 
     def _backoff(self, attempts: int) -> timedelta:
         delay = min(self._retry_base_delay * (1 << (attempts - 1)), 30.0)
         return timedelta(seconds=delay * random.uniform(0.8, 1.2))
-
-
-@dataclass(frozen=True)
-class _Outcome:
-    """What each kind of answer means for the payment, per operation kind."""
-
-    succeeded: Callable[[Payment, Operation, Approved], None]
-    refused: Callable[[Payment, Operation, str], None]
-    gave_up: Callable[[Payment, Operation, str], None]
-
-
-def _orphan_hold_may_remain(payment: Payment, _: Operation, error: str) -> None:
-    log.error(
-        "could not check for orphan holds; check the gateway by hand",
-        extra={"payment_id": payment.id, "error": error},
-    )
-
-
-_OUTCOMES: dict[OperationKind, _Outcome] = {
-    OperationKind.AUTHORIZE: _Outcome(
-        succeeded=lambda p, op, r: p.authorization_approved(r.gateway_id, op.reference),
-        refused=lambda p, op, code: (
-            p.reauthorization_failed("payment_declined")
-            if op.reference
-            else p.authorization_failed("payment_declined", code)
-        ),
-        gave_up=lambda p, op, error: (
-            p.reauthorization_failed("payment_unavailable")
-            if op.reference
-            else p.give_up_authorization()
-        ),
-    ),
-    OperationKind.CAPTURE: _Outcome(
-        succeeded=lambda p, _, r: p.capture_succeeded(r.amount),
-        refused=lambda p, _, code: p.capture_failed(code),
-        gave_up=lambda p, _, error: p.capture_failed(error),
-    ),
-    OperationKind.VOID: _Outcome(
-        succeeded=lambda p, _, r: p.void_succeeded(),
-        refused=lambda p, _, code: p.compensation_failed(code),
-        gave_up=lambda p, _, error: p.compensation_failed(error),
-    ),
-    OperationKind.REFUND: _Outcome(
-        succeeded=lambda p, op, r: p.refund_succeeded(op.reference or ""),
-        refused=lambda p, op, code: p.refund_failed(op.reference or "", code),
-        gave_up=lambda p, op, error: p.refund_failed(op.reference or "", error),
-    ),
-    OperationKind.RELEASE_OLD_HOLD: _Outcome(
-        succeeded=lambda p, _, r: None,
-        refused=_orphan_hold_may_remain,
-        gave_up=_orphan_hold_may_remain,
-    ),
-    OperationKind.RECONCILE: _Outcome(
-        succeeded=lambda p, _, r: None,
-        refused=_orphan_hold_may_remain,
-        gave_up=_orphan_hold_may_remain,
-    ),
-}

@@ -1,0 +1,5 @@
+import sys
+
+from oms_devtools.bench.run import main
+
+sys.exit(main())

@@ -1,0 +1,259 @@
+"""The base of every aggregate repository: one way to read a row, one to write it.
+
+Reading: a row comes from the transaction's `RowCache` when it is there (a batch
+loader put it there, or an earlier read or write in the same transaction did), else
+from one statement; a row read for update then joins the cache. So the messages of a
+batch, which share one transaction, each see the rows as the earlier ones left them,
+and a batch loader can read (and lock) what they all touch in one statement per table.
+
+Writing: an aggregate read for update, or added, is tracked by the unit of work. When
+it commits, the unit of work collects the events the aggregate recorded (see
+`oms_runtime.messaging.events`) and asks the repository to write the aggregate back:
+its whole row staged for the transaction's one write statement (`oms_runtime.bulk`),
+as an update only if a value changed, as an insert if it is new. A repository adds
+what is particular to its tables through a few hooks (child rows, an insert that
+cannot wait for the commit); the cache and the write path stay here.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, TypeVar
+
+from sqlalchemy import Select, Table, any_, bindparam, select
+from sqlalchemy.dialects.postgresql import ARRAY
+
+from oms_runtime.bulk import UPDATED_AT_NOW, Computed
+from oms_runtime.messaging.events import RecordsEvents
+
+if TYPE_CHECKING:
+    from oms_runtime.messaging.unit_of_work import SharedTransaction, UnitOfWork
+
+A = TypeVar("A", bound=RecordsEvents)
+Row = dict[str, Any]
+
+_MISSING: Final = object()
+
+
+class RowCache:
+    """Rows a transaction read and locked, as its work so far left them, per table
+    and key (None: there is no such row). The units of work of a batch share one,
+    which the batch loader fills up front; a unit of work on its own has its own."""
+
+    def __init__(self) -> None:
+        self._tables: dict[Table, dict[Any, Row | None]] = {}
+
+    def of(self, table: Table) -> dict[Any, Row | None]:
+        rows = self._tables.get(table)
+        if rows is None:
+            rows = self._tables[table] = {}
+        return rows
+
+
+@dataclass(frozen=True)
+class _Statements:
+    one: Select[Any]
+    one_for_update: Select[Any]
+    many: Select[Any]
+    many_for_update: Select[Any]
+
+
+@functools.cache
+def _statements(table: Table, key: str) -> _Statements:
+    # Built once: constructing a statement per call costs more CPU than its round trip.
+    one = select(table).where(table.c[key] == bindparam("b_key"))
+    # In key order, so two transactions locking the same rows queue, never deadlock.
+    many = (
+        select(table)
+        .where(table.c[key] == any_(bindparam("b_keys", type_=ARRAY(table.c[key].type))))
+        .order_by(table.c[key])
+    )
+    return _Statements(one, one.with_for_update(), many, many.with_for_update())
+
+
+@dataclass
+class _Tracked(Generic[A]):
+    aggregate: A
+    # The row as the transaction last had it (None: added by this unit of work).
+    row: Row | None
+
+
+class Repository(Generic[A]):
+    """Subclasses name their table and key column and map an aggregate to a row and
+    back; everything else is here."""
+
+    table: ClassVar[Table]
+    key: ClassVar[str]
+    # Set by every update besides the row's own values.
+    computed: ClassVar[Computed] = UPDATED_AT_NOW
+
+    def __init__(self, unit_of_work: UnitOfWork) -> None:
+        self._unit_of_work = unit_of_work
+        self._connection = unit_of_work.connection
+        self._rows = unit_of_work.rows.of(self.table)
+        self._tracked: dict[Any, _Tracked[A]] = {}
+        unit_of_work.track(self)
+
+    # -- what a repository says about its aggregate --------------------------------
+
+    def _key_of(self, aggregate: A) -> Any:
+        raise NotImplementedError
+
+    def _to_row(self, aggregate: A) -> Row:
+        """Every column the aggregate determines, as written."""
+        raise NotImplementedError
+
+    def _from_row(self, row: Mapping[str, Any]) -> A:
+        raise NotImplementedError
+
+    def _update_of(self, aggregate: A, row: Row, changed: set[str]) -> Row:
+        """What an update writes (the key included), given the columns that changed;
+        by default the whole row, so the statement has one shape whatever changed."""
+        return row
+
+    def _exists(self, aggregate: A) -> bool:
+        """Whether the aggregate has a row at all (one that only stands for the
+        absence of something records events but is never written)."""
+        return True
+
+    async def _insert(self, row: Row) -> None:
+        """A new aggregate's row: with the commit, by default."""
+        self._unit_of_work.insert_on_commit(self.table, [row])
+
+    async def _write_along(self, aggregate: A) -> None:
+        """Rows that go with the aggregate's (a ledger, an audit trail)."""
+
+    # -- reading -------------------------------------------------------------------
+
+    async def _get(self, key: Any, *, for_update: bool = False) -> A | None:
+        tracked = self._tracked.get(key)
+        if tracked is not None:
+            return tracked.aggregate
+        row = self._rows.get(key, _MISSING)
+        if row is _MISSING:
+            statements = _statements(self.table, self.key)
+            statement = statements.one_for_update if for_update else statements.one
+            found = (await self._connection.execute(statement, {"b_key": key})).mappings().first()
+            row = dict(found) if found is not None else None
+            if not for_update:
+                # A look, not a change: nothing locked, nothing to write back.
+                return self._from_row(row) if row is not None else None
+            self._rows[key] = row
+        return self._track(row) if isinstance(row, dict) else None
+
+    async def _get_many(self, keys: Iterable[Any], *, for_update: bool = False) -> dict[Any, A]:
+        """The aggregates of `keys` that exist; those not read yet in one statement."""
+        wanted = sorted(set(keys))
+        missing = [key for key in wanted if key not in self._tracked and key not in self._rows]
+        fresh: dict[Any, Row | None] = dict.fromkeys(missing)
+        if missing:
+            statements = _statements(self.table, self.key)
+            statement = statements.many_for_update if for_update else statements.many
+            result = await self._connection.execute(statement, {"b_keys": missing})
+            for found in result.mappings():
+                fresh[found[self.key]] = dict(found)
+            if for_update:
+                self._rows.update(fresh)
+        aggregates: dict[Any, A] = {}
+        for key in wanted:
+            tracked = self._tracked.get(key)
+            if tracked is not None:
+                aggregates[key] = tracked.aggregate
+                continue
+            row = self._rows.get(key) if key not in fresh else fresh[key]
+            if row is not None:
+                aggregates[key] = self._track(row) if for_update else self._from_row(row)
+        return aggregates
+
+    async def _find(
+        self, statement: Any, parameters: Mapping[str, Any] | None = None, *, locked: bool
+    ) -> list[A]:
+        """The aggregates whose rows a statement of the repository's own selects;
+        `locked`: it locks them (FOR UPDATE), so they are tracked. A row this
+        transaction changed already is taken as the transaction has it."""
+        result = await self._connection.execute(statement, dict(parameters or {}))
+        found: list[A] = []
+        for selected in result.mappings():
+            key = selected[self.key]
+            tracked = self._tracked.get(key)
+            if tracked is not None:
+                found.append(tracked.aggregate)
+                continue
+            cached = self._rows.get(key)
+            row = cached if cached is not None else dict(selected)
+            if locked:
+                self._rows[key] = row
+                found.append(self._track(row))
+            else:
+                found.append(self._from_row(row))
+        return found
+
+    def _track(self, row: Row) -> A:
+        aggregate = self._from_row(row)
+        self._tracked[row[self.key]] = _Tracked(aggregate, row)
+        return aggregate
+
+    def _add(self, aggregate: A) -> None:
+        """Insert the aggregate with the commit (and collect its events)."""
+        self._tracked[self._key_of(aggregate)] = _Tracked(aggregate, None)
+
+    def _adopt(self, aggregate: A, row: Row) -> None:
+        """Track an aggregate whose row was just written by a statement of the
+        repository's own: only later changes are written back."""
+        key = self._key_of(aggregate)
+        self._rows[key] = row
+        self._tracked[key] = _Tracked(aggregate, row)
+
+    # -- the unit of work's side ---------------------------------------------------
+
+    def tracked(self) -> list[A]:
+        """The aggregates this unit of work may change (read for update, or added)."""
+        return [tracked.aggregate for tracked in self._tracked.values()]
+
+    def read(self) -> list[tuple[A, Row | None]]:
+        """Each tracked aggregate with its row as read (None: added)."""
+        return [(tracked.aggregate, tracked.row) for tracked in self._tracked.values()]
+
+    async def flush(self) -> None:
+        """Write back what changed (called by the unit of work on commit)."""
+        for key, tracked in self._tracked.items():
+            if not self._exists(tracked.aggregate):
+                continue
+            row = self._to_row(tracked.aggregate)
+            before = tracked.row
+            if before is None:
+                await self._insert(row)
+            else:
+                changed = {
+                    name for name, value in row.items() if before.get(name, _MISSING) != value
+                }
+                if changed:
+                    update = self._update_of(tracked.aggregate, row, changed)
+                    self._unit_of_work.update_on_commit(
+                        self.table, self.key, update, computed=self.computed
+                    )
+                    row = {**before, **row}
+                else:
+                    row = before
+            # Later reads in the transaction (the batch's next messages) see it as written.
+            self._rows[key] = tracked.row = row
+            await self._write_along(tracked.aggregate)
+
+    @classmethod
+    async def preload(cls, shared: SharedTransaction, keys: Iterable[Any]) -> list[Row]:
+        """Read and lock, in one statement and in key order, the rows of `keys` that a
+        batch's messages will touch; keys without a row are remembered as such.
+        Returns the rows found."""
+        wanted = sorted(set(keys))
+        if not wanted:
+            return []
+        result = await shared.connection.execute(
+            _statements(cls.table, cls.key).many_for_update, {"b_keys": wanted}
+        )
+        found = [dict(row) for row in result.mappings()]
+        rows = shared.rows.of(cls.table)
+        rows.update(dict.fromkeys(wanted))
+        rows.update((row[cls.key], row) for row in found)
+        return found

@@ -1,0 +1,88 @@
+"""Inventory's domain events -> the messages other services receive; given to the
+service's unit of work at bootstrap (`InventoryEvents`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from oms_contracts import Message
+from oms_contracts import inventory as msgs
+from oms_contracts.common import OrderLine, PricedLine
+from oms_inventory.domain import model
+from oms_inventory.domain.model import (
+    Product,
+    Replenishment,
+    Reservation,
+    ReservedLine,
+)
+from oms_inventory.handlers.unit_of_work import InventoryUnitOfWork
+from oms_runtime.messaging.events import EventMap
+
+Source = Product | Reservation | Replenishment
+
+
+class InventoryEvents(EventMap[Source, InventoryUnitOfWork]):
+    def messages(self, event: Any, source: Source) -> Sequence[Message]:
+        return [message_for(event)]
+
+    def correlation_id(self, source: Source) -> str:
+        # A reservation's messages belong to its order's saga; stock news to the SKU.
+        return source.order_id if isinstance(source, Reservation) else source.sku
+
+    async def follow_up(self, unit_of_work: InventoryUnitOfWork, event: Any) -> None:
+        if isinstance(event, model.LowStockDetected):
+            # Unless one is open for the SKU already (a delivery closes it).
+            await unit_of_work.replenishments.open(Replenishment.for_low_stock(event))
+
+
+def message_for(event: Any) -> Message:
+    match event:
+        case model.StockReserved():
+            return msgs.StockReserved(
+                order_id=event.order_id, lines=_priced(event.lines), currency=event.currency
+            )
+        case model.StockRefused():
+            return msgs.StockReservationFailed(
+                order_id=event.order_id, reason=event.reason, skus=list(event.skus)
+            )
+        case model.StockReleased():
+            return msgs.StockReleased(order_id=event.order_id)
+        case model.StockShipped():
+            return msgs.StockCommitted(
+                order_id=event.order_id,
+                lines=[OrderLine(sku=line.sku, quantity=line.quantity) for line in event.lines],
+            )
+        case model.ReservationAdjusted():
+            return msgs.ReservationAdjusted(
+                order_id=event.order_id, lines=_priced(event.lines), currency=event.currency
+            )
+        case model.AdjustmentRefused():
+            return msgs.ReservationAdjustmentFailed(
+                order_id=event.order_id, reason=event.reason, skus=list(event.skus)
+            )
+        case model.ReservationExpired():
+            return msgs.ReservationExpired(order_id=event.order_id)
+        case model.LowStockDetected():
+            return msgs.LowStock(
+                sku=event.sku,
+                available=event.available,
+                low_stock_threshold=event.low_stock_threshold,
+            )
+        case model.ReplenishmentRequested():
+            return msgs.ReplenishmentRequested(sku=event.sku, quantity=event.quantity)
+        case model.Restocked():
+            return msgs.Restocked(
+                sku=event.sku,
+                quantity=event.quantity,
+                on_hand=event.on_hand,
+                reference=event.reference,
+            )
+    raise TypeError(f"no message for {event!r}")
+
+
+def _priced(lines: tuple[ReservedLine, ...]) -> list[PricedLine]:
+    return [
+        PricedLine(sku=line.sku, quantity=line.quantity, unit_price=line.unit_price)
+        for line in lines
+    ]

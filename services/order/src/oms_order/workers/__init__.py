@@ -1,0 +1,1 @@
+"""Loops the service runs beside its consumer and API (started by the composition root)."""

@@ -1,0 +1,34 @@
+"""What the shipping service's handlers need of a unit of work: its shipments, and
+`commit`. Postgres provides it in production (`db/unit_of_work.py`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from oms_runtime.messaging.unit_of_work import AbstractUnitOfWork
+from oms_shipping.domain.model import Shipment, TrackingEvent
+
+
+class Shipments(Protocol):
+    async def get(self, shipment_id: str, *, for_update: bool = False) -> Shipment | None: ...
+
+    async def get_by_order(self, order_id: str, *, for_update: bool = False) -> Shipment | None: ...
+
+    def add(self, shipment: Shipment) -> None: ...
+
+    async def has_tracking_event(self, shipment_id: str, event: TrackingEvent) -> bool: ...
+
+    async def remember_webhook(self, webhook_id: str, shipment_id: str) -> bool:
+        """Record a carrier webhook id; False if it was seen before (a replay)."""
+        ...
+
+    async def forget_webhooks_before(self, before: datetime) -> None: ...
+
+
+class ShippingUnitOfWork(AbstractUnitOfWork, Protocol):
+    """One transaction. On `commit` the shipments it loaded or added are written back
+    with the messages their events cause."""
+
+    @property
+    def shipments(self) -> Shipments: ...
