@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import asyncpg
 import pytest
@@ -30,7 +31,9 @@ async def finished_orders(stack: Stack) -> AsyncIterator[list[str]]:
     async def completed() -> str:
         product = await oms.create_product(on_hand=2)
         order_id, shipment_id = await shipped_order(oms, [(product["sku"], 1)])
-        delivered = await oms.tracking_event(shipment_id, "delivered", "2026-11-25T12:00:00Z")
+        delivered = await oms.tracking_event(
+            shipment_id, "delivered", datetime.now(UTC).isoformat()
+        )
         assert delivered.status_code == 202
         await oms.wait_for_order(order_id, "completed")
         return order_id

@@ -3,6 +3,8 @@ sees, and that nothing is left reserved, held on a card, or shipped by mistake."
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import asyncpg
 import pytest
 
@@ -409,7 +411,7 @@ async def test_an_operator_retry_once_the_gateway_is_back_settles_the_parked_ord
     assert retried.json()["status"] == "shipped"
     payment = await oms.wait_for_payment(order_id, "captured")
     assert payment["captured_amount"] == 1000
-    delivered = await oms.tracking_event(shipment["id"], "delivered", "2026-11-25T12:00:00Z")
+    delivered = await oms.tracking_event(shipment["id"], "delivered", datetime.now(UTC).isoformat())
     assert delivered.status_code == 202
     await oms.wait_for_order(order_id, "completed")
     retry = next(e for e in await oms.history(order_id) if e["step"] == "operator_retried")

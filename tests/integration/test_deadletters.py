@@ -23,6 +23,7 @@ from oms_runtime.deadletters import DeadLetter, dead_letter_router, key_of_body
 from oms_runtime.messaging.broker import Broker
 from oms_runtime.messaging.consumer import ATTEMPT_HEADER, ERROR_HEADER, dead_letter_queue_name
 from oms_runtime.problems import install_problem_handlers
+from oms_runtime.settings import ServiceSettings
 
 pytestmark = pytest.mark.integration
 
@@ -131,7 +132,7 @@ async def admin_api(plumbing_amqp_url: str, queue: str) -> AsyncIterator[httpx.A
     broker = Broker(plumbing_amqp_url, "dead-letter-api-test")
     await broker.connect()
     app = FastAPI()
-    app.state.settings = SimpleNamespace(jwt_secret=SECRET)
+    app.state.settings = ServiceSettings(jwt_secret=SECRET)
     install_problem_handlers(app)
     runtime = SimpleNamespace(broker=broker, consumer=SimpleNamespace(queue_name=queue))
     app.include_router(dead_letter_router(runtime))  # type: ignore[arg-type]
