@@ -133,7 +133,8 @@ class ServiceRuntime:
         log.info("stopped cleanly: intake stopped, work in hand finished, outbox flushed")
 
     async def readiness(self) -> dict[str, bool]:
-        return {"database": await self._database_reachable(), "broker": self.broker.is_connected}
+        database, broker = await asyncio.gather(self._database_reachable(), self.broker.ping())
+        return {"database": database, "broker": broker}
 
     async def _database_reachable(self) -> bool:
         try:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -31,6 +31,10 @@ class ServiceSettings(BaseSettings):
     otel_enabled: bool = False
 
     db_pool_size: int = 10
+    # The longest a database connection may take to open or a statement to answer:
+    # behind a network partition nothing fails by itself, so without it requests and
+    # consumers would hang.
+    db_timeout_seconds: float = Field(10.0, gt=0)
     # Larger request bodies are refused with 413 before they are read.
     max_body_bytes: int = 256 * 1024
     # Write requests per second (and burst) a customer may make; 0 disables.

@@ -134,6 +134,7 @@ class MessageConsumer:
         self._queue: AbstractQueue | None = None
         self._consumer_tag: str | None = None
         self._in_flight = 0
+        self._settled = 0  # deliveries settled since the start (acked, parked or left)
         self._idle = asyncio.Event()
         self._idle.set()
         # Feeds the capacity report (GET /admin/capacity).
@@ -161,6 +162,8 @@ class MessageConsumer:
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Stop taking messages and let the ones in hand finish (or be redelivered)."""
+        settled_before = self._settled
+        log.info("stopping intake", extra={"in_hand": self._in_flight})
         if self._queue is not None and self._consumer_tag is not None:
             try:
                 await self._queue.cancel(self._consumer_tag)
@@ -168,8 +171,14 @@ class MessageConsumer:
                 log.debug("cancel failed", extra={"error": repr(exc)})
         try:
             await asyncio.wait_for(self._idle.wait(), timeout)
+            log.info(
+                "messages in hand finished", extra={"finished": self._settled - settled_before}
+            )
         except TimeoutError:
-            log.warning("in-flight messages left unacked; the broker will redeliver them")
+            log.warning(
+                "in-flight messages left unacked; the broker will redeliver them",
+                extra={"finished": self._settled - settled_before, "returned": self._in_flight},
+            )
         if self._worker is not None:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -198,6 +207,7 @@ class MessageConsumer:
             finally:
                 self._record_busy(started, len(batch))
                 self._in_flight -= len(batch)
+                self._settled += len(batch)
                 if self._in_flight == 0:
                     self._idle.set()
 
