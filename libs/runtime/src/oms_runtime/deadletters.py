@@ -30,7 +30,8 @@ from oms_runtime.settings import ServiceSettings
 async def _parked(channel: AbstractChannel, queue: str) -> list[AbstractIncomingMessage]:
     """Every message in the dead-letter queue, unacknowledged (so none is lost if we
     stop here: closing the channel puts them all back)."""
-    dead = await channel.declare_queue(dead_letter_queue_name(queue), durable=True)
+    # Passive: the queue's type and arguments are the service's (classic or quorum).
+    dead = await channel.declare_queue(dead_letter_queue_name(queue), passive=True)
     messages: list[AbstractIncomingMessage] = []
     while (message := await dead.get(no_ack=False, fail=False, timeout=5)) is not None:
         messages.append(message)

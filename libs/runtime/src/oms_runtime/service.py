@@ -88,6 +88,8 @@ class ServiceRuntime:
             retry_delays=settings.retry_delays,
             prefetch_count=settings.prefetch_count,
             batch_size=settings.consumer_batch_size,
+            queue_type=settings.queue_type,
+            delivery_limit=settings.queue_delivery_limit,
         )
         self._workers = list(workers)
         self._gauge_collectors = list(gauge_collectors)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -23,6 +23,10 @@ class ServiceSettings(BaseSettings):
     host: str = "127.0.0.1"
     # Each service overrides this with its own variable (OMS_ORDER_PORT, ...).
     port: int = 8000
+    # Both set: the API is served over HTTPS with this certificate (PEM, the chain
+    # after the leaf) and its private key.
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"
     access_log: bool = True
@@ -45,6 +49,12 @@ class ServiceSettings(BaseSettings):
     # ...of which at most this many are handled in one shared transaction
     # (see oms_runtime.messaging.consumer); 1 gives one transaction per message.
     consumer_batch_size: int = 16
+    # `quorum`: the work, delay and dead-letter queues are quorum queues, replicated
+    # over a RabbitMQ cluster (see oms_runtime.messaging.queues; an existing queue
+    # changes type with `python -m oms_<service> migrate-queues`).
+    queue_type: Literal["classic", "quorum"] = "classic"
+    # Quorum only: deliveries of one message before the broker dead-letters it.
+    queue_delivery_limit: int = Field(20, ge=2)
     # Delays between attempts of a failing message; after the last one it is
     # dead-lettered. Comma separated seconds.
     retry_delays: Annotated[tuple[float, ...], NoDecode] = (1.0, 5.0, 30.0)
@@ -57,6 +67,12 @@ class ServiceSettings(BaseSettings):
     relay_poll_interval: float = 2.0
     relay_grace_seconds: float = 5.0
     inbox_retention_hours: int = 168
+
+    @model_validator(mode="after")
+    def _tls_files_come_in_pairs(self) -> ServiceSettings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("set both OMS_TLS_CERT_FILE and OMS_TLS_KEY_FILE, or neither")
+        return self
 
     @field_validator("retry_delays", mode="before")
     @classmethod
