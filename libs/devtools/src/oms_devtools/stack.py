@@ -15,6 +15,7 @@ import os
 import random
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -116,9 +117,11 @@ class Stack:
     def url(self, name: str) -> str:
         return f"{self.scheme}://127.0.0.1:{self.port(name)}"
 
-    def verify(self) -> str | bool:
+    def verify(self) -> ssl.SSLContext | bool:
         """What an HTTP client of the stack verifies certificates with."""
-        return str(self.tls.ca_file) if self.tls is not None else True
+        if self.tls is None:
+            return True
+        return ssl.create_default_context(cafile=str(self.tls.ca_file))
 
     def common_env(self) -> dict[str, str]:
         proxied_database = self.database_url
