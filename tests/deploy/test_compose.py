@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
+import os
 import shutil
 import subprocess
 from functools import cache
@@ -65,6 +66,8 @@ def compose_config(path: Path) -> subprocess.CompletedProcess[bytes]:
         [*cli, "--project-directory", str(ROOT), "-f", str(path), "config", "-q"],
         capture_output=True,
         timeout=60,
+        # What the file requires to be set (it has no default for it).
+        env={**os.environ, "OMS_GATEWAY_ADMIN_KEY": "a" * 32},
     )
 
 
@@ -158,3 +161,11 @@ def test_payment_waits_for_a_healthy_gateway_simulator() -> None:
     assert service("gateway-simulator")["build"]["dockerfile"] == (
         "services/gateway-simulator/Dockerfile"
     )
+
+
+def test_the_gateway_simulator_keeps_its_ledger_in_postgres_and_requires_its_admin_key() -> None:
+    simulator = service("gateway-simulator")
+    environment = simulator["environment"]
+    assert environment["OMS_GATEWAY_DATABASE_URL"].startswith("postgresql://")
+    assert environment["OMS_GATEWAY_ADMIN_KEY"].startswith("${OMS_GATEWAY_ADMIN_KEY:?")
+    assert simulator["depends_on"]["postgres"] == {"condition": "service_healthy"}
