@@ -232,8 +232,8 @@ async def test_killing_every_process_alone_and_all_at_once_and_losing_the_broker
     assert at_the_gateway == totals
     assert (
         await db.fetchval(
-            "SELECT count(*) FROM gateway_simulator.authorizations WHERE reference = ANY($1::text[]) "
-            "AND decline_code IS NULL AND NOT released",
+            "SELECT count(*) FROM gateway_simulator.authorizations "
+            "WHERE reference = ANY($1::text[]) AND decline_code IS NULL AND NOT released",
             [p["id"] for p in payments],
         )
         == 0
