@@ -306,7 +306,9 @@ class Stack:
             process.wait()
 
     def stop_all(self) -> None:
-        for name in list(self.processes):
+        # Last started first: the services let go of their connections to the gateway
+        # simulator (started first) before it is asked to stop.
+        for name in reversed(list(self.processes)):
             self.stop(name)
 
     def kill_all(self) -> list[str]:

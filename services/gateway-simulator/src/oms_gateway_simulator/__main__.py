@@ -84,6 +84,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         log_level=args.log_level,
         ssl_certfile=cert_file,
         ssl_keyfile=key_file,
+        # Clients' idle keep-alive connections must not hold a stop up for ever.
+        timeout_graceful_shutdown=5,
     )
 
 
