@@ -26,6 +26,8 @@ from oms_devtools import infra
 from oms_devtools.client import OmsClient, eventually
 from oms_devtools.faultproxy import FaultProxy
 from oms_devtools.stack import GATEWAY, SERVICES, Stack, TlsFiles, free_port_block
+from oms_payment.gateway.base import Approved, Unavailable
+from oms_payment.gateway.http import HttpPaymentGateway
 from oms_runtime.db import libpq_url
 
 from .scenarios import restock_whose_ack_is_lost
@@ -236,3 +238,27 @@ async def test_a_failing_message_goes_through_the_quorum_delay_queues_to_the_dea
     assert headers["x-oms-error"]
     assert headers["x-oms-original-routing-key"] == "inventory.restock"
     assert (await secure_oms.product(product["sku"]))["on_hand"] == 1
+
+
+async def test_the_payment_services_gateway_client_trusts_only_the_ca_it_is_given(
+    secure_stack: Stack, tls_files: TlsFiles
+) -> None:
+    async def authorize(ca_file: str | None) -> tuple[object, str | None]:
+        gateway = HttpPaymentGateway(secure_stack.url(GATEWAY), 5.0, ca_file=ca_file)
+        try:
+            result, call = await gateway.authorize(
+                idempotency_key=str(uuid.uuid4()),
+                amount=100,
+                currency="EUR",
+                token="tok_ok",
+                reference=f"tls-{uuid.uuid4().hex[:8]}",
+            )
+        finally:
+            await gateway.close()
+        return result, call.error
+
+    approved, error = await authorize(str(tls_files.ca_file))
+    assert isinstance(approved, Approved), error
+    refused, error = await authorize(None)  # the system's CAs never signed it
+    assert isinstance(refused, Unavailable)
+    assert error is not None and "CERTIFICATE_VERIFY_FAILED" in error

@@ -5,6 +5,9 @@ a queue of the other type, and the migration between the two."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -199,3 +202,29 @@ async def test_migrating_is_refused_while_the_service_consumes(
         await migrate(connection, new, ROUTING_KEYS)
     await channel.close()
     assert not await is_quorum(connection, old, old.work)
+
+
+async def test_the_migrate_queues_command_moves_a_services_queues_to_the_configured_type(
+    connection: AbstractConnection, plumbing_amqp_url: str, queues_to_clean: list[str]
+) -> None:
+    env = {**os.environ, "OMS_AMQP_URL": plumbing_amqp_url, "OMS_LOG_FORMAT": "json"}
+
+    def command(queue_type: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "oms_inventory", "migrate-queues"],
+            env={**env, "OMS_QUEUE_TYPE": queue_type},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+
+    classic = ServiceQueues("oms.inventory", (1.0, 5.0, 30.0), "classic")
+    queues_to_clean.extend(name for name, _ in classic.declarations())
+    assert "classic already" in command("classic").stdout
+    moved = command("quorum").stdout
+    assert "oms.inventory: now quorum" in moved
+    quorum = ServiceQueues("oms.inventory", (1.0, 5.0, 30.0), "quorum")
+    for name, _ in quorum.declarations():
+        assert await is_quorum(connection, quorum, name), name
+    assert "quorum already" in command("quorum").stdout
