@@ -2,7 +2,10 @@
 and the real services started as processes against them.
 
 The suite never touches `make run`'s database (`oms`) or vhost (`/`), uses its own
-ports, and removes what it created when it ends.
+ports, and removes what it created when it ends. The services reach Postgres and
+RabbitMQ through fault proxies of the session (`database_proxy`, `broker_proxy`), so
+outage tests take the servers away from them without stopping the servers; the
+tests' own connections go straight to the servers.
 """
 
 from __future__ import annotations
@@ -11,12 +14,14 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
 
 from oms_devtools import infra
 from oms_devtools.client import OmsClient
+from oms_devtools.faultproxy import FaultProxy
 from oms_devtools.stack import SERVICES, Stack, free_port_block
 from oms_runtime.db import libpq_url
 
@@ -48,9 +53,35 @@ async def migrated_database(test_database_url: str) -> AsyncIterator[str]:
     await infra.drop_database(test_database_url)
 
 
+def _proxy_for(url: str, default_port: int, name: str) -> Iterator[FaultProxy]:
+    parts = urlsplit(url)
+    proxy = FaultProxy(parts.hostname or "127.0.0.1", parts.port or default_port, name=name)
+    proxy.start()
+    try:
+        yield proxy
+    finally:
+        proxy.close()
+
+
+@pytest.fixture(scope="session")
+def database_proxy(test_database_url: str) -> Iterator[FaultProxy]:
+    """Between the stack's services and Postgres."""
+    yield from _proxy_for(test_database_url, 5432, "postgres")
+
+
+@pytest.fixture(scope="session")
+def broker_proxy(test_amqp_url: str) -> Iterator[FaultProxy]:
+    """Between the stack's services and RabbitMQ."""
+    yield from _proxy_for(test_amqp_url, 5672, "rabbitmq")
+
+
 @pytest.fixture(scope="session")
 async def stack(
-    migrated_database: str, test_amqp_url: str, tmp_path_factory: pytest.TempPathFactory
+    migrated_database: str,
+    test_amqp_url: str,
+    database_proxy: FaultProxy,
+    broker_proxy: FaultProxy,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Stack]:
     log_dir = Path(tmp_path_factory.mktemp("service-logs"))
     # OMS_E2E_REPLICAS=2 runs every service twice, competing for its queue.
@@ -63,6 +94,8 @@ async def stack(
         base_port=ports,
         gateway_port=ports + len(SERVICES) * replicas,
         replicas=replicas,
+        database_proxy=database_proxy,
+        broker_proxy=broker_proxy,
         env={
             "OMS_JWT_SECRET": JWT_SECRET,
             "OMS_CARRIER_SECRET": CARRIER_SECRET,
@@ -72,6 +105,8 @@ async def stack(
             "OMS_RELAY_POLL_INTERVAL": "0.5",
             "OMS_ACCESS_LOG": "false",
             "OMS_DB_POOL_SIZE": "4",
+            # A database behind a partition fails requests after this, not never.
+            "OMS_DB_TIMEOUT_SECONDS": "5",
             # Short saga deadlines so the failure tests do not wait long; the payment
             # one outlasts the gateway retries above (4 attempts of 1 s plus backoff).
             "OMS_DEADLINE_RESERVATION_SECONDS": "5",
@@ -92,6 +127,10 @@ async def stack(
         await running.wait_ready()
         yield running
     finally:
+        # Whatever a failed test left behind, the services can reach their servers
+        # to stop cleanly.
+        database_proxy.restore()
+        broker_proxy.restore()
         running.stop_all()
         print(f"\nservice logs: {log_dir}")
 

@@ -59,7 +59,11 @@ def compose_cli() -> list[str] | None:
 
 
 # What an operator must provide (compose refuses to start without them).
-REQUIRED_SECRETS = {"OMS_JWT_SECRET": "j" * 48, "OMS_CARRIER_SECRET": "c" * 48}
+REQUIRED_SECRETS = {
+    "OMS_JWT_SECRET": "j" * 48,
+    "OMS_CARRIER_SECRET": "c" * 48,
+    "OMS_GATEWAY_ADMIN_KEY": "a" * 32,
+}
 
 
 def compose_config(
@@ -187,3 +191,11 @@ def test_payment_waits_for_a_healthy_gateway_simulator() -> None:
     assert service("gateway-simulator")["build"]["dockerfile"] == (
         "services/gateway-simulator/Dockerfile"
     )
+
+
+def test_the_gateway_simulator_keeps_its_ledger_in_postgres_and_requires_its_admin_key() -> None:
+    simulator = service("gateway-simulator")
+    environment = simulator["environment"]
+    assert environment["OMS_GATEWAY_DATABASE_URL"].startswith("postgresql://")
+    assert environment["OMS_GATEWAY_ADMIN_KEY"].startswith("${OMS_GATEWAY_ADMIN_KEY:?")
+    assert simulator["depends_on"]["postgres"] == {"condition": "service_healthy"}

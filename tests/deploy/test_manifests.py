@@ -250,3 +250,53 @@ def test_the_dev_secret_holds_marked_samples_the_services_accept() -> None:
         assert values[name].startswith("SAMPLE-"), name
         assert values[name] != development
         assert len(values[name].encode()) >= MIN_SECRET_BYTES
+
+
+# -- the way in, queues, the dev gateway ---------------------------------------------
+
+
+def test_the_order_api_is_published_over_https_by_an_ingress() -> None:
+    [ingress] = resources("Ingress").values()
+    [tls] = ingress["spec"]["tls"]
+    assert tls["secretName"]
+    backends = {
+        rule["host"]: path["backend"]["service"]
+        for rule in ingress["spec"]["rules"]
+        for path in rule["http"]["paths"]
+    }
+    # Every host served is covered by the certificate: no plain-HTTP-only host.
+    assert set(backends) <= set(tls["hosts"])
+    assert {"name": "order", "port": {"name": "http"}} in backends.values()
+    # Only the public API and the staff console are reachable from outside.
+    assert {backend["name"] for backend in backends.values()} == {"order", "console"}
+    assert {"name": "console", "port": {"number": 8080}} in backends.values()
+
+
+def test_the_cluster_uses_quorum_queues() -> None:
+    assert resources("ConfigMap")["oms-config"]["data"]["OMS_QUEUE_TYPE"] == "quorum"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_service_has_a_queue_migration_job_kept_out_of_the_usual_apply(
+    service: str,
+) -> None:
+    [(path, job)] = [
+        (p, d) for p, d in MANIFESTS if d["metadata"]["name"] == f"{service}-migrate-queues"
+    ]
+    # Not in deploy/k8s/ itself nor migrate/: applied only while switching queue types.
+    assert path.startswith("ops/")
+    [container] = pod_spec(job)["containers"]
+    [serve] = pod_spec(resources("Deployment")[service])["containers"]
+    assert container["args"] == ["migrate-queues"]
+    assert (container["image"], container["envFrom"]) == (serve["image"], serve["envFrom"])
+
+
+def test_the_dev_gateway_simulator_keeps_its_ledger_and_guards_its_ops_endpoints() -> None:
+    [container] = pod_spec(resources("Deployment")["gateway-simulator"])["containers"]
+    env = {entry["name"]: entry for entry in container["env"]}
+    assert env["OMS_GATEWAY_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "oms-secrets",
+        "key": "OMS_DATABASE_URL",
+    }
+    # It listens beyond loopback: without a key of 16+ characters it would not start.
+    assert len(env["OMS_GATEWAY_ADMIN_KEY"]["value"]) >= 16

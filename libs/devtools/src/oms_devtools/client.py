@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -36,14 +37,19 @@ def order_body(items: Iterable[tuple[str, int]], token: str = "tok_ok") -> dict[
 
 class OmsClient:
     def __init__(
-        self, urls: dict[str, str], jwt_secret: str, carrier_secret: str, customer: str = "alice"
+        self,
+        urls: dict[str, str],
+        jwt_secret: str,
+        carrier_secret: str,
+        customer: str = "alice",
+        verify: ssl.SSLContext | bool = True,  # e.g. trusting a private CA
     ) -> None:
         self.urls = urls
         self.admin_token = mint_token(jwt_secret, "ops", "admin")
         self.customer = customer
         self.jwt_secret = jwt_secret
         self.carrier_secret = carrier_secret
-        self.http = httpx.AsyncClient(timeout=10.0)
+        self.http = httpx.AsyncClient(timeout=10.0, verify=verify)
 
     async def aclose(self) -> None:
         await self.http.aclose()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib
 import importlib.util
 import logging
 import signal
@@ -13,12 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import aio_pika
 import uvicorn
 
 from oms_runtime import tracing
 from oms_runtime.db import create_engine, libpq_url
 from oms_runtime.logging import configure_logging
 from oms_runtime.messaging.broker import Broker
+from oms_runtime.messaging.queues import migrate
 from oms_runtime.messaging.relay import OutboxRelay
 from oms_runtime.messaging.tables import MessagingTables
 from oms_runtime.migrations import upgrade_to_head
@@ -59,6 +62,10 @@ def main(service: ServiceDefinition, argv: list[str] | None = None) -> None:
     serve.add_argument("--host")
     sub.add_parser("migrate", help="create the database/schema and apply migrations")
     sub.add_parser("relay", help="run only the outbox relay")
+    sub.add_parser(
+        "migrate-queues",
+        help="with the service stopped: move its queues to OMS_QUEUE_TYPE (classic|quorum)",
+    )
     args = parser.parse_args(argv)
 
     settings = service.settings()
@@ -68,6 +75,8 @@ def main(service: ServiceDefinition, argv: list[str] | None = None) -> None:
         upgrade_to_head(service.migrations_dir, settings.database_url)
     elif args.command == "relay":
         asyncio.run(_run_relay(service, settings))
+    elif args.command == "migrate-queues":
+        asyncio.run(_migrate_queues(service, settings))
     else:
         host = getattr(args, "host", None) or settings.host
         try:
@@ -84,6 +93,8 @@ def main(service: ServiceDefinition, argv: list[str] | None = None) -> None:
             access_log=False,
             lifespan="on",
             timeout_graceful_shutdown=20,
+            ssl_certfile=settings.tls_cert_file,
+            ssl_keyfile=settings.tls_key_file,
         )
 
 
@@ -111,3 +122,18 @@ async def _run_relay(service: ServiceDefinition, settings: ServiceSettings) -> N
         await asyncio.wait_for(task, 10.0)
     await broker.close()
     await engine.dispose()
+
+
+async def _migrate_queues(service: ServiceDefinition, settings: ServiceSettings) -> None:
+    # The service's own wiring says which queues it has and what they are bound to
+    # (building it connects to nothing).
+    module, _, factory = service.app_factory.partition(":")
+    app = getattr(importlib.import_module(module), factory)()
+    consumer = app.state.runtime.consumer
+    connection = await aio_pika.connect(settings.amqp_url)
+    async with connection:
+        moved = await migrate(connection, consumer.queues, consumer.routing_keys)
+    for name, count in moved.items():
+        print(f"{name}: now {settings.queue_type}, {count} message(s) moved")
+    if not moved:
+        print(f"every queue of {service.name} is {settings.queue_type} already")

@@ -33,6 +33,8 @@ def create_engine(settings: ServiceSettings, application_name: str) -> AsyncEngi
         # every replica of every service.
         max_overflow=0,
         connect_args={
+            "timeout": settings.db_timeout_seconds,
+            "command_timeout": settings.db_timeout_seconds,
             "server_settings": {
                 "application_name": application_name,
                 # The services' statements find rows by key, and they run as prepared
@@ -43,7 +45,7 @@ def create_engine(settings: ServiceSettings, application_name: str) -> AsyncEngi
                 # into a benchmark). Discouraged, not forbidden: a query without a
                 # usable index still scans.
                 "enable_seqscan": "off",
-            }
+            },
         },
         # JSONB columns (lines, history details, message headers) are on every hot
         # path; orjson encodes and decodes them several times faster than json.

@@ -154,7 +154,9 @@ class DeadLetterQueue:
         self.name = dead_letter_queue_name(work_queue)
 
     async def _take_all(self) -> list[tuple[AbstractIncomingMessage, DeadLetter]]:
-        dead = await self._channel.declare_queue(self.name, durable=True)
+        # Passive: the queue is the service's, with its type and arguments (classic or
+        # quorum); declaring it here with others would be refused.
+        dead = await self._channel.declare_queue(self.name, passive=True)
         taken: list[tuple[AbstractIncomingMessage, DeadLetter]] = []
         while len(taken) < MAX_SCANNED:
             message = await dead.get(no_ack=False, fail=False, timeout=5)

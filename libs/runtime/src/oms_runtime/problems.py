@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -292,6 +293,12 @@ def install_problem_handlers(app: FastAPI) -> None:
             return await _unexpected(request, exc)
         log.warning("database unreachable", extra={"error": repr(getattr(exc, "orig", exc))})
         return _unavailable(request, "The database cannot be reached")
+
+    @app.exception_handler(PoolTimeout)
+    async def _pool_exhausted(request: Request, exc: PoolTimeout) -> JSONResponse:
+        # Every pooled connection is stuck (e.g. on a database that stopped answering).
+        log.warning("no database connection free in time", extra={"error": str(exc)})
+        return _unavailable(request, "The database is not answering")
 
     @app.exception_handler(OSError)
     async def _network(request: Request, exc: OSError) -> JSONResponse:

@@ -119,6 +119,8 @@ class ServiceRuntime:
             retry_delays=settings.retry_delays,
             prefetch_count=settings.prefetch_count,
             batch_size=settings.consumer_batch_size,
+            queue_type=settings.queue_type,
+            delivery_limit=settings.queue_delivery_limit,
         )
         self._workers = list(workers)
         self._gauge_collectors = list(gauge_collectors)
@@ -164,7 +166,8 @@ class ServiceRuntime:
         log.info("stopped cleanly: intake stopped, work in hand finished, outbox flushed")
 
     async def readiness(self) -> dict[str, bool]:
-        return {"database": await self._database_reachable(), "broker": self.broker.is_connected}
+        database, broker = await asyncio.gather(self._database_reachable(), self.broker.ping())
+        return {"database": database, "broker": broker}
 
     async def _database_reachable(self) -> bool:
         try:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Annotated, Literal
 
-from pydantic import field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Public (it is in this repository): fine on a laptop, never on a network.
@@ -49,6 +49,10 @@ class ServiceSettings(BaseSettings):
     host: str = "127.0.0.1"
     # Each service overrides this with its own variable (OMS_ORDER_PORT, ...).
     port: int = 8000
+    # Both set: the API is served over HTTPS with this certificate (PEM, the chain
+    # after the leaf) and its private key.
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"
     access_log: bool = True
@@ -57,6 +61,10 @@ class ServiceSettings(BaseSettings):
     otel_enabled: bool = False
 
     db_pool_size: int = 10
+    # The longest a database connection may take to open or a statement to answer:
+    # behind a network partition nothing fails by itself, so without it requests and
+    # consumers would hang.
+    db_timeout_seconds: float = Field(10.0, gt=0)
     # Larger request bodies are refused with 413 before they are read.
     max_body_bytes: int = 256 * 1024
     # Write requests per second (and burst) a customer may make; 0 disables.
@@ -67,6 +75,12 @@ class ServiceSettings(BaseSettings):
     # ...of which at most this many are handled in one shared transaction
     # (see oms_runtime.messaging.consumer); 1 gives one transaction per message.
     consumer_batch_size: int = 16
+    # `quorum`: the work, delay and dead-letter queues are quorum queues, replicated
+    # over a RabbitMQ cluster (see oms_runtime.messaging.queues; an existing queue
+    # changes type with `python -m oms_<service> migrate-queues`).
+    queue_type: Literal["classic", "quorum"] = "classic"
+    # Quorum only: deliveries of one message before the broker dead-letters it.
+    queue_delivery_limit: int = Field(20, ge=2)
     # Delays between attempts of a failing message; after the last one it is
     # dead-lettered. Comma separated seconds.
     retry_delays: Annotated[tuple[float, ...], NoDecode] = (1.0, 5.0, 30.0)
@@ -109,6 +123,12 @@ class ServiceSettings(BaseSettings):
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @model_validator(mode="after")
+    def _tls_files_come_in_pairs(self) -> ServiceSettings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("set both OMS_TLS_CERT_FILE and OMS_TLS_KEY_FILE, or neither")
+        return self
 
     @field_validator("retry_delays", mode="before")
     @classmethod

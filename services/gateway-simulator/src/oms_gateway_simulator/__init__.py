@@ -9,4 +9,4 @@ from oms_gateway_simulator.app import create_app
 from oms_gateway_simulator.config import GatewayConfig
 
 __all__ = ["GatewayConfig", "create_app"]
-__version__ = "0.1.0"
+__version__ = "0.2.0"

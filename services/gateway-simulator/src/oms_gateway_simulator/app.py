@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 import random
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from typing import Annotated, Any, TypeVar
 
@@ -18,47 +20,67 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from oms_gateway_simulator.config import GatewayConfig, seed_from_env
-from oms_gateway_simulator.idempotency import (
-    IdempotencyStore,
-    StoredResponse,
-    fingerprint,
+from oms_gateway_simulator import ledger
+from oms_gateway_simulator.config import (
+    GatewayConfig,
+    admin_key_from_env,
+    database_url_from_env,
+    seed_from_env,
 )
-from oms_gateway_simulator.ledger import TIMEOUT_BODY, Ledger, Outcome
+from oms_gateway_simulator.idempotency import StoredResponse, fingerprint
+from oms_gateway_simulator.ledger import TIMEOUT_BODY, Outcome
 from oms_gateway_simulator.schemas import (
     AmountRequest,
     AuthorizationRequest,
+    CaptureRequest,
     ConfigUpdate,
     VoidRequest,
+)
+from oms_gateway_simulator.store import (
+    LedgerStore,
+    LedgerTransaction,
+    MemoryStore,
+    PostgresStore,
+    StoreUnavailable,
 )
 
 logger = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
 
+ADMIN_KEY_HEADER = "X-Admin-Key"
+
 
 @dataclass
 class Simulator:
-    """Everything a reset throws away."""
+    """The per-process knobs and counters a reset throws away (the ledger is reset
+    in its store)."""
 
     config: GatewayConfig
     rng: random.Random
-    ledger: Ledger = field(default_factory=Ledger)
-    idempotency: IdempotencyStore = field(default_factory=IdempotencyStore)
     requests_by_endpoint: Counter[str] = field(default_factory=Counter)
 
 
 class Gateway:
-    def __init__(self, config: GatewayConfig, seed: int | None) -> None:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        seed: int | None,
+        store: LedgerStore,
+        admin_key: str | None,
+    ) -> None:
         self._initial_config = config
         self._seed = seed
+        self.store = store
+        self.admin_key = admin_key
         self.current = self._fresh()
 
     def _fresh(self) -> Simulator:
         # Reseeding on reset makes a seeded run reproducible from any reset.
         return Simulator(config=self._initial_config, rng=random.Random(self._seed))
 
-    def reset(self) -> None:
+    async def reset(self) -> None:
+        await self.store.reset()
         # Swapping the whole object (rather than clearing fields) means a
         # request still in flight finishes against the old, discarded state.
         self.current = self._fresh()
@@ -91,6 +113,21 @@ async def _api_simulator(request: Request) -> Simulator:
     return sim
 
 
+class AdminKeyRequired(Exception):
+    pass
+
+
+async def _operator(request: Request) -> Gateway:
+    """Dependency for the test/ops endpoints: with an admin key configured, only a
+    request carrying it may read or change the simulator's state and faults."""
+    gateway = _gateway_of(request)
+    if gateway.admin_key is not None:
+        given = request.headers.get(ADMIN_KEY_HEADER, "").encode()
+        if not hmac.compare_digest(given, gateway.admin_key.encode()):
+            raise AdminKeyRequired()
+    return gateway
+
+
 def _parse(model: type[M], body: bytes) -> M | Outcome:
     try:
         return model.model_validate_json(body)
@@ -113,8 +150,11 @@ async def _injected_fault(sim: Simulator) -> JSONResponse | None:
     return None
 
 
+Execute = Callable[[LedgerTransaction, bytes], Awaitable[Outcome]]
+
+
 async def _mutate(
-    request: Request, sim: Simulator, execute: Callable[[bytes], Outcome]
+    request: Request, sim: Simulator, store: LedgerStore, execute: Execute
 ) -> JSONResponse:
     key = request.headers.get("Idempotency-Key", "").strip()
     if not key:
@@ -126,22 +166,22 @@ async def _mutate(
         return fault
 
     body = await request.body()
-    scope = (request.url.path, key)
     body_fingerprint = fingerprint(body)
-    async with sim.idempotency.lock(scope):
-        stored = sim.idempotency.get(scope)
+    async with store.transaction((request.url.path, key)) as transaction:
+        stored = await transaction.replay()
         if stored is not None:
             if stored.fingerprint != body_fingerprint:
                 return _json(409, {"error": "idempotency_key_reused"})
             return _json(stored.status, stored.body, replayed=True)
-        outcome = execute(body)
+        outcome = await execute(transaction, body)
+        transaction.record(outcome.recorded)
         if outcome.remember:
-            sim.idempotency.put(
-                scope, StoredResponse(body_fingerprint, outcome.status, outcome.body)
+            transaction.remember(
+                StoredResponse(body_fingerprint, outcome.status, outcome.body)
             )
 
     if outcome.response_lost:
-        # Waiting outside the lock: the outcome is already settled, so a retry
+        # Waiting after the commit: the outcome is already settled, so a retry
         # with the same key can replay it while this response is "lost".
         await asyncio.sleep(sim.config.timeout_delay_seconds)
         return _json(504, TIMEOUT_BODY)
@@ -150,32 +190,43 @@ async def _mutate(
 
 SimulatorDep = Annotated[Simulator, Depends(_api_simulator)]
 GatewayDep = Annotated[Gateway, Depends(_gateway)]
+OperatorDep = Annotated[Gateway, Depends(_operator)]
 
 api = APIRouter(prefix="/v1")
 ops = APIRouter()
 
 
 @api.post("/authorizations")
-async def create_authorization(request: Request, sim: SimulatorDep) -> JSONResponse:
-    def execute(body: bytes) -> Outcome:
+async def create_authorization(
+    request: Request, sim: SimulatorDep, gateway: GatewayDep
+) -> JSONResponse:
+    async def execute(transaction: LedgerTransaction, body: bytes) -> Outcome:
         req = _parse(AuthorizationRequest, body)
         if isinstance(req, Outcome):
             return req
-        return sim.ledger.authorize(req.amount, req.currency, req.token, req.reference)
+        outcome, auth = ledger.authorize(
+            req.amount, req.currency, req.token, req.reference
+        )
+        if auth is not None:
+            transaction.added(auth)
+        return outcome
 
-    return await _mutate(request, sim, execute)
+    return await _mutate(request, sim, gateway.store, execute)
 
 
 @api.get("/authorizations")
-async def list_authorizations(reference: str, sim: SimulatorDep) -> JSONResponse:
-    return _json(
-        200, {"items": [a.to_json() for a in sim.ledger.by_reference(reference)]}
-    )
+async def list_authorizations(
+    reference: str, sim: SimulatorDep, gateway: GatewayDep
+) -> JSONResponse:
+    found = await gateway.store.by_reference(reference)
+    return _json(200, {"items": [a.to_json() for a in found]})
 
 
 @api.get("/authorizations/{authorization_id}")
-async def get_authorization(authorization_id: str, sim: SimulatorDep) -> JSONResponse:
-    auth = sim.ledger.get(authorization_id)
+async def get_authorization(
+    authorization_id: str, sim: SimulatorDep, gateway: GatewayDep
+) -> JSONResponse:
+    auth = await gateway.store.get(authorization_id)
     if auth is None:
         return _json(404, {"error": "not_found"})
     return _json(200, auth.to_json())
@@ -183,63 +234,75 @@ async def get_authorization(authorization_id: str, sim: SimulatorDep) -> JSONRes
 
 @api.post("/authorizations/{authorization_id}/capture")
 async def capture_authorization(
-    authorization_id: str, request: Request, sim: SimulatorDep
+    authorization_id: str, request: Request, sim: SimulatorDep, gateway: GatewayDep
 ) -> JSONResponse:
-    def execute(body: bytes) -> Outcome:
-        req = _parse(AmountRequest, body)
+    async def execute(transaction: LedgerTransaction, body: bytes) -> Outcome:
+        req = _parse(CaptureRequest, body if body.strip() else b"{}")
         if isinstance(req, Outcome):
             return req
-        return sim.ledger.capture(authorization_id, req.amount)
+        auth = await transaction.authorization(authorization_id)
+        outcome = ledger.capture(auth, req.amount, req.final)
+        if auth is not None:
+            transaction.changed(auth)
+        return outcome
 
-    return await _mutate(request, sim, execute)
+    return await _mutate(request, sim, gateway.store, execute)
 
 
 @api.post("/authorizations/{authorization_id}/void")
 async def void_authorization(
-    authorization_id: str, request: Request, sim: SimulatorDep
+    authorization_id: str, request: Request, sim: SimulatorDep, gateway: GatewayDep
 ) -> JSONResponse:
-    def execute(body: bytes) -> Outcome:
+    async def execute(transaction: LedgerTransaction, body: bytes) -> Outcome:
         if body.strip():
             req = _parse(VoidRequest, body)
             if isinstance(req, Outcome):
                 return req
-        return sim.ledger.void(authorization_id)
+        auth = await transaction.authorization(authorization_id)
+        outcome = ledger.void(auth)
+        if auth is not None:
+            transaction.changed(auth)
+        return outcome
 
-    return await _mutate(request, sim, execute)
+    return await _mutate(request, sim, gateway.store, execute)
 
 
 @api.post("/authorizations/{authorization_id}/refunds")
 async def refund_authorization(
-    authorization_id: str, request: Request, sim: SimulatorDep
+    authorization_id: str, request: Request, sim: SimulatorDep, gateway: GatewayDep
 ) -> JSONResponse:
-    def execute(body: bytes) -> Outcome:
+    async def execute(transaction: LedgerTransaction, body: bytes) -> Outcome:
         req = _parse(AmountRequest, body)
         if isinstance(req, Outcome):
             return req
-        return sim.ledger.refund(authorization_id, req.amount)
+        auth = await transaction.authorization(authorization_id)
+        outcome = ledger.refund(auth, req.amount)
+        if auth is not None:
+            transaction.changed(auth)
+        return outcome
 
-    return await _mutate(request, sim, execute)
+    return await _mutate(request, sim, gateway.store, execute)
 
 
 # Test/ops endpoints: no idempotency, no latency or fault injection, and not
-# counted, so controlling the simulator never disturbs what is being measured.
+# counted, so controlling the simulator never disturbs what is being measured. With
+# OMS_GATEWAY_ADMIN_KEY set they need it in the X-Admin-Key header.
 
 
 @ops.get("/v1/_stats")
-async def get_stats(gateway: GatewayDep) -> JSONResponse:
-    sim = gateway.current
-    stats = sim.ledger.stats.to_json()
-    stats["requests_by_endpoint"] = dict(sim.requests_by_endpoint)
+async def get_stats(gateway: OperatorDep) -> JSONResponse:
+    stats = await gateway.store.stats()
+    stats["requests_by_endpoint"] = dict(gateway.current.requests_by_endpoint)
     return _json(200, stats)
 
 
 @ops.get("/v1/_config")
-async def get_config(gateway: GatewayDep) -> JSONResponse:
+async def get_config(gateway: OperatorDep) -> JSONResponse:
     return _json(200, gateway.current.config.as_dict())
 
 
 @ops.post("/v1/_config")
-async def update_config(request: Request, gateway: GatewayDep) -> JSONResponse:
+async def update_config(request: Request, gateway: OperatorDep) -> JSONResponse:
     update = _parse(ConfigUpdate, await request.body() or b"{}")
     if isinstance(update, Outcome):
         return _json(update.status, update.body)
@@ -250,8 +313,8 @@ async def update_config(request: Request, gateway: GatewayDep) -> JSONResponse:
 
 
 @ops.post("/v1/_reset")
-async def reset(gateway: GatewayDep) -> JSONResponse:
-    gateway.reset()
+async def reset(gateway: OperatorDep) -> JSONResponse:
+    await gateway.reset()
     logger.info("state and config reset")
     return _json(200, gateway.current.config.as_dict())
 
@@ -279,15 +342,53 @@ async def _on_http_exception(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def create_app(config: GatewayConfig | None = None, seed: int | None = None) -> FastAPI:
-    """Build an independent simulator; `None` arguments are read from the environment."""
-    app = FastAPI(title="OMS gateway simulator", version="0.1.0")
-    app.state.gateway = Gateway(
+async def _on_store_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    logger.warning("ledger unavailable: %s", exc)
+    return _json(503, {"error": "unavailable"})
+
+
+async def _on_admin_key_required(request: Request, exc: Exception) -> JSONResponse:
+    return _json(401, {"error": "admin_key_required"})
+
+
+def create_app(
+    config: GatewayConfig | None = None,
+    seed: int | None = None,
+    *,
+    store: LedgerStore | None = None,
+    admin_key: str | None = None,
+) -> FastAPI:
+    """Build an independent simulator; `None` arguments are read from the environment
+    (OMS_GATEWAY_DATABASE_URL picks a Postgres ledger, else it is kept in memory;
+    OMS_GATEWAY_ADMIN_KEY guards the test/ops endpoints; "" means no key)."""
+    if store is None:
+        database_url = database_url_from_env()
+        store = PostgresStore(database_url) if database_url else MemoryStore()
+    # An empty key (given or from the environment) means none is required.
+    key = admin_key if admin_key is not None else admin_key_from_env()
+    gateway = Gateway(
         config if config is not None else GatewayConfig.from_env(),
         seed if seed is not None else seed_from_env(),
+        store,
+        key or None,
     )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if isinstance(gateway.store, MemoryStore):
+            logger.warning(
+                "ledger kept in memory: a restart forgets every authorization "
+                "(set OMS_GATEWAY_DATABASE_URL to keep it)"
+            )
+        yield
+        await gateway.store.close()
+
+    app = FastAPI(title="OMS gateway simulator", version="0.2.0", lifespan=lifespan)
+    app.state.gateway = gateway
     app.include_router(api)
     app.include_router(ops)
     app.add_exception_handler(RequestValidationError, _on_request_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_exception)
+    app.add_exception_handler(StoreUnavailable, _on_store_unavailable)
+    app.add_exception_handler(AdminKeyRequired, _on_admin_key_required)
     return app

@@ -47,3 +47,17 @@ def seed_from_env(environ: Mapping[str, str] | None = None) -> int | None:
     env = os.environ if environ is None else environ
     raw = env.get("OMS_GATEWAY_SEED", "").strip()
     return int(raw) if raw else None
+
+
+def database_url_from_env(environ: Mapping[str, str] | None = None) -> str | None:
+    """Postgres to keep the ledger in (schema `gateway_simulator`); None: memory."""
+    env = os.environ if environ is None else environ
+    url = env.get("OMS_GATEWAY_DATABASE_URL", "").strip()
+    # The services' URLs may name SQLAlchemy's driver; asyncpg wants plain libpq.
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1) or None
+
+
+def admin_key_from_env(environ: Mapping[str, str] | None = None) -> str | None:
+    """The key the test/ops endpoints (`/v1/_*`) require, if any."""
+    env = os.environ if environ is None else environ
+    return env.get("OMS_GATEWAY_ADMIN_KEY", "").strip() or None

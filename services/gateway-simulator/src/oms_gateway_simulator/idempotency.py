@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 from dataclasses import dataclass
@@ -39,20 +38,3 @@ def fingerprint(body: bytes) -> str:
                 parsed, sort_keys=True, separators=(",", ":")
             ).encode()
     return hashlib.sha256(canonical).hexdigest()
-
-
-class IdempotencyStore:
-    def __init__(self) -> None:
-        self._responses: dict[Scope, StoredResponse] = {}
-        self._locks: dict[Scope, asyncio.Lock] = {}
-
-    def lock(self, scope: Scope) -> asyncio.Lock:
-        # One lock per key: a duplicate arriving while the first request is
-        # still being processed waits and then replays instead of executing.
-        return self._locks.setdefault(scope, asyncio.Lock())
-
-    def get(self, scope: Scope) -> StoredResponse | None:
-        return self._responses.get(scope)
-
-    def put(self, scope: Scope, response: StoredResponse) -> None:
-        self._responses[scope] = response

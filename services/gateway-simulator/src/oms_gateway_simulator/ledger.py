@@ -1,11 +1,9 @@
-"""The gateway's business rules: holds, captures, voids, refunds.
+"""The gateway's business rules: holds, captures (several, partial), voids, refunds.
 
-Plain synchronous Python with no web framework imports. Every operation runs
-without awaiting, so under asyncio each one is atomic with respect to other
-requests; the HTTP layer only adds idempotency and fault injection around it.
-
-Operations return an `Outcome` carrying the HTTP status the gateway answers
-with: this is a simulator of an HTTP API, and keeping the status next to the
+Plain synchronous Python with no web framework or storage imports: each rule takes
+the authorization as loaded (locked) by the store, changes it in place, and returns
+an `Outcome` carrying the HTTP status the gateway answers with plus the operations
+to record. This is a simulator of an HTTP API, and keeping the status next to the
 rule that produces it is clearer than a second mapping layer.
 """
 
@@ -13,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections import Counter
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -42,16 +39,31 @@ TIMEOUT_BODY: dict[str, Any] = {"error": "timeout"}
 class Status(StrEnum):
     AUTHORIZED = "authorized"
     DECLINED = "declined"
+    # Some of the hold captured, the rest still held for later captures or a void.
+    PARTIALLY_CAPTURED = "partially_captured"
     CAPTURED = "captured"
     VOIDED = "voided"
     PARTIALLY_REFUNDED = "partially_refunded"
     REFUNDED = "refunded"
 
 
-_REFUNDABLE = frozenset({Status.CAPTURED, Status.PARTIALLY_REFUNDED, Status.REFUNDED})
+class Operation(StrEnum):
+    """What the ledger records besides the authorizations themselves (the stats)."""
+
+    ATTEMPT = "attempt"  # an authorization request that reached the card network
+    CAPTURE = "capture"
+    VOID = "void"  # the hold (or what was left of it) released
+    REFUND = "refund"
 
 
 @dataclass(frozen=True)
+class Recorded:
+    operation: Operation
+    authorization_id: str | None = None
+    amount: int = 0
+
+
+@dataclass
 class Outcome:
     status: int
     body: dict[str, Any]
@@ -61,6 +73,7 @@ class Outcome:
     # The gateway did the work (and remembers the answer), but the client
     # never receives it: it sees a timeout instead.
     response_lost: bool = False
+    recorded: list[Recorded] = field(default_factory=list)
 
 
 @dataclass
@@ -70,10 +83,30 @@ class Authorization:
     currency: str
     reference: str
     token: str
-    status: Status
     decline_code: str | None = None
     captured_amount: int = 0
     refunded_amount: int = 0
+    # The hold is over: what was not captured went back to the card holder (a void,
+    # or a capture marked final). Nothing more can be captured.
+    released: bool = False
+
+    @property
+    def status(self) -> Status:
+        if self.decline_code is not None:
+            return Status.DECLINED
+        if self.captured_amount == 0:
+            return Status.VOIDED if self.released else Status.AUTHORIZED
+        if not self.released:
+            return Status.PARTIALLY_CAPTURED
+        if self.refunded_amount == 0:
+            return Status.CAPTURED
+        if self.refunded_amount < self.captured_amount:
+            return Status.PARTIALLY_REFUNDED
+        return Status.REFUNDED
+
+    @property
+    def held_amount(self) -> int:
+        return 0 if self.released else self.amount - self.captured_amount
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -90,28 +123,6 @@ class Authorization:
         return body
 
 
-@dataclass
-class Stats:
-    authorizations_attempted: int = 0
-    holds_placed: int = 0
-    # Holds ever placed per reference; not decremented by voids, so tests can
-    # assert "exactly one hold" for a payment.
-    holds_by_reference: Counter[str] = field(default_factory=Counter)
-    captures: int = 0
-    voids: int = 0
-    refunds: int = 0
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "authorizations_attempted": self.authorizations_attempted,
-            "holds_placed": self.holds_placed,
-            "holds_by_reference": dict(self.holds_by_reference),
-            "captures": self.captures,
-            "voids": self.voids,
-            "refunds": self.refunds,
-        }
-
-
 def _error(http_status: int, code: str) -> Outcome:
     return Outcome(http_status, {"error": code})
 
@@ -120,114 +131,118 @@ def _invalid_state(auth: Authorization) -> Outcome:
     return Outcome(409, {"error": "invalid_state", "status": str(auth.status)})
 
 
-class Ledger:
-    def __init__(self) -> None:
-        self._authorizations: dict[str, Authorization] = {}
-        self._by_reference: dict[str, list[Authorization]] = {}
-        self.stats = Stats()
+def new_authorization_id() -> str:
+    return f"auth_{secrets.token_hex(12)}"
 
-    def get(self, authorization_id: str) -> Authorization | None:
-        return self._authorizations.get(authorization_id)
 
-    def by_reference(self, reference: str) -> list[Authorization]:
-        return list(self._by_reference.get(reference, []))
+def authorize(
+    amount: int, currency: str, token: str, reference: str
+) -> tuple[Outcome, Authorization | None]:
+    """A hold (or a decline) for `amount`; the new authorization, if one was made."""
+    attempted = Recorded(Operation.ATTEMPT)
+    if token not in KNOWN_TOKENS:
+        outcome = _error(422, "invalid_token")
+        outcome.recorded.append(attempted)
+        return outcome, None
+    if token == TOK_TIMEOUT:
+        # The card network never answered: no hold, and nothing to remember,
+        # so a retry with the same key times out again.
+        logger.info("authorization timed out reference=%s", reference)
+        outcome = Outcome(504, TIMEOUT_BODY, remember=False, response_lost=True)
+        outcome.recorded.append(attempted)
+        return outcome, None
+    if token == TOK_ERROR:
+        outcome = _error(500, "gateway_error")
+        outcome.recorded.append(attempted)
+        return outcome, None
 
-    def authorize(
-        self, amount: int, currency: str, token: str, reference: str
-    ) -> Outcome:
-        self.stats.authorizations_attempted += 1
-        if token not in KNOWN_TOKENS:
-            return _error(422, "invalid_token")
-        if token == TOK_TIMEOUT:
-            # The card network never answered: no hold, and nothing to remember,
-            # so a retry with the same key times out again.
-            logger.info("authorization timed out reference=%s", reference)
-            return Outcome(504, TIMEOUT_BODY, remember=False, response_lost=True)
-        if token == TOK_ERROR:
-            return _error(500, "gateway_error")
-
-        decline_code = _DECLINE_CODES.get(token)
-        auth = Authorization(
-            id=f"auth_{secrets.token_hex(12)}",
-            amount=amount,
-            currency=currency,
-            reference=reference,
-            token=token,
-            status=Status.DECLINED if decline_code else Status.AUTHORIZED,
-            decline_code=decline_code,
-        )
-        self._authorizations[auth.id] = auth
-        self._by_reference.setdefault(reference, []).append(auth)
-        if decline_code:
-            logger.info(
-                "authorization %s declined (%s) reference=%s",
-                auth.id,
-                decline_code,
-                reference,
-            )
-            return Outcome(402, auth.to_json())
-
-        self.stats.holds_placed += 1
-        self.stats.holds_by_reference[reference] += 1
+    auth = Authorization(
+        id=new_authorization_id(),
+        amount=amount,
+        currency=currency,
+        reference=reference,
+        token=token,
+        decline_code=_DECLINE_CODES.get(token),
+    )
+    recorded = [Recorded(Operation.ATTEMPT, auth.id, amount)]
+    if auth.decline_code is not None:
         logger.info(
-            "hold %s placed %d %s reference=%s", auth.id, amount, currency, reference
+            "authorization %s declined (%s) reference=%s",
+            auth.id,
+            auth.decline_code,
+            reference,
         )
-        return Outcome(201, auth.to_json(), response_lost=token == TOK_FLAKY)
+        return Outcome(402, auth.to_json(), recorded=recorded), auth
+    logger.info(
+        "hold %s placed %d %s reference=%s", auth.id, amount, currency, reference
+    )
+    outcome = Outcome(
+        201, auth.to_json(), response_lost=token == TOK_FLAKY, recorded=recorded
+    )
+    return outcome, auth
 
-    def capture(self, authorization_id: str, amount: int) -> Outcome:
-        auth = self.get(authorization_id)
-        if auth is None:
-            return _error(404, "not_found")
-        if auth.status is not Status.AUTHORIZED:
-            return _invalid_state(auth)
-        if amount > auth.amount:
-            return _error(422, "capture_exceeds_authorized")
-        if auth.token == TOK_CAPTURE_REFUSED:
-            return _error(502, "capture_refused")
-        # A partial capture releases the rest of the hold; there is no second capture.
-        auth.status = Status.CAPTURED
-        auth.captured_amount = amount
-        self.stats.captures += 1
-        logger.info("authorization %s captured %d", auth.id, amount)
+
+def capture(auth: Authorization | None, amount: int | None, final: bool) -> Outcome:
+    """Capture `amount` (all that is still held when None). A final capture releases
+    the rest of the hold; otherwise it stays held for further captures (one per
+    parcel, say) or a void, and the captures together never exceed the hold."""
+    if auth is None:
+        return _error(404, "not_found")
+    if auth.status not in (Status.AUTHORIZED, Status.PARTIALLY_CAPTURED):
+        return _invalid_state(auth)
+    amount = auth.held_amount if amount is None else amount
+    if amount > auth.held_amount:
+        return _error(422, "capture_exceeds_authorized")
+    if auth.token == TOK_CAPTURE_REFUSED:
+        return _error(502, "capture_refused")
+    auth.captured_amount += amount
+    if final or auth.held_amount == 0:
+        auth.released = True
+    logger.info(
+        "authorization %s captured %d (%d held)", auth.id, amount, auth.held_amount
+    )
+    return Outcome(
+        200, auth.to_json(), recorded=[Recorded(Operation.CAPTURE, auth.id, amount)]
+    )
+
+
+def void(auth: Authorization | None) -> Outcome:
+    """Release the hold, or what partial captures left of it."""
+    if auth is None:
+        return _error(404, "not_found")
+    if auth.status is Status.VOIDED:
+        # Voiding is naturally idempotent: a compensating client that lost
+        # the first answer and retries with a new key must still succeed.
         return Outcome(200, auth.to_json())
+    if auth.status not in (Status.AUTHORIZED, Status.PARTIALLY_CAPTURED):
+        return _invalid_state(auth)
+    if auth.token == TOK_VOID_REFUSED:
+        return _error(502, "void_refused")
+    released = auth.held_amount
+    auth.released = True
+    logger.info("authorization %s voided (%d released)", auth.id, released)
+    return Outcome(
+        200, auth.to_json(), recorded=[Recorded(Operation.VOID, auth.id, released)]
+    )
 
-    def void(self, authorization_id: str) -> Outcome:
-        auth = self.get(authorization_id)
-        if auth is None:
-            return _error(404, "not_found")
-        if auth.status is Status.VOIDED:
-            # Voiding is naturally idempotent: a compensating client that lost
-            # the first answer and retries with a new key must still succeed.
-            return Outcome(200, auth.to_json())
-        if auth.status is not Status.AUTHORIZED:
-            return _invalid_state(auth)
-        if auth.token == TOK_VOID_REFUSED:
-            return _error(502, "void_refused")
-        auth.status = Status.VOIDED
-        self.stats.voids += 1
-        logger.info("authorization %s voided", auth.id)
-        return Outcome(200, auth.to_json())
 
-    def refund(self, authorization_id: str, amount: int) -> Outcome:
-        auth = self.get(authorization_id)
-        if auth is None:
-            return _error(404, "not_found")
-        if auth.status not in _REFUNDABLE:
-            return _invalid_state(auth)
-        if auth.refunded_amount + amount > auth.captured_amount:
-            return _error(422, "refund_exceeds_captured")
-        auth.refunded_amount += amount
-        fully = auth.refunded_amount == auth.captured_amount
-        auth.status = Status.REFUNDED if fully else Status.PARTIALLY_REFUNDED
-        self.stats.refunds += 1
-        refund_id = f"ref_{secrets.token_hex(12)}"
-        logger.info("authorization %s refunded %d (%s)", auth.id, amount, refund_id)
-        return Outcome(
-            201,
-            {
-                "id": refund_id,
-                "authorization_id": auth.id,
-                "amount": amount,
-                "status": "refunded",
-            },
-        )
+def refund(auth: Authorization | None, amount: int) -> Outcome:
+    if auth is None:
+        return _error(404, "not_found")
+    if auth.captured_amount == 0:
+        return _invalid_state(auth)
+    if auth.refunded_amount + amount > auth.captured_amount:
+        return _error(422, "refund_exceeds_captured")
+    auth.refunded_amount += amount
+    refund_id = f"ref_{secrets.token_hex(12)}"
+    logger.info("authorization %s refunded %d (%s)", auth.id, amount, refund_id)
+    return Outcome(
+        201,
+        {
+            "id": refund_id,
+            "authorization_id": auth.id,
+            "amount": amount,
+            "status": "refunded",
+        },
+        recorded=[Recorded(Operation.REFUND, auth.id, amount)],
+    )

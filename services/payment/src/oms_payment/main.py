@@ -39,6 +39,7 @@ def create_app(settings: PaymentSettings | None = None) -> FastAPI:
                         settings.gateway_breaker_failures, settings.gateway_breaker_reset_seconds
                     ),
                     max_connections=settings.gateway_concurrency,
+                    ca_file=settings.gateway_ca_file,
                 ),
                 leased,
                 timeout_seconds=settings.gateway_timeout_seconds,

@@ -8,6 +8,9 @@ from oms_runtime.settings import ServiceSettings
 class PaymentSettings(ServiceSettings):
     port: int = Field(8002, validation_alias="OMS_PAYMENT_PORT")
     gateway_url: str = "http://127.0.0.1:8090"
+    # The CA bundle (PEM) that signed the gateway's certificate, for a gateway behind a
+    # private CA; the system's trusted CAs otherwise. Certificates are always checked.
+    gateway_ca_file: str | None = None
     # Per HTTP call; a call that takes longer counts as "no answer" and is retried.
     gateway_timeout_seconds: float = 3.0
     # Attempts per gateway operation before giving up (authorize: the order is

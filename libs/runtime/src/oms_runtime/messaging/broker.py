@@ -10,6 +10,7 @@ from typing import Any, cast
 
 import aio_pika
 import aiormq
+import aiormq.abc
 from aio_pika.abc import (
     AbstractChannel,
     AbstractExchange,
@@ -49,6 +50,8 @@ class Broker:
         self._connection: AbstractRobustConnection | None = None
         self._connected = asyncio.Event()
         self._publisher: Publisher | None = None
+        # A plain (not restored on reconnect) channel that only answers pings.
+        self._probe: aiormq.abc.AbstractChannel | None = None
 
     @property
     def is_connected(self) -> bool:
@@ -56,6 +59,27 @@ class Broker:
         # whether it has a live link right now.
         connection = self._connection
         return connection is not None and connection.connected.is_set()
+
+    async def ping(self, timeout: float = 2.0) -> bool:
+        """Whether the broker answers now. A connection behind a network partition
+        still looks open (until heartbeats give up on it); only an answer tells."""
+        connection = self._connection
+        if connection is None or not connection.connected.is_set():
+            return False
+        try:
+            async with asyncio.timeout(timeout):
+                probe = self._probe
+                if probe is None or probe.is_closed:
+                    transport = connection.transport
+                    if transport is None:
+                        return False
+                    probe = self._probe = await transport.connection.channel()
+                await probe.basic_qos(prefetch_count=0)
+            return True
+        except Exception as exc:  # a timeout, a closed channel or connection
+            log.debug("broker did not answer a ping", extra={"error": repr(exc)})
+            self._probe = None  # a channel whose call was cut short is not reused
+            return False
 
     async def connect(self, retry_delay: float = 1.0, max_delay: float = 15.0) -> None:
         """Connect, retrying for as long as it takes (the service stays up meanwhile)."""
@@ -93,6 +117,7 @@ class Broker:
             self._connection = None
             self._connected.clear()
             self._publisher = None
+            self._probe = None
 
 
 async def declare_exchanges(channel: AbstractChannel) -> dict[str, AbstractExchange]:

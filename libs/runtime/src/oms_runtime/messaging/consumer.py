@@ -31,11 +31,21 @@ from typing import Any, Protocol
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from pydantic import ValidationError
 
-from oms_contracts import CATALOG, Envelope, Message
+from oms_contracts import Envelope, Message
 from oms_runtime import metrics, tracing
 from oms_runtime.capacity import QueueStatistics
 from oms_runtime.logging import log_context
-from oms_runtime.messaging.broker import Broker, OutgoingMessage, declare_exchanges
+from oms_runtime.messaging.broker import Broker, OutgoingMessage
+from oms_runtime.messaging.queues import (
+    QueueType,
+    QueueTypeMismatch,
+    ServiceQueues,
+    declare_service_queues,
+    retry_queue_name,
+)
+from oms_runtime.messaging.queues import (  # where the rest of the runtime looks for it
+    dead_letter_queue_name as dead_letter_queue_name,
+)
 from oms_runtime.messaging.unit_of_work import (
     AlreadyHandled,
     NeedsOwnTransaction,
@@ -101,14 +111,6 @@ def attempts_so_far(incoming: AbstractIncomingMessage) -> int:
     return value if isinstance(value, int) else 0
 
 
-def retry_queue_name(queue: str, delay: float) -> str:
-    return f"{queue}.retry.{round(delay * 1000)}ms"
-
-
-def dead_letter_queue_name(queue: str) -> str:
-    return f"{queue}.dead"
-
-
 class MessageConsumer:
     def __init__(
         self,
@@ -120,12 +122,15 @@ class MessageConsumer:
         retry_delays: Sequence[float] = (1.0, 5.0, 30.0),
         prefetch_count: int = 32,
         batch_size: int = 16,
+        queue_type: QueueType = "classic",
+        delivery_limit: int = 20,
     ) -> None:
         self._broker = broker
         self._queue_name = queue
         self._handlers = {cls.routing_key: (cls, handler) for cls, handler in handlers.items()}
         self._unit_of_work = unit_of_work
         self._retry_delays = tuple(retry_delays)
+        self.queues = ServiceQueues(queue, self._retry_delays, queue_type, delivery_limit)
         self._prefetch_count = prefetch_count
         self._batch_size = max(1, batch_size)
         self._arrivals: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
@@ -134,6 +139,7 @@ class MessageConsumer:
         self._queue: AbstractQueue | None = None
         self._consumer_tag: str | None = None
         self._in_flight = 0
+        self._settled = 0  # deliveries settled since the start (acked, parked or left)
         self._idle = asyncio.Event()
         self._idle.set()
         # Feeds the capacity report (GET /admin/capacity).
@@ -144,6 +150,11 @@ class MessageConsumer:
         return self._queue_name
 
     @property
+    def routing_keys(self) -> list[str]:
+        """What the work queue is bound to: the messages this service handles."""
+        return list(self._handlers)
+
+    @property
     def in_flight(self) -> int:
         """Messages delivered to this consumer and not yet settled."""
         return self._in_flight
@@ -151,9 +162,13 @@ class MessageConsumer:
     async def start(self) -> None:
         self._channel = await self._broker.channel(confirms=True)
         await self._channel.set_qos(prefetch_count=self._prefetch_count)
-        self._queue = await declare_service_queue(
-            self._channel, self._queue_name, self._handlers.keys(), self._retry_delays
-        )
+        try:
+            self._queue = await declare_service_queues(
+                self._channel, self.queues, self._handlers.keys()
+            )
+        except QueueTypeMismatch as exc:
+            log.error("cannot consume: %s", exc)
+            raise
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._work(), name=f"consume {self._queue_name}")
         self._consumer_tag = await self._queue.consume(self._on_message)
@@ -161,6 +176,8 @@ class MessageConsumer:
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Stop taking messages and let the ones in hand finish (or be redelivered)."""
+        settled_before = self._settled
+        log.info("stopping intake", extra={"in_hand": self._in_flight})
         if self._queue is not None and self._consumer_tag is not None:
             try:
                 await self._queue.cancel(self._consumer_tag)
@@ -168,8 +185,14 @@ class MessageConsumer:
                 log.debug("cancel failed", extra={"error": repr(exc)})
         try:
             await asyncio.wait_for(self._idle.wait(), timeout)
+            log.info(
+                "messages in hand finished", extra={"finished": self._settled - settled_before}
+            )
         except TimeoutError:
-            log.warning("in-flight messages left unacked; the broker will redeliver them")
+            log.warning(
+                "in-flight messages left unacked; the broker will redeliver them",
+                extra={"finished": self._settled - settled_before, "returned": self._in_flight},
+            )
         if self._worker is not None:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -198,6 +221,7 @@ class MessageConsumer:
             finally:
                 self._record_busy(started, len(batch))
                 self._in_flight -= len(batch)
+                self._settled += len(batch)
                 if self._in_flight == 0:
                     self._idle.set()
 
@@ -371,29 +395,3 @@ class MessageConsumer:
             await incoming.nack(requeue=True)
             return
         await incoming.ack()
-
-
-async def declare_service_queue(
-    channel: AbstractChannel,
-    queue_name: str,
-    routing_keys: Any,
-    retry_delays: Sequence[float],
-) -> AbstractQueue:
-    """Declare the service's work queue, its delay queues and dead-letter queue."""
-    exchanges = await declare_exchanges(channel)
-    queue = await channel.declare_queue(queue_name, durable=True)
-    for routing_key in routing_keys:
-        exchange = exchanges[CATALOG[routing_key].exchange]
-        await queue.bind(exchange, routing_key=routing_key)
-    for delay in retry_delays:
-        await channel.declare_queue(
-            retry_queue_name(queue_name, delay),
-            durable=True,
-            arguments={
-                "x-message-ttl": round(delay * 1000),
-                "x-dead-letter-exchange": "",
-                "x-dead-letter-routing-key": queue_name,
-            },
-        )
-    await channel.declare_queue(dead_letter_queue_name(queue_name), durable=True)
-    return queue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import time
 from typing import Any
 
@@ -25,6 +26,7 @@ class HttpPaymentGateway:
         timeout_seconds: float,
         breaker: CircuitBreaker | None = None,
         max_connections: int = 32,
+        ca_file: str | None = None,
     ) -> None:
         self.breaker = breaker or CircuitBreaker()
         # One pooled client for the process: no connection set-up per call. Few idle
@@ -32,6 +34,9 @@ class HttpPaymentGateway:
         # each) whenever a request starts or ends.
         self._client = httpx.AsyncClient(
             base_url=base_url,
+            # The gateway's certificate is checked against the given CA bundle (a
+            # private CA), else the system's.
+            verify=ssl.create_default_context(cafile=ca_file) if ca_file else True,
             timeout=httpx.Timeout(timeout_seconds),
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=8),
         )

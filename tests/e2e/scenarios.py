@@ -1,0 +1,116 @@
+"""Fault scenarios and probes the end-to-end tests share (the main stack's and the
+HTTPS / quorum-queue stack's)."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from typing import Any
+
+import aio_pika
+import asyncpg
+
+from oms_contracts import COMMANDS_EXCHANGE, Envelope
+from oms_contracts import inventory as inventory_msgs
+from oms_devtools.client import OmsClient, eventually
+from oms_devtools.faultproxy import Direction, FaultProxy
+from oms_devtools.stack import Stack
+
+
+def log_lines(text: str) -> list[dict[str, Any]]:
+    lines = []
+    for line in text.splitlines():
+        if line.startswith("{"):
+            try:
+                lines.append(json.loads(line))
+            except ValueError:
+                continue
+    return lines
+
+
+_SAMPLE = re.compile(r"^(?P<name>\w+)\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
+
+
+async def metric(oms: OmsClient, url: str, name: str, **labels: str) -> float:
+    """The sum of the samples of `name` a process exports with (at least) `labels`."""
+    text = (await oms.http.get(f"{url}/metrics")).text
+    total = 0.0
+    for line in text.splitlines():
+        match = _SAMPLE.match(line)
+        if match is None or match["name"] != name:
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', match["labels"]))
+        if labels.items() <= found.items():
+            total += float(match["value"])
+    return total
+
+
+async def consumed(oms: OmsClient, stack: Stack, service: str, **labels: str) -> float:
+    """Messages handled by every running replica of `service` (their own counters)."""
+    return sum(
+        [
+            await metric(oms, stack.url(name), "oms_messages_consumed_total", **labels)
+            for name in stack.replica_names(service)
+        ]
+    )
+
+
+async def readiness(oms: OmsClient, service: str) -> tuple[int, dict[str, bool]]:
+    response = await oms.http.get(f"{oms.urls[service]}/readyz", timeout=10)
+    return response.status_code, response.json().get("checks", {})
+
+
+async def restock_whose_ack_is_lost(
+    oms: OmsClient,
+    stack: Stack,
+    db: asyncpg.Connection,
+    broker_proxy: FaultProxy,
+    amqp_url: str,
+) -> None:
+    """Inventory commits a delivery and is killed before its ack reaches the broker."""
+    product = await oms.create_product(on_hand=1)
+    command = inventory_msgs.Restock(
+        sku=product["sku"], quantity=5, reference=f"ASN-{uuid.uuid4()}"
+    )
+    envelope = Envelope.wrap(command)
+    # Deliveries still reach the services; nothing they send reaches the broker.
+    broker_proxy.blackhole(Direction.UPSTREAM)
+    connection = await aio_pika.connect(amqp_url)  # the test's own, direct
+    async with connection:
+        channel = await connection.channel()
+        exchange = await channel.get_exchange(COMMANDS_EXCHANGE)
+        await exchange.publish(
+            aio_pika.Message(
+                envelope.model_dump_json().encode(), message_id=str(envelope.message_id)
+            ),
+            routing_key=command.routing_key,
+        )
+    await eventually(
+        lambda: db.fetchval(
+            "SELECT count(*) FROM inventory.inbox WHERE message_id = $1", envelope.message_id
+        ),
+        lambda n: n == 1,
+        20,
+        "the restock to be committed",
+    )
+    for name in stack.replica_names("inventory"):
+        stack.kill(name)
+    broker_proxy.reset_connections()  # the acks held back die with the connections
+    broker_proxy.restore()
+    await stack.start_service("inventory")
+
+    await eventually(
+        lambda: consumed(oms, stack, "inventory", type="inventory.restock", outcome="duplicate"),
+        lambda n: n >= 1,
+        20,
+        "the redelivered restock to be recognised",
+    )
+    assert (await oms.product(product["sku"]))["on_hand"] == 6
+    assert (
+        await db.fetchval(
+            "SELECT count(*) FROM inventory.stock_movements WHERE sku = $1 AND reason = 'restock'",
+            product["sku"],
+        )
+        == 1
+    )
