@@ -333,6 +333,18 @@ def test_a_repeated_update_is_answered_again_without_changing_anything() -> None
     assert announced(order) == [Updated("s-1", "o-1", tuple(lines), tuple(plans))]
 
 
+def test_a_repeated_update_after_a_parcel_left_is_still_answered() -> None:
+    order = held_two_parcels()
+    lines = [Line("MUG", 2), Line("TEA", 1)]
+    plans = [plan("f-north", "north", MUG=2), plan("f-south", "south", TEA=1)]
+    order.update(lines, plans)
+    dispatch(order, "f-north")
+
+    order.update(lines, plans)
+
+    assert announced(order) == [Updated("s-1", "o-1", tuple(lines), tuple(plans))]
+
+
 def test_an_update_without_parcels_means_the_order_s_only_parcel() -> None:
     order = order_with(("o-1", "default", {"MUG": 2}))
     order.hold()

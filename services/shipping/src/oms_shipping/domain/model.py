@@ -496,9 +496,9 @@ class OrderParcels:
     def update(self, lines: Sequence[Line], plans: Sequence[ParcelPlan]) -> None:
         """The order's new items, held: its parcels become exactly `plans` (no plans:
         one parcel with `lines`, the order's only one). Parcels kept get their new
-        lines, new ones are created, the others cancelled; the hold ends. Answered
-        only while every parcel is held, or when they are already as planned (a
-        repeated request)."""
+        lines, new ones are created, the others cancelled; the hold ends. Applied
+        only while every parcel is held; answered then, or when the parcels are
+        already as planned (a repeated request), even if some left since."""
         self._require_parcels()
         plans = tuple(plans) or (self._only_parcel(lines),)
         live = self.live
@@ -578,15 +578,11 @@ class OrderParcels:
         return ParcelPlan(self.order_id, DEFAULT_LOCATION, tuple(lines))
 
     def _stands_as(self, plans: Sequence[ParcelPlan]) -> bool:
-        """The parcels not cancelled are exactly `plans`, in the warehouse, not held."""
+        """The parcels not cancelled are exactly `plans` (whether they left since)."""
         live = self.live
         current = {(p.fulfillment_id, p.location, tuple(p.lines)) for p in live}
         wanted = {(plan.fulfillment_id, plan.location, plan.lines) for plan in plans}
-        return (
-            current == wanted
-            and len(live) == len(plans)
-            and all(p.status is ShipmentStatus.CREATED for p in live)
-        )
+        return current == wanted and len(live) == len(plans)
 
     def _cancelled_parcel(self, fulfillment_id: str, location: str) -> Shipment:
         return Shipment.cancelled_before_creation(
