@@ -198,6 +198,30 @@ class OmsClient:
         items = response.json()["items"]
         return dict(items[0]) if items else None
 
+    async def shipments(self, **filters: str) -> list[dict[str, Any]]:
+        """The shipments (one per parcel) matching `filters` (`order_id`, `status`,
+        `location`), every page of them."""
+        found: list[dict[str, Any]] = []
+        params: dict[str, str] = {**filters, "limit": "200"}
+        while True:
+            response = await self.http.get(
+                f"{self.urls['shipping']}/shipments", params=params, headers=self.admin()
+            )
+            response.raise_for_status()
+            page = response.json()
+            found += page["items"]
+            if page["next_cursor"] is None:
+                return found
+            params["cursor"] = page["next_cursor"]
+
+    async def shipment(self, shipment_id: str) -> dict[str, Any]:
+        """One dispatch note."""
+        response = await self.http.get(
+            f"{self.urls['shipping']}/shipments/{shipment_id}", headers=self.admin()
+        )
+        response.raise_for_status()
+        return dict(response.json())
+
     async def dispatch(self, shipment_id: str) -> httpx.Response:
         return await self.http.post(
             f"{self.urls['shipping']}/shipments/{shipment_id}/dispatch", headers=self.admin()
