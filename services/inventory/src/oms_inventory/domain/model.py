@@ -205,9 +205,6 @@ class Product:
         found = self.levels.get(location)
         return found.available if found is not None else 0
 
-    def is_low_at(self, location: str) -> bool:
-        return self.available_at(location) <= self.low_stock_threshold
-
     # -- what orders do to the stock ---------------------------------------------
 
     def reserve(self, quantity: int, order_id: str, location: str = DEFAULT_LOCATION) -> None:
