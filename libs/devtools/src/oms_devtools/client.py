@@ -60,9 +60,21 @@ class OmsClient:
     # -- inventory ----------------------------------------------------------
 
     async def create_product(
-        self, on_hand: int, unit_price: int = 1000, currency: str = "EUR", **extra: Any
+        self,
+        on_hand: int | None = None,
+        unit_price: int = 1000,
+        currency: str = "EUR",
+        **extra: Any,
     ) -> dict[str, Any]:
+        """A product with a fresh SKU: `on_hand` at the `default` location, or
+        `stock={"BER": 25, ...}` (on hand per location)."""
         sku = extra.pop("sku", f"SKU-{uuid.uuid4().hex[:10]}")
+        stock: dict[str, int] | None = extra.pop("stock", None)
+        initial: dict[str, Any] = (
+            {"stock": [{"location": code, "on_hand": n} for code, n in stock.items()]}
+            if stock is not None
+            else {"on_hand": on_hand}
+        )
         response = await self.http.post(
             f"{self.urls['inventory']}/products",
             headers=self.admin(),
@@ -71,12 +83,36 @@ class OmsClient:
                 "name": f"Product {sku}",
                 "unit_price": unit_price,
                 "currency": currency,
-                "on_hand": on_hand,
+                **initial,
                 **extra,
             },
         )
         response.raise_for_status()
         return dict(response.json())
+
+    async def create_location(
+        self,
+        code: str | None = None,
+        country: str = "DE",
+        priority: int | None = None,
+        serves: list[str] | None = None,
+    ) -> dict[str, Any]:
+        """A stock location (a fresh code unless one is given)."""
+        code = code or f"LOC-{uuid.uuid4().hex[:8]}"
+        body: dict[str, Any] = {"code": code, "name": f"Location {code}", "country": country}
+        if priority is not None:
+            body["priority"] = priority
+        if serves is not None:
+            body["serves"] = serves
+        response = await self.http.post(
+            f"{self.urls['inventory']}/locations", headers=self.admin(), json=body
+        )
+        response.raise_for_status()
+        return dict(response.json())
+
+    async def stock_at(self, sku: str) -> dict[str, dict[str, Any]]:
+        """The product's stock per location: {location: {on_hand, reserved, ...}}."""
+        return {level["location"]: level for level in (await self.product(sku))["locations"]}
 
     async def product(self, sku: str) -> dict[str, Any]:
         response = await self.http.get(

@@ -24,13 +24,16 @@ MAX_SETS_TRIED = 20_000
 @dataclass(frozen=True)
 class Location:
     code: str
-    country: str
+    # Where it is (None: not recorded, as for the `default` location).
+    country: str | None
     priority: int = 100
     # ISO countries it ships to; None ships everywhere.
     serves: frozenset[str] | None = None
 
-    def ships_to(self, country: str) -> bool:
-        return self.serves is None or country in self.serves
+    def ships_to(self, country: str | None) -> bool:
+        """None: the destination is not known (an order from before countries were
+        sent), and every location takes part."""
+        return self.serves is None or country is None or country in self.serves
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,7 @@ _Fills = Callable[[Sequence["Location"]], bool]
 
 def allocate(
     requested: Mapping[str, int],
-    country: str,
+    country: str | None,
     locations: Iterable[Location],
     available: Availability,
 ) -> Allocated | Unfillable:
