@@ -57,9 +57,10 @@ def upgrade() -> None:
         )""")
     op.execute("CREATE INDEX capture_ledger_captured_at ON payment.capture_ledger (captured_at)")
     op.execute("CREATE INDEX capture_ledger_payment ON payment.capture_ledger (payment_id)")
+    # (The colon escaped: SQLAlchemy would take ":capture" for a parameter.)
     op.execute("""
         INSERT INTO payment.capture_ledger (id, payment_id, amount, currency, captured_at)
-        SELECT id::text || ':capture', id, captured_amount, currency,
+        SELECT id::text || '\\:capture', id, captured_amount, currency,
                coalesce(captured_at, updated_at)
         FROM payment.payments WHERE captured_amount > 0""")
 
