@@ -47,8 +47,8 @@ class PaymentPublic(BaseModel):
     id: str
     order_id: str
     status: PaymentStatus = Field(
-        description="partially_captured (an extension): some parcels captured, the rest "
-        "of the authorization still held for the others"
+        description="`partially_captured` (an extension of the design's statuses): some "
+        "parcels captured, the rest of the authorization still held for the others"
     )
     amount: int
     authorized_amount: int
