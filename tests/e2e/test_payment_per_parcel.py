@@ -16,7 +16,7 @@ import pytest
 
 from oms_contracts import COMMANDS_EXCHANGE, Envelope
 from oms_contracts import payment as msgs
-from oms_devtools.client import OmsClient
+from oms_devtools.client import OmsClient, eventually
 
 from .helpers import EventRecorder
 
@@ -230,6 +230,8 @@ async def test_a_partial_cancellation_before_the_kept_capture_settles_with_that_
     await saga.send(
         msgs.VoidPayment(order_id=saga.order_id, reason="customer_request", keep_amount=250)
     )
+    # Handled before the capture is sent (replicas may take commands in any order).
+    await eventually(saga.payment, lambda p: p["keep_amount"] == 250, 20, "the void handled")
 
     await saga.captured(250, "berlin")
 
