@@ -591,6 +591,116 @@ async def test_capturing_an_unknown_authorization_answers_404(
     assert response.json() == {"error": "not_found"}
 
 
+# --- several partial captures on one hold -------------------------------------
+
+
+async def capture(
+    client: httpx.AsyncClient, auth_id: str, body: Any, key: str | None = None
+) -> httpx.Response:
+    return await post(client, f"/v1/authorizations/{auth_id}/capture", body, key)
+
+
+async def test_non_final_captures_add_up_and_the_one_taking_the_rest_closes_the_hold(
+    client: httpx.AsyncClient,
+) -> None:
+    auth = await authorize(client)  # 1000
+    first = await capture(client, auth["id"], {"amount": 300, "final": False})
+    assert first.status_code == 200
+    assert first.json() == {
+        **auth,
+        "status": "partially_captured",
+        "captured_amount": 300,
+    }
+    second = await capture(client, auth["id"], {"amount": 200, "final": False})
+    assert second.json()["captured_amount"] == 500
+    # No amount: everything still held.
+    last = await capture(client, auth["id"], {"amount": None})
+    assert last.json() == {**auth, "status": "captured", "captured_amount": 1000}
+    assert (await stats(client))["captures"] == 3
+
+
+async def test_a_final_partial_capture_releases_the_rest_of_the_hold(
+    client: httpx.AsyncClient,
+) -> None:
+    auth = await authorize(client)
+    await capture(client, auth["id"], {"amount": 300, "final": False})
+    final = await capture(client, auth["id"], {"amount": 200, "final": True})
+    assert final.json() == {**auth, "status": "captured", "captured_amount": 500}
+    after = await capture(client, auth["id"], {"amount": 100, "final": False})
+    assert after.status_code == 409
+    assert after.json() == {"error": "invalid_state", "status": "captured"}
+
+
+async def test_partial_captures_together_may_never_exceed_the_hold(
+    client: httpx.AsyncClient,
+) -> None:
+    auth = await authorize(client)
+    await capture(client, auth["id"], {"amount": 600, "final": False})
+    over = await capture(client, auth["id"], {"amount": 401, "final": False})
+    assert over.status_code == 422
+    assert over.json() == {"error": "capture_exceeds_authorized"}
+    state = (await client.get(f"/v1/authorizations/{auth['id']}")).json()
+    assert (state["status"], state["captured_amount"]) == ("partially_captured", 600)
+    assert (await stats(client))["captures"] == 1
+
+
+async def test_a_void_after_partial_captures_releases_the_rest_and_keeps_the_captures(
+    client: httpx.AsyncClient,
+) -> None:
+    auth = await authorize(client)
+    await capture(client, auth["id"], {"amount": 250, "final": False})
+    voided = await post(client, f"/v1/authorizations/{auth['id']}/void")
+    assert voided.status_code == 200
+    assert voided.json() == {**auth, "status": "captured", "captured_amount": 250}
+    refused = await capture(client, auth["id"], {"amount": 1, "final": False})
+    assert refused.status_code == 409
+    refund = await post(
+        client, f"/v1/authorizations/{auth['id']}/refunds", {"amount": 250}
+    )
+    assert refund.status_code == 201
+    assert (await stats(client))["voids"] == 1
+
+
+async def test_each_partial_capture_is_idempotent_under_its_own_key(
+    client: httpx.AsyncClient,
+) -> None:
+    auth = await authorize(client)
+    parcel_one, parcel_two = new_key(), new_key()
+    body = {"amount": 400, "final": False}
+    for _ in range(2):
+        first = await capture(client, auth["id"], body, parcel_one)
+    assert first.headers["Idempotent-Replayed"] == "true"
+    second = await capture(client, auth["id"], body, parcel_two)
+    assert "Idempotent-Replayed" not in second.headers
+    assert second.json()["captured_amount"] == 800
+    assert (await stats(client))["captures"] == 2
+
+
+async def test_money_captured_from_a_partly_captured_hold_can_be_refunded(
+    client: httpx.AsyncClient,
+) -> None:
+    auth = await authorize(client)
+    await capture(client, auth["id"], {"amount": 300, "final": False})
+    path = f"/v1/authorizations/{auth['id']}/refunds"
+    assert (await post(client, path, {"amount": 301})).status_code == 422
+    assert (await post(client, path, {"amount": 300})).status_code == 201
+    state = (await client.get(f"/v1/authorizations/{auth['id']}")).json()
+    # The rest is still held, for the next parcel.
+    assert (state["status"], state["refunded_amount"]) == ("partially_captured", 300)
+
+
+@pytest.mark.parametrize(
+    "body", [{"final": "no"}, {"amount": 0}, {"amount": 10, "extra": 1}]
+)
+async def test_a_capture_with_a_bad_body_answers_422(
+    client: httpx.AsyncClient, body: dict[str, Any]
+) -> None:
+    auth = await authorize(client)
+    response = await capture(client, auth["id"], body)
+    assert response.status_code == 422
+    assert response.json()["error"] == "invalid_request"
+
+
 # --- void -------------------------------------------------------------------
 
 

@@ -28,6 +28,7 @@ from oms_gateway_simulator.ledger import TIMEOUT_BODY, Ledger, Outcome
 from oms_gateway_simulator.schemas import (
     AmountRequest,
     AuthorizationRequest,
+    CaptureRequest,
     ConfigUpdate,
     VoidRequest,
 )
@@ -186,10 +187,10 @@ async def capture_authorization(
     authorization_id: str, request: Request, sim: SimulatorDep
 ) -> JSONResponse:
     def execute(body: bytes) -> Outcome:
-        req = _parse(AmountRequest, body)
+        req = _parse(CaptureRequest, body if body.strip() else b"{}")
         if isinstance(req, Outcome):
             return req
-        return sim.ledger.capture(authorization_id, req.amount)
+        return sim.ledger.capture(authorization_id, req.amount, req.final)
 
     return await _mutate(request, sim, execute)
 

@@ -1,4 +1,4 @@
-"""The gateway's business rules: holds, captures, voids, refunds.
+"""The gateway's business rules: holds, captures (several, partial), voids, refunds.
 
 Plain synchronous Python with no web framework imports. Every operation runs
 without awaiting, so under asyncio each one is atomic with respect to other
@@ -42,13 +42,12 @@ TIMEOUT_BODY: dict[str, Any] = {"error": "timeout"}
 class Status(StrEnum):
     AUTHORIZED = "authorized"
     DECLINED = "declined"
+    # Some of the hold captured, the rest still held for later captures or a void.
+    PARTIALLY_CAPTURED = "partially_captured"
     CAPTURED = "captured"
     VOIDED = "voided"
     PARTIALLY_REFUNDED = "partially_refunded"
     REFUNDED = "refunded"
-
-
-_REFUNDABLE = frozenset({Status.CAPTURED, Status.PARTIALLY_REFUNDED, Status.REFUNDED})
 
 
 @dataclass(frozen=True)
@@ -70,10 +69,30 @@ class Authorization:
     currency: str
     reference: str
     token: str
-    status: Status
     decline_code: str | None = None
     captured_amount: int = 0
     refunded_amount: int = 0
+    # The hold is over: what was not captured went back to the card holder (a void,
+    # or a capture marked final). Nothing more can be captured.
+    released: bool = False
+
+    @property
+    def status(self) -> Status:
+        if self.decline_code is not None:
+            return Status.DECLINED
+        if self.captured_amount == 0:
+            return Status.VOIDED if self.released else Status.AUTHORIZED
+        if not self.released:
+            return Status.PARTIALLY_CAPTURED
+        if self.refunded_amount == 0:
+            return Status.CAPTURED
+        if self.refunded_amount < self.captured_amount:
+            return Status.PARTIALLY_REFUNDED
+        return Status.REFUNDED
+
+    @property
+    def held_amount(self) -> int:
+        return 0 if self.released else self.amount - self.captured_amount
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -153,7 +172,6 @@ class Ledger:
             currency=currency,
             reference=reference,
             token=token,
-            status=Status.DECLINED if decline_code else Status.AUTHORIZED,
             decline_code=decline_code,
         )
         self._authorizations[auth.id] = auth
@@ -174,24 +192,33 @@ class Ledger:
         )
         return Outcome(201, auth.to_json(), response_lost=token == TOK_FLAKY)
 
-    def capture(self, authorization_id: str, amount: int) -> Outcome:
+    def capture(
+        self, authorization_id: str, amount: int | None, final: bool
+    ) -> Outcome:
+        """Capture `amount` (all that is still held when None). A final capture
+        releases the rest of the hold; otherwise it stays held for further captures
+        (one per parcel, say) or a void, and the captures together never exceed it."""
         auth = self.get(authorization_id)
         if auth is None:
             return _error(404, "not_found")
-        if auth.status is not Status.AUTHORIZED:
+        if auth.status not in (Status.AUTHORIZED, Status.PARTIALLY_CAPTURED):
             return _invalid_state(auth)
-        if amount > auth.amount:
+        amount = auth.held_amount if amount is None else amount
+        if amount > auth.held_amount:
             return _error(422, "capture_exceeds_authorized")
         if auth.token == TOK_CAPTURE_REFUSED:
             return _error(502, "capture_refused")
-        # A partial capture releases the rest of the hold; there is no second capture.
-        auth.status = Status.CAPTURED
-        auth.captured_amount = amount
+        auth.captured_amount += amount
+        if final or auth.held_amount == 0:
+            auth.released = True
         self.stats.captures += 1
-        logger.info("authorization %s captured %d", auth.id, amount)
+        logger.info(
+            "authorization %s captured %d (%d held)", auth.id, amount, auth.held_amount
+        )
         return Outcome(200, auth.to_json())
 
     def void(self, authorization_id: str) -> Outcome:
+        """Release the hold, or what partial captures left of it."""
         auth = self.get(authorization_id)
         if auth is None:
             return _error(404, "not_found")
@@ -199,26 +226,25 @@ class Ledger:
             # Voiding is naturally idempotent: a compensating client that lost
             # the first answer and retries with a new key must still succeed.
             return Outcome(200, auth.to_json())
-        if auth.status is not Status.AUTHORIZED:
+        if auth.status not in (Status.AUTHORIZED, Status.PARTIALLY_CAPTURED):
             return _invalid_state(auth)
         if auth.token == TOK_VOID_REFUSED:
             return _error(502, "void_refused")
-        auth.status = Status.VOIDED
+        released = auth.held_amount
+        auth.released = True
         self.stats.voids += 1
-        logger.info("authorization %s voided", auth.id)
+        logger.info("authorization %s voided (%d released)", auth.id, released)
         return Outcome(200, auth.to_json())
 
     def refund(self, authorization_id: str, amount: int) -> Outcome:
         auth = self.get(authorization_id)
         if auth is None:
             return _error(404, "not_found")
-        if auth.status not in _REFUNDABLE:
+        if auth.captured_amount == 0:
             return _invalid_state(auth)
         if auth.refunded_amount + amount > auth.captured_amount:
             return _error(422, "refund_exceeds_captured")
         auth.refunded_amount += amount
-        fully = auth.refunded_amount == auth.captured_amount
-        auth.status = Status.REFUNDED if fully else Status.PARTIALLY_REFUNDED
         self.stats.refunds += 1
         refund_id = f"ref_{secrets.token_hex(12)}"
         logger.info("authorization %s refunded %d (%s)", auth.id, amount, refund_id)

@@ -29,6 +29,14 @@ class AmountRequest(_StrictModel):
     amount: Amount
 
 
+class CaptureRequest(_StrictModel):
+    # All that is still held when left out.
+    amount: Amount | None = None
+    # A final capture releases what is left of the hold; `false` keeps it for more
+    # captures (each with its own idempotency key) or a void of the rest.
+    final: bool = True
+
+
 class VoidRequest(_StrictModel):
     pass
 
