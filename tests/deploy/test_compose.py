@@ -101,9 +101,14 @@ def test_docker_compose_refuses_to_start_without_each_secret(missing: str, tmp_p
 
 
 def test_no_secret_has_a_default_in_the_compose_file() -> None:
-    environment = compose()["x-service-env"]
+    environments = [compose()["x-service-env"]] + [
+        spec.get("environment") or {} for spec in compose()["services"].values()
+    ]
     for name in REQUIRED_SECRETS:
-        assert environment[name].startswith(f"${{{name}:?"), environment[name]
+        values = [env[name] for env in environments if isinstance(env, dict) and name in env]
+        assert values, f"{name} is set nowhere"
+        for value in values:
+            assert value.startswith(f"${{{name}:?"), value
 
 
 def test_docker_compose_config_rejects_a_dependency_on_a_missing_service(tmp_path: Path) -> None:

@@ -99,69 +99,90 @@ async def test_no_terminal_order_leaves_stock_reserved_or_money_held(
 async def test_reserved_stock_equals_the_open_reservations(
     db: asyncpg.Connection, finished_orders: list[str]
 ) -> None:
+    # Per (SKU, location): what open reservations hold there and has not left yet.
     mismatched = await db.fetch("""
-        SELECT p.sku, p.reserved, coalesce(sum(l.quantity), 0) AS held
-        FROM inventory.products p
+        SELECT s.sku, s.location, s.reserved, coalesce(sum(l.quantity), 0) AS held
+        FROM inventory.stock s
         LEFT JOIN (
-            SELECT line->>'sku' AS sku, (line->>'quantity')::int AS quantity
+            SELECT line->>'sku' AS sku, line->>'location' AS location,
+                   (line->>'quantity')::int AS quantity
             FROM inventory.reservations r, jsonb_array_elements(r.lines) AS line
-            WHERE r.status = 'reserved') l ON l.sku = p.sku
-        GROUP BY p.sku, p.reserved
-        HAVING p.reserved <> coalesce(sum(l.quantity), 0)""")
+            WHERE r.status = 'reserved' AND NOT (line->>'committed')::boolean) l
+            ON l.sku = s.sku AND l.location = s.location
+        GROUP BY s.sku, s.location, s.reserved
+        HAVING s.reserved <> coalesce(sum(l.quantity), 0)""")
     assert mismatched == []
 
 
-async def test_every_products_stock_equals_its_ledger(
+async def test_the_stock_at_every_location_equals_its_ledger(
     db: asyncpg.Connection, finished_orders: list[str]
 ) -> None:
     rows = await db.fetch("""
-        SELECT p.sku, p.on_hand, p.reserved,
-               sum(m.on_hand_delta) AS ledger_on_hand,
-               sum(m.reserved_delta) AS ledger_reserved,
-               sum(m.on_hand_delta) FILTER (WHERE m.reason = 'initial') AS initial,
+        SELECT s.sku, s.location, s.on_hand, s.reserved,
+               coalesce(sum(m.on_hand_delta), 0) AS ledger_on_hand,
+               coalesce(sum(m.reserved_delta), 0) AS ledger_reserved,
+               coalesce(sum(m.on_hand_delta) FILTER (WHERE m.reason = 'initial'), 0) AS initial,
                coalesce(sum(m.on_hand_delta) FILTER (WHERE m.reason = 'restock'), 0) AS restocked,
                coalesce(sum(m.on_hand_delta) FILTER (WHERE m.reason = 'adjustment'), 0)
                    AS adjusted,
                coalesce(-sum(m.on_hand_delta) FILTER (WHERE m.reason = 'ship'), 0) AS shipped
-        FROM inventory.products p JOIN inventory.stock_movements m USING (sku)
-        GROUP BY p.sku, p.on_hand, p.reserved""")
+        FROM inventory.stock s LEFT JOIN inventory.stock_movements m
+            ON m.sku = s.sku AND m.location = s.location
+        GROUP BY s.sku, s.location, s.on_hand, s.reserved""")
     assert rows
     for row in rows:
+        where = (row["sku"], row["location"])
         assert (row["on_hand"], row["reserved"]) == (
             row["ledger_on_hand"],
             row["ledger_reserved"],
-        ), row["sku"]
+        ), where
+        assert 0 <= row["reserved"] <= row["on_hand"], where
         assert row["on_hand"] + row["shipped"] == (
             row["initial"] + row["restocked"] + row["adjusted"]
-        ), row["sku"]
+        ), where
+    # No movement names a (SKU, location) without a stock row.
+    orphans = await db.fetch("""
+        SELECT DISTINCT m.sku, m.location FROM inventory.stock_movements m
+        WHERE NOT EXISTS (SELECT 1 FROM inventory.stock s
+                          WHERE s.sku = m.sku AND s.location = m.location)""")
+    assert orphans == []
 
 
 async def test_units_shipped_equal_the_committed_reservations(
     db: asyncpg.Connection, finished_orders: list[str]
 ) -> None:
+    # Per (SKU, location): a parcel that left is a committed line, whatever became
+    # of the rest of its order.
     mismatched = await db.fetch("""
         WITH ledger AS (
-            SELECT sku, -sum(on_hand_delta) AS shipped FROM inventory.stock_movements
-            WHERE reason = 'ship' GROUP BY sku),
+            SELECT sku, location, -sum(on_hand_delta) AS shipped
+            FROM inventory.stock_movements WHERE reason = 'ship' GROUP BY sku, location),
         committed AS (
-            SELECT line->>'sku' AS sku, sum((line->>'quantity')::int) AS shipped
+            SELECT line->>'sku' AS sku, line->>'location' AS location,
+                   sum((line->>'quantity')::int) AS shipped
             FROM inventory.reservations r, jsonb_array_elements(r.lines) AS line
-            WHERE r.status = 'committed' GROUP BY 1)
-        SELECT * FROM ledger FULL JOIN committed USING (sku)
+            WHERE (line->>'committed')::boolean GROUP BY 1, 2)
+        SELECT * FROM ledger FULL JOIN committed USING (sku, location)
         WHERE ledger.shipped IS DISTINCT FROM committed.shipped""")
     assert mismatched == []
 
 
-async def test_every_shipped_order_has_exactly_one_live_shipment(
+async def test_every_parcel_that_left_has_exactly_one_live_shipment(
     db: asyncpg.Connection, finished_orders: list[str]
 ) -> None:
-    shipped = await db.fetch(
-        "SELECT id::text FROM orders.orders WHERE status IN ('shipped', 'completed')"
-    )
+    # A shipped order's parcels that left are its live shipments; the others were
+    # stopped (cancelled) or never made.
+    shipped = await db.fetch("""
+        SELECT id::text,
+               (SELECT count(*) FROM jsonb_array_elements(fulfillments) AS parcel
+                WHERE parcel->>'status' IN ('dispatched', 'delivered')) AS parcels
+        FROM orders.orders WHERE status IN ('shipped', 'completed')""")
     counts = await db.fetch(
         "SELECT order_id, count(*) AS n FROM shipping.shipments "
         "WHERE order_id = ANY($1::text[]) AND status NOT IN ('cancelled', 'failed') "
         "GROUP BY order_id",
         [row["id"] for row in shipped],
     )
-    assert {row["order_id"]: row["n"] for row in counts} == {row["id"]: 1 for row in shipped}
+    assert {row["order_id"]: row["n"] for row in counts} == {
+        row["id"]: row["parcels"] for row in shipped
+    }

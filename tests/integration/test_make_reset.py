@@ -28,8 +28,8 @@ async def test_make_reset_drops_everything_and_migrates_afresh() -> None:
         connection = await asyncpg.connect(libpq_url(url))
         try:
             await connection.execute(
-                "INSERT INTO inventory.products (sku, name, unit_price, currency, on_hand) "
-                "VALUES ('OLD-1', 'Old', 100, 'EUR', 1)"
+                "INSERT INTO inventory.products (sku, name, unit_price, currency) "
+                "VALUES ('OLD-1', 'Old', 100, 'EUR')"
             )
         finally:
             await connection.close()

@@ -34,3 +34,27 @@ class ShippingAddress(_Value):
     city: str
     postal_code: str
     country: str
+
+
+LocationCode = Annotated[
+    str, Field(min_length=1, max_length=64, description="A stock location's code")
+]
+DEFAULT_LOCATION = "default"
+
+
+class Allocation(_Value):
+    """What one stock location sends of an order (one parcel)."""
+
+    location: LocationCode
+    lines: Annotated[list[OrderLine], Field(min_length=1)]
+    # The ISO countries the location ships to (None: everywhere), so the order can
+    # tell whether a new address is still served.
+    serves: list[str] | None = None
+
+
+class Parcel(_Value):
+    """A parcel of an order: which location sends which lines."""
+
+    fulfillment_id: str
+    location: LocationCode
+    lines: Annotated[list[OrderLine], Field(min_length=1)]

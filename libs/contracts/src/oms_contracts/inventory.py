@@ -6,7 +6,16 @@ from typing import Annotated
 
 from pydantic import Field
 
-from oms_contracts.common import Currency, OrderLine, PricedLine, Quantity, Sku
+from oms_contracts.common import (
+    DEFAULT_LOCATION,
+    Allocation,
+    Currency,
+    LocationCode,
+    OrderLine,
+    PricedLine,
+    Quantity,
+    Sku,
+)
 from oms_contracts.envelope import Command, Event
 
 
@@ -16,6 +25,9 @@ class ReserveStock(Command):
     routing_key = "inventory.reserve_stock"
     order_id: str
     lines: Annotated[list[OrderLine], Field(min_length=1)]
+    # The shipping address's country: only locations that ship there take part
+    # (None: every location).
+    country: str | None = None
 
 
 class ReleaseStock(Command):
@@ -31,6 +43,9 @@ class CommitStock(Command):
 
     routing_key = "inventory.commit_stock"
     order_id: str
+    # The parcel that left: its location's share of the reservation (None: all).
+    location: LocationCode | None = None
+    fulfillment_id: str | None = None
 
 
 class Restock(Command):
@@ -41,6 +56,7 @@ class Restock(Command):
     sku: Sku
     quantity: Quantity
     reference: Annotated[str, Field(min_length=1, max_length=100)]
+    location: LocationCode = DEFAULT_LOCATION
 
 
 class StockReserved(Event):
@@ -48,6 +64,9 @@ class StockReserved(Event):
     order_id: str
     lines: list[PricedLine]
     currency: Currency
+    # Which location sends what (one parcel each); empty from a single-location
+    # inventory of earlier versions, which means one parcel from `default`.
+    allocations: list[Allocation] = []
 
 
 class StockReservationFailed(Event):
@@ -66,6 +85,8 @@ class StockCommitted(Event):
     routing_key = "inventory.stock_committed"
     order_id: str
     lines: list[OrderLine]
+    location: LocationCode | None = None
+    fulfillment_id: str | None = None
 
 
 class LowStock(Event):
@@ -73,12 +94,14 @@ class LowStock(Event):
     sku: Sku
     available: int
     low_stock_threshold: int
+    location: LocationCode = DEFAULT_LOCATION
 
 
 class ReplenishmentRequested(Event):
     routing_key = "inventory.replenishment_requested"
     sku: Sku
     quantity: Quantity
+    location: LocationCode = DEFAULT_LOCATION
 
 
 class Restocked(Event):
@@ -87,6 +110,7 @@ class Restocked(Event):
     quantity: Quantity
     on_hand: int
     reference: str | None = None
+    location: LocationCode = DEFAULT_LOCATION
 
 
 class ReservationExpired(Event):
@@ -104,6 +128,7 @@ class AdjustReservation(Command):
     routing_key = "inventory.adjust_reservation"
     order_id: str
     lines: Annotated[list[OrderLine], Field(min_length=1)]
+    country: str | None = None
 
 
 class ReservationAdjusted(Event):
@@ -111,6 +136,7 @@ class ReservationAdjusted(Event):
     order_id: str
     lines: list[PricedLine]
     currency: Currency
+    allocations: list[Allocation] = []
 
 
 class ReservationAdjustmentFailed(Event):

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from oms_contracts.common import Currency, MinorUnits, OrderLine, ShippingAddress
+from oms_contracts.common import (
+    Currency,
+    LocationCode,
+    MinorUnits,
+    OrderLine,
+    Parcel,
+    ShippingAddress,
+)
 from oms_contracts.envelope import Event
 
 
@@ -35,12 +42,28 @@ class OrderPaid(Event):
 class OrderFulfilling(Event):
     routing_key = "order.fulfilling"
     order_id: str
+    # The first parcel's shipment; `parcels` lists them all.
     shipment_id: str
+    parcels: list[Parcel] = []
+
+
+class OrderPartiallyShipped(Event):
+    """One parcel of several left the warehouse; others have not yet."""
+
+    routing_key = "order.partially_shipped"
+    order_id: str
+    fulfillment_id: str
+    location: LocationCode
+    carrier: str
+    tracking_number: str
 
 
 class OrderShipped(Event):
+    """Every parcel left (or, after a cancellation, every parcel that will)."""
+
     routing_key = "order.shipped"
     order_id: str
+    # The first parcel's; each parcel's are in the order's `fulfillments`.
     carrier: str
     tracking_number: str
 
@@ -61,6 +84,17 @@ class OrderCancelled(Event):
     routing_key = "order.cancelled"
     order_id: str
     reason: str
+
+
+class OrderPartiallyCancelled(Event):
+    """Cancelled after some parcels left: the others were stopped, their stock
+    released and the rest of the payment's authorization voided; the order goes on
+    with what shipped."""
+
+    routing_key = "order.partially_cancelled"
+    order_id: str
+    reason: str
+    cancelled_lines: list[OrderLine]
 
 
 class OrderRequiresAttention(Event):

@@ -19,6 +19,10 @@ class CapturePayment(Command):
 
     routing_key = "payment.capture_payment"
     order_id: str
+    # One parcel's share of the authorization (a partial capture, keyed per parcel);
+    # None: whatever is authorized and not yet captured.
+    amount: MinorUnits | None = None
+    fulfillment_id: str | None = None
 
 
 class VoidPayment(Command):
@@ -28,6 +32,10 @@ class VoidPayment(Command):
     routing_key = "payment.void_payment"
     order_id: str
     reason: str
+    # What the order keeps: the parcels that left (captured, or to be captured). The
+    # authorization above it is released once those captures are in; money captured
+    # above it is refunded. 0: give everything back.
+    keep_amount: MinorUnits = 0
 
 
 class PaymentAuthorized(Event):
@@ -52,6 +60,9 @@ class PaymentCaptured(Event):
     payment_id: str
     amount: MinorUnits
     currency: Currency
+    # `amount` is this capture's; several parcels make several captures.
+    fulfillment_id: str | None = None
+    captured_total: MinorUnits | None = None
 
 
 class PaymentVoided(Event):
@@ -84,6 +95,7 @@ class PaymentCaptureFailed(Event):
     order_id: str
     payment_id: str
     error: str
+    fulfillment_id: str | None = None
 
 
 class ReauthorizePayment(Command):

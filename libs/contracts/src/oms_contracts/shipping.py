@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from oms_contracts.common import OrderLine, ShippingAddress
+from oms_contracts.common import DEFAULT_LOCATION, LocationCode, OrderLine, Parcel, ShippingAddress
 from oms_contracts.envelope import Command, Event
 
 
@@ -18,6 +18,9 @@ class CreateShipment(Command):
     order_id: str
     lines: Annotated[list[OrderLine], Field(min_length=1)]
     shipping_address: ShippingAddress
+    # One shipment per parcel (per stock location); None: the order's only parcel.
+    fulfillment_id: str | None = None
+    location: LocationCode = DEFAULT_LOCATION
 
 
 class CancelShipment(Command):
@@ -27,6 +30,8 @@ class CancelShipment(Command):
     routing_key = "shipping.cancel_shipment"
     order_id: str
     reason: str
+    # One parcel; None: every parcel of the order that has not left.
+    fulfillment_id: str | None = None
 
 
 class ChangeShippingAddress(Command):
@@ -41,6 +46,8 @@ class ShipmentCreated(Event):
     routing_key = "shipping.shipment_created"
     order_id: str
     shipment_id: str
+    fulfillment_id: str | None = None
+    location: LocationCode = DEFAULT_LOCATION
 
 
 class ShipmentDispatched(Event):
@@ -49,12 +56,16 @@ class ShipmentDispatched(Event):
     shipment_id: str
     carrier: str
     tracking_number: str
+    fulfillment_id: str | None = None
+    location: LocationCode = DEFAULT_LOCATION
 
 
 class ShipmentCancelled(Event):
     routing_key = "shipping.shipment_cancelled"
     order_id: str
     shipment_id: str
+    fulfillment_id: str | None = None
+    location: LocationCode = DEFAULT_LOCATION
 
 
 class ShipmentFailed(Event):
@@ -64,6 +75,8 @@ class ShipmentFailed(Event):
     order_id: str
     shipment_id: str
     reason: str
+    fulfillment_id: str | None = None
+    location: LocationCode = DEFAULT_LOCATION
 
 
 class ShipmentDelivered(Event):
@@ -73,6 +86,8 @@ class ShipmentDelivered(Event):
     carrier: str
     tracking_number: str
     delivered_at: datetime
+    fulfillment_id: str | None = None
+    location: LocationCode = DEFAULT_LOCATION
 
 
 class ShippingAddressChanged(Event):
@@ -101,6 +116,8 @@ class UpdateShipment(Command):
     routing_key = "shipping.update_shipment"
     order_id: str
     lines: Annotated[list[OrderLine], Field(min_length=1)]
+    # The new parcels (one per location); empty: one parcel with `lines`.
+    parcels: list[Parcel] = []
 
 
 class ReleaseShipment(Command):
@@ -127,6 +144,9 @@ class ShipmentUpdated(Event):
     order_id: str
     shipment_id: str
     lines: list[OrderLine]
+    # Every parcel of the order as it now stands (an item change may move lines
+    # between locations); empty from a single-parcel shipping of earlier versions.
+    parcels: list[Parcel] = []
 
 
 class ShipmentReleased(Event):

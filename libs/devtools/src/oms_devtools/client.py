@@ -66,9 +66,21 @@ class OmsClient:
     # -- inventory ----------------------------------------------------------
 
     async def create_product(
-        self, on_hand: int, unit_price: int = 1000, currency: str = "EUR", **extra: Any
+        self,
+        on_hand: int | None = None,
+        unit_price: int = 1000,
+        currency: str = "EUR",
+        **extra: Any,
     ) -> dict[str, Any]:
+        """A product with a fresh SKU: `on_hand` at the `default` location, or
+        `stock={"BER": 25, ...}` (on hand per location)."""
         sku = extra.pop("sku", f"SKU-{uuid.uuid4().hex[:10]}")
+        stock: dict[str, int] | None = extra.pop("stock", None)
+        initial: dict[str, Any] = (
+            {"stock": [{"location": code, "on_hand": n} for code, n in stock.items()]}
+            if stock is not None
+            else {"on_hand": on_hand}
+        )
         response = await self.http.post(
             f"{self.urls['inventory']}/products",
             headers=self.admin(),
@@ -77,12 +89,36 @@ class OmsClient:
                 "name": f"Product {sku}",
                 "unit_price": unit_price,
                 "currency": currency,
-                "on_hand": on_hand,
+                **initial,
                 **extra,
             },
         )
         response.raise_for_status()
         return dict(response.json())
+
+    async def create_location(
+        self,
+        code: str | None = None,
+        country: str = "DE",
+        priority: int | None = None,
+        serves: list[str] | None = None,
+    ) -> dict[str, Any]:
+        """A stock location (a fresh code unless one is given)."""
+        code = code or f"LOC-{uuid.uuid4().hex[:8]}"
+        body: dict[str, Any] = {"code": code, "name": f"Location {code}", "country": country}
+        if priority is not None:
+            body["priority"] = priority
+        if serves is not None:
+            body["serves"] = serves
+        response = await self.http.post(
+            f"{self.urls['inventory']}/locations", headers=self.admin(), json=body
+        )
+        response.raise_for_status()
+        return dict(response.json())
+
+    async def stock_at(self, sku: str) -> dict[str, dict[str, Any]]:
+        """The product's stock per location: {location: {on_hand, reserved, ...}}."""
+        return {level["location"]: level for level in (await self.product(sku))["locations"]}
 
     async def product(self, sku: str) -> dict[str, Any]:
         response = await self.http.get(
@@ -203,6 +239,30 @@ class OmsClient:
         response.raise_for_status()
         items = response.json()["items"]
         return dict(items[0]) if items else None
+
+    async def shipments(self, **filters: str) -> list[dict[str, Any]]:
+        """The shipments (one per parcel) matching `filters` (`order_id`, `status`,
+        `location`), every page of them."""
+        found: list[dict[str, Any]] = []
+        params: dict[str, str] = {**filters, "limit": "200"}
+        while True:
+            response = await self.http.get(
+                f"{self.urls['shipping']}/shipments", params=params, headers=self.admin()
+            )
+            response.raise_for_status()
+            page = response.json()
+            found += page["items"]
+            if page["next_cursor"] is None:
+                return found
+            params["cursor"] = page["next_cursor"]
+
+    async def shipment(self, shipment_id: str) -> dict[str, Any]:
+        """One dispatch note."""
+        response = await self.http.get(
+            f"{self.urls['shipping']}/shipments/{shipment_id}", headers=self.admin()
+        )
+        response.raise_for_status()
+        return dict(response.json())
 
     async def dispatch(self, shipment_id: str) -> httpx.Response:
         return await self.http.post(

@@ -10,14 +10,37 @@ from datetime import timedelta
 from typing import Any
 
 from oms_devtools.fakes import InMemoryUnitOfWork, TrackingRepository
-from oms_inventory.domain.model import Product, Replenishment, Reservation
+from oms_inventory.domain.allocation import Location
+from oms_inventory.domain.model import (
+    DEFAULT,
+    Product,
+    Replenishment,
+    Reservation,
+    StockLevel,
+)
 from oms_inventory.handlers.outgoing import InventoryEvents
 
 
+class FakeLocations:
+    def __init__(self, locations: list[Location]) -> None:
+        self.by_code = {location.code: location for location in [DEFAULT, *locations]}
+        self.tracked: list[Any] = []
+
+    async def add(self, location: Location, name: str) -> bool:
+        if location.code in self.by_code:
+            return False
+        self.by_code[location.code] = location
+        return True
+
+    async def get_many(self, codes: Iterable[str]) -> dict[str, Location]:
+        return {code: self.by_code[code] for code in codes if code in self.by_code}
+
+
 class FakeProducts:
-    def __init__(self, products: list[Product]) -> None:
+    def __init__(self, products: list[Product], locations: FakeLocations) -> None:
         self.by_sku = {product.sku: product for product in products}
         self.tracked: list[Any] = []
+        self._locations = locations
 
     async def add(self, product: Product) -> bool:
         if product.sku in self.by_sku:
@@ -37,6 +60,15 @@ class FakeProducts:
         if for_update:
             self.tracked.extend(p for p in found.values() if p not in self.tracked)
         return found
+
+    async def get_to_edit(self, sku: str) -> Product | None:
+        return await self.get(sku, for_update=True)
+
+    async def open_level(self, product: Product, location: str) -> bool:
+        if location not in self._locations.by_code:
+            return False
+        product.levels.setdefault(location, StockLevel(self._locations.by_code[location]))
+        return True
 
     async def needing_low_stock_review(self, limit: int) -> list[Product]:
         return []
@@ -60,39 +92,45 @@ class FakeReservations:
 
 class FakeReplenishments:
     def __init__(self) -> None:
-        self.open_for: dict[str, Replenishment] = {}
+        # Open requests by (sku, location).
+        self.open_for: dict[tuple[str, str], Replenishment] = {}
         self.tracked: list[Any] = []
-        self.receipts: set[tuple[str, str]] = set()
+        self.receipts: set[tuple[str, str, str]] = set()
 
     async def open(self, replenishment: Replenishment) -> bool:
-        if replenishment.sku in self.open_for:
+        key = (replenishment.sku, replenishment.location)
+        if key in self.open_for:
             return False
-        self.open_for[replenishment.sku] = replenishment
+        self.open_for[key] = replenishment
         self.tracked.append(replenishment)
         return True
 
-    async def fulfil(self, sku: str, reference: str | None) -> None:
-        self.open_for.pop(sku, None)
+    async def fulfil(self, sku: str, reference: str | None, location: str) -> None:
+        self.open_for.pop((sku, location), None)
 
-    async def claim_receipt(self, sku: str, reference: str, quantity: int) -> bool:
-        if (sku, reference) in self.receipts:
+    async def claim_receipt(self, sku: str, reference: str, quantity: int, location: str) -> bool:
+        if (sku, reference, location) in self.receipts:
             return False
-        self.receipts.add((sku, reference))
+        self.receipts.add((sku, reference, location))
         return True
 
 
 class FakeInventoryUnitOfWork(InMemoryUnitOfWork):
     def __init__(
-        self, products: list[Product] | None = None, reservations: list[Reservation] | None = None
+        self,
+        products: list[Product] | None = None,
+        reservations: list[Reservation] | None = None,
+        locations: list[Location] | None = None,
     ) -> None:
         super().__init__(InventoryEvents())
-        self.products = FakeProducts(products or [])
+        self.locations = FakeLocations(locations or [])
+        self.products = FakeProducts(products or [], self.locations)
         self.reservations = FakeReservations(reservations or [])
         self.replenishments = FakeReplenishments()
         self.reservation_ttl = timedelta(days=7)
 
     def repositories(self) -> Sequence[TrackingRepository]:
-        return [self.products, self.reservations, self.replenishments]
+        return [self.locations, self.products, self.reservations, self.replenishments]
 
     def stored(self) -> None:
         # An absent reservation stands for nothing: only real ones are kept.

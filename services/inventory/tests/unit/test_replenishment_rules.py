@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 from oms_inventory.domain.model import (
+    DEFAULT,
     LowStockDetected,
     Product,
     Replenishment,
     ReplenishmentRequested,
     Restocked,
+    StockLevel,
 )
 
 
 def mug(**settings: int) -> Product:
-    return Product(sku="MUG", name="Mug", unit_price=500, currency="EUR", on_hand=10, **settings)
+    return Product(
+        sku="MUG",
+        name="Mug",
+        unit_price=500,
+        currency="EUR",
+        levels={"default": StockLevel(DEFAULT, on_hand=10)},
+        **settings,
+    )
 
 
 def test_a_product_with_a_reorder_quantity_asks_for_that_quantity() -> None:

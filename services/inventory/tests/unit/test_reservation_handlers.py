@@ -6,10 +6,12 @@ from __future__ import annotations
 from oms_contracts import inventory as msgs
 from oms_contracts.common import OrderLine
 from oms_inventory.domain.model import (
+    DEFAULT,
     Product,
     Replenishment,
     Reservation,
     ReservationStatus,
+    StockLevel,
     release_nothing,
     reserve,
 )
@@ -19,7 +21,14 @@ from .fakes import FakeInventoryUnitOfWork
 
 
 def product(sku: str, on_hand: int, **settings: int) -> Product:
-    return Product(sku=sku, name=sku, unit_price=500, currency="EUR", on_hand=on_hand, **settings)
+    return Product(
+        sku=sku,
+        name=sku,
+        unit_price=500,
+        currency="EUR",
+        levels={"default": StockLevel(DEFAULT, on_hand)},
+        **settings,
+    )
 
 
 def reserved(order_id: str, products: list[Product], **lines: int) -> Reservation:
@@ -180,13 +189,13 @@ async def test_reserving_down_to_the_threshold_asks_for_a_replenishment_once() -
 async def test_a_delivery_restocks_once_per_reference_and_closes_the_replenishment() -> None:
     mug = product("MUG", on_hand=1, low_stock_threshold=5)
     uow = FakeInventoryUnitOfWork([mug])
-    uow.replenishments.open_for["MUG"] = Replenishment("MUG", 5, 1)
+    uow.replenishments.open_for["MUG", "default"] = Replenishment("MUG", 5, 1)
 
     await stock.receive_stock("MUG", 20, "delivery-1", uow)
     await stock.receive_stock("MUG", 20, "delivery-1", uow)
 
     assert mug.on_hand == 21
-    assert "MUG" not in uow.replenishments.open_for
+    assert ("MUG", "default") not in uow.replenishments.open_for
     assert uow.sent_types()[-1] == "inventory.restocked"
     assert uow.sent_types().count("inventory.restocked") == 1
 

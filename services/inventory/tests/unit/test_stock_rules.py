@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from oms_inventory.domain.model import (
+    DEFAULT,
     InsufficientStock,
     LowStockDetected,
     Product,
@@ -12,6 +13,7 @@ from oms_inventory.domain.model import (
     ReservationStatus,
     ReservedLine,
     StockError,
+    StockLevel,
     release_nothing,
     reserve,
 )
@@ -27,15 +29,15 @@ def product(
     low_stock_threshold: int = 0,
     reorder_quantity: int = 0,
 ) -> Product:
+    """A product stocked at the `default` location only (a single-warehouse shop)."""
     return Product(
         sku=sku,
         name=sku,
         unit_price=unit_price,
         currency=currency,
-        on_hand=on_hand,
-        reserved=reserved,
         low_stock_threshold=low_stock_threshold,
         reorder_quantity=reorder_quantity,
+        levels={"default": StockLevel(DEFAULT, on_hand, reserved)},
     )
 
 
@@ -365,7 +367,7 @@ def test_a_release_that_leaves_stock_still_low_does_not_rearm_the_alert() -> Non
     mug.release(2, "o-1")
     mug.reserve(1, "o-1")
 
-    assert mug.low_stock_alerted is True
+    assert mug.level().low_stock_alerted is True
     assert len(mug.events) == 1
 
 
@@ -374,7 +376,7 @@ def test_a_restock_above_the_threshold_rearms_the_alert_for_the_next_crossing() 
     mug.reserve(3, "o-1")
 
     mug.restock(10)
-    assert mug.low_stock_alerted is False
+    assert mug.level().low_stock_alerted is False
     mug.reserve(10, "o-1")
 
     assert [e.available for e in mug.events] == [2, 2]
@@ -387,7 +389,7 @@ def test_a_restock_that_stays_at_or_below_the_threshold_raises_no_new_alert() ->
     mug.restock(3)
     mug.reserve(1, "o-1")
 
-    assert mug.low_stock_alerted is True
+    assert mug.level().low_stock_alerted is True
     assert len(mug.events) == 1
 
 
@@ -398,7 +400,7 @@ def test_a_product_with_a_zero_threshold_never_raises_a_low_stock_alert() -> Non
 
     assert mug.available == 0
     assert mug.events == []
-    assert mug.low_stock_alerted is False
+    assert mug.level().low_stock_alerted is False
 
 
 def test_raising_the_threshold_above_available_stock_raises_a_low_stock_alert() -> None:

@@ -72,7 +72,9 @@ def test_new_items_go_through_hold_reserve_authorize_and_update() -> None:
     assert order.amendment.step is AmendmentStep.AUTHORIZING
     assert order.events[-1] == events.AmendmentPaymentRequested("o-1", 1700)
     order.record_reauthorized()
-    assert order.events[-1] == events.AmendmentShipmentUpdateRequested("o-1", (("A", 3), ("B", 1)))
+    assert order.events[-1] == events.AmendmentShipmentUpdateRequested(
+        "o-1", (("A", 3), ("B", 1)), (("o-1", "default", (("A", 3), ("B", 1))),)
+    )
     order.record_shipment_updated()
     assert order.amendment is None
     assert order.status is OrderStatus.FULFILLING
@@ -110,7 +112,7 @@ def test_a_refused_new_total_puts_the_old_items_back_and_releases_the_parcel() -
     order.record_shipment_held()
     order.record_reservation_adjusted({"A": 500})
     order.record_reauthorization_failed("payment_declined")
-    assert order.events[-1] == events.AmendmentStockRevertRequested("o-1", (("A", 2),))
+    assert order.events[-1] == events.AmendmentStockRevertRequested("o-1", (("A", 2),), "DE")
     order.record_reservation_adjusted({"A": 500})
     assert [(line.sku, line.quantity) for line in order.lines] == [("A", 2)]
     order.record_shipment_released()

@@ -176,7 +176,9 @@ def test_a_refused_capture_parks_the_shipped_order_until_the_capture_succeeds() 
     order.record_delivery("ship-1", "simpost", "SIM1")
     order.retry("ops")
     assert order.status is OrderStatus.SHIPPED
-    assert order.events[-1] == events.SettlementRequested("o-1", False, True)
+    assert order.events[-1] == events.SettlementRequested(
+        "o-1", (events.ParcelSettlement("o-1", "default", 1000, False, True),)
+    )
     order.record_payment_captured(1000)
     assert order.status is OrderStatus.COMPLETED
 
@@ -184,7 +186,11 @@ def test_a_refused_capture_parks_the_shipped_order_until_the_capture_succeeds() 
 def test_an_unsettled_shipment_is_asked_again_then_flagged() -> None:
     order = shipped()
     order.deadline_passed(MAX_ATTEMPTS)
-    assert order.events == [events.SettlementRequested("o-1", True, True)]
+    assert order.events == [
+        events.SettlementRequested(
+            "o-1", (events.ParcelSettlement("o-1", "default", 1000, True, True),)
+        )
+    ]
     order.deadline_passed(MAX_ATTEMPTS)
     order.deadline_passed(MAX_ATTEMPTS)
     assert order.status is OrderStatus.REQUIRES_ATTENTION

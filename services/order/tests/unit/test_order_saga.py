@@ -106,6 +106,7 @@ def test_the_happy_path_ends_completed_with_a_tracking_number() -> None:
     assert order.status is OrderStatus.COMPLETED
     assert recorded(order) == [
         events.OrderFulfilling,
+        events.ParcelDispatched,
         events.OrderShipped,
         events.StockCommitted,
         events.PaymentCaptured,
@@ -118,7 +119,7 @@ def test_a_dispatch_notice_that_overtakes_the_creation_notice_still_ships_the_or
     order.record_shipment_dispatched("ship-1", "simpost", "SIM1")
     order.record_shipment_created("ship-1")
     assert order.status is OrderStatus.SHIPPED
-    assert recorded(order) == [events.OrderShipped]
+    assert recorded(order) == [events.ParcelDispatched, events.OrderShipped]
 
 
 def test_a_delivery_notice_before_the_dispatch_notice_ships_and_completes_once_settled() -> None:
@@ -130,6 +131,7 @@ def test_a_delivery_notice_before_the_dispatch_notice_ships_and_completes_once_s
     order.record_payment_captured(1250)
     assert order.status is OrderStatus.COMPLETED
     assert recorded(order) == [
+        events.ParcelDispatched,
         events.OrderShipped,
         events.StockCommitted,
         events.PaymentCaptured,
@@ -177,7 +179,9 @@ def test_cancelling_a_paid_order_stops_the_shipment_first_then_voids_and_release
     assert order.status is OrderStatus.CANCELLING
     assert order.pending_compensations == {Compensation.CANCEL_SHIPMENT}
     assert order.events == [
-        events.CompensationRequested("o-1", "customer_request", cancel_shipment=True)
+        events.CompensationRequested(
+            "o-1", "customer_request", cancel_shipment=True, cancel_parcels=("o-1",)
+        )
     ]
     order.events.clear()
     order.record_shipment_cancelled()
@@ -204,7 +208,11 @@ def test_a_cancellation_that_loses_the_race_with_dispatch_is_abandoned_and_the_o
     assert order.status_reason is None
     assert order.pending_compensations == set()
     assert order.deferred_compensations == set()
-    assert recorded(order) == [events.CancellationAbandoned, events.OrderShipped]
+    assert recorded(order) == [
+        events.ParcelDispatched,
+        events.CancellationAbandoned,
+        events.OrderShipped,
+    ]
 
 
 def test_cancelling_while_payment_is_in_flight_also_voids_it() -> None:

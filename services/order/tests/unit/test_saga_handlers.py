@@ -123,9 +123,9 @@ async def test_a_dispatched_parcel_ships_the_order_and_asks_for_the_stock_and_th
 
     assert uow.orders.by_id["o-1"].status is OrderStatus.SHIPPED
     assert uow.sent_types() == [
-        "order.shipped",
         "inventory.commit_stock",
         "payment.capture_payment",
+        "order.shipped",
     ]
 
 

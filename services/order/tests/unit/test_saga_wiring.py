@@ -45,12 +45,40 @@ def test_a_paid_order_asks_shipping_for_a_shipment() -> None:
     assert kinds(events.OrderPaid("o-1", "pay-1")) == [order.OrderPaid, shipping.CreateShipment]
 
 
-def test_a_shipped_order_commits_the_stock_and_captures_the_payment() -> None:
-    assert kinds(events.OrderShipped("o-1", "simpost", "SIM1")) == [
-        order.OrderShipped,
-        inventory.CommitStock,
-        payment.CapturePayment,
+def test_a_parcel_that_left_commits_its_stock_and_captures_its_amount() -> None:
+    messages = messages_for(
+        events.ParcelDispatched("o-1", "f-2", "PAR", 750, "simpost", "SIM1"), an_order()
+    )
+    commit, capture = messages
+    assert isinstance(commit, inventory.CommitStock)
+    assert (commit.location, commit.fulfillment_id) == ("PAR", "f-2")
+    assert isinstance(capture, payment.CapturePayment)
+    assert (capture.amount, capture.fulfillment_id) == (750, "f-2")
+
+
+def test_shipping_is_announced_without_asking_anything_more() -> None:
+    assert kinds(events.OrderShipped("o-1", "simpost", "SIM1")) == [order.OrderShipped]
+    assert kinds(events.OrderPartiallyShipped("o-1", "f-2", "PAR", "simpost", "SIM1")) == [
+        order.OrderPartiallyShipped
     ]
+
+
+def test_stopping_parcels_asks_shipping_once_per_parcel_and_payment_to_keep_what_left() -> None:
+    messages = messages_for(
+        events.CompensationRequested(
+            "o-1",
+            "customer_request",
+            cancel_shipment=True,
+            void_payment=True,
+            cancel_parcels=("f-1", "f-2"),
+            keep_amount=300,
+        ),
+        an_order(),
+    )
+    cancels = [m for m in messages if isinstance(m, shipping.CancelShipment)]
+    assert [c.fulfillment_id for c in cancels] == ["f-1", "f-2"]
+    (void,) = [m for m in messages if isinstance(m, payment.VoidPayment)]
+    assert void.keep_amount == 300
 
 
 def test_compensation_sends_only_the_undo_steps_asked_for() -> None:

@@ -137,12 +137,13 @@ def test_a_successful_capture_settles_the_payment_and_announces_the_captured_amo
 
     assert payment.status is PaymentStatus.CAPTURED
     assert payment.captured_amount == 4200
-    assert payment.events[-1] == Captured("pay-1", "order-1", 4200, "EUR")
+    assert payment.events[-1] == Captured("pay-1", "order-1", 4200, "EUR", None, 4200)
 
 
 def test_a_capture_success_reported_twice_announces_the_capture_only_once() -> None:
     payment = new_payment()
     payment.authorization_approved("auth-123")
+    payment.request_capture()
     payment.capture_succeeded(4200)
 
     payment.capture_succeeded(4200)
@@ -158,7 +159,9 @@ def test_a_capture_requested_again_after_settlement_re_announces_the_capture() -
 
     payment.request_capture()
 
-    assert payment.events[-1] == Captured("pay-1", "order-1", 4200, "EUR")
+    assert payment.events[-1] == Captured(
+        "pay-1", "order-1", 4200, "EUR", None, 4200, repeated=True
+    )
     assert [op.kind for op in payment.operations].count(OperationKind.CAPTURE) == 1
 
 
@@ -263,6 +266,7 @@ def test_a_repeated_authorization_request_for_an_authorized_payment_repeats_appr
 def test_a_repeated_authorization_request_for_a_captured_payment_repeats_the_approval() -> None:
     payment = new_payment(amount=4200)
     payment.authorization_approved("auth-123")
+    payment.request_capture()
     payment.capture_succeeded(4200)
 
     payment.repeat_outcome()

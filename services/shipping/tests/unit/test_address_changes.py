@@ -1,55 +1,49 @@
-"""A new address for a parcel: taken while it is in the warehouse, refused (with the
-reason the order service shows) once it left."""
+"""A new address for an order's parcels: taken by every parcel while they are all in
+the warehouse, refused for all (with the reason the order service shows) once one
+of them left."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from oms_shipping.domain.model import AddressChanged, AddressChangeRefused
 
-from oms_shipping.domain.model import (
-    Address,
-    AddressChanged,
-    AddressChangeRefused,
-    Line,
-    Shipment,
-)
-
-HOME = Address(name="Ada", line1="1 Main St", city="Berlin", postal_code="10115", country="DE")
-OFFICE = Address(name="Ada", line1="9 Work Rd", city="Hamburg", postal_code="20095", country="DE")
+from .parcels import HOME, OFFICE, announced, dispatch, order_with, parcel, settle
 
 
-def new_shipment() -> Shipment:
-    shipment = Shipment.create(
-        shipment_id="shp-1", order_id="order-1", lines=[Line("MUG", 2)], address=HOME
-    )
-    shipment.events.clear()
-    return shipment
+def test_parcels_still_in_the_warehouse_all_go_to_the_new_address() -> None:
+    order = order_with(("f-north", "north", {"MUG": 2}), ("f-south", "south", {"TEA": 1}))
+
+    order.change_address(OFFICE)
+
+    assert [p.address for p in order.parcels] == [OFFICE, OFFICE]
+    assert announced(order) == [AddressChanged("s-1", "o-1", OFFICE)]
 
 
-def test_a_parcel_still_in_the_warehouse_goes_to_the_new_address() -> None:
-    shipment = new_shipment()
+def test_once_one_parcel_left_no_parcel_changes_address_and_the_reason_says_it_left() -> None:
+    order = order_with(("f-north", "north", {"MUG": 2}), ("f-south", "south", {"TEA": 1}))
+    dispatch(order, "f-south")
 
-    shipment.change_address(OFFICE)
+    order.change_address(OFFICE)
 
-    assert shipment.address == OFFICE
-    assert shipment.events == [AddressChanged("shp-1", "order-1", OFFICE)]
-
-
-def test_a_parcel_that_left_keeps_its_address_and_says_it_was_already_dispatched() -> None:
-    shipment = new_shipment()
-    shipment.dispatch(carrier="DHL", tracking_number="TRK-1", now=datetime.now(UTC))
-    shipment.events.clear()
-
-    shipment.change_address(OFFICE)
-
-    assert shipment.address == HOME
-    assert shipment.events == [AddressChangeRefused("shp-1", "order-1", "already_dispatched")]
+    assert [p.address for p in order.parcels] == [HOME, HOME]
+    assert announced(order) == [AddressChangeRefused("s-1", "o-1", "already_dispatched")]
 
 
-def test_a_cancelled_shipment_refuses_a_new_address_naming_its_state() -> None:
-    shipment = new_shipment()
-    shipment.cancel()
-    shipment.events.clear()
+def test_a_cancelled_parcel_keeps_its_address_and_does_not_refuse_the_change() -> None:
+    order = order_with(("f-north", "north", {"MUG": 2}), ("f-south", "south", {"TEA": 1}))
+    order.cancel("f-north")
+    settle(order)
 
-    shipment.change_address(OFFICE)
+    order.change_address(OFFICE)
 
-    assert shipment.events == [AddressChangeRefused("shp-1", "order-1", "shipment_cancelled")]
+    assert (parcel(order, "f-north").address, parcel(order, "f-south").address) == (HOME, OFFICE)
+    assert announced(order) == [AddressChanged("s-2", "o-1", OFFICE)]
+
+
+def test_an_order_whose_parcels_were_all_cancelled_refuses_a_new_address_naming_its_state() -> None:
+    order = order_with(("o-1", "default", {"MUG": 2}))
+    order.cancel(None)
+    settle(order)
+
+    order.change_address(OFFICE)
+
+    assert announced(order) == [AddressChangeRefused("s-1", "o-1", "shipment_cancelled")]

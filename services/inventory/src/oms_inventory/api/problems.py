@@ -9,11 +9,12 @@ from oms_inventory.domain.model import (
     InvalidQuantity,
     InventoryError,
     NothingReserved,
+    NotStockedThere,
     OnHandBelowReserved,
     StockError,
 )
-from oms_inventory.handlers.products import ProductExists
-from oms_inventory.handlers.stock import ProductNotFound
+from oms_inventory.handlers.products import LocationExists, ProductExists
+from oms_inventory.handlers.stock import ProductNotFound, UnknownLocation
 from oms_runtime.problems import ErrorProblems, ProblemType
 
 _STOCK_CONFLICT = ProblemType(409, "stock-conflict", "Stock conflict")
@@ -24,6 +25,10 @@ PROBLEMS = ErrorProblems(
         InventoryError.code: ProblemType(409, "inventory-conflict", "Not possible now"),
         ProductNotFound.code: ProblemType(404, "product-not-found", "Product not found"),
         ProductExists.code: ProblemType(409, "product-exists", "Product exists", field="sku"),
+        LocationExists.code: ProblemType(409, "location-exists", "Location exists", field="code"),
+        UnknownLocation.code: ProblemType(
+            422, "unknown-location", "No such location", field="location"
+        ),
         OnHandBelowReserved.code: ProblemType(
             409, "stock-conflict", "Stock conflict", field="on_hand"
         ),
@@ -34,5 +39,6 @@ PROBLEMS = ErrorProblems(
         InsufficientStock.code: _STOCK_CONFLICT,
         GoodsAlreadyShipped.code: _STOCK_CONFLICT,
         NothingReserved.code: _STOCK_CONFLICT,
+        NotStockedThere.code: _STOCK_CONFLICT,
     },
 )

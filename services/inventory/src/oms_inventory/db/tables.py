@@ -3,6 +3,7 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     DateTime,
     ForeignKey,
@@ -23,6 +24,22 @@ SCHEMA = "inventory"
 metadata = MetaData(schema=SCHEMA)
 messaging = define_messaging_tables(metadata)
 
+# Warehouses, stores: where stock is kept and parcels leave from. `default` exists
+# from the migration that introduced them and ships everywhere.
+locations = Table(
+    "locations",
+    metadata,
+    Column("code", Text, primary_key=True),
+    Column("name", Text, nullable=False),
+    # ISO 3166-1 alpha-2; NULL for `default`, whose whereabouts nobody recorded.
+    Column("country", Text),
+    # Lower is preferred when several locations could send an order.
+    Column("priority", Integer, nullable=False, server_default="100"),
+    # ISO countries it ships to; NULL ships everywhere.
+    Column("serves", ARRAY(Text)),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
 products = Table(
     "products",
     metadata,
@@ -30,13 +47,26 @@ products = Table(
     Column("name", Text, nullable=False),
     Column("unit_price", BigInteger, nullable=False),
     Column("currency", Text, nullable=False),
-    Column("on_hand", Integer, nullable=False),
-    Column("reserved", Integer, nullable=False, server_default="0"),
     Column("low_stock_threshold", Integer, nullable=False, server_default="0"),
     Column("reorder_quantity", Integer, nullable=False, server_default="0"),
-    Column("low_stock_alerted", Boolean, nullable=False, server_default="false"),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# A product's stock at one location: a row where it is (or was) stocked. Reservations
+# lock these rows, in (sku, location) order; `id` is what writes address a row by.
+stock = Table(
+    "stock",
+    metadata,
+    Column("sku", Text, ForeignKey(f"{SCHEMA}.products.sku"), primary_key=True),
+    Column("location", Text, ForeignKey(f"{SCHEMA}.locations.code"), primary_key=True),
+    Column("id", BigInteger, Identity(), nullable=False, unique=True),
+    Column("on_hand", Integer, nullable=False),
+    Column("reserved", Integer, nullable=False, server_default="0"),
+    Column("low_stock_alerted", Boolean, nullable=False, server_default="false"),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # The last line of defence against overselling, whatever the code does.
+    CheckConstraint("reserved >= 0 AND on_hand >= reserved", name="stock_never_negative"),
 )
 
 reservations = Table(
@@ -50,6 +80,9 @@ reservations = Table(
     Column("refusal_reason", Text),
     Column("refused_skus", ARRAY(Text), nullable=False, server_default="{}"),
     Column("expires_at", DateTime(timezone=True)),
+    # The allocated locations as they were ([{"code", "country", "priority", "serves"}]).
+    Column("locations", JSONB, nullable=False, server_default="[]"),
+    Column("country", Text),
     Index("reservations_expiring", "expires_at", postgresql_where=text("status = 'reserved'")),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
@@ -66,6 +99,7 @@ stock_movements = Table(
     Column("order_id", Text),
     Column("note", Text),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("location", Text, ForeignKey(f"{SCHEMA}.locations.code"), nullable=False),
     Index("stock_movements_sku", "sku", "id"),
 )
 
@@ -80,8 +114,16 @@ replenishments = Table(
     Column("requested_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("fulfilled_at", DateTime(timezone=True)),
     Column("fulfilled_by", Text),
-    # One open request per SKU: a second crossing while one is open adds nothing.
-    Index("replenishments_one_open", "sku", unique=True, postgresql_where=text("status = 'open'")),
+    Column("location", Text, ForeignKey(f"{SCHEMA}.locations.code"), nullable=False),
+    # One open request per SKU and location: a second crossing while one is open
+    # adds nothing.
+    Index(
+        "replenishments_one_open",
+        "sku",
+        "location",
+        unique=True,
+        postgresql_where=text("status = 'open'"),
+    ),
 )
 
 restock_receipts = Table(
@@ -91,4 +133,6 @@ restock_receipts = Table(
     Column("reference", Text, primary_key=True),
     Column("quantity", Integer, nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # A delivery is counted once per location that received it.
+    Column("location", Text, ForeignKey(f"{SCHEMA}.locations.code"), primary_key=True),
 )

@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any, Self
 
 from oms_inventory.db.repository import (
+    LocationRepository,
     ProductRepository,
     ReplenishmentRepository,
     ReservationRepository,
@@ -15,6 +16,7 @@ from oms_runtime.messaging.unit_of_work import UnitOfWork
 
 
 class SqlInventoryUnitOfWork(UnitOfWork):
+    locations: LocationRepository
     products: ProductRepository
     reservations: ReservationRepository
     replenishments: ReplenishmentRepository
@@ -25,6 +27,7 @@ class SqlInventoryUnitOfWork(UnitOfWork):
 
     async def __aenter__(self) -> Self:
         await super().__aenter__()
+        self.locations = LocationRepository(self)
         self.products = ProductRepository(self)
         self.reservations = ReservationRepository(self)
         self.replenishments = ReplenishmentRepository(self)

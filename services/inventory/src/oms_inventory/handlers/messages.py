@@ -10,7 +10,7 @@ from oms_contracts import Message
 from oms_contracts import inventory as msgs
 from oms_contracts.common import OrderLine
 from oms_inventory.domain.model import GoodsAlreadyShipped, NothingReserved
-from oms_inventory.handlers.stock import ProductNotFound, receive_stock
+from oms_inventory.handlers.stock import ProductNotFound, UnknownLocation, receive_stock
 from oms_inventory.handlers.unit_of_work import InventoryUnitOfWork
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,9 @@ async def reserve_stock(command: msgs.ReserveStock, uow: InventoryUnitOfWork) ->
         products = (
             {} if reservation.exists else await uow.products.get_many(requested, for_update=True)
         )
-        reservation.request(requested, products, datetime.now(UTC) + uow.reservation_ttl)
+        reservation.request(
+            requested, products, datetime.now(UTC) + uow.reservation_ttl, command.country
+        )
         await uow.commit()
 
 
@@ -44,9 +46,9 @@ async def commit_stock(command: msgs.CommitStock, uow: InventoryUnitOfWork) -> N
         reservation = await uow.reservations.for_order(command.order_id)
         products = await uow.products.get_many(reservation.held_skus, for_update=True)
         try:
-            reservation.ship(products)
+            reservation.ship(products, command.location, command.fulfillment_id)
         except NothingReserved:
-            log.error("nothing reserved to ship")
+            log.error("nothing reserved to ship", extra={"location": command.location})
         await uow.commit()
 
 
@@ -60,17 +62,20 @@ async def adjust_reservation(command: msgs.AdjustReservation, uow: InventoryUnit
             if reservation.holds_stock
             else {}
         )
-        reservation.change_lines(requested, products)
+        reservation.change_lines(requested, products, command.country)
         await uow.commit()
 
 
 async def restock(command: msgs.Restock, uow: InventoryUnitOfWork) -> None:
     """A supplier system reports a delivery."""
     try:
-        await receive_stock(command.sku, command.quantity, command.reference, uow)
-    except ProductNotFound:
-        # Retrying will not create the product: say so loudly, keep the queue moving.
-        log.error("restock for an unknown SKU", extra={"sku": command.sku})
+        await receive_stock(command.sku, command.quantity, command.reference, uow, command.location)
+    except (ProductNotFound, UnknownLocation) as unknown:
+        # Retrying will not create them: say so loudly, keep the queue moving.
+        log.error(
+            "restock for an unknown SKU or location",
+            extra={"sku": command.sku, "location": command.location, "error": str(unknown)},
+        )
 
 
 def _requested(lines: list[OrderLine]) -> dict[str, int]:

@@ -8,13 +8,14 @@ from typing import Any
 
 from oms_contracts import Message
 from oms_contracts import inventory as msgs
-from oms_contracts.common import OrderLine, PricedLine
+from oms_contracts.common import Allocation, OrderLine, PricedLine
 from oms_inventory.domain import model
 from oms_inventory.domain.model import (
+    AllocatedParcel,
+    PricedTotal,
     Product,
     Replenishment,
     Reservation,
-    ReservedLine,
 )
 from oms_inventory.handlers.unit_of_work import InventoryUnitOfWork
 from oms_runtime.messaging.events import EventMap
@@ -32,7 +33,7 @@ class InventoryEvents(EventMap[Source, InventoryUnitOfWork]):
 
     async def follow_up(self, unit_of_work: InventoryUnitOfWork, event: Any) -> None:
         if isinstance(event, model.LowStockDetected):
-            # Unless one is open for the SKU already (a delivery closes it).
+            # Unless one is open for the SKU there already (a delivery closes it).
             await unit_of_work.replenishments.open(Replenishment.for_low_stock(event))
 
 
@@ -40,7 +41,10 @@ def message_for(event: Any) -> Message:
     match event:
         case model.StockReserved():
             return msgs.StockReserved(
-                order_id=event.order_id, lines=_priced(event.lines), currency=event.currency
+                order_id=event.order_id,
+                lines=_priced(event.lines),
+                currency=event.currency,
+                allocations=_allocations(event.parcels),
             )
         case model.StockRefused():
             return msgs.StockReservationFailed(
@@ -51,11 +55,16 @@ def message_for(event: Any) -> Message:
         case model.StockShipped():
             return msgs.StockCommitted(
                 order_id=event.order_id,
-                lines=[OrderLine(sku=line.sku, quantity=line.quantity) for line in event.lines],
+                lines=_lines(event.lines),
+                location=event.location,
+                fulfillment_id=event.fulfillment_id,
             )
         case model.ReservationAdjusted():
             return msgs.ReservationAdjusted(
-                order_id=event.order_id, lines=_priced(event.lines), currency=event.currency
+                order_id=event.order_id,
+                lines=_priced(event.lines),
+                currency=event.currency,
+                allocations=_allocations(event.parcels),
             )
         case model.AdjustmentRefused():
             return msgs.ReservationAdjustmentFailed(
@@ -68,21 +77,40 @@ def message_for(event: Any) -> Message:
                 sku=event.sku,
                 available=event.available,
                 low_stock_threshold=event.low_stock_threshold,
+                location=event.location,
             )
         case model.ReplenishmentRequested():
-            return msgs.ReplenishmentRequested(sku=event.sku, quantity=event.quantity)
+            return msgs.ReplenishmentRequested(
+                sku=event.sku, quantity=event.quantity, location=event.location
+            )
         case model.Restocked():
             return msgs.Restocked(
                 sku=event.sku,
                 quantity=event.quantity,
                 on_hand=event.on_hand,
                 reference=event.reference,
+                location=event.location,
             )
     raise TypeError(f"no message for {event!r}")
 
 
-def _priced(lines: tuple[ReservedLine, ...]) -> list[PricedLine]:
+def _priced(lines: tuple[PricedTotal, ...]) -> list[PricedLine]:
     return [
         PricedLine(sku=line.sku, quantity=line.quantity, unit_price=line.unit_price)
         for line in lines
+    ]
+
+
+def _lines(lines: tuple[tuple[str, int], ...]) -> list[OrderLine]:
+    return [OrderLine(sku=sku, quantity=quantity) for sku, quantity in lines]
+
+
+def _allocations(parcels: tuple[AllocatedParcel, ...]) -> list[Allocation]:
+    return [
+        Allocation(
+            location=parcel.location.code,
+            lines=_lines(parcel.lines),
+            serves=sorted(parcel.location.serves) if parcel.location.serves is not None else None,
+        )
+        for parcel in parcels
     ]

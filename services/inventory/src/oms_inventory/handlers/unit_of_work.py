@@ -1,6 +1,6 @@
-"""What the inventory service's handlers need of a unit of work: its products,
-reservations and replenishment requests, and `commit`. Postgres provides it in
-production (`db/unit_of_work.py`), dictionaries in the handler tests."""
+"""What the inventory service's handlers need of a unit of work: its locations,
+products, reservations and replenishment requests, and `commit`. Postgres provides
+it in production (`db/unit_of_work.py`), dictionaries in the handler tests."""
 
 from __future__ import annotations
 
@@ -8,8 +8,19 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Protocol
 
+from oms_inventory.domain.allocation import Location
 from oms_inventory.domain.model import Product, Replenishment, Reservation
 from oms_runtime.messaging.unit_of_work import AbstractUnitOfWork
+
+
+class Locations(Protocol):
+    async def add(self, location: Location, name: str) -> bool:
+        """False if the code is taken."""
+        ...
+
+    async def get_many(self, codes: Iterable[str]) -> dict[str, Location]:
+        """Those that exist, by code."""
+        ...
 
 
 class Products(Protocol):
@@ -19,9 +30,20 @@ class Products(Protocol):
 
     async def get(self, sku: str, *, for_update: bool = False) -> Product | None: ...
 
+    async def get_to_edit(self, sku: str) -> Product | None:
+        """For update, its own row locked too (staff edits of name, price, rules)."""
+        ...
+
     async def get_many(
         self, skus: Iterable[str], *, for_update: bool = False
-    ) -> dict[str, Product]: ...
+    ) -> dict[str, Product]:
+        """For update: their stock at every location locked, in (sku, location) order."""
+        ...
+
+    async def open_level(self, product: Product, location: str) -> bool:
+        """Give `product` (read for update) a stock record at `location` (empty) if
+        it has none; False if there is no such location."""
+        ...
 
     async def needing_low_stock_review(self, limit: int) -> list[Product]: ...
 
@@ -36,19 +58,22 @@ class Reservations(Protocol):
 
 class Replenishments(Protocol):
     async def open(self, replenishment: Replenishment) -> bool:
-        """False if one is open for the SKU already."""
+        """False if one is open for the SKU at that location already."""
         ...
 
-    async def fulfil(self, sku: str, reference: str | None) -> None: ...
+    async def fulfil(self, sku: str, reference: str | None, location: str) -> None: ...
 
-    async def claim_receipt(self, sku: str, reference: str, quantity: int) -> bool:
-        """False if this delivery was counted before."""
+    async def claim_receipt(self, sku: str, reference: str, quantity: int, location: str) -> bool:
+        """False if this delivery to `location` was counted before."""
         ...
 
 
 class InventoryUnitOfWork(AbstractUnitOfWork, Protocol):
     """One transaction. On `commit` what it loaded or added is written back, with
     the ledger and the messages their events cause."""
+
+    @property
+    def locations(self) -> Locations: ...
 
     @property
     def products(self) -> Products: ...

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 
-from oms_order.api.schemas import AddressOut, OrderItemOut, OrderPublic
+from oms_order.api.schemas import (
+    AddressOut,
+    FulfillmentOut,
+    OrderItemOut,
+    OrderPublic,
+    ParcelItemOut,
+)
 from oms_order.domain.model import Order
 from oms_order.domain.values import Address
 
@@ -32,6 +38,19 @@ def order_public(order: Order) -> OrderPublic:
         shipment_id=order.shipment_id,
         carrier=order.carrier,
         tracking_number=order.tracking_number,
+        fulfillments=[
+            FulfillmentOut(
+                id=parcel.id,
+                location=parcel.location,
+                items=[ParcelItemOut(sku=sku, quantity=qty) for sku, qty in parcel.lines],
+                status=parcel.status.value,
+                shipment_id=parcel.shipment_id,
+                tracking_number=parcel.tracking_number,
+                carrier=parcel.carrier,
+                dispatched_at=parcel.dispatched_at,
+            )
+            for parcel in order.fulfillments
+        ],
         created_at=order.created_at,
         updated_at=order.updated_at,
     )

@@ -93,6 +93,25 @@ class AddressOut(BaseModel):
     country: str
 
 
+class ParcelItemOut(BaseModel):
+    sku: str
+    quantity: int
+
+
+class FulfillmentOut(BaseModel):
+    id: str
+    location: str = Field(description="The stock location that sends this parcel")
+    items: list[ParcelItemOut]
+    status: str = Field(
+        description="pending, created (dispatch note made), dispatched, delivered, "
+        "cancelled or failed"
+    )
+    shipment_id: str | None
+    tracking_number: str | None
+    carrier: str | None = None
+    dispatched_at: datetime | None = None
+
+
 class OrderPublic(BaseModel):
     id: str
     customer_id: str
@@ -107,9 +126,13 @@ class OrderPublic(BaseModel):
         None, description="An address change waiting for shipping to agree"
     )
     payment_id: str | None
-    shipment_id: str | None
+    shipment_id: str | None = Field(description="The first parcel's")
     carrier: str | None
-    tracking_number: str | None
+    tracking_number: str | None = Field(description="The first parcel's")
+    fulfillments: list[FulfillmentOut] = Field(
+        default_factory=list,
+        description="One parcel per stock location sending part of the order",
+    )
     created_at: datetime
     updated_at: datetime | None
 

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from oms_contracts import Envelope
 from oms_order.db.tables import idempotency_keys, order_history, orders
 from oms_order.domain.amendment import Amendment, AmendmentStep
+from oms_order.domain.fulfillment import Fulfillment, ParcelStatus
 from oms_order.domain.model import Compensation, Order, OrderStatus
 from oms_order.domain.values import Address, OrderLine
 from oms_runtime.bulk import Computed
@@ -206,11 +207,7 @@ def _order_row(order: Order) -> Row:
         "shipping_address": dataclasses.asdict(order.shipping_address),
         "payment_token": order.payment_token,
         "payment_id": order.payment_id,
-        "shipment_id": order.shipment_id,
-        "carrier": order.carrier,
-        "tracking_number": order.tracking_number,
-        "stock_committed": order.stock_committed,
-        "captured_amount": order.captured_amount,
+        "fulfillments": [_fulfillment_row(parcel) for parcel in order.fulfillments],
         "pending_compensations": sorted(c.value for c in order.pending_compensations),
         "deferred_compensations": sorted(c.value for c in order.deferred_compensations),
         "created_at": order.created_at,
@@ -220,8 +217,6 @@ def _order_row(order: Order) -> Row:
             for line in order.lines
         ],
         "cancellation_reason": order.cancellation_reason,
-        "delivered": order.delivered,
-        "settlement_forced": order.settlement_forced,
         "resume_status": order.resume_status.value if order.resume_status else None,
         "step_attempts": order.step_attempts,
         "deadline_at": order.deadline_at,
@@ -250,16 +245,10 @@ def _order_from_row(row: Mapping[str, Any]) -> Order:
         status_detail=row["status_detail"],
         currency=row["currency"],
         payment_id=row["payment_id"],
-        shipment_id=row["shipment_id"],
-        carrier=row["carrier"],
-        tracking_number=row["tracking_number"],
-        stock_committed=row["stock_committed"],
-        captured_amount=row["captured_amount"],
+        fulfillments=[_fulfillment(parcel) for parcel in row["fulfillments"]],
         pending_compensations={Compensation(c) for c in row["pending_compensations"]},
         deferred_compensations={Compensation(c) for c in row["deferred_compensations"]},
         cancellation_reason=row["cancellation_reason"],
-        delivered=row["delivered"],
-        settlement_forced=row["settlement_forced"],
         resume_status=OrderStatus(row["resume_status"]) if row["resume_status"] else None,
         step_attempts=row["step_attempts"],
         deadline_at=row["deadline_at"],
@@ -280,6 +269,12 @@ def _amendment_row(amendment: Amendment | None) -> dict[str, Any] | None:
         "step": amendment.step.value,
         "reason": amendment.reason,
         "skus": amendment.skus,
+        "country": amendment.country,
+        "parcels": (
+            None
+            if amendment.parcels is None
+            else [_fulfillment_row(parcel) for parcel in amendment.parcels]
+        ),
     }
 
 
@@ -293,4 +288,49 @@ def _amendment(order_id: str, row: dict[str, Any] | None) -> Amendment | None:
         step=AmendmentStep(row["step"]),
         reason=row["reason"],
         skus=row["skus"],
+        country=row.get("country"),
+        parcels=(
+            None
+            if row.get("parcels") is None
+            else [_fulfillment(parcel) for parcel in row["parcels"]]
+        ),
+    )
+
+
+def _fulfillment_row(parcel: Fulfillment) -> dict[str, Any]:
+    # As JSON gives it back (lists, strings), so an unchanged parcel compares equal.
+    return {
+        "id": parcel.id,
+        "location": parcel.location,
+        "lines": [[sku, quantity] for sku, quantity in parcel.lines],
+        "serves": sorted(parcel.serves) if parcel.serves is not None else None,
+        "status": parcel.status.value,
+        "shipment_id": parcel.shipment_id,
+        "carrier": parcel.carrier,
+        "tracking_number": parcel.tracking_number,
+        "dispatched_at": parcel.dispatched_at.isoformat() if parcel.dispatched_at else None,
+        "stock_committed": parcel.stock_committed,
+        "captured_amount": parcel.captured_amount,
+        "settled_by_hand": parcel.settled_by_hand,
+        "cancel_requested": parcel.cancel_requested,
+    }
+
+
+def _fulfillment(row: dict[str, Any]) -> Fulfillment:
+    return Fulfillment(
+        id=row["id"],
+        location=row["location"],
+        lines=[(sku, quantity) for sku, quantity in row["lines"]],
+        serves=frozenset(row["serves"]) if row["serves"] is not None else None,
+        status=ParcelStatus(row["status"]),
+        shipment_id=row["shipment_id"],
+        carrier=row["carrier"],
+        tracking_number=row["tracking_number"],
+        dispatched_at=(
+            datetime.fromisoformat(row["dispatched_at"]) if row["dispatched_at"] else None
+        ),
+        stock_committed=row["stock_committed"],
+        captured_amount=row["captured_amount"],
+        settled_by_hand=row["settled_by_hand"],
+        cancel_requested=row["cancel_requested"],
     )

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
-    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -37,19 +36,14 @@ orders = Table(
     Column("shipping_address", JSONB, nullable=False),
     # [{"sku", "quantity", "unit_price"}]: read and written with the order, in one row.
     Column("lines", JSONB, nullable=False),
+    # One entry per parcel (stock location): read and written with the order too.
+    Column("fulfillments", JSONB, nullable=False, server_default="[]"),
     Column("payment_token", Text, nullable=False),
     Column("payment_id", Text),
-    Column("shipment_id", Text),
-    Column("carrier", Text),
-    Column("tracking_number", Text),
-    Column("stock_committed", Boolean, nullable=False, server_default="false"),
-    Column("captured_amount", BigInteger, nullable=False, server_default="0"),
     Column("pending_compensations", ARRAY(Text), nullable=False, server_default="{}"),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("cancellation_reason", Text),
-    Column("delivered", Boolean, nullable=False, server_default="false"),
-    Column("settlement_forced", Boolean, nullable=False, server_default="false"),
     Column("deferred_compensations", ARRAY(Text), nullable=False, server_default="{}"),
     Column("resume_status", Text),
     Column("step_attempts", Integer, nullable=False, server_default="0"),

@@ -1,9 +1,11 @@
 """A change of an order's items, under way: a small saga of its own.
 
-It holds the parcel, reserves the new lines (all or nothing), authorizes the new
-total when it changed, and updates the dispatch note. A refusal on the way undoes
-the earlier steps and leaves the order as it was: the stock goes back to the old
-lines if the new ones were reserved, and the parcel is released.
+It holds the parcels, reserves the new lines (all or nothing; inventory allocates
+them afresh, so they may come from other locations), authorizes the new total when
+it changed, and makes the dispatch notes match the new parcels. A refusal on the way
+undoes the earlier steps and leaves the order as it was: the stock goes back to the
+old lines if the new ones were reserved (and, should inventory place them elsewhere
+this time, the dispatch notes follow), and the parcels are released.
 
 Each transition answers one reply from another service. It records the next request
 in `events` (the order takes them over) and tells the order what became of the
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from oms_order.domain import events as domain_events
+from oms_order.domain.fulfillment import Fulfillment
 from oms_order.domain.values import OrderLine, total_of
 
 
@@ -63,32 +66,51 @@ class Amendment:
     # Why the change is being undone, once it is.
     reason: str | None = None
     skus: list[str] = field(default_factory=list)
+    # Where the shipping address is (only locations that ship there may send).
+    country: str | None = None
+    # The parcels inventory allocated for the lines now held (new, or old again).
+    parcels: list[Fulfillment] | None = None
     events: list[domain_events.OrderEvent] = field(default_factory=list, compare=False, repr=False)
 
     @classmethod
     def start(
-        cls, order_id: str, current: list[OrderLine], requested: list[tuple[str, int]]
+        cls,
+        order_id: str,
+        current: list[OrderLine],
+        requested: list[tuple[str, int]],
+        country: str | None = None,
     ) -> Amendment:
-        """First keep the parcel in the warehouse."""
+        """First keep the parcels in their warehouses."""
         previous = [OrderLine(line.sku, line.quantity, line.unit_price) for line in current]
-        amendment = cls(order_id, requested, previous)
+        amendment = cls(order_id, requested, previous, country=country)
         amendment._record(domain_events.AmendmentStarted(order_id, tuple(requested)))
         return amendment
 
     def shipment_held(self) -> None:
         if self.step is AmendmentStep.HOLDING:
             self.step = AmendmentStep.RESERVING
-            self._record(domain_events.AmendmentStockRequested(self.order_id, tuple(self.lines)))
+            self._record(
+                domain_events.AmendmentStockRequested(
+                    self.order_id, tuple(self.lines), self.country
+                )
+            )
 
     def hold_refused(self, reason: str) -> Ending | None:
         if self.step is AmendmentStep.HOLDING:
             return Rejected(reason)
         return None
 
-    def stock_adjusted(self, unit_prices: dict[str, int]) -> list[OrderLine] | None:
-        """Inventory holds what was asked of it; returns the lines the order holds now
-        (None: this was not awaited)."""
+    def stock_adjusted(
+        self,
+        unit_prices: dict[str, int],
+        parcels: list[Fulfillment],
+        current: list[Fulfillment],
+    ) -> list[OrderLine] | None:
+        """Inventory holds what was asked of it, in `parcels`; returns the lines the
+        order holds now (None: this was not awaited). `current`: the order's parcels
+        as the dispatch notes have them."""
         if self.step is AmendmentStep.RESERVING:
+            self.parcels = parcels
             lines = [OrderLine(sku, quantity, unit_prices[sku]) for sku, quantity in self.lines]
             total = total_of(lines)
             if total != total_of(self.previous):
@@ -98,9 +120,25 @@ class Amendment:
                 self._request_shipment_update()
             return lines
         if self.step is AmendmentStep.REVERTING_STOCK:
-            self._request_release()
+            self.parcels = parcels
+            if _layout(parcels) == _layout(current):
+                self._request_release()
+            else:
+                # The old lines came back from other locations: the dispatch notes
+                # follow them (which releases the hold too).
+                self.step = AmendmentStep.RELEASING
+                self._record(self._shipment_update(self.previous_lines()))
             return [OrderLine(line.sku, line.quantity, line.unit_price) for line in self.previous]
         return None
+
+    def record_created(self, fulfillment_id: str | None, shipment_id: str) -> None:
+        """A parcel this change adds got its dispatch note before the change ended."""
+        for parcel in self.parcels or ():
+            if parcel.id == fulfillment_id:
+                parcel.record_created(shipment_id)
+
+    def previous_lines(self) -> list[tuple[str, int]]:
+        return [(line.sku, line.quantity) for line in self.previous]
 
     def stock_refused(self, reason: str, skus: list[str]) -> Ending | None:
         if self.step is AmendmentStep.RESERVING:
@@ -121,7 +159,11 @@ class Amendment:
             self._request_stock_revert()
 
     def shipment_updated(self) -> Ending | None:
-        return Applied() if self.step is AmendmentStep.UPDATING else None
+        if self.step is AmendmentStep.UPDATING:
+            return Applied()
+        if self.step is AmendmentStep.RELEASING:
+            return Rejected(self.reason or "refused", tuple(self.skus))
+        return None
 
     def shipment_released(self) -> Ending | None:
         if self.step is AmendmentStep.RELEASING:
@@ -138,13 +180,22 @@ class Amendment:
 
     def _request_shipment_update(self) -> None:
         self.step = AmendmentStep.UPDATING
-        self._record(
-            domain_events.AmendmentShipmentUpdateRequested(self.order_id, tuple(self.lines))
+        self._record(self._shipment_update(self.lines))
+
+    def _shipment_update(
+        self, lines: list[tuple[str, int]]
+    ) -> domain_events.AmendmentShipmentUpdateRequested:
+        parcels = tuple(
+            (parcel.id, parcel.location, tuple(parcel.lines)) for parcel in self.parcels or ()
         )
+        return domain_events.AmendmentShipmentUpdateRequested(self.order_id, tuple(lines), parcels)
 
     def _request_stock_revert(self) -> None:
-        previous = tuple((line.sku, line.quantity) for line in self.previous)
-        self._record(domain_events.AmendmentStockRevertRequested(self.order_id, previous))
+        self._record(
+            domain_events.AmendmentStockRevertRequested(
+                self.order_id, tuple(self.previous_lines()), self.country
+            )
+        )
 
     def _request_release(self) -> None:
         self.step = AmendmentStep.RELEASING
@@ -152,3 +203,8 @@ class Amendment:
 
     def _record(self, event: domain_events.OrderEvent) -> None:
         self.events.append(event)
+
+
+def _layout(parcels: list[Fulfillment]) -> dict[str, list[tuple[str, int]]]:
+    """Which location sends which lines."""
+    return {parcel.location: sorted(parcel.lines) for parcel in parcels}

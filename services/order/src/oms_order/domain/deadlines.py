@@ -29,7 +29,7 @@ class SagaDeadlines:
                 return self.payment
             case OrderStatus.PAID:
                 return self.shipment
-            case OrderStatus.FULFILLING:
+            case OrderStatus.FULFILLING | OrderStatus.PARTIALLY_SHIPPED:
                 return self.dispatch
             case OrderStatus.SHIPPED:
                 return None if order.is_settled else max(self.settlement, self.retry * backoff)

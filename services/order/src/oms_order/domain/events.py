@@ -40,6 +40,28 @@ class OrderFulfilling(OrderEvent):
 
 
 @dataclass(frozen=True)
+class ParcelDispatched(OrderEvent):
+    """One parcel left its warehouse: its stock is committed at its location and
+    its amount captured."""
+
+    fulfillment_id: str
+    location: str
+    amount: int
+    carrier: str
+    tracking_number: str
+
+
+@dataclass(frozen=True)
+class OrderPartiallyShipped(OrderEvent):
+    """A parcel left; others are still in their warehouses."""
+
+    fulfillment_id: str
+    location: str
+    carrier: str
+    tracking_number: str
+
+
+@dataclass(frozen=True)
 class OrderShipped(OrderEvent):
     carrier: str
     tracking_number: str
@@ -58,19 +80,42 @@ class CompensationRequested(OrderEvent):
     release_stock: bool = False
     void_payment: bool = False
     cancel_shipment: bool = False
+    # The parcels shipping is asked to stop, and what the payment keeps (the parcels
+    # that left; 0: everything goes back).
+    cancel_parcels: tuple[str, ...] = ()
+    keep_amount: int = 0
 
 
 @dataclass(frozen=True)
-class SettlementRequested(OrderEvent):
-    """(Re)ask for the stock decrement and the capture of a shipped order."""
+class ParcelSettlement:
+    """What a parcel that left still needs: its stock committed, its amount captured."""
 
+    fulfillment_id: str
+    location: str
+    amount: int
     commit_stock: bool
     capture_payment: bool
 
 
 @dataclass(frozen=True)
+class SettlementRequested(OrderEvent):
+    """(Re)ask for the stock decrements and captures of the parcels that left."""
+
+    parcels: tuple[ParcelSettlement, ...]
+
+
+@dataclass(frozen=True)
 class OrderCancelled(OrderEvent):
     reason: str
+
+
+@dataclass(frozen=True)
+class OrderPartiallyCancelled(OrderEvent):
+    """Cancelled after some parcels left: the others were stopped, and the order goes
+    on with what shipped."""
+
+    reason: str
+    cancelled_lines: tuple[tuple[str, int], ...]
 
 
 @dataclass(frozen=True)
@@ -116,17 +161,18 @@ class PaymentRefunded(OrderEvent):
 
 @dataclass(frozen=True)
 class ShipmentCancelled(OrderEvent):
-    pass
+    fulfillment_id: str | None = None
 
 
 @dataclass(frozen=True)
 class StockCommitted(OrderEvent):
-    pass
+    fulfillment_id: str | None = None
 
 
 @dataclass(frozen=True)
 class PaymentCaptured(OrderEvent):
     amount: int
+    fulfillment_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -166,6 +212,7 @@ class AmendmentStarted(OrderEvent):
 @dataclass(frozen=True)
 class AmendmentStockRequested(OrderEvent):
     lines: tuple[tuple[str, int], ...]
+    country: str | None = None
 
 
 @dataclass(frozen=True)
@@ -176,11 +223,14 @@ class AmendmentPaymentRequested(OrderEvent):
 @dataclass(frozen=True)
 class AmendmentShipmentUpdateRequested(OrderEvent):
     lines: tuple[tuple[str, int], ...]
+    # (fulfillment id, location, lines) of every parcel the order is to have.
+    parcels: tuple[tuple[str, str, tuple[tuple[str, int], ...]], ...] = ()
 
 
 @dataclass(frozen=True)
 class AmendmentStockRevertRequested(OrderEvent):
     lines: tuple[tuple[str, int], ...]
+    country: str | None = None
 
 
 @dataclass(frozen=True)

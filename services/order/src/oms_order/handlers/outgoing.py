@@ -18,7 +18,7 @@ from oms_contracts import inventory as inventory_msgs
 from oms_contracts import order as order_msgs
 from oms_contracts import payment as payment_msgs
 from oms_contracts import shipping as shipping_msgs
-from oms_contracts.common import OrderLine, ShippingAddress
+from oms_contracts.common import OrderLine, Parcel, ShippingAddress
 from oms_order.db.unit_of_work import SqlOrderUnitOfWork
 from oms_order.domain import events
 from oms_order.domain.model import Order
@@ -36,7 +36,11 @@ def messages_for(event: events.OrderEvent, order: Order) -> list[Message]:
                     shipping_address=_address(order),
                     created_at=event.created_at,
                 ),
-                inventory_msgs.ReserveStock(order_id=order.id, lines=_lines(order)),
+                inventory_msgs.ReserveStock(
+                    order_id=order.id,
+                    lines=_lines(order),
+                    country=order.shipping_address.country,
+                ),
             ]
         case events.OrderAwaitingPayment():
             return [
@@ -64,33 +68,75 @@ def messages_for(event: events.OrderEvent, order: Order) -> list[Message]:
                     total=order.total or 0,
                     currency=order.currency or "",
                 ),
-                shipping_msgs.CreateShipment(
-                    order_id=order.id, lines=_lines(order), shipping_address=_address(order)
+                *(
+                    shipping_msgs.CreateShipment(
+                        order_id=order.id,
+                        lines=_pairs(tuple(parcel.lines)),
+                        shipping_address=_address(order),
+                        fulfillment_id=parcel.id,
+                        location=parcel.location,
+                    )
+                    for parcel in order.fulfillments
                 ),
             ]
         case events.OrderFulfilling():
-            return [order_msgs.OrderFulfilling(order_id=order.id, shipment_id=event.shipment_id)]
+            return [
+                order_msgs.OrderFulfilling(
+                    order_id=order.id,
+                    shipment_id=event.shipment_id,
+                    parcels=[
+                        Parcel(
+                            fulfillment_id=parcel.id,
+                            location=parcel.location,
+                            lines=_pairs(tuple(parcel.lines)),
+                        )
+                        for parcel in order.fulfillments
+                    ],
+                )
+            ]
+        case events.ParcelDispatched():
+            return [
+                inventory_msgs.CommitStock(
+                    order_id=order.id, location=event.location, fulfillment_id=event.fulfillment_id
+                ),
+                payment_msgs.CapturePayment(
+                    order_id=order.id, amount=event.amount, fulfillment_id=event.fulfillment_id
+                ),
+            ]
+        case events.OrderPartiallyShipped():
+            return [
+                order_msgs.OrderPartiallyShipped(
+                    order_id=order.id,
+                    fulfillment_id=event.fulfillment_id,
+                    location=event.location,
+                    carrier=event.carrier,
+                    tracking_number=event.tracking_number,
+                )
+            ]
         case events.OrderShipped():
             return [
                 order_msgs.OrderShipped(
                     order_id=order.id,
                     carrier=event.carrier,
                     tracking_number=event.tracking_number,
-                ),
-                inventory_msgs.CommitStock(order_id=order.id),
-                payment_msgs.CapturePayment(order_id=order.id),
+                )
             ]
         case events.OrderCompleted():
             return [order_msgs.OrderCompleted(order_id=order.id)]
         case events.CompensationRequested():
             compensations: list[Message] = []
             if event.cancel_shipment:
-                compensations.append(
-                    shipping_msgs.CancelShipment(order_id=order.id, reason=event.reason)
+                compensations.extend(
+                    shipping_msgs.CancelShipment(
+                        order_id=order.id, reason=event.reason, fulfillment_id=fulfillment
+                    )
+                    for fulfillment in event.cancel_parcels or (None,)
                 )
             if event.void_payment:
                 compensations.append(
-                    payment_msgs.VoidPayment(order_id=order.id, reason=event.reason)
+                    payment_msgs.VoidPayment(
+                        order_id=order.id, reason=event.reason, keep_amount=event.keep_amount
+                    )
                 )
             if event.release_stock:
                 compensations.append(
@@ -99,13 +145,34 @@ def messages_for(event: events.OrderEvent, order: Order) -> list[Message]:
             return compensations
         case events.SettlementRequested():
             settlement: list[Message] = []
-            if event.commit_stock:
-                settlement.append(inventory_msgs.CommitStock(order_id=order.id))
-            if event.capture_payment:
-                settlement.append(payment_msgs.CapturePayment(order_id=order.id))
+            for parcel in event.parcels:
+                if parcel.commit_stock:
+                    settlement.append(
+                        inventory_msgs.CommitStock(
+                            order_id=order.id,
+                            location=parcel.location,
+                            fulfillment_id=parcel.fulfillment_id,
+                        )
+                    )
+                if parcel.capture_payment:
+                    settlement.append(
+                        payment_msgs.CapturePayment(
+                            order_id=order.id,
+                            amount=parcel.amount,
+                            fulfillment_id=parcel.fulfillment_id,
+                        )
+                    )
             return settlement
         case events.OrderCancelled():
             return [order_msgs.OrderCancelled(order_id=order.id, reason=event.reason)]
+        case events.OrderPartiallyCancelled():
+            return [
+                order_msgs.OrderPartiallyCancelled(
+                    order_id=order.id,
+                    reason=event.reason,
+                    cancelled_lines=_pairs(event.cancelled_lines),
+                )
+            ]
         case events.ShippingAddressChangeRequested():
             assert order.pending_address is not None
             return [
@@ -117,11 +184,24 @@ def messages_for(event: events.OrderEvent, order: Order) -> list[Message]:
         case events.AmendmentStarted():
             return [shipping_msgs.HoldShipment(order_id=order.id)]
         case events.AmendmentStockRequested() | events.AmendmentStockRevertRequested():
-            return [inventory_msgs.AdjustReservation(order_id=order.id, lines=_pairs(event.lines))]
+            return [
+                inventory_msgs.AdjustReservation(
+                    order_id=order.id, lines=_pairs(event.lines), country=event.country
+                )
+            ]
         case events.AmendmentPaymentRequested():
             return [payment_msgs.ReauthorizePayment(order_id=order.id, amount=event.amount)]
         case events.AmendmentShipmentUpdateRequested():
-            return [shipping_msgs.UpdateShipment(order_id=order.id, lines=_pairs(event.lines))]
+            return [
+                shipping_msgs.UpdateShipment(
+                    order_id=order.id,
+                    lines=_pairs(event.lines),
+                    parcels=[
+                        Parcel(fulfillment_id=fid, location=location, lines=_pairs(lines))
+                        for fid, location, lines in event.parcels
+                    ],
+                )
+            ]
         case events.AmendmentShipmentReleaseRequested():
             return [shipping_msgs.ReleaseShipment(order_id=order.id)]
         case events.OrderAmended():
@@ -190,11 +270,16 @@ def _snake_case(name: str) -> str:
 
 
 def _detail(event: events.OrderEvent) -> dict[str, Any]:
-    # Events are flat (strings, numbers, tuples of them, times): no deep copy needed.
+    # Events are flat (strings, numbers, tuples of them, times, small value records):
+    # no deep copy needed.
     detail = {}
     for name in _detail_fields(type(event)):
         value = getattr(event, name)
-        detail[name] = value.isoformat() if hasattr(value, "isoformat") else value
+        if hasattr(value, "isoformat"):
+            value = value.isoformat()
+        elif value and isinstance(value, tuple) and dataclasses.is_dataclass(value[0]):
+            value = [dataclasses.asdict(item) for item in value]
+        detail[name] = value
     return detail
 
 

@@ -10,7 +10,8 @@ from oms_contracts import Message
 from oms_contracts import inventory as inventory_msgs
 from oms_contracts import payment as payment_msgs
 from oms_contracts import shipping as shipping_msgs
-from oms_order.domain.model import Order
+from oms_contracts.common import Allocation
+from oms_order.domain.model import Allocated, Order
 from oms_order.domain.values import Address
 from oms_order.handlers.unit_of_work import OrderUnitOfWork
 
@@ -29,9 +30,25 @@ async def _apply(uow: OrderUnitOfWork, order_id: str, change: Callable[[Order], 
         await uow.commit()
 
 
+def _allocated(allocations: list[Allocation]) -> list[Allocated]:
+    return [
+        Allocated(
+            allocation.location,
+            tuple((line.sku, line.quantity) for line in allocation.lines),
+            tuple(allocation.serves) if allocation.serves is not None else None,
+        )
+        for allocation in allocations
+    ]
+
+
 async def stock_reserved(message: inventory_msgs.StockReserved, uow: OrderUnitOfWork) -> None:
     prices = {line.sku: line.unit_price for line in message.lines}
-    await _apply(uow, message.order_id, lambda o: o.record_stock_reserved(prices, message.currency))
+    allocations = _allocated(message.allocations)
+    await _apply(
+        uow,
+        message.order_id,
+        lambda o: o.record_stock_reserved(prices, message.currency, allocations),
+    )
 
 
 async def stock_reservation_failed(
@@ -53,7 +70,7 @@ async def reservation_expired(
 
 
 async def stock_committed(message: inventory_msgs.StockCommitted, uow: OrderUnitOfWork) -> None:
-    await _apply(uow, message.order_id, lambda o: o.record_stock_committed())
+    await _apply(uow, message.order_id, lambda o: o.record_stock_committed(message.fulfillment_id))
 
 
 async def payment_authorized(message: payment_msgs.PaymentAuthorized, uow: OrderUnitOfWork) -> None:
@@ -69,7 +86,11 @@ async def payment_authorization_failed(
 
 
 async def payment_captured(message: payment_msgs.PaymentCaptured, uow: OrderUnitOfWork) -> None:
-    await _apply(uow, message.order_id, lambda o: o.record_payment_captured(message.amount))
+    await _apply(
+        uow,
+        message.order_id,
+        lambda o: o.record_payment_captured(message.amount, message.fulfillment_id),
+    )
 
 
 async def payment_voided(message: payment_msgs.PaymentVoided, uow: OrderUnitOfWork) -> None:
@@ -77,7 +98,11 @@ async def payment_voided(message: payment_msgs.PaymentVoided, uow: OrderUnitOfWo
 
 
 async def shipment_created(message: shipping_msgs.ShipmentCreated, uow: OrderUnitOfWork) -> None:
-    await _apply(uow, message.order_id, lambda o: o.record_shipment_created(message.shipment_id))
+    await _apply(
+        uow,
+        message.order_id,
+        lambda o: o.record_shipment_created(message.shipment_id, message.fulfillment_id),
+    )
 
 
 async def shipment_dispatched(
@@ -87,7 +112,7 @@ async def shipment_dispatched(
         uow,
         message.order_id,
         lambda o: o.record_shipment_dispatched(
-            message.shipment_id, message.carrier, message.tracking_number
+            message.shipment_id, message.carrier, message.tracking_number, message.fulfillment_id
         ),
     )
 
@@ -95,11 +120,17 @@ async def shipment_dispatched(
 async def shipment_cancelled(
     message: shipping_msgs.ShipmentCancelled, uow: OrderUnitOfWork
 ) -> None:
-    await _apply(uow, message.order_id, lambda o: o.record_shipment_cancelled())
+    await _apply(
+        uow, message.order_id, lambda o: o.record_shipment_cancelled(message.fulfillment_id)
+    )
 
 
 async def shipment_failed(message: shipping_msgs.ShipmentFailed, uow: OrderUnitOfWork) -> None:
-    await _apply(uow, message.order_id, lambda o: o.record_shipment_failed(message.reason))
+    await _apply(
+        uow,
+        message.order_id,
+        lambda o: o.record_shipment_failed(message.reason, message.fulfillment_id),
+    )
 
 
 async def payment_refunded(message: payment_msgs.PaymentRefunded, uow: OrderUnitOfWork) -> None:
@@ -135,7 +166,9 @@ async def shipment_delivered(
     await _apply(
         uow,
         message.order_id,
-        lambda o: o.record_delivery(message.shipment_id, message.carrier, message.tracking_number),
+        lambda o: o.record_delivery(
+            message.shipment_id, message.carrier, message.tracking_number, message.fulfillment_id
+        ),
     )
 
 
@@ -161,7 +194,10 @@ async def reservation_adjusted(
     message: inventory_msgs.ReservationAdjusted, uow: OrderUnitOfWork
 ) -> None:
     prices = {line.sku: line.unit_price for line in message.lines}
-    await _apply(uow, message.order_id, lambda o: o.record_reservation_adjusted(prices))
+    allocations = _allocated(message.allocations)
+    await _apply(
+        uow, message.order_id, lambda o: o.record_reservation_adjusted(prices, allocations)
+    )
 
 
 async def reservation_adjustment_failed(

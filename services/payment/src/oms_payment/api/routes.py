@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from oms_payment.db import views
 from oms_payment.db.unit_of_work import SqlPaymentUnitOfWork
+from oms_payment.domain.model import CaptureStatus, PaymentStatus
 from oms_payment.handlers import payments as use_cases
 from oms_runtime.auth import Admin
 from oms_runtime.http import request_unit_of_work
@@ -29,14 +30,35 @@ router = APIRouter(tags=["payments"])
 UnitOfWorkDep = Annotated[SqlPaymentUnitOfWork, Depends(request_unit_of_work)]
 
 
+class CapturePublic(BaseModel):
+    fulfillment_id: str | None = Field(
+        description="The parcel; null: the order's one capture (from before parcels)"
+    )
+    amount: int
+    status: CaptureStatus = Field(
+        description="waiting (for the capture before it to be answered), pending (at "
+        "the gateway), succeeded, failed"
+    )
+    final: bool = Field(description="The last capture: the rest of the hold was released")
+    error: str | None
+
+
 class PaymentPublic(BaseModel):
     id: str
     order_id: str
-    status: str
+    status: PaymentStatus = Field(
+        description="`partially_captured` (an extension of the design's statuses): some "
+        "parcels captured, the rest of the authorization still held for the others"
+    )
     amount: int
     authorized_amount: int
     captured_amount: int
     refunded_amount: int
+    keep_amount: int | None = Field(
+        description="What a partially cancelled order keeps (its parcels that left); "
+        "null unless cancelled"
+    )
+    captures: list[CapturePublic] = Field(description="One per parcel, in the order asked")
     currency: str
     failure_reason: str | None
     decline_code: str | None

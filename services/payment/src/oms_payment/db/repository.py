@@ -14,13 +14,22 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from oms_payment.db.tables import (
+    capture_ledger,
     gateway_calls,
     payment_operations,
     payments,
     refunds,
     without_token,
 )
-from oms_payment.domain.model import Operation, OperationKind, Payment, PaymentStatus, Refund
+from oms_payment.domain.model import (
+    Capture,
+    CaptureStatus,
+    Operation,
+    OperationKind,
+    Payment,
+    PaymentStatus,
+    Refund,
+)
 from oms_payment.gateway.base import CallRecord
 from oms_runtime import tracing
 from oms_runtime.bulk import UPDATED_AT_NOW, Computed
@@ -30,7 +39,7 @@ from oms_runtime.repository import Repository, Row
 _PAYMENT_FIELDS = [
     f.name
     for f in dataclasses.fields(Payment)
-    if f.name not in ("id", "operations", "events", "refunds")
+    if f.name not in ("id", "operations", "events", "refunds", "captures")
 ]
 
 
@@ -71,7 +80,8 @@ _SAVE_REFUNDS = _new_refund.on_conflict_do_update(
 _new_operation = pg_insert(payment_operations)
 # The key is unique: asking twice for the same operation queues it once; asking
 # again for one that failed for good starts it over (an operator's or the saga's
-# retry), with the same key so the gateway still acts once. Either way the
+# retry), with the same key so the gateway still acts once (a capture with what it
+# settles now: its amount, and whether it is the last). Either way the
 # operation is queued leased to this process (its first attempt counted), whose
 # gateway worker carries it out as soon as the transaction commits; if the process
 # dies first, the lease runs out and any worker's sweep takes it.
@@ -79,6 +89,8 @@ _ADD_OPERATIONS = _new_operation.on_conflict_do_update(
     index_elements=["idempotency_key"],
     set_={
         "status": "pending",
+        "amount": _new_operation.excluded.amount,
+        "final": _new_operation.excluded.final,
         "attempts": 1,
         "next_attempt_at": _new_operation.excluded.next_attempt_at,
         "updated_at": func.now(),
@@ -89,6 +101,7 @@ _ADD_OPERATIONS = _new_operation.on_conflict_do_update(
     payment_operations.c.kind,
     payment_operations.c.amount,
     payment_operations.c.reference,
+    payment_operations.c.final,
     payment_operations.c.traceparent,
 )
 # Set once, when money is first captured.
@@ -124,6 +137,7 @@ _CLAIM = (
         payment_operations.c.kind,
         payment_operations.c.amount,
         payment_operations.c.reference,
+        payment_operations.c.final,
         payment_operations.c.attempts,
         payment_operations.c.traceparent,
         payments.c.order_id,
@@ -180,6 +194,22 @@ class PaymentRepository(Repository[Payment]):
     def add(self, payment: Payment) -> None:
         self._add(payment)
 
+    def book_capture(self, payment: Payment, fulfillment_id: str | None, amount: int) -> None:
+        """Money the gateway captured, into the books with the commit."""
+        key = Operation(payment.id, OperationKind.CAPTURE, amount, fulfillment_id).idempotency_key
+        self._unit_of_work.insert_on_commit(
+            capture_ledger,
+            [
+                {
+                    "id": key,
+                    "payment_id": uuid.UUID(payment.id),
+                    "fulfillment_id": fulfillment_id,
+                    "amount": amount,
+                    "currency": payment.currency,
+                }
+            ],
+        )
+
     async def _with_its_refunds(self, payment: Payment | None, *, tracked: bool) -> Payment | None:
         # Only captured money is ever refunded.
         if payment is None or payment.captured_amount == 0 or payment.id in self._with_refunds:
@@ -199,7 +229,17 @@ class PaymentRepository(Repository[Payment]):
     def _from_row(self, row: Mapping[str, Any]) -> Payment:
         fields = {name: row[name] for name in _PAYMENT_FIELDS}
         fields["status"] = PaymentStatus(fields["status"])
-        return Payment(id=str(row["id"]), **fields)
+        captures = [
+            Capture(
+                c["fulfillment_id"],
+                c["amount"],
+                CaptureStatus(c["status"]),
+                c["final"],
+                c["error"],
+            )
+            for c in row["captures"]
+        ]
+        return Payment(id=str(row["id"]), captures=captures, **fields)
 
     async def _insert(self, row: Row) -> None:
         # At once, not with the commit: its operations and refunds refer to it.
@@ -237,6 +277,7 @@ class PaymentRepository(Repository[Payment]):
                     "kind": op.kind.value,
                     "amount": op.amount,
                     "reference": op.reference,
+                    "final": op.final,
                     "idempotency_key": op.idempotency_key,
                     "traceparent": tracing.outgoing_traceparent(),
                     "attempts": 1,
@@ -249,7 +290,9 @@ class PaymentRepository(Repository[Payment]):
         leased = [
             ClaimedOperation(
                 row.id,
-                Operation(payment.id, OperationKind(row.kind), row.amount, row.reference),
+                Operation(
+                    payment.id, OperationKind(row.kind), row.amount, row.reference, row.final
+                ),
                 1,
                 payment.order_id,
                 payment.currency,
@@ -281,7 +324,13 @@ class OperationRepository:
         return [
             ClaimedOperation(
                 row.id,
-                Operation(str(row.payment_id), OperationKind(row.kind), row.amount, row.reference),
+                Operation(
+                    str(row.payment_id),
+                    OperationKind(row.kind),
+                    row.amount,
+                    row.reference,
+                    row.final,
+                ),
                 row.attempts,
                 row.order_id,
                 row.currency,
@@ -343,4 +392,14 @@ def _row(payment: Payment) -> Row:
     row = {name: getattr(payment, name) for name in _PAYMENT_FIELDS}
     row["status"] = PaymentStatus(payment.status).value
     row["id"] = uuid.UUID(payment.id)
+    row["captures"] = [
+        {
+            "fulfillment_id": c.fulfillment_id,
+            "amount": c.amount,
+            "status": c.status.value,
+            "final": c.final,
+            "error": c.error,
+        }
+        for c in payment.captures
+    ]
     return row

@@ -44,7 +44,13 @@ payments = Table(
     Column("failure_reason", Text),
     Column("decline_code", Text),
     Column("void_requested", Boolean, nullable=False, server_default="false"),
+    # What a called-off order keeps (its parcels that left); NULL: not called off.
+    Column("keep_amount", BigInteger),
     Column("capture_requested", Boolean, nullable=False, server_default="false"),
+    # The captures asked for, one per parcel: [{"fulfillment_id", "amount",
+    # "status", "final", "error"}] in the order asked (fulfillment_id null: the
+    # order's one capture from before parcels).
+    Column("captures", JSONB, nullable=False, server_default="[]"),
     Column("pending_reauthorization", BigInteger),
     Column("reauthorizations", Integer, nullable=False, server_default="0"),
     Column("captured_at", DateTime(timezone=True)),
@@ -62,6 +68,8 @@ payment_operations = Table(
     Column("amount", BigInteger, nullable=False),
     Column("idempotency_key", Text, nullable=False, unique=True),
     Column("reference", Text),
+    # A capture that settles: the gateway releases the rest of the hold with it.
+    Column("final", Boolean, nullable=False, server_default="true"),
     # The trace of the request that queued it, continued when it is carried out.
     Column("traceparent", Text),
     Column("status", Text, nullable=False, server_default="pending"),
@@ -107,4 +115,21 @@ refunds = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("completed_at", DateTime(timezone=True)),
     Index("refunds_payment", "payment_id"),
+)
+
+
+# The books: money captured, one row per capture the gateway confirmed (append-only),
+# so the settlement report counts each parcel's capture on its own day.
+capture_ledger = Table(
+    "capture_ledger",
+    metadata,
+    # The capture's idempotency key at the gateway: <payment id>:capture[:<parcel>].
+    Column("id", Text, primary_key=True),
+    Column("payment_id", Uuid, ForeignKey(f"{SCHEMA}.payments.id"), nullable=False),
+    Column("fulfillment_id", Text),
+    Column("amount", BigInteger, nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("captured_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("capture_ledger_captured_at", "captured_at"),
+    Index("capture_ledger_payment", "payment_id"),
 )

@@ -56,13 +56,14 @@ async def refunds_of(connection: AsyncConnection, payment_id: uuid.UUID) -> list
 async def settlement(
     connection: AsyncConnection, start: datetime, end: datetime
 ) -> list[dict[str, Any]]:
-    """Captured, refunded and net money per UTC day and currency in [start, end)."""
+    """Captured, refunded and net money per UTC day and currency in [start, end); each
+    capture (one per parcel) on the day the gateway confirmed it."""
     rows = await connection.execute(
         text("""
             WITH captured AS (
                 SELECT (captured_at AT TIME ZONE 'UTC')::date AS day, currency,
-                       sum(captured_amount) AS captured
-                FROM payment.payments
+                       sum(amount) AS captured
+                FROM payment.capture_ledger
                 WHERE captured_at >= :start AND captured_at < :end
                 GROUP BY 1, 2),
             refunded AS (

@@ -3,8 +3,16 @@
 Gateway calls happen outside any transaction (they are slow and can time out), so
 the aggregate never calls the gateway: it asks for an `Operation`, which a worker
 executes and reports back. Each operation has an idempotency key derived from the
-payment and the operation (and the refund, for refunds), so however often it is
-retried the gateway charges, captures, voids or refunds at most once.
+payment and the operation (and the refund or the parcel, for refunds and captures),
+so however often it is retried the gateway charges, captures, voids or refunds at
+most once.
+
+An order shipped in several parcels is paid by one authorization and a capture per
+parcel (a partial capture of it). The captures of a payment go to the gateway one at
+a time, so the one that brings the captured total to what the order expects knows
+it is the last: it is sent `final` (the gateway releases nothing else after it) and
+settles the payment. A partial cancellation lowers what the order expects to what
+it keeps; once the kept parcels' captures are in, the rest of the hold is released.
 """
 
 from __future__ import annotations
@@ -18,6 +26,9 @@ from oms_contracts.reasons import StatusReason
 class PaymentStatus(StrEnum):
     PENDING = "pending"
     AUTHORIZED = "authorized"
+    # Some parcels' money captured, the rest of the hold kept for the others (an
+    # extension of the design's statuses).
+    PARTIALLY_CAPTURED = "partially_captured"
     CAPTURED = "captured"
     VOIDED = "voided"
     REFUNDED = "refunded"
@@ -35,6 +46,14 @@ class OperationKind(StrEnum):
     RECONCILE = "reconcile"
     # Release the hold a re-authorization replaced (reference: its gateway id).
     RELEASE_OLD_HOLD = "release_old_hold"
+
+
+class CaptureStatus(StrEnum):
+    # Asked for; goes to the gateway once the capture before it is answered.
+    WAITING = "waiting"
+    PENDING = "pending"  # at the gateway
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
 
 
 class PaymentError(Exception):
@@ -79,8 +98,11 @@ class Operation:
     payment_id: str
     kind: OperationKind
     amount: int
-    # The refund id for refunds; None otherwise.
+    # The refund id for refunds, the parcel (fulfillment id) for a parcel's capture,
+    # the re-authorization for a new hold; None otherwise.
     reference: str | None = None
+    # A capture that settles: the gateway releases what is left of the hold.
+    final: bool = True
 
     @property
     def idempotency_key(self) -> str:
@@ -94,6 +116,23 @@ class Refund:
     amount: int
     reason: str
     status: str = "pending"  # pending | succeeded | failed
+
+
+@dataclass
+class Capture:
+    """One parcel's share of the authorization, captured (or to be). `fulfillment_id`
+    None: the order's one capture from before orders had parcels."""
+
+    fulfillment_id: str | None
+    amount: int
+    status: CaptureStatus = CaptureStatus.WAITING
+    # Sent as the last capture: the gateway released the rest of the hold with it.
+    final: bool = False
+    error: str | None = None
+
+    @property
+    def in_flight(self) -> bool:
+        return self.status in (CaptureStatus.WAITING, CaptureStatus.PENDING)
 
 
 # -- domain events ---------------------------------------------------------------
@@ -119,13 +158,19 @@ class AuthorizationFailed(PaymentEvent):
 
 @dataclass(frozen=True)
 class Captured(PaymentEvent):
-    amount: int
+    amount: int  # this capture's
     currency: str
+    fulfillment_id: str | None = None
+    # Every capture of the payment so far, this one included.
+    captured_total: int | None = None
+    # Told again (the capture was asked for again); no money moved now.
+    repeated: bool = False
 
 
 @dataclass(frozen=True)
 class CaptureFailed(PaymentEvent):
     error: str
+    fulfillment_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -181,15 +226,19 @@ class Payment:
     gateway_authorization_id: str | None = None
     failure_reason: str | None = None
     decline_code: str | None = None
-    # The order was called off while the authorization or capture was in flight:
-    # give the money back as soon as that finishes.
+    # The order was called off (all of it, or all but the parcels that left): give
+    # the money back, or release what is held beyond `keep_amount`, as soon as the
+    # authorization or captures in flight allow.
     void_requested: bool = False
+    # What a called-off order keeps (the parcels that left); None: not called off.
+    keep_amount: int | None = None
     capture_requested: bool = False
     # A new total asked for by a change of the order's items, while its
     # authorization is in flight; how many re-authorizations there were.
     pending_reauthorization: int | None = None
     reauthorizations: int = 0
     refunds: list[Refund] = field(default_factory=list)
+    captures: list[Capture] = field(default_factory=list)
     operations: list[Operation] = field(default_factory=list, compare=False, repr=False)
     events: list[PaymentEvent] = field(default_factory=list, compare=False, repr=False)
 
@@ -215,6 +264,35 @@ class Payment:
         committed = sum(r.amount for r in self.refunds if r.status != "failed")
         return self.captured_amount - committed
 
+    @property
+    def expected_total(self) -> int:
+        """What the order pays once every capture is in: the authorized amount, or
+        what a partial cancellation keeps."""
+        return self.authorized_amount if self.keep_amount is None else self.keep_amount
+
+    @property
+    def capturable(self) -> int:
+        """What may still be asked for: the expected total less the captures made,
+        at the gateway or waiting for their turn."""
+        asked = sum(
+            c.amount for c in self.captures if c.in_flight or c.status is CaptureStatus.SUCCEEDED
+        )
+        return max(0, self.expected_total - asked)
+
+    @property
+    def holds_money(self) -> bool:
+        """An authorization (some of it maybe captured) still holds money on the card."""
+        return self.status in (PaymentStatus.AUTHORIZED, PaymentStatus.PARTIALLY_CAPTURED)
+
+    @property
+    def settled(self) -> bool:
+        """The last capture is in (or the rest of the hold was released)."""
+        return self.status in (
+            PaymentStatus.CAPTURED,
+            PaymentStatus.PARTIALLY_REFUNDED,
+            PaymentStatus.REFUNDED,
+        )
+
     # -- outcomes reported by the gateway worker ------------------------------
 
     def apply_gateway_answer(self, operation: Operation, answer: GatewayAnswer) -> None:
@@ -235,9 +313,9 @@ class Payment:
                 else:
                     self.give_up_authorization()
             case OperationKind.CAPTURE, Approved(amount=amount):
-                self.capture_succeeded(amount)
+                self.capture_succeeded(amount, operation.reference)
             case OperationKind.CAPTURE, Declined(code=why) | GaveUp(error=why):
-                self.capture_failed(why)
+                self.capture_failed(why, operation.reference)
             case OperationKind.VOID, Approved():
                 self.void_succeeded()
             case OperationKind.VOID, Declined(code=why) | GaveUp(error=why):
@@ -265,8 +343,7 @@ class Payment:
         self.gateway_authorization_id = gateway_authorization_id
         self.authorized_amount = self.amount
         self.events.append(Authorized(self.id, self.order_id, self.amount, self.currency))
-        if self.void_requested:
-            self.operations.append(Operation(self.id, OperationKind.VOID, self.amount))
+        self._follow_void()
 
     def authorization_failed(self, reason: str, decline_code: str | None = None) -> None:
         if self.status is not PaymentStatus.PENDING:
@@ -323,28 +400,41 @@ class Payment:
             self.authorization_failed(StatusReason.PAYMENT_UNAVAILABLE)
             self.operations.append(Operation(self.id, OperationKind.RECONCILE, 0))
 
-    def capture_succeeded(self, amount: int) -> None:
-        if self.status is not PaymentStatus.AUTHORIZED:
-            return
-        self.status = PaymentStatus.CAPTURED
-        self.captured_amount = amount
-        self.events.append(Captured(self.id, self.order_id, amount, self.currency))
-        if self.void_requested:
-            self._refund(self.refundable, StatusReason.ORDER_CANCELLED)
-
-    def capture_failed(self, error: str) -> None:
-        if self.status is not PaymentStatus.AUTHORIZED:
-            return
-        if self.void_requested:
-            # Nobody wants the capture any more; release the hold instead.
-            self.operations.append(Operation(self.id, OperationKind.VOID, self.authorized_amount))
+    def capture_succeeded(self, amount: int, fulfillment_id: str | None = None) -> None:
+        capture = self._capture_of(fulfillment_id)
+        if capture is None or capture.status is not CaptureStatus.PENDING:
+            return  # an answer reported twice
+        capture.status = CaptureStatus.SUCCEEDED
+        self.captured_amount += amount
+        if capture.final:
+            self._settle()
         else:
-            self.events.append(CaptureFailed(self.id, self.order_id, error))
+            self.status = PaymentStatus.PARTIALLY_CAPTURED
+        self._announce(capture)
+        self._send_next_capture()
+        self._follow_void()
+
+    def capture_failed(self, error: str, fulfillment_id: str | None = None) -> None:
+        capture = self._capture_of(fulfillment_id)
+        if capture is None or capture.status is not CaptureStatus.PENDING:
+            return
+        capture.status = CaptureStatus.FAILED
+        capture.error = error
+        if not (self.void_requested and not self.keep_amount):
+            # (When the whole order was called off nobody wants the capture any
+            # more: the hold is released instead.)
+            self.events.append(CaptureFailed(self.id, self.order_id, error, fulfillment_id))
+        self._send_next_capture()
+        self._follow_void()
 
     def void_succeeded(self) -> None:
         if self.status is PaymentStatus.AUTHORIZED:
             self.status = PaymentStatus.VOIDED
             self.events.append(Voided(self.id, self.order_id))
+        elif self.status is PaymentStatus.PARTIALLY_CAPTURED:
+            # What the captures left of the hold is released: nothing more will come.
+            self._settle()
+            self._follow_void()
 
     def compensation_failed(self, error: str) -> None:
         self.events.append(CompensationFailed(self.id, self.order_id, error))
@@ -355,11 +445,8 @@ class Payment:
             return
         refund.status = "succeeded"
         self.refunded_amount += refund.amount
-        self.status = (
-            PaymentStatus.REFUNDED
-            if self.refunded_amount >= self.captured_amount
-            else PaymentStatus.PARTIALLY_REFUNDED
-        )
+        if self.status is not PaymentStatus.PARTIALLY_CAPTURED:
+            self._settle()
         self.events.append(
             Refunded(
                 self.id,
@@ -379,41 +466,61 @@ class Payment:
 
     # -- requests from the order saga and from staff --------------------------
 
-    def request_capture(self) -> None:
-        if self.status is PaymentStatus.AUTHORIZED:
-            self.capture_requested = True
-            self.operations.append(
-                Operation(self.id, OperationKind.CAPTURE, self.authorized_amount)
-            )
-        elif self.status is PaymentStatus.CAPTURED:
-            # Already settled: tell the saga again.
-            self.events.append(
-                Captured(self.id, self.order_id, self.captured_amount, self.currency)
-            )
+    def request_capture(self, amount: int | None = None, fulfillment_id: str | None = None) -> None:
+        """Capture one parcel's `amount` (None: all that may still be captured).
+        Asked again for the same parcel, the first capture's outcome stands."""
+        capture = self._capture_of(fulfillment_id)
+        if capture is not None and capture.status is CaptureStatus.SUCCEEDED:
+            self._announce(capture, repeated=True)  # tell the saga again
+            return
+        if capture is not None and capture.in_flight:
+            return  # its answer will be announced
+        if not self.holds_money:
+            if self.settled and fulfillment_id is None and amount is None:
+                # Already settled: tell the saga again.
+                self._announce(None, repeated=True)
+            elif self.settled:
+                self._refuse_capture(fulfillment_id, amount)
+            # Pending, voided or failed: nothing to capture (the saga finds out by
+            # its deadline, as before parcels).
+            return
+        wanted = self.capturable if amount is None else amount
+        if not 0 < wanted <= self.capturable:
+            self._refuse_capture(fulfillment_id, amount)
+            return
+        if capture is None:
+            capture = Capture(fulfillment_id, wanted)
+            self.captures.append(capture)
+        else:  # it failed before: try again, under the same idempotency key
+            capture.amount, capture.status, capture.error = wanted, CaptureStatus.WAITING, None
+        self.capture_requested = True
+        self._send_next_capture()
 
-    def request_void(self) -> None:
-        """Give the customer's money back, whatever state the payment is in."""
-        if self.status is PaymentStatus.PENDING or (
-            self.status is PaymentStatus.AUTHORIZED and self.capture_requested
-        ):
-            # An authorization or capture is in flight; act once it lands.
-            self.void_requested = True
-        elif self.status is PaymentStatus.AUTHORIZED:
-            self.operations.append(Operation(self.id, OperationKind.VOID, self.authorized_amount))
-        elif self.status in (PaymentStatus.CAPTURED, PaymentStatus.PARTIALLY_REFUNDED):
-            if self.refundable > 0:
-                self._refund(self.refundable, StatusReason.ORDER_CANCELLED)
-            else:
-                self._repeat_refunded()
-        elif self.status is PaymentStatus.REFUNDED:
-            self._repeat_refunded()
-        else:
-            # Voided or failed: nothing is held on the card, the void is already true.
+    def request_void(self, keep_amount: int = 0) -> None:
+        """Give the customer's money back, whatever state the payment is in; all but
+        `keep_amount`, what the order keeps of it (the parcels that left)."""
+        if self.status in (PaymentStatus.VOIDED, PaymentStatus.FAILED):
+            # Nothing is held on the card, the void is already true.
             self.events.append(Voided(self.id, self.order_id))
+            return
+        limit = max(self.amount, self.authorized_amount)
+        if keep_amount > limit:
+            self.compensation_failed(
+                f"keep_amount {keep_amount} is above the authorized amount {limit}"
+            )
+            return
+        self.void_requested = True
+        self.keep_amount = keep_amount
+        self._refuse_waiting_captures_beyond_keep()
+        self._follow_void()
 
     def refund(self, refund_id: str, amount: int, reason: str) -> Refund:
         """A refund asked for by staff; never more than is captured and not refunded."""
-        if self.status not in (PaymentStatus.CAPTURED, PaymentStatus.PARTIALLY_REFUNDED):
+        if self.captured_amount == 0 or self.status not in (
+            PaymentStatus.PARTIALLY_CAPTURED,
+            PaymentStatus.CAPTURED,
+            PaymentStatus.PARTIALLY_REFUNDED,
+        ):
             raise RefundError(f"a {self.status} payment cannot be refunded")
         if not 0 < amount <= self.refundable:
             raise RefundError(
@@ -429,7 +536,11 @@ class Payment:
 
     def repeat_outcome(self) -> None:
         """A repeated authorization request gets the answer the first one got."""
-        if self.status in (PaymentStatus.AUTHORIZED, PaymentStatus.CAPTURED):
+        if self.status in (
+            PaymentStatus.AUTHORIZED,
+            PaymentStatus.PARTIALLY_CAPTURED,
+            PaymentStatus.CAPTURED,
+        ):
             self.events.append(
                 Authorized(self.id, self.order_id, self.authorized_amount, self.currency)
             )
@@ -448,6 +559,106 @@ class Payment:
             )
 
     # -- internals -------------------------------------------------------------
+
+    def _capture_of(self, fulfillment_id: str | None) -> Capture | None:
+        return next((c for c in self.captures if c.fulfillment_id == fulfillment_id), None)
+
+    def _send_next_capture(self) -> None:
+        """Send the first waiting capture once none is at the gateway: one at a time,
+        so the capture that completes the expected total is known when it is sent
+        (`final`), and no final capture can release a hold another still needs."""
+        if any(c.status is CaptureStatus.PENDING for c in self.captures):
+            return
+        capture = next((c for c in self.captures if c.status is CaptureStatus.WAITING), None)
+        if capture is None:
+            return
+        capture.status = CaptureStatus.PENDING
+        capture.final = self.captured_amount + capture.amount >= self.expected_total
+        self.operations.append(
+            Operation(
+                self.id,
+                OperationKind.CAPTURE,
+                capture.amount,
+                capture.fulfillment_id,
+                final=capture.final,
+            )
+        )
+
+    def _refuse_waiting_captures_beyond_keep(self) -> None:
+        """Captures still waiting for their turn that no longer fit in what the order
+        keeps are refused (all of them when it keeps nothing: nobody wants them)."""
+        room = self.expected_total - self.captured_amount
+        room -= sum(c.amount for c in self.captures if c.status is CaptureStatus.PENDING)
+        for capture in self.captures:
+            if capture.status is not CaptureStatus.WAITING:
+                continue
+            if capture.amount <= room:
+                room -= capture.amount
+                continue
+            capture.status = CaptureStatus.FAILED
+            capture.error = f"capture_exceeds_remaining: the order keeps {self.expected_total}"
+            if self.keep_amount:
+                self.events.append(
+                    CaptureFailed(self.id, self.order_id, capture.error, capture.fulfillment_id)
+                )
+
+    def _follow_void(self) -> None:
+        """Where a called-off order's money stands, the next step towards giving back
+        all but what it keeps: wait for the captures at the gateway (and, when it
+        keeps some parcels, for theirs), release what is still held, refund what
+        was captured beyond what it keeps, and say so."""
+        if not self.void_requested or self.status is PaymentStatus.PENDING:
+            return
+        if any(c.in_flight for c in self.captures):
+            return  # decided once the gateway answered
+        keep = self.keep_amount or 0
+        if self.captured_amount < keep:
+            return  # the kept parcels' captures are still to come
+        if self.holds_money:
+            held = self.authorized_amount - self.captured_amount
+            self.operations.append(Operation(self.id, OperationKind.VOID, held))
+            return
+        if not self.settled:
+            return
+        excess = self.refundable - keep
+        if excess > 0:
+            self._refund(excess, StatusReason.ORDER_CANCELLED)
+        if keep > 0:
+            # The parcels that left are paid for, nothing else is held.
+            self.events.append(Voided(self.id, self.order_id))
+        elif excess <= 0:
+            self._repeat_refunded()
+
+    def _settle(self) -> None:
+        if self.refunded_amount == 0:
+            self.status = PaymentStatus.CAPTURED
+        elif self.refunded_amount >= self.captured_amount:
+            self.status = PaymentStatus.REFUNDED
+        else:
+            self.status = PaymentStatus.PARTIALLY_REFUNDED
+
+    def _announce(self, capture: Capture | None, *, repeated: bool = False) -> None:
+        """`payment.captured` for one capture (None: the payment's whole capture)."""
+        self.events.append(
+            Captured(
+                self.id,
+                self.order_id,
+                capture.amount if capture is not None else self.captured_amount,
+                self.currency,
+                capture.fulfillment_id if capture is not None else None,
+                self.captured_amount,
+                repeated,
+            )
+        )
+
+    def _refuse_capture(self, fulfillment_id: str | None, amount: int | None) -> None:
+        asked = "the rest" if amount is None else str(amount)
+        left = "the payment is settled" if self.settled else f"{self.capturable} may still be"
+        reason = (
+            f"capture_exceeds_remaining: {asked} asked, {left} captured "
+            f"(expected total {self.expected_total}, captured {self.captured_amount})"
+        )
+        self.events.append(CaptureFailed(self.id, self.order_id, reason, fulfillment_id))
 
     def _refund(self, amount: int, reason: str, refund_id: str | None = None) -> Refund:
         refund = Refund(refund_id or f"{self.id}-r{len(self.refunds) + 1}", amount, reason)

@@ -38,8 +38,11 @@ class PaymentGateway(Protocol):
     ) -> tuple[GatewayResult, CallRecord]: ...
 
     async def capture(
-        self, *, idempotency_key: str, gateway_id: str, amount: int
-    ) -> tuple[GatewayResult, CallRecord]: ...
+        self, *, idempotency_key: str, gateway_id: str, amount: int, final: bool = True
+    ) -> tuple[GatewayResult, CallRecord]:
+        """Capture `amount` of the hold; `final`: the gateway releases what is left
+        of it, else it stays held for more captures (one per parcel) or a void."""
+        ...
 
     async def void(
         self, *, idempotency_key: str, gateway_id: str

@@ -59,13 +59,14 @@ class HttpPaymentGateway:
         return Declined(payload.get("decline_code") or payload.get("error") or "declined"), record
 
     async def capture(
-        self, *, idempotency_key: str, gateway_id: str, amount: int
+        self, *, idempotency_key: str, gateway_id: str, amount: int, final: bool = True
     ) -> tuple[GatewayResult, CallRecord]:
+        # `final` is the gateway's default: a single capture's request stays what it
+        # was before parcels, so one queued before an upgrade and retried afterwards
+        # is the same request under its key (the gateway replays, not 409).
+        body: dict[str, Any] = {"amount": amount} if final else {"amount": amount, "final": False}
         record, response = await self._post(
-            "capture",
-            f"/v1/authorizations/{gateway_id}/capture",
-            idempotency_key,
-            {"amount": amount},
+            "capture", f"/v1/authorizations/{gateway_id}/capture", idempotency_key, body
         )
         return self._outcome(record, response, amount), record
 

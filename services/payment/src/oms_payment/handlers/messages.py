@@ -40,7 +40,7 @@ async def capture_payment(command: msgs.CapturePayment, uow: PaymentUnitOfWork) 
         if payment is None:
             log.error("capture for an order without payment", extra={"order_id": command.order_id})
         else:
-            payment.request_capture()
+            payment.request_capture(command.amount, command.fulfillment_id)
         await uow.commit()
 
 
@@ -54,7 +54,7 @@ async def void_payment(command: msgs.VoidPayment, uow: PaymentUnitOfWork) -> Non
                 )
             )
         else:
-            payment.request_void()
+            payment.request_void(command.keep_amount)
         await uow.commit()
 
 

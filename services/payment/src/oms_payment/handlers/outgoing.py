@@ -31,7 +31,9 @@ class PaymentEvents(EventMap[Payment, SqlPaymentUnitOfWork]):
         event: model.PaymentEvent,
         sent: Sequence[Envelope],
     ) -> None:
-        if isinstance(event, model.HoldMayRemain):
+        if isinstance(event, model.Captured) and not event.repeated:
+            unit_of_work.payments.book_capture(source, event.fulfillment_id, event.amount)
+        elif isinstance(event, model.HoldMayRemain):
             log.error(
                 "could not check for orphan holds; check the gateway by hand",
                 extra={"payment_id": source.id, "error": event.error},
@@ -60,6 +62,8 @@ def message_for(event: model.PaymentEvent) -> Message | None:
                 payment_id=event.payment_id,
                 amount=event.amount,
                 currency=event.currency,
+                fulfillment_id=event.fulfillment_id,
+                captured_total=event.captured_total,
             )
         case model.Voided():
             return msgs.PaymentVoided(order_id=event.order_id, payment_id=event.payment_id)
@@ -89,7 +93,10 @@ def message_for(event: model.PaymentEvent) -> Message | None:
             )
         case model.CaptureFailed():
             return msgs.PaymentCaptureFailed(
-                order_id=event.order_id, payment_id=event.payment_id, error=event.error
+                order_id=event.order_id,
+                payment_id=event.payment_id,
+                error=event.error,
+                fulfillment_id=event.fulfillment_id,
             )
         case model.HoldMayRemain():
             return None  # for a person, not for another service (see PaymentEvents)

@@ -16,6 +16,10 @@ class Payments(Protocol):
 
     def add(self, payment: Payment) -> None: ...
 
+    def book_capture(self, payment: Payment, fulfillment_id: str | None, amount: int) -> None:
+        """Money the gateway captured, into the books (the settlement report's)."""
+        ...
+
 
 class GatewayOperations(Protocol):
     async def erase_card_tokens(self, payment_id: str) -> None:

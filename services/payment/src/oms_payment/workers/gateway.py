@@ -197,7 +197,10 @@ class GatewayWorker:
                 )
             case OperationKind.CAPTURE:
                 result, call = await self._gateway.capture(
-                    idempotency_key=key, gateway_id=gateway_id, amount=operation.amount
+                    idempotency_key=key,
+                    gateway_id=gateway_id,
+                    amount=operation.amount,
+                    final=operation.final,
                 )
             case OperationKind.VOID:
                 result, call = await self._gateway.void(idempotency_key=key, gateway_id=gateway_id)

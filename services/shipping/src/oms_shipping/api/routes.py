@@ -55,14 +55,28 @@ async def _load_public(uow: SqlShippingUnitOfWork, shipment_id: str) -> Shipment
     return _public(row, events[key])
 
 
-@router.get("/shipments", response_model=ShipmentPage, summary="Shipments, optionally of one order")
+@router.get(
+    "/shipments",
+    response_model=ShipmentPage,
+    summary="Shipments (one per parcel), optionally of one order, status or location",
+)
 async def list_shipments(
     _: Admin,
     uow: UnitOfWorkDep,
-    order_id: Annotated[str | None, Query(max_length=64)] = None,
+    order_id: Annotated[
+        str | None, Query(max_length=64, description="Every parcel of this order")
+    ] = None,
     status: Annotated[
         ShipmentStatus | None,
         Query(description="e.g. `created`: parcels waiting for the warehouse to dispatch"),
+    ] = None,
+    location: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=64,
+            description="The parcels one stock location sends (its own warehouse queue)",
+        ),
     ] = None,
     cursor: Annotated[uuid.UUID | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -72,6 +86,7 @@ async def list_shipments(
             uow.connection,
             order_id=order_id,
             status=status.value if status else None,
+            location=location,
             after=cursor,
             limit=limit,
         )

@@ -53,10 +53,15 @@ class AddressOut(BaseModel):
 
 
 class ShipmentPublic(BaseModel):
-    """The dispatch note: what to pack, where it goes, and how it travels."""
+    """The dispatch note of one parcel: what to pack, where it leaves from, where it
+    goes, and how it travels."""
 
     id: str
     order_id: str
+    fulfillment_id: str = Field(
+        description="The parcel (the order's id for an order shipped before parcels)"
+    )
+    location: str = Field(description="The stock location that packs and sends it")
     status: str
     carrier: str | None
     tracking_number: str | None

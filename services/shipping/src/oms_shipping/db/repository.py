@@ -8,16 +8,37 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from oms_runtime.messaging.unit_of_work import UnitOfWork
 from oms_runtime.repository import Repository, Row
 from oms_shipping.db.tables import seen_webhooks, shipments, tracking_events
-from oms_shipping.domain.model import Address, Line, Shipment, ShipmentStatus, TrackingEvent
+from oms_shipping.domain.model import (
+    Address,
+    Line,
+    OrderParcels,
+    Shipment,
+    ShipmentStatus,
+    TrackingEvent,
+)
+
+# Keeps the orders' advisory locks apart from any other use of advisory locks.
+_LOCK_SEED = 0x5319_0015
 
 # Built once: every saga step that reaches shipping runs them.
-_GET_BY_ORDER = select(shipments).where(shipments.c.order_id == bindparam("b_order_id"))
-_GET_BY_ORDER_FOR_UPDATE = _GET_BY_ORDER.with_for_update()
+# Held until the commit: commands about one order's parcels run one at a time, also
+# when none exists yet (a creation and a cancellation of the whole order must not
+# both miss the other).
+_LOCK_ORDER = select(
+    func.pg_advisory_xact_lock(func.hashtextextended(bindparam("b_order_id"), _LOCK_SEED))
+)
+_PARCELS_OF_ORDER = (
+    select(shipments)
+    .where(shipments.c.order_id == bindparam("b_order_id"))
+    .order_by(shipments.c.created_at, shipments.c.fulfillment_id)
+    .with_for_update()
+)
 _ADD_TRACKING_EVENTS = pg_insert(tracking_events).on_conflict_do_nothing(
     constraint="tracking_event_once"
 )
@@ -43,6 +64,10 @@ class ShipmentRepository(Repository[Shipment]):
     table = shipments
     key = "id"
 
+    def __init__(self, unit_of_work: UnitOfWork) -> None:
+        super().__init__(unit_of_work)
+        self._orders: list[OrderParcels] = []
+
     async def get(self, shipment_id: str, *, for_update: bool = False) -> Shipment | None:
         try:
             key = uuid.UUID(shipment_id)
@@ -50,13 +75,40 @@ class ShipmentRepository(Repository[Shipment]):
             return None
         return await self._get(key, for_update=for_update)
 
-    async def get_by_order(self, order_id: str, *, for_update: bool = False) -> Shipment | None:
-        statement = _GET_BY_ORDER_FOR_UPDATE if for_update else _GET_BY_ORDER
-        found = await self._find(statement, {"b_order_id": order_id}, locked=for_update)
-        return found[0] if found else None
+    async def of_order(self, order_id: str) -> OrderParcels:
+        """Every parcel of the order, locked with the order (see `_LOCK_ORDER`)."""
+        parameters = {"b_order_id": order_id}
+        await self._connection.execute(_LOCK_ORDER, parameters)
+        parcels = await self._find(_PARCELS_OF_ORDER, parameters, locked=True)
+        # Parcels an earlier message of the batch added are not written yet.
+        found = {uuid.UUID(parcel.id) for parcel in parcels}
+        for key, row in list(self._rows.items()):
+            if row is not None and row["order_id"] == order_id and key not in found:
+                parcels.append(self._tracked_or_track(key, row))
+        order = OrderParcels(order_id, parcels)
+        self._orders.append(order)
+        return order
 
-    def add(self, shipment: Shipment) -> None:
-        self._add(shipment)
+    def _tracked_or_track(self, key: uuid.UUID, row: Row) -> Shipment:
+        tracked = self._tracked.get(key)
+        return tracked.aggregate if tracked is not None else self._track(row)
+
+    def tracked(self) -> list[Any]:
+        """The parcels this unit of work may change (those an order's parcels gained
+        included), then the orders' parcels as a whole, whose answers follow what
+        their parcels announced."""
+        self._track_new_parcels()
+        return [*super().tracked(), *self._orders]
+
+    async def flush(self) -> None:
+        self._track_new_parcels()
+        await super().flush()
+
+    def _track_new_parcels(self) -> None:
+        for order in self._orders:
+            for parcel in order.parcels:
+                if uuid.UUID(parcel.id) not in self._tracked:
+                    self._add(parcel)
 
     async def has_tracking_event(self, shipment_id: str, event: TrackingEvent) -> bool:
         found = await self._connection.scalar(
@@ -75,6 +127,9 @@ class ShipmentRepository(Repository[Shipment]):
         return {
             "id": uuid.UUID(shipment.id),
             "order_id": shipment.order_id,
+            "fulfillment_id": shipment.fulfillment_id,
+            "location": shipment.location,
+            "order_cancelled": shipment.order_cancelled,
             "status": shipment.status.value,
             "carrier": shipment.carrier,
             "tracking_number": shipment.tracking_number,
@@ -90,6 +145,9 @@ class ShipmentRepository(Repository[Shipment]):
         return Shipment(
             id=str(row["id"]),
             order_id=row["order_id"],
+            fulfillment_id=row["fulfillment_id"],
+            location=row["location"],
+            order_cancelled=row["order_cancelled"],
             lines=[Line(**line) for line in row["lines"]],
             address=Address(**row["address"]) if row["address"] else None,
             status=ShipmentStatus(row["status"]),
@@ -102,8 +160,10 @@ class ShipmentRepository(Repository[Shipment]):
         )
 
     def _update_of(self, shipment: Shipment, row: Row, changed: set[str]) -> Row:
-        # The order a shipment is for never changes.
-        return {name: value for name, value in row.items() if name != "order_id"}
+        # The order and parcel a shipment is for never change.
+        return {
+            name: value for name, value in row.items() if name not in ("order_id", "fulfillment_id")
+        }
 
     async def _write_along(self, shipment: Shipment) -> None:
         if shipment.new_tracking_events:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -12,10 +13,12 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    false,
     func,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
+from oms_contracts.common import DEFAULT_LOCATION
 from oms_runtime.messaging.tables import define_messaging_tables
 
 SCHEMA = "shipping"
@@ -26,7 +29,12 @@ shipments = Table(
     "shipments",
     metadata,
     Column("id", Uuid, primary_key=True),
-    Column("order_id", Text, nullable=False, unique=True),
+    # One shipment per parcel: the order service's fulfillment id (the order's own
+    # id for a shipment from before parcels), the stock location it leaves from.
+    Column("order_id", Text, nullable=False),
+    Column("fulfillment_id", Text, nullable=False, unique=True),
+    Column("location", Text, nullable=False, server_default=DEFAULT_LOCATION),
+    Column("order_cancelled", Boolean, nullable=False, server_default=false()),
     Column("status", Text, nullable=False),
     Column("carrier", Text),
     Column("tracking_number", Text, unique=True),
@@ -38,6 +46,7 @@ shipments = Table(
     Column("last_event_at", DateTime(timezone=True)),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("shipments_order_id", "order_id"),
 )
 
 tracking_events = Table(

@@ -19,12 +19,15 @@ async def shipments_page(
     after: uuid.UUID | None,
     limit: int,
     status: str | None = None,
+    location: str | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
     query = select(shipments)
     if order_id is not None:
         query = query.where(shipments.c.order_id == order_id)
     if status is not None:
         query = query.where(shipments.c.status == status)
+    if location is not None:
+        query = query.where(shipments.c.location == location)
     return await keyset_page(connection, query, shipments.c.id, after=after, limit=limit)
 
 

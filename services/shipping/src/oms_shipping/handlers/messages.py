@@ -1,19 +1,35 @@
-"""One handler per command the shipping service accepts."""
+"""One handler per command the shipping service accepts. Every command about an
+order's parcels reads all of them (`OrderParcels`, the order locked while it is
+handled); the rules are theirs."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from oms_contracts import Message
 from oms_contracts import order as order_msgs
 from oms_contracts import shipping as msgs
+from oms_contracts.common import OrderLine, ShippingAddress
 from oms_contracts.reasons import StatusReason
-from oms_shipping.domain.model import Address, Line, NotCreatedYet, Shipment
+from oms_shipping.domain.model import (
+    Address,
+    Line,
+    ParcelPlan,
+    ShipmentStatus,
+    parcel_id,
+)
 from oms_shipping.handlers.shipments import new_tracking_number
 from oms_shipping.handlers.unit_of_work import ShippingUnitOfWork
 from oms_shipping.settings import ShippingSettings
+
+
+def _lines(lines: list[OrderLine]) -> list[Line]:
+    return [Line(line.sku, line.quantity) for line in lines]
+
+
+def _address(address: ShippingAddress) -> Address:
+    return Address(**address.model_dump())
 
 
 def create_shipment_handler(
@@ -21,26 +37,23 @@ def create_shipment_handler(
 ) -> Callable[[msgs.CreateShipment, ShippingUnitOfWork], Awaitable[None]]:
     async def create_shipment(command: msgs.CreateShipment, uow: ShippingUnitOfWork) -> None:
         async with uow:
-            shipment = await uow.shipments.get_by_order(command.order_id, for_update=True)
-            if shipment is not None:
-                shipment.repeat_notices()
-                await uow.commit()
-                return
-            shipment = Shipment.create(
-                shipment_id=str(uuid.uuid4()),
-                order_id=command.order_id,
-                lines=[Line(line.sku, line.quantity) for line in command.lines],
-                address=Address(**command.shipping_address.model_dump()),
+            parcels = await uow.shipments.of_order(command.order_id)
+            address = _address(command.shipping_address)
+            parcel = parcels.ask_for(
+                fulfillment_id=parcel_id(command.order_id, command.fulfillment_id),
+                location=command.location,
+                lines=_lines(command.lines),
+                address=address,
             )
-            if not settings.serves(shipment.address.country if shipment.address else ""):
-                shipment.fail(StatusReason.DESTINATION_NOT_SERVED)
-            elif settings.auto_dispatch:
-                shipment.dispatch(
-                    carrier=settings.carrier_name,
-                    tracking_number=new_tracking_number(),
-                    now=datetime.now(UTC),
-                )
-            uow.shipments.add(shipment)
+            if parcel is not None:
+                if not settings.serves(address.country):
+                    parcel.fail(StatusReason.DESTINATION_NOT_SERVED)
+                elif settings.auto_dispatch and parcel.status is ShipmentStatus.CREATED:
+                    parcel.dispatch(
+                        carrier=settings.carrier_name,
+                        tracking_number=new_tracking_number(),
+                        now=datetime.now(UTC),
+                    )
             await uow.commit()
 
     return create_shipment
@@ -48,60 +61,49 @@ def create_shipment_handler(
 
 async def cancel_shipment(command: msgs.CancelShipment, uow: ShippingUnitOfWork) -> None:
     async with uow:
-        shipment = await uow.shipments.get_by_order(command.order_id, for_update=True)
-        if shipment is None:
-            uow.shipments.add(
-                Shipment.cancelled_before_creation(
-                    shipment_id=str(uuid.uuid4()), order_id=command.order_id
-                )
-            )
-        else:
-            shipment.cancel()
+        parcels = await uow.shipments.of_order(command.order_id)
+        parcels.cancel(command.fulfillment_id)
         await uow.commit()
-
-
-async def _existing(uow: ShippingUnitOfWork, order_id: str) -> Shipment:
-    shipment = await uow.shipments.get_by_order(order_id, for_update=True)
-    if shipment is None:
-        # The creation request is still on its way (both were sent moments apart):
-        # fail, so this message is retried after a delay.
-        raise NotCreatedYet(order_id)
-    return shipment
 
 
 async def change_address(command: msgs.ChangeShippingAddress, uow: ShippingUnitOfWork) -> None:
     async with uow:
-        shipment = await _existing(uow, command.order_id)
-        shipment.change_address(Address(**command.shipping_address.model_dump()))
+        parcels = await uow.shipments.of_order(command.order_id)
+        parcels.change_address(_address(command.shipping_address))
         await uow.commit()
 
 
 async def hold_shipment(command: msgs.HoldShipment, uow: ShippingUnitOfWork) -> None:
     async with uow:
-        shipment = await _existing(uow, command.order_id)
-        shipment.hold()
+        parcels = await uow.shipments.of_order(command.order_id)
+        parcels.hold()
         await uow.commit()
 
 
 async def update_shipment(command: msgs.UpdateShipment, uow: ShippingUnitOfWork) -> None:
     async with uow:
-        shipment = await _existing(uow, command.order_id)
-        shipment.update_lines([Line(line.sku, line.quantity) for line in command.lines])
+        parcels = await uow.shipments.of_order(command.order_id)
+        parcels.update(
+            _lines(command.lines),
+            [
+                ParcelPlan(parcel.fulfillment_id, parcel.location, tuple(_lines(parcel.lines)))
+                for parcel in command.parcels
+            ],
+        )
         await uow.commit()
 
 
 async def release_shipment(command: msgs.ReleaseShipment, uow: ShippingUnitOfWork) -> None:
     async with uow:
-        shipment = await _existing(uow, command.order_id)
-        shipment.release()
+        parcels = await uow.shipments.of_order(command.order_id)
+        parcels.release()
         await uow.commit()
 
 
 async def order_deleted(event: order_msgs.OrderDeleted, uow: ShippingUnitOfWork) -> None:
     async with uow:
-        shipment = await uow.shipments.get_by_order(event.order_id, for_update=True)
-        if shipment is not None:
-            shipment.erase_personal_data()
+        parcels = await uow.shipments.of_order(event.order_id)
+        parcels.erase_personal_data()
         await uow.commit()
 
 

@@ -1,5 +1,7 @@
 """Shipment domain events -> messages, committed with the state change; given to
-the service's unit of work at bootstrap (`ShipmentEvents`)."""
+the service's unit of work at bootstrap (`ShipmentEvents`). A parcel's events name
+its fulfillment id and location; the answers about all of an order's parcels name
+the order's lead parcel."""
 
 from __future__ import annotations
 
@@ -9,37 +11,60 @@ from typing import Any
 
 from oms_contracts import Message
 from oms_contracts import shipping as msgs
-from oms_contracts.common import OrderLine, ShippingAddress
+from oms_contracts.common import OrderLine, Parcel, ShippingAddress
 from oms_runtime.messaging.events import EventMap
 from oms_shipping.domain import model
-from oms_shipping.domain.model import Shipment
+from oms_shipping.domain.model import OrderParcels, Shipment
 
 
-class ShipmentEvents(EventMap[Shipment, Any]):
-    def messages(self, event: model.ShipmentEvent, source: Shipment) -> Sequence[Message]:
-        return [message_for(event)]
+class ShipmentEvents(EventMap[Shipment | OrderParcels, Any]):
+    def messages(
+        self, event: model.ShipmentEvent, source: Shipment | OrderParcels
+    ) -> Sequence[Message]:
+        if isinstance(source, Shipment):
+            return [parcel_message(event, source)]
+        return [order_message(event)]
 
-    def correlation_id(self, source: Shipment) -> str:
+    def correlation_id(self, source: Shipment | OrderParcels) -> str:
         return source.order_id
 
 
-def message_for(event: model.ShipmentEvent) -> Message:
+def parcel_message(event: model.ShipmentEvent, parcel: Shipment) -> Message:
+    """What one parcel's event says, naming the parcel."""
+    where = {
+        "order_id": event.order_id,
+        "shipment_id": event.shipment_id,
+        "fulfillment_id": parcel.fulfillment_id,
+        "location": parcel.location,
+    }
     match event:
         case model.Created():
-            return msgs.ShipmentCreated(order_id=event.order_id, shipment_id=event.shipment_id)
+            return msgs.ShipmentCreated(**where)
         case model.Dispatched():
             return msgs.ShipmentDispatched(
-                order_id=event.order_id,
-                shipment_id=event.shipment_id,
-                carrier=event.carrier,
-                tracking_number=event.tracking_number,
+                **where, carrier=event.carrier, tracking_number=event.tracking_number
             )
         case model.Cancelled():
-            return msgs.ShipmentCancelled(order_id=event.order_id, shipment_id=event.shipment_id)
+            return msgs.ShipmentCancelled(**where)
         case model.Failed():
-            return msgs.ShipmentFailed(
-                order_id=event.order_id, shipment_id=event.shipment_id, reason=event.reason
+            return msgs.ShipmentFailed(**where, reason=event.reason)
+        case model.Delivered():
+            return msgs.ShipmentDelivered(
+                **where,
+                carrier=event.carrier,
+                tracking_number=event.tracking_number,
+                delivered_at=event.delivered_at,
             )
+    raise TypeError(f"no message for {event!r} of a parcel")
+
+
+def _lines(lines: Sequence[model.Line]) -> list[OrderLine]:
+    return [OrderLine(sku=line.sku, quantity=line.quantity) for line in lines]
+
+
+def order_message(event: model.ShipmentEvent) -> Message:
+    """The one answer to what the order asked of all its parcels."""
+    match event:
         case model.Held():
             return msgs.ShipmentHeld(order_id=event.order_id, shipment_id=event.shipment_id)
         case model.HoldRefused():
@@ -48,7 +73,15 @@ def message_for(event: model.ShipmentEvent) -> Message:
             return msgs.ShipmentUpdated(
                 order_id=event.order_id,
                 shipment_id=event.shipment_id,
-                lines=[OrderLine(sku=line.sku, quantity=line.quantity) for line in event.lines],
+                lines=_lines(event.lines),
+                parcels=[
+                    Parcel(
+                        fulfillment_id=plan.fulfillment_id,
+                        location=plan.location,
+                        lines=_lines(plan.lines),
+                    )
+                    for plan in event.parcels
+                ],
             )
         case model.Released():
             return msgs.ShipmentReleased(order_id=event.order_id, shipment_id=event.shipment_id)
@@ -60,12 +93,4 @@ def message_for(event: model.ShipmentEvent) -> Message:
                 shipment_id=event.shipment_id,
                 shipping_address=ShippingAddress(**dataclasses.asdict(event.address)),
             )
-        case model.Delivered():
-            return msgs.ShipmentDelivered(
-                order_id=event.order_id,
-                shipment_id=event.shipment_id,
-                carrier=event.carrier,
-                tracking_number=event.tracking_number,
-                delivered_at=event.delivered_at,
-            )
-    raise TypeError(f"no message for {event!r}")
+    raise TypeError(f"no message for {event!r} of an order's parcels")

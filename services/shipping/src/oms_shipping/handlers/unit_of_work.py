@@ -1,5 +1,5 @@
-"""What the shipping service's handlers need of a unit of work: its shipments, and
-`commit`. Postgres provides it in production (`db/unit_of_work.py`)."""
+"""What the shipping service's handlers need of a unit of work: its shipments (one
+per parcel), and `commit`. Postgres provides it in production (`db/unit_of_work.py`)."""
 
 from __future__ import annotations
 
@@ -7,15 +7,17 @@ from datetime import datetime
 from typing import Protocol
 
 from oms_runtime.messaging.unit_of_work import AbstractUnitOfWork
-from oms_shipping.domain.model import Shipment, TrackingEvent
+from oms_shipping.domain.model import OrderParcels, Shipment, TrackingEvent
 
 
 class Shipments(Protocol):
     async def get(self, shipment_id: str, *, for_update: bool = False) -> Shipment | None: ...
 
-    async def get_by_order(self, order_id: str, *, for_update: bool = False) -> Shipment | None: ...
-
-    def add(self, shipment: Shipment) -> None: ...
+    async def of_order(self, order_id: str) -> OrderParcels:
+        """Every parcel of the order, for update (none: no parcel asked for yet); the
+        order stays locked until the commit, so no other command about it (a new
+        parcel, a cancellation) runs meanwhile. New parcels are written on commit."""
+        ...
 
     async def has_tracking_event(self, shipment_id: str, event: TrackingEvent) -> bool: ...
 

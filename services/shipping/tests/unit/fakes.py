@@ -1,0 +1,87 @@
+"""An in-memory unit of work for the shipping service's handlers: shipments live in
+a dictionary; `commit` (oms_devtools' InMemoryUnitOfWork) runs the service's own
+event map over the parcels and orders loaded, as the real one does (a parcel's
+announcements first, then the order's answer), minus Postgres and its locks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from oms_devtools.fakes import InMemoryUnitOfWork, TrackingRepository
+from oms_shipping.domain.model import OrderParcels, Shipment, TrackingEvent
+from oms_shipping.handlers.outgoing import ShipmentEvents
+
+from .parcels import counted_ids
+
+
+class FakeShipments:
+    def __init__(self, shipments: Sequence[Shipment] = ()) -> None:
+        self.by_id = {shipment.id: shipment for shipment in shipments}
+        self.timelines: dict[str, list[TrackingEvent]] = {}
+        self.webhooks: set[str] = set()
+        self._new_id = counted_ids()
+        self._loaded: list[Shipment] = []
+        self._orders: list[OrderParcels] = []
+
+    @property
+    def tracked(self) -> list[Any]:
+        parcels = {id(shipment): shipment for shipment in self._loaded}
+        for order in self._orders:
+            parcels.update((id(parcel), parcel) for parcel in order.parcels)
+        return [*parcels.values(), *self._orders]
+
+    @tracked.setter
+    def tracked(self, value: list[Any]) -> None:
+        self._loaded = []
+        self._orders = []
+
+    def store(self) -> None:
+        for order in self._orders:
+            for parcel in order.parcels:
+                self.by_id[parcel.id] = parcel
+        for shipment in self._loaded:
+            self.timelines.setdefault(shipment.id, []).extend(shipment.new_tracking_events)
+            shipment.new_tracking_events.clear()
+
+    async def of_order(self, order_id: str) -> OrderParcels:
+        parcels = [s for s in self.by_id.values() if s.order_id == order_id]
+        order = OrderParcels(order_id, parcels, new_id=self._new_id)
+        self._orders.append(order)
+        return order
+
+    async def get(self, shipment_id: str, *, for_update: bool = False) -> Shipment | None:
+        shipment = self.by_id.get(shipment_id)
+        if shipment is not None and for_update and shipment not in self._loaded:
+            self._loaded.append(shipment)
+        return shipment
+
+    async def has_tracking_event(self, shipment_id: str, event: TrackingEvent) -> bool:
+        return event in self.timelines.get(shipment_id, [])
+
+    async def remember_webhook(self, webhook_id: str, shipment_id: str) -> bool:
+        if webhook_id in self.webhooks:
+            return False
+        self.webhooks.add(webhook_id)
+        return True
+
+    async def forget_webhooks_before(self, before: datetime) -> None:
+        pass
+
+    def parcel(self, fulfillment_id: str) -> Shipment:
+        found = [s for s in self.by_id.values() if s.fulfillment_id == fulfillment_id]
+        assert len(found) == 1, f"{len(found)} shipments of parcel {fulfillment_id}"
+        return found[0]
+
+
+class FakeShippingUnitOfWork(InMemoryUnitOfWork):
+    def __init__(self, *shipments: Shipment) -> None:
+        super().__init__(ShipmentEvents())
+        self.shipments = FakeShipments(shipments)
+
+    def repositories(self) -> Sequence[TrackingRepository]:
+        return [self.shipments]
+
+    def stored(self) -> None:
+        self.shipments.store()
