@@ -20,6 +20,21 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from oms_order.domain.values import Address
+
+
+@dataclass(frozen=True)
+class ReturnPolicy:
+    """The shop's rules for returns (from the settings)."""
+
+    window: timedelta = timedelta(days=30)
+    auto_approve: bool = True
+    # How long an approved return's parcel may take to arrive.
+    receive_within: timedelta = timedelta(days=30)
+    # First wait for a refund's answer; doubles per retry, `max_attempts` in all.
+    refund_retry: timedelta = timedelta(seconds=15)
+    max_attempts: int = 5
+
 
 class ReturnStatus(StrEnum):
     REQUESTED = "requested"
@@ -59,6 +74,11 @@ class ReturnError(Exception):
     def __init__(self, message: str, *, skus: Iterable[str] = ()) -> None:
         super().__init__(message)
         self.skus = tuple(sorted(set(skus)))
+
+    @property
+    def extensions(self) -> dict[str, object]:
+        """Added to the problem document: the SKUs the refusal is about."""
+        return {"skus": list(self.skus)} if self.skus else {}
 
 
 class ReturnNotAllowed(ReturnError):
@@ -225,6 +245,8 @@ class Return:
     stock_returned: bool = False
     refund_attempt: int = 0
     deadline_at: datetime | None = None
+    # Where the return label picks the parcel up (the order's shipping address).
+    pickup_address: Address | None = None
     events: list[ReturnEvent] = field(default_factory=list, compare=False, repr=False)
 
     @classmethod
@@ -241,6 +263,7 @@ class Return:
         other_returns: Iterable[Return],
         now: datetime,
         window: timedelta,
+        pickup_address: Address | None = None,
     ) -> Return:
         """A return of `items` (SKU -> units), if the order shipped them within
         `window` and no other return holds them. Raises a ReturnNotAllowed naming why."""
@@ -307,6 +330,7 @@ class Return:
             currency=currency,
             created_at=now,
             updated_at=now,
+            pickup_address=pickup_address,
         )
         created._record(ReturnRequested(return_id, order_id, reason))
         return created
@@ -371,6 +395,10 @@ class Return:
         if not self.is_open:
             raise ReturnNotInState(f"a return that is {self.status} cannot be cancelled")
         self._call_off(reason, now)
+
+    def erase_personal_data(self) -> None:
+        """The order's personal data goes: so does the pickup address."""
+        self.pickup_address = None
 
     def deadline_passed(self, now: datetime, refund_retry: timedelta, max_attempts: int) -> None:
         """The parcel never arrived, or the refund was never answered."""
