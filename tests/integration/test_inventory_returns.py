@@ -144,14 +144,21 @@ async def test_a_return_is_booked_with_its_ledger_its_record_and_its_answer(
     ]
 
 
-async def waiting_for_row_locks(db: asyncpg.Connection, count: int, timeout: float = 10) -> None:
+_WAITING_BEHIND = """
+    WITH behind_it AS (
+        SELECT pid FROM pg_stat_activity WHERE $1::int = ANY(pg_blocking_pids(pid)))
+    SELECT count(*) FROM pg_stat_activity
+    WHERE pid IN (SELECT pid FROM behind_it)
+       OR pg_blocking_pids(pid) && ARRAY(SELECT pid FROM behind_it)"""
+
+
+async def waiting_behind(
+    db: asyncpg.Connection, holder: int, count: int, timeout: float = 10
+) -> None:
+    """Until `count` sessions wait behind the session `holder` (the first one for
+    its transaction, the next ones for the first, queued for the same row)."""
     deadline = time.monotonic() + timeout
-    while (
-        await db.fetchval(
-            "SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = 'transactionid'"
-        )
-        < count
-    ):
+    while await db.fetchval(_WAITING_BEHIND, holder) < count:
         if time.monotonic() > deadline:
             raise AssertionError(f"fewer than {count} transactions waited for the stock")
         await asyncio.sleep(0.02)
@@ -171,7 +178,7 @@ async def test_two_copies_of_a_return_racing_in_two_transactions_book_it_once(
         await holding.start()
         await blocker.execute("SELECT 1 FROM inventory.stock WHERE sku = $1 FOR UPDATE", sku)
         racing = [asyncio.create_task(messages.return_stock(command, units())) for _ in range(2)]
-        await waiting_for_row_locks(db, 2)
+        await waiting_behind(db, blocker.get_server_pid(), 2)
         await holding.rollback()
         await asyncio.wait_for(asyncio.gather(*racing), 10)
     finally:
