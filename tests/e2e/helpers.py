@@ -159,6 +159,46 @@ async def place_until_accepted(
         await asyncio.sleep(0.3)
 
 
+# -- stock -----------------------------------------------------------------------------
+
+_STOCK_BOOKS = """
+    SELECT s.sku, s.location, s.on_hand, s.reserved, s.damaged,
+           coalesce(sum(m.on_hand_delta), 0) AS ledger_on_hand,
+           coalesce(sum(m.reserved_delta), 0) AS ledger_reserved,
+           coalesce(sum(m.damaged_delta), 0) AS ledger_damaged,
+           coalesce(sum(m.on_hand_delta) FILTER (WHERE m.reason = 'initial'), 0) AS initial,
+           coalesce(sum(m.on_hand_delta) FILTER (WHERE m.reason = 'restock'), 0) AS restocked,
+           coalesce(sum(m.on_hand_delta) FILTER (WHERE m.reason = 'adjustment'), 0) AS adjusted,
+           coalesce(sum(m.on_hand_delta) FILTER (WHERE m.reason = 'return'), 0) AS returned,
+           coalesce(sum(m.damaged_delta) FILTER (WHERE m.reason = 'return_damaged'), 0)
+               AS returned_damaged,
+           coalesce(-sum(m.on_hand_delta) FILTER (WHERE m.reason = 'ship'), 0) AS shipped
+    FROM inventory.stock s LEFT JOIN inventory.stock_movements m
+        ON m.sku = s.sku AND m.location = s.location
+    WHERE $1::text[] IS NULL OR s.sku = ANY($1::text[])
+    GROUP BY s.sku, s.location, s.on_hand, s.reserved, s.damaged"""
+
+
+async def stock_books_agree(db: asyncpg.Connection, skus: Sequence[str] | None = None) -> None:
+    """For every (SKU, location) of `skus` (None: all): the stock equals its ledger,
+    and on_hand + shipped = initial + restocked + adjusted + returned (resellable);
+    the damaged units are the returned damaged ones."""
+    rows = await db.fetch(_STOCK_BOOKS, None if skus is None else list(skus))
+    assert rows
+    for row in rows:
+        where = (row["sku"], row["location"])
+        assert (row["on_hand"], row["reserved"], row["damaged"]) == (
+            row["ledger_on_hand"],
+            row["ledger_reserved"],
+            row["ledger_damaged"],
+        ), where
+        assert 0 <= row["reserved"] <= row["on_hand"], where
+        assert row["on_hand"] + row["shipped"] == (
+            row["initial"] + row["restocked"] + row["adjusted"] + row["returned"]
+        ), where
+        assert row["damaged"] == row["returned_damaged"], where
+
+
 # -- the card gateway ------------------------------------------------------------------
 
 

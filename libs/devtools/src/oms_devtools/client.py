@@ -127,6 +127,20 @@ class OmsClient:
         response.raise_for_status()
         return dict(response.json())
 
+    async def movements(self, sku: str, location: str | None = None) -> list[dict[str, Any]]:
+        """The product's stock ledger (at `location`, or everywhere), oldest first: its
+        first 500 movements."""
+        params: dict[str, str | int] = {"limit": 500}
+        if location is not None:
+            params["location"] = location
+        response = await self.http.get(
+            f"{self.urls['inventory']}/products/{sku}/movements",
+            params=params,
+            headers=self.admin(),
+        )
+        response.raise_for_status()
+        return list(response.json()["items"])
+
     # -- orders ---------------------------------------------------------------
 
     async def post_order(
