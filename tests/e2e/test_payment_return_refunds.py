@@ -180,6 +180,8 @@ async def test_a_refund_the_gateway_never_answers_fails_after_bounded_tries_and_
     assert [(c["idempotency_key"], c["status_code"]) for c in unanswered] == [
         (key, 503)
     ] * GATEWAY_ATTEMPTS
+    [given_up] = await oms.payment_refunds(payment_id)
+    assert (given_up["status"], given_up["error"]) == ("failed", failed["error"])
 
     # The gateway may have refunded unheard: the next attempt asks under the same key.
     await saga.send(refund(saga, return_id, 400, attempt=1))
