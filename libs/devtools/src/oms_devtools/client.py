@@ -237,9 +237,31 @@ class OmsClient:
         response.raise_for_status()
         return list(response.json()["items"])
 
+    async def payment_refunds(self, payment_id: str) -> list[dict[str, Any]]:
+        """A payment's refunds, oldest first (each with its `return_id`, if any)."""
+        response = await self.http.get(
+            f"{self.urls['payment']}/payments/{payment_id}/refunds", headers=self.admin()
+        )
+        response.raise_for_status()
+        return list(response.json())
+
+    async def gateway_calls(
+        self, payment_id: str, operation: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The payment service's audit log of its calls to the gateway for a payment
+        (only those of `operation`, e.g. "refund", if given), oldest first."""
+        response = await self.http.get(
+            f"{self.urls['payment']}/payments/{payment_id}/gateway-calls", headers=self.admin()
+        )
+        response.raise_for_status()
+        calls = list(response.json())
+        return [c for c in calls if operation is None or c["operation"] == operation]
+
     async def configure_gateway(self, **settings: Any) -> dict[str, Any]:
         """Change the gateway simulator's faults (`latency_ms`, `failure_rate`,
-        `timeout_rate`, `timeout_delay_seconds`); returns its whole configuration."""
+        `timeout_rate`, `timeout_delay_seconds`) or whether it refuses the refunds of
+        `tok_refund_refused` (`refund_refused_token_active`); returns its whole
+        configuration."""
         response = await self.http.post(f"{self.urls['gateway']}/v1/_config", json=settings)
         response.raise_for_status()
         return dict(response.json())
