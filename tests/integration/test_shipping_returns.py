@@ -122,9 +122,7 @@ async def test_a_label_is_stored_with_its_lines_and_address_and_asked_again_answ
     assert row["pickup_address"]["line1"] == HOME.line1
     labels = await announced(db, order_id)
     assert [kind for kind, _ in labels] == ["shipping.return_label_created"] * 2
-    assert {data["return_tracking_number"] for _, data in labels} == {
-        row["return_tracking_number"]
-    }
+    assert {data["return_tracking_number"] for _, data in labels} == {row["return_tracking_number"]}
 
 
 async def test_in_one_batch_the_cancellation_finds_the_return_labelled_before_it(
