@@ -11,7 +11,7 @@ import random
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +22,7 @@ import asyncpg
 import httpx
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 
-from oms_contracts import COMMANDS_EXCHANGE, EVENTS_EXCHANGE
+from oms_contracts import COMMANDS_EXCHANGE, EVENTS_EXCHANGE, Command, Envelope, Message
 from oms_devtools.client import OmsClient, eventually
 
 SERVICE_SCHEMAS = ("orders", "inventory", "payment", "shipping")
@@ -88,6 +88,43 @@ class EventRecorder:
             timeout,
             f"{count} {routing_key} event(s)",
         )
+
+
+# -- publishing as a service does -----------------------------------------------------
+
+
+Publish = Callable[[Message, str], Awaitable[None]]
+
+
+@asynccontextmanager
+async def publishing(amqp_url: str) -> AsyncIterator[Publish]:
+    """Publish messages as the services do, to drive one of them directly: a command
+    on `oms.commands`, an event on `oms.events`, in an envelope whose correlation id
+    is the order named (`publish(message, order_id)`)."""
+    connection = await aio_pika.connect_robust(amqp_url)
+    try:
+        channel = await connection.channel()
+        exchanges = {
+            name: await channel.declare_exchange(name, aio_pika.ExchangeType.TOPIC, durable=True)
+            for name in (COMMANDS_EXCHANGE, EVENTS_EXCHANGE)
+        }
+
+        async def publish(message: Message, order_id: str) -> None:
+            envelope = Envelope.wrap(message, correlation_id=order_id, causation_id=None)
+            exchange = COMMANDS_EXCHANGE if isinstance(message, Command) else EVENTS_EXCHANGE
+            await exchanges[exchange].publish(
+                aio_pika.Message(
+                    envelope.model_dump_json().encode(),
+                    message_id=str(envelope.message_id),
+                    correlation_id=order_id,
+                    content_type="application/json",
+                ),
+                routing_key=message.routing_key,
+            )
+
+        yield publish
+    finally:
+        await connection.close()
 
 
 # -- orders -------------------------------------------------------------------------

@@ -367,6 +367,55 @@ class OmsClient:
             headers=raw,
         )
 
+    # -- shipping: return parcels -------------------------------------------------
+
+    async def shipping_return(self, return_id: str) -> dict[str, Any]:
+        """One return parcel as the warehouse sees it (`GET /returns/{id}` on shipping)."""
+        response = await self.http.get(
+            f"{self.urls['shipping']}/returns/{return_id}", headers=self.admin()
+        )
+        response.raise_for_status()
+        return dict(response.json())
+
+    async def shipping_returns(self, **filters: str) -> list[dict[str, Any]]:
+        """The return parcels matching `filters` (`status`, `order_id`, `location`),
+        every page of them."""
+        found: list[dict[str, Any]] = []
+        params: dict[str, str] = {**filters, "limit": "200"}
+        while True:
+            response = await self.http.get(
+                f"{self.urls['shipping']}/returns", params=params, headers=self.admin()
+            )
+            response.raise_for_status()
+            page = response.json()
+            found += page["items"]
+            if page["next_cursor"] is None:
+                return found
+            params["cursor"] = page["next_cursor"]
+
+    async def receive_return(
+        self, return_id: str, items: Iterable[tuple[str, int, str]]
+    ) -> httpx.Response:
+        """The warehouse books in a returned parcel: (sku, quantity, condition) lines,
+        the condition `resellable` or `damaged`."""
+        return await self.post_receipt(
+            return_id,
+            {
+                "items": [
+                    {"sku": sku, "quantity": quantity, "condition": condition}
+                    for sku, quantity, condition in items
+                ]
+            },
+        )
+
+    async def post_receipt(self, return_id: str, body: Any) -> httpx.Response:
+        """Post any receipt body (also an invalid one) for a return parcel."""
+        return await self.http.post(
+            f"{self.urls['shipping']}/returns/{return_id}/receive",
+            json=body,
+            headers=self.admin(),
+        )
+
 
 async def eventually(
     probe: Callable[[], Awaitable[T | None]],
