@@ -21,8 +21,8 @@ PORTS = {"8000": "order", "8001": "inventory", "8002": "payment", "8003": "shipp
 def walk_through(heading: str) -> str:
     """The first bash block after `heading`, pointed at localhost's default ports."""
     text = README.read_text()
-    section = text[text.index(heading) :]
-    return section[section.index("```bash\n") + len("```bash\n") : section.index("\n```")]
+    start = text.index("```bash\n", text.index(heading)) + len("```bash\n")
+    return text[start : text.index("\n```", start)]
 
 
 def against(script: str, oms: OmsClient) -> str:
