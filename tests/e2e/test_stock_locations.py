@@ -28,7 +28,8 @@ from oms_contracts.common import OrderLine
 from oms_devtools.client import OmsClient, eventually
 from oms_devtools.stack import Stack, free_port_block
 
-pytestmark = pytest.mark.e2e
+# Inventory alone, with extra processes of its own where concurrency matters.
+pytestmark = [pytest.mark.e2e, pytest.mark.single_pass]
 
 ANSWERS = ("inventory.stock_reserved", "inventory.stock_reservation_failed")
 
