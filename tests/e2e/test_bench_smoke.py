@@ -13,7 +13,8 @@ from oms_devtools.capacity import fetch_capacity, format_table
 from oms_devtools.client import OmsClient, eventually
 from oms_devtools.stack import SERVICES, Stack, free_port_block
 
-pytestmark = pytest.mark.e2e
+# The benchmark and the capacity report start or read stacks of their own.
+pytestmark = [pytest.mark.e2e, pytest.mark.single_pass]
 
 
 async def test_the_capacity_report_needs_an_admin_token(oms: OmsClient) -> None:
@@ -84,8 +85,6 @@ async def test_the_capacity_cli_prints_one_row_per_service(oms: OmsClient) -> No
     assert [line.split()[0] for line in table[2:]] == list(SERVICES)
 
 
-# It starts a stack of its own: the replica pass would only run it again.
-@pytest.mark.single_pass
 def test_the_benchmark_runs_a_tiny_load_checks_it_and_writes_its_results(
     tmp_path: Path,
 ) -> None:
@@ -142,3 +141,40 @@ def test_the_benchmark_runs_a_tiny_load_checks_it_and_writes_its_results(
         assert set(phase["capacity"]) == set(SERVICES)
         for report in phase["capacity"].values():
             assert report["queues"][0]["messages"] > 0
+
+
+def test_with_several_locations_orders_ship_in_several_parcels_and_the_run_checks_out(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "bench.json"
+    ports = free_port_block(91)
+
+    finished = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "oms_devtools.bench",
+            "--duration",
+            "0",
+            "--max-rate-duration",
+            "3",
+            "--workers",
+            "4",
+            "--locations",
+            "3",
+            "--base-port",
+            str(ports),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
+    results = json.loads(out.read_text())
+    assert results["verdict"] == "PASS"
+    assert results["config"]["locations"] == 3
+    parcels = {int(n): orders for n, orders in results["parcels_per_order"].items()}
+    assert sum(orders for n, orders in parcels.items() if n >= 2) > 0, parcels

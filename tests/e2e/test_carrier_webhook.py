@@ -16,7 +16,8 @@ import pytest
 
 from oms_devtools.client import OmsClient, eventually
 
-pytestmark = pytest.mark.e2e
+# Signature checks are per request, whatever the replica count.
+pytestmark = [pytest.mark.e2e, pytest.mark.single_pass]
 
 
 async def shipped_order(oms: OmsClient) -> tuple[str, dict[str, object]]:

@@ -17,7 +17,8 @@ import pytest
 from oms_devtools.client import ADDRESS, OmsClient, eventually
 from oms_devtools.stack import Stack
 
-pytestmark = pytest.mark.e2e
+# Input checks, secrets and headers answer the same whatever the replica count.
+pytestmark = [pytest.mark.e2e, pytest.mark.single_pass]
 
 BAD_KEYS = ["été".encode(), b"two words", b"x" * 256, b""]
 

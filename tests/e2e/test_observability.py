@@ -76,12 +76,18 @@ async def test_opentelemetry_spans_are_recorded_when_switched_on(
 
 
 async def test_metrics_show_saga_steps_outcomes_open_sagas_queues_and_outbox_lag(
-    oms: OmsClient,
+    oms: OmsClient, stack: Stack
 ) -> None:
     product = await oms.create_product(on_hand=5)
     order = await oms.place([(product["sku"], 1)], token="tok_declined")
     await oms.wait_for_order(order["id"], "cancelled")
-    text = (await oms.http.get(f"{oms.urls['order']}/metrics")).text
+    # Each replica counts what it handled: read them all.
+    text = "".join(
+        [
+            (await oms.http.get(f"{stack.url(name)}/metrics")).text
+            for name in stack.replica_names("order")
+        ]
+    )
     assert 'oms_saga_step_seconds_count{next_status="awaiting_payment",status="pending"}' in text
     assert 'oms_saga_outcomes_total{reason="payment_declined",status="cancelled"}' in text
     assert 'oms_open_sagas{status="pending"}' in text

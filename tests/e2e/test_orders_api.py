@@ -10,7 +10,8 @@ from oms_devtools.stack import Stack
 
 from .helpers import a_customer, dispatch_and_wait_for_capture, fulfilling_order
 
-pytestmark = pytest.mark.e2e
+# Validation and ownership answers do not depend on the replica count.
+pytestmark = [pytest.mark.e2e, pytest.mark.single_pass]
 
 
 async def test_a_customer_cannot_see_or_cancel_another_customers_order(oms: OmsClient) -> None:

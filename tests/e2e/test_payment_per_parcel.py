@@ -19,7 +19,8 @@ from oms_devtools.client import OmsClient, eventually
 from .helpers import EventRecorder
 from .payment_saga import Saga
 
-pytestmark = pytest.mark.e2e
+# Payment alone, driven over AMQP: nothing here depends on replicas.
+pytestmark = [pytest.mark.e2e, pytest.mark.single_pass]
 
 
 @pytest.fixture

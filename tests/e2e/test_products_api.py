@@ -8,7 +8,8 @@ import pytest
 
 from oms_devtools.client import OmsClient
 
-pytestmark = pytest.mark.e2e
+# Product API answers do not depend on how many replicas compete for the queues.
+pytestmark = [pytest.mark.e2e, pytest.mark.single_pass]
 
 
 async def test_a_product_is_created_restocked_and_edited(oms: OmsClient) -> None:

@@ -10,58 +10,28 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from datetime import datetime
 from itertools import pairwise
-from typing import Any
 
 import asyncpg
-import httpx
 import pytest
 
-from oms_devtools.client import ADDRESS, OmsClient, eventually
+from oms_devtools.client import OmsClient, eventually, order_body
 from oms_devtools.faultproxy import FaultProxy
 from oms_devtools.stack import SERVICES, Stack
 
+from .helpers import place_until_accepted, statuses
 from .scenarios import log_lines, metric, readiness, restock_whose_ack_is_lost
 
 pytestmark = pytest.mark.e2e
 
 
-def order_body(sku: str, token: str = "tok_ok") -> dict[str, Any]:
-    return {
-        "items": [{"sku": sku, "quantity": 1}],
-        "shipping_address": ADDRESS,
-        "payment": {"token": token},
-    }
-
-
-async def place_until_accepted(oms: OmsClient, body: dict[str, Any], customer: str) -> str:
-    """A client that retries with its idempotency key through outages."""
-    key = str(uuid.uuid4())
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            response = await oms.http.post(
-                f"{oms.urls['order']}/orders",
-                json=body,
-                timeout=5,
-                headers={**oms.as_customer(customer), "Idempotency-Key": key},
-            )
-            if response.status_code == 202:
-                return str(response.json()["id"])
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, "the order was never accepted"
-        await asyncio.sleep(0.2)
-
-
-async def statuses(db: asyncpg.Connection, ids: list[str]) -> dict[str, str]:
-    rows = await db.fetch(
-        "SELECT id::text, status FROM orders.orders WHERE id = ANY($1::uuid[])", ids
+def placing(oms: OmsClient, sku: str, customer: str) -> Awaitable[str]:
+    """One order of `sku`, placed by a client that retries through outages."""
+    return place_until_accepted(
+        oms.http, [oms.urls["order"]], oms.as_customer(customer), order_body([(sku, 1)])
     )
-    return {row["id"]: row["status"] for row in rows}
 
 
 SETTLED = {"fulfilling", "rejected", "cancelled"}
@@ -130,9 +100,7 @@ async def _sigterm_inventory_while_it_holds_messages(
     # The reservations queue up while inventory is down; it then comes back to a
     # slow database, so that it holds messages for a while when it is told to stop.
     stack.stop_service("inventory")
-    ids = await asyncio.gather(
-        *(place_until_accepted(oms, order_body(sku), "polite") for _ in range(20))
-    )
+    ids = await asyncio.gather(*(placing(oms, sku, "polite") for _ in range(20)))
     database_proxy.delay(0.05)
     await stack.start_service("inventory")
 
@@ -176,11 +144,7 @@ async def test_a_rolling_restart_under_load_loses_nothing(
     async def load() -> None:
         tasks = []
         while not done.is_set():
-            tasks.append(
-                asyncio.create_task(
-                    place_until_accepted(oms, order_body(product["sku"]), "rolling")
-                )
-            )
+            tasks.append(asyncio.create_task(placing(oms, product["sku"], "rolling")))
             await asyncio.sleep(0.2)
         placed.extend(await asyncio.gather(*tasks))
 
@@ -319,7 +283,7 @@ async def test_through_a_database_partition_requests_fail_in_bounded_time_and_re
             readiness(oms, "order"),
             oms.http.post(
                 f"{oms.urls['order']}/orders",
-                json=order_body(product["sku"]),
+                json=order_body([(product["sku"], 1)]),
                 headers=oms.as_customer(),
                 timeout=60,
             ),
@@ -402,9 +366,7 @@ async def test_every_replica_takes_work_and_one_sweeper_acts_on_an_overdue_order
             for service in SERVICES
             for name in stack.replica_names(service)
         }
-        ids = await asyncio.gather(
-            *(place_until_accepted(oms, order_body(product["sku"]), "spread") for _ in range(20))
-        )
+        ids = await asyncio.gather(*(placing(oms, product["sku"], "spread") for _ in range(20)))
         await eventually(
             lambda: statuses(db, ids),
             lambda s: len(s) == 20 and set(s.values()) == {"fulfilling"},

@@ -20,7 +20,8 @@ from oms_devtools.client import OmsClient
 
 from .helpers import EventRecorder, Publish, publishing
 
-pytestmark = pytest.mark.e2e
+# Shipping alone, driven over AMQP and HTTP: nothing here depends on replicas.
+pytestmark = [pytest.mark.e2e, pytest.mark.single_pass]
 
 Send = Publish
 

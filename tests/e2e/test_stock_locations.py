@@ -30,7 +30,8 @@ from oms_devtools.stack import Stack, free_port_block
 
 from .helpers import stock_books_agree
 
-pytestmark = pytest.mark.e2e
+# Inventory alone, with extra processes of its own where concurrency matters.
+pytestmark = [pytest.mark.e2e, pytest.mark.single_pass]
 
 ANSWERS = ("inventory.stock_reserved", "inventory.stock_reservation_failed")
 

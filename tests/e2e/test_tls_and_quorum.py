@@ -32,7 +32,8 @@ from oms_runtime.db import libpq_url
 
 from .scenarios import restock_whose_ack_is_lost
 
-pytestmark = pytest.mark.e2e
+# It starts a second stack of its own: the replica pass would only repeat it.
+pytestmark = [pytest.mark.e2e, pytest.mark.single_pass]
 
 
 @pytest.fixture(scope="module")

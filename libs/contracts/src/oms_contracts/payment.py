@@ -94,6 +94,9 @@ class PaymentCompensationFailed(Event):
     order_id: str
     payment_id: str
     error: str
+    # The gateway did not answer within the payment service's retries (it was down or
+    # unreachable), as opposed to refusing: asking again later may well succeed.
+    retryable: bool = False
 
 
 class PaymentCaptureFailed(Event):
@@ -101,6 +104,8 @@ class PaymentCaptureFailed(Event):
     order_id: str
     payment_id: str
     error: str
+    # As for void_failed: no answer from the gateway, not a refusal.
+    retryable: bool = False
     fulfillment_id: str | None = None
 
 

@@ -12,7 +12,7 @@ from oms_order.domain.deadlines import SagaDeadlines
 from oms_order.domain.errors import OrderNotCancellable, OrderNotInAttention
 from oms_order.domain.model import Compensation, Order, OrderStatus
 
-from .orders import awaiting_payment, fulfilling, placed, shipped
+from .orders import awaiting_payment, fulfilling, paid, placed, shipped
 
 MAX_ATTEMPTS = 3
 DEADLINES = SagaDeadlines(
@@ -164,6 +164,35 @@ def test_operators_can_only_act_on_orders_that_require_attention(action: str) ->
 
 
 # -- settlement of shipped orders --------------------------------------------------
+
+
+def test_a_capture_the_gateway_never_answered_is_asked_again_by_the_deadline_not_an_operator() -> (
+    None
+):
+    order = shipped()
+    order.record_stock_committed()
+
+    order.record_capture_failed("gateway_unavailable", retryable=True)
+    assert order.status is OrderStatus.SHIPPED
+    order.events.clear()
+    order.deadline_passed(MAX_ATTEMPTS)
+
+    assert order.events == [
+        events.SettlementRequested(
+            "o-1", (events.ParcelSettlement("o-1", "default", 1000, False, True),)
+        )
+    ]
+
+
+def test_a_void_the_gateway_never_answered_is_asked_again_by_the_deadline() -> None:
+    order = paid()
+    order.cancel()
+    order.record_shipment_cancelled()
+
+    order.record_void_failed("gateway_unavailable", retryable=True)
+
+    assert order.status is OrderStatus.CANCELLING
+    assert Compensation.VOID_PAYMENT in order.pending_compensations
 
 
 def test_a_refused_capture_parks_the_shipped_order_until_the_capture_succeeds() -> None:

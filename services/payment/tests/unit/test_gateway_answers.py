@@ -92,13 +92,31 @@ def test_an_approved_reauthorization_holds_the_new_total_and_releases_the_old_ho
     assert payment.operations[-1] == Operation("pay-1", OperationKind.RELEASE_OLD_HOLD, 0, "auth-1")
 
 
-def test_a_capture_given_up_is_announced_as_failed_with_the_error() -> None:
+def test_a_capture_given_up_is_announced_as_failed_with_the_error_and_worth_asking_again() -> None:
     payment = authorized()
     payment.request_capture()
 
     payment.apply_gateway_answer(payment.operations[-1], GaveUp("gateway down"))
 
-    assert payment.events == [CaptureFailed("pay-1", "o-1", "gateway down")]
+    assert payment.events == [CaptureFailed("pay-1", "o-1", "gateway down", retryable=True)]
+
+
+def test_a_capture_the_gateway_refused_is_not_worth_asking_again() -> None:
+    payment = authorized()
+    payment.request_capture()
+
+    payment.apply_gateway_answer(payment.operations[-1], Declined("capture_refused"))
+
+    assert payment.events == [CaptureFailed("pay-1", "o-1", "capture_refused", retryable=False)]
+
+
+def test_a_void_the_gateway_never_answered_is_worth_asking_again() -> None:
+    payment = authorized()
+    payment.request_void()
+
+    payment.apply_gateway_answer(payment.operations[-1], GaveUp("gateway down"))
+
+    assert payment.events == [CompensationFailed("pay-1", "o-1", "gateway down", retryable=True)]
 
 
 def test_a_refused_void_is_a_failed_compensation_for_the_saga() -> None:

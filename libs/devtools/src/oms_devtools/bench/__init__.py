@@ -2,11 +2,14 @@
 
     python -m oms_devtools.bench [--rate 100] [--duration 30] [--max-rate-duration 30]
                                  [--workers 64] [--mix ok=90,declined=5,out_of_stock=5]
+                                 [--locations 1]
                                  [--out bench-results/bench-<timestamp>.json]
 
 Starts the four services and the gateway simulator on their own ports (19000-19003,
 19090) against a throwaway database and RabbitMQ vhost, with shipments dispatched
-automatically, and runs two phases:
+automatically (each SKU stocked at one of `--locations` stock locations: with more
+than one, an order of several SKUs ships in a parcel per location, each captured on
+its own), and runs two phases:
 
 1. open loop: orders arrive at `--rate` per second (Poisson arrivals) whatever
    the system does, each POST sent at its scheduled time without waiting for

@@ -61,7 +61,8 @@ async def wait_until_quiet(database_url: str, timeout: float) -> None:
     try:
         while time.perf_counter() < deadline:
             busy = await connection.fetchval(
-                "SELECT (SELECT count(*) FROM payment.payments WHERE status = 'authorized')"
+                "SELECT (SELECT count(*) FROM payment.payments"
+                " WHERE status IN ('authorized', 'partially_captured'))"
                 " + (SELECT count(*) FROM inventory.reservations WHERE status = 'reserved')"
                 " + (SELECT count(*) FROM orders.outbox) + (SELECT count(*) FROM inventory.outbox)"
                 " + (SELECT count(*) FROM payment.outbox) + (SELECT count(*) FROM shipping.outbox)"
@@ -71,6 +72,18 @@ async def wait_until_quiet(database_url: str, timeout: float) -> None:
             await asyncio.sleep(0.2)
     finally:
         await connection.close()
+
+
+async def parcels_per_order(database_url: str) -> dict[str, int]:
+    connection = await asyncpg.connect(libpq_url(database_url))
+    try:
+        rows = await connection.fetch(
+            "SELECT jsonb_array_length(fulfillments) AS parcels, count(*) AS orders "
+            "FROM orders.orders GROUP BY 1 ORDER BY 1"
+        )
+    finally:
+        await connection.close()
+    return {str(row["parcels"]): int(row["orders"]) for row in rows}
 
 
 @dataclass
@@ -164,9 +177,15 @@ async def run(args: argparse.Namespace, env: Environment, out: Path) -> int:
     rng = random.Random(args.seed)
     initial_stock: dict[str, int] = {}
     ok_skus = []
+    # With --locations N, each SKU is stocked at one of N locations (round robin), so
+    # an order of several SKUs ships in a parcel per location it touches.
+    locations = ["default"] + [
+        (await oms.create_location(code=f"BENCH-L{index}"))["code"]
+        for index in range(1, args.locations)
+    ]
     for index in range(OK_SKUS):
         product = await oms.create_product(
-            on_hand=STOCK_PER_SKU,
+            stock={locations[index % len(locations)]: STOCK_PER_SKU},
             unit_price=rng.randrange(100, 10_000),
             sku=f"BENCH-{index:02d}",
         )
@@ -229,6 +248,7 @@ async def run(args: argparse.Namespace, env: Environment, out: Path) -> int:
         checks = await check_correctness(
             env.database_url, oms, all_placed, listener, initial_stock, args.check_timeout
         )
+        parcels = await parcels_per_order(env.database_url)
     finally:
         await meter.stop()
         await load.aclose()
@@ -245,6 +265,7 @@ async def run(args: argparse.Namespace, env: Environment, out: Path) -> int:
     for check in checks:
         print(f"   [{'ok' if check.passed else 'FAIL'}] {check.name}: {check.detail}")
     print(f"   {'PASS' if passed else 'FAIL'}")
+    print(f"   parcels per order (parcels: orders): {parcels}")
     for summary in summaries:
         print()
         print(f"== capacity at the end of the {summary['name']} phase")
@@ -260,6 +281,7 @@ async def run(args: argparse.Namespace, env: Environment, out: Path) -> int:
             "max_rate_duration": args.max_rate_duration,
             "workers": args.workers,
             "mix": args.mix,
+            "locations": args.locations,
             "arrivals": args.arrivals,
             "seed": args.seed,
             "service_env": {
@@ -272,6 +294,8 @@ async def run(args: argparse.Namespace, env: Environment, out: Path) -> int:
             "platform": platform.platform(),
         },
         "phases": summaries,
+        # How many orders shipped in how many parcels (one per stock location).
+        "parcels_per_order": parcels,
         "correctness": {"passed": passed, "checks": [check.as_dict() for check in checks]},
         "verdict": "PASS" if passed else "FAIL",
         "logs": str(env.stack.log_dir),
@@ -303,6 +327,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=parse_mix("ok=90,declined=5,out_of_stock=5"),
         help="share of each kind of order (default ok=90,declined=5,out_of_stock=5)",
     )
+    parser.add_argument(
+        "--locations",
+        type=int,
+        default=1,
+        help="stock locations the SKUs are spread over (1: every order ships in one parcel; "
+        "more: orders of several SKUs ship in a parcel per location)",
+    )
     parser.add_argument("--arrivals", choices=("poisson", "uniform"), default="poisson")
     parser.add_argument("--out", type=Path, help="JSON results file")
     parser.add_argument("--base-port", type=int, default=19000, help="first service port")
@@ -320,6 +351,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.rate <= 0 or args.workers < 1:
         parser.error("--rate must be positive and --workers at least 1")
+    if not 1 <= args.locations <= OK_SKUS:
+        parser.error(f"--locations must be 1..{OK_SKUS}")
     if args.out is None:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         args.out = Path("bench-results") / f"bench-{stamp}.json"

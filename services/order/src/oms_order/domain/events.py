@@ -176,6 +176,15 @@ class PaymentCaptured(OrderEvent):
 
 
 @dataclass(frozen=True)
+class StepUnanswered(OrderEvent):
+    """A step another service could not get done for want of an answer (its gateway
+    was down): the step's deadline asks again."""
+
+    step: str
+    error: str
+
+
+@dataclass(frozen=True)
 class ReplyIgnored(OrderEvent):
     """A reply that no longer changes anything (a duplicate, or too late)."""
 

@@ -377,13 +377,23 @@ class Order:
             self._record(domain_events.PaymentCaptured(self.id, amount, fulfillment_id))
             self._settle_if_done()
 
-    def record_void_failed(self, error: str) -> None:
+    def record_void_failed(self, error: str, *, retryable: bool = False) -> None:
+        """The money could not be given back. A refusal needs an operator; no answer
+        from the gateway (it was down) is asked again by the step's deadline, as an
+        unanswered step is, and only past its attempts does it need one."""
         if Compensation.VOID_PAYMENT in self.pending_compensations and self._compensating:
-            self._needs_attention(StatusReason.VOID_FAILED.because(error))
+            if retryable:
+                self._record(domain_events.StepUnanswered(self.id, "void_payment", error))
+            else:
+                self._needs_attention(StatusReason.VOID_FAILED.because(error))
 
-    def record_capture_failed(self, error: str) -> None:
+    def record_capture_failed(self, error: str, *, retryable: bool = False) -> None:
+        """As `record_void_failed`, for a parcel's capture."""
         if self.status in _SETTLING:
-            self._needs_attention(StatusReason.CAPTURE_FAILED.because(error))
+            if retryable:
+                self._record(domain_events.StepUnanswered(self.id, "capture_payment", error))
+            else:
+                self._needs_attention(StatusReason.CAPTURE_FAILED.because(error))
 
     # -- replies from shipping ---------------------------------------------------
 

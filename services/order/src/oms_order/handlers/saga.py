@@ -197,11 +197,19 @@ def _now() -> datetime:
 async def void_failed(
     message: payment_msgs.PaymentCompensationFailed, uow: OrderUnitOfWork
 ) -> None:
-    await _apply(uow, message.order_id, lambda o: o.record_void_failed(message.error))
+    await _apply(
+        uow,
+        message.order_id,
+        lambda o: o.record_void_failed(message.error, retryable=message.retryable),
+    )
 
 
 async def capture_failed(message: payment_msgs.PaymentCaptureFailed, uow: OrderUnitOfWork) -> None:
-    await _apply(uow, message.order_id, lambda o: o.record_capture_failed(message.error))
+    await _apply(
+        uow,
+        message.order_id,
+        lambda o: o.record_capture_failed(message.error, retryable=message.retryable),
+    )
 
 
 async def address_changed(

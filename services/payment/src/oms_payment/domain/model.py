@@ -195,6 +195,8 @@ class Captured(PaymentEvent):
 class CaptureFailed(PaymentEvent):
     error: str
     fulfillment_id: str | None = None
+    # The gateway did not answer (as opposed to refusing): asking again may succeed.
+    retryable: bool = False
 
 
 @dataclass(frozen=True)
@@ -237,6 +239,7 @@ class CompensationFailed(PaymentEvent):
     """A void or refund the order saga asked for could not be done."""
 
     error: str
+    retryable: bool = False
 
 
 @dataclass(frozen=True)
@@ -349,12 +352,16 @@ class Payment:
                     self.give_up_authorization()
             case OperationKind.CAPTURE, Approved(amount=amount):
                 self.capture_succeeded(amount, operation.reference)
-            case OperationKind.CAPTURE, Declined(code=why) | GaveUp(error=why):
+            case OperationKind.CAPTURE, Declined(code=why):
                 self.capture_failed(why, operation.reference)
+            case OperationKind.CAPTURE, GaveUp(error=why):
+                self.capture_failed(why, operation.reference, retryable=True)
             case OperationKind.VOID, Approved():
                 self.void_succeeded()
-            case OperationKind.VOID, Declined(code=why) | GaveUp(error=why):
+            case OperationKind.VOID, Declined(code=why):
                 self.compensation_failed(why)
+            case OperationKind.VOID, GaveUp(error=why):
+                self.compensation_failed(why, retryable=True)
             case OperationKind.REFUND, Approved():
                 self.refund_succeeded(operation.reference or "")
             case OperationKind.REFUND, Declined(code=why):
@@ -453,7 +460,9 @@ class Payment:
         self._send_next_capture()
         self._follow_void()
 
-    def capture_failed(self, error: str, fulfillment_id: str | None = None) -> None:
+    def capture_failed(
+        self, error: str, fulfillment_id: str | None = None, *, retryable: bool = False
+    ) -> None:
         capture = self._capture_of(fulfillment_id)
         if capture is None or capture.status is not CaptureStatus.PENDING:
             return
@@ -462,7 +471,9 @@ class Payment:
         if not (self.void_requested and not self.keep_amount):
             # (When the whole order was called off nobody wants the capture any
             # more: the hold is released instead.)
-            self.events.append(CaptureFailed(self.id, self.order_id, error, fulfillment_id))
+            self.events.append(
+                CaptureFailed(self.id, self.order_id, error, fulfillment_id, retryable)
+            )
         self._send_next_capture()
         self._follow_void()
 
@@ -475,8 +486,8 @@ class Payment:
             self._settle()
             self._follow_void()
 
-    def compensation_failed(self, error: str) -> None:
-        self.events.append(CompensationFailed(self.id, self.order_id, error))
+    def compensation_failed(self, error: str, *, retryable: bool = False) -> None:
+        self.events.append(CompensationFailed(self.id, self.order_id, error, retryable))
 
     def refund_succeeded(self, refund_id: str) -> None:
         refund = self._find_refund(refund_id)

@@ -103,7 +103,10 @@ def message_for(event: model.PaymentEvent) -> Message | None:
             )
         case model.CompensationFailed():
             return msgs.PaymentCompensationFailed(
-                order_id=event.order_id, payment_id=event.payment_id, error=event.error
+                order_id=event.order_id,
+                payment_id=event.payment_id,
+                error=event.error,
+                retryable=event.retryable,
             )
         case model.CaptureFailed():
             return msgs.PaymentCaptureFailed(
@@ -111,6 +114,7 @@ def message_for(event: model.PaymentEvent) -> Message | None:
                 payment_id=event.payment_id,
                 error=event.error,
                 fulfillment_id=event.fulfillment_id,
+                retryable=event.retryable,
             )
         case model.HoldMayRemain():
             return None  # for a person, not for another service (see PaymentEvents)
