@@ -61,12 +61,16 @@ async def dispatched(oms: OmsClient, order_id: str, final_status: str = "shipped
 
 
 async def shipped_order_at(
-    oms: OmsClient, location: str, quantity: int = 2, unit_price: int = 1250
+    oms: OmsClient,
+    location: str,
+    quantity: int = 2,
+    unit_price: int = 1250,
+    token: str = "tok_ok",
 ) -> dict[str, Any]:
-    """An order of `quantity` units of a fresh SKU stocked (10) at `location`,
-    dispatched and paid for."""
+    """An order of `quantity` units of a fresh SKU stocked (10) at `location`, paid
+    with `token`, dispatched and captured."""
     product = await oms.create_product(stock={location: 10}, unit_price=unit_price)
-    placed = await oms.place([(product["sku"], quantity)])
+    placed = await oms.place([(product["sku"], quantity)], token=token)
     await eventually(
         lambda: oms.shipments(order_id=placed["id"], status="created"),
         lambda parcels: len(parcels) == 1,
@@ -104,6 +108,22 @@ async def labelled(oms: OmsClient, return_id: str) -> dict[str, Any]:
         30,
         f"return {return_id} approved with a label",
     )
+
+
+async def receive(oms: OmsClient, return_id: str, items: list[tuple[str, int, str]]) -> None:
+    """The warehouse books a return in through shipping's API: (sku, quantity, condition)."""
+    response = await oms.http.post(
+        f"{oms.urls['shipping']}/returns/{return_id}/receive",
+        headers=oms.admin(),
+        json={"items": [{"sku": s, "quantity": q, "condition": c} for s, q, c in items]},
+    )
+    assert response.status_code == 200, response.text
+
+
+async def gateway_can_refuse_refunds(oms: OmsClient) -> bool:
+    """Whether this gateway simulator has `tok_refund_refused` (it comes with returns)."""
+    response = await oms.http.get(f"{oms.urls['gateway']}/v1/_config")
+    return response.status_code == 200 and "refund_refused_token_active" in response.json()
 
 
 async def shipping_takes_returns(oms: OmsClient) -> bool:

@@ -1,8 +1,8 @@
 """Staff work with parcels, returns and stock locations in a real browser against
 the real services: an admin dispatches a split order's two parcels from its page;
 a warehouse user receives a returned parcel (one unit resellable, one damaged) and
-the order page then shows the return refunded; an admin adds a location and
-restocks a product there."""
+the order page then shows the return refunded; an operator retries a return's
+refund the gateway refused; an admin adds a location and restocks a product there."""
 
 from __future__ import annotations
 
@@ -11,14 +11,16 @@ import re
 import uuid
 
 import pytest
-from playwright.async_api import BrowserContext, Page, expect
+from playwright.async_api import Browser, Page, expect
 
 from oms_devtools.client import OmsClient, eventually
 
-from .conftest import STAFF_PASSWORD, sign_in
+from .conftest import STAFF_PASSWORD, ConsoleProcess, sign_in
 from .staff_scenarios import (
     a_return,
+    gateway_can_refuse_refunds,
     labelled,
+    receive,
     request_return,
     shipped_order_at,
     shipping_takes_returns,
@@ -70,7 +72,7 @@ async def test_an_admin_dispatches_a_split_orders_two_parcels_from_the_order_pag
 
 
 async def test_a_warehouse_user_receives_a_return_and_the_order_shows_it_refunded(
-    context: BrowserContext, admin_page: Page, oms: OmsClient
+    browser: Browser, console_process: ConsoleProcess, admin_page: Page, oms: OmsClient
 ) -> None:
     if not await shipping_takes_returns(oms):
         pytest.skip("the shipping service has no returns API yet (it comes with its returns part)")
@@ -80,22 +82,27 @@ async def test_a_warehouse_user_receives_a_return_and_the_order_shows_it_refunde
     asked = await request_return(oms, order["id"], [(sku, 2)], "one chipped, one unwanted")
     label = (await labelled(oms, asked["id"]))["return_tracking_number"]
 
-    warehouse = await context.new_page()
-    accept_confirmations(warehouse)
-    await sign_in(warehouse, "walt", STAFF_PASSWORD)
-    await warehouse.get_by_role("link", name="Warehouse").click()
-    await warehouse.get_by_role("link", name="Returns to receive").click()
-    await warehouse.get_by_label("Location", exact=True).select_option(location)
-    await warehouse.get_by_role("button", name="Show").click()
-    receipt = warehouse.locator("section.return-receipt", has_text=label)
-    await expect(receipt).to_contain_text(sku)
-    await receipt.get_by_label(f"Resellable units of {sku}").fill("1")
-    await receipt.get_by_label(f"Damaged units of {sku}").fill("1")
-    await receipt.get_by_role("button", name=f"Receive return {label}").click()
-    await expect(warehouse.get_by_role("status")).to_contain_text(
-        "Return received: 1 resellable, 1 damaged"
-    )
-    await expect(warehouse.locator("section.return-receipt", has_text=label)).to_have_count(0)
+    # Another browser (its own cookies): the warehouse user, while admin stays signed in.
+    walts_browser = await browser.new_context(base_url=console_process.url)
+    try:
+        warehouse = await walts_browser.new_page()
+        accept_confirmations(warehouse)
+        await sign_in(warehouse, "walt", STAFF_PASSWORD)
+        await warehouse.get_by_role("link", name="Warehouse").click()
+        await warehouse.get_by_role("link", name="Returns to receive").click()
+        await warehouse.get_by_label("Location", exact=True).select_option(location)
+        await warehouse.get_by_role("button", name="Show").click()
+        receipt = warehouse.locator("section.return-receipt", has_text=label)
+        await expect(receipt).to_contain_text(sku)
+        await receipt.get_by_label(f"Resellable units of {sku}").fill("1")
+        await receipt.get_by_label(f"Damaged units of {sku}").fill("1")
+        await receipt.get_by_role("button", name=f"Receive return {label}").click()
+        await expect(warehouse.get_by_role("status")).to_contain_text(
+            "Return received: 1 resellable, 1 damaged"
+        )
+        await expect(warehouse.locator("section.return-receipt", has_text=label)).to_have_count(0)
+    finally:
+        await walts_browser.close()
 
     refunded = await eventually(
         lambda: a_return(oms, asked["id"]),
@@ -119,6 +126,41 @@ async def test_a_warehouse_user_receives_a_return_and_the_order_shows_it_refunde
     await page.get_by_role("link", name="Audit log").click()
     row = page.locator("tbody tr", has_text="receive return").first
     await expect(row).to_contain_text("walt")
+
+
+async def test_an_operator_finds_a_refused_return_refund_in_the_attention_queue_and_retries_it(
+    admin_page: Page, oms: OmsClient
+) -> None:
+    if not (await shipping_takes_returns(oms) and await gateway_can_refuse_refunds(oms)):
+        pytest.skip("returns at shipping and tok_refund_refused at the gateway are not here yet")
+    order = await shipped_order_at(oms, "default", quantity=1, token="tok_refund_refused")
+    asked = await request_return(oms, order["id"], [(order["sku"], 1)], "changed my mind")
+    await labelled(oms, asked["id"])
+    await receive(oms, asked["id"], [(order["sku"], 1, "resellable")])
+    await eventually(
+        lambda: a_return(oms, asked["id"]),
+        lambda r: r["status"] == "requires_attention",
+        40,
+        "the refused refund to need an operator",
+    )
+    page = admin_page
+    accept_confirmations(page)
+    await page.get_by_role("link", name="Attention").click()
+    returns = page.locator("section", has=page.get_by_role("heading", name="Returns that"))
+    row = returns.locator("tr", has_text=order["id"][:8])
+    await expect(row).to_contain_text("refund failed")
+    await row.get_by_role("link").click()
+    the_return = page.locator("article.return").first
+    await expect(the_return.locator("h3 .status")).to_have_text("requires attention")
+    await expect(the_return.get_by_role("button", name="Force: refunded by hand")).to_be_visible()
+    try:
+        await oms.configure_gateway(refund_refused_token_active=False)  # fixed at the gateway
+        await the_return.get_by_role("button", name="Retry the refund of return 1").click()
+        await expect(page.get_by_role("status")).to_contain_text("tried again")
+        await until_shows(page, page.locator("article.return h3 .status"), "refunded")
+    finally:
+        await oms.configure_gateway(refund_refused_token_active=True)
+    assert (await a_return(oms, asked["id"]))["refunded_amount"] == 1250
 
 
 async def test_an_admin_adds_a_location_and_restocks_a_product_there(
