@@ -392,10 +392,15 @@ async def test_an_operator_retry_once_the_gateway_is_back_settles_the_parked_ord
     order_id, shipment = await fulfilling_order(oms, [(product["sku"], 1)])
     async with gateway_faults(oms, failure_rate=1.0):
         assert (await oms.dispatch(shipment["id"])).status_code == 200
-        parked = await oms.wait_for_order(order_id, "requires_attention", timeout=20)
-        assert parked["status_reason"].startswith("capture_failed")
-        # The payment service gave up: no attempt of its own is left to succeed once
-        # the gateway is back, so only the operator's retry can settle the order.
+        # The gateway answers nothing but "unavailable": the payment service gives
+        # each capture up after its retries, the saga asks again at its settlement
+        # deadline, and once those attempts are spent the order waits for a person.
+        parked = await oms.wait_for_order(order_id, "requires_attention", timeout=90)
+        assert parked["status_reason"] == "settlement_timeout"
+        unanswered = [e for e in await oms.history(order_id) if e["step"] == "step_unanswered"]
+        assert unanswered and unanswered[0]["detail"]["step"] == "capture_payment"
+        # No attempt of the payment service's own is left to succeed once the gateway
+        # is back, so only the operator's retry can settle the order.
         await eventually(
             lambda: pending_gateway_operations(db, order_id),
             lambda pending: pending == 0,

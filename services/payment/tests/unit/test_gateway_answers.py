@@ -101,6 +101,19 @@ def test_a_capture_given_up_is_announced_as_failed_with_the_error_and_worth_aski
     assert payment.events == [CaptureFailed("pay-1", "o-1", "gateway down", retryable=True)]
 
 
+def test_a_capture_the_gateway_kept_answering_with_a_server_error_is_not_asked_again() -> None:
+    payment = authorized()
+    payment.request_capture()
+
+    payment.apply_gateway_answer(
+        payment.operations[-1], GaveUp("HTTP 502 capture_refused", answered=True)
+    )
+
+    assert payment.events == [
+        CaptureFailed("pay-1", "o-1", "HTTP 502 capture_refused", retryable=False)
+    ]
+
+
 def test_a_capture_the_gateway_refused_is_not_worth_asking_again() -> None:
     payment = authorized()
     payment.request_capture()

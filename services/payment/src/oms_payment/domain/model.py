@@ -98,6 +98,9 @@ class GaveUp:
     """No answer after every attempt (timeouts, 5xx, refused connections)."""
 
     error: str
+    # The last attempt got a server error back rather than no answer (see
+    # gateway.base.Unavailable): the saga takes that as a refusal.
+    answered: bool = False
 
 
 GatewayAnswer = Approved | Declined | GaveUp
@@ -354,14 +357,14 @@ class Payment:
                 self.capture_succeeded(amount, operation.reference)
             case OperationKind.CAPTURE, Declined(code=why):
                 self.capture_failed(why, operation.reference)
-            case OperationKind.CAPTURE, GaveUp(error=why):
-                self.capture_failed(why, operation.reference, retryable=True)
+            case OperationKind.CAPTURE, GaveUp(error=why, answered=answered):
+                self.capture_failed(why, operation.reference, retryable=not answered)
             case OperationKind.VOID, Approved():
                 self.void_succeeded()
             case OperationKind.VOID, Declined(code=why):
                 self.compensation_failed(why)
-            case OperationKind.VOID, GaveUp(error=why):
-                self.compensation_failed(why, retryable=True)
+            case OperationKind.VOID, GaveUp(error=why, answered=answered):
+                self.compensation_failed(why, retryable=not answered)
             case OperationKind.REFUND, Approved():
                 self.refund_succeeded(operation.reference or "")
             case OperationKind.REFUND, Declined(code=why):

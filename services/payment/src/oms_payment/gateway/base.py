@@ -13,6 +13,10 @@ class Unavailable:
     """No answer (timeout, 5xx, connection refused): safe to retry with the same key."""
 
     error: str
+    # The gateway did answer, with a server error that is not "try later" (a 5xx
+    # other than 503/504): once the retries are spent, that counts as a refusal,
+    # whereas silence (down, unreachable, overloaded) is worth asking again later.
+    answered: bool = False
 
 
 GatewayResult = Approved | Declined | Unavailable

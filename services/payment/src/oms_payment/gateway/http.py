@@ -52,7 +52,7 @@ class HttpPaymentGateway:
             "authorize", "/v1/authorizations", idempotency_key, body
         )
         if response is None or response.status_code >= 500:
-            return Unavailable(_error_text(record)), record
+            return Unavailable(_error_text(record), _answered(response)), record
         payload = record.response or {}
         if response.status_code in (200, 201):
             return Approved(payload["id"], payload["amount"]), record
@@ -109,7 +109,7 @@ class HttpPaymentGateway:
     @staticmethod
     def _outcome(record: CallRecord, response: httpx.Response | None, amount: int) -> GatewayResult:
         if response is None or response.status_code >= 500:
-            return Unavailable(_error_text(record))
+            return Unavailable(_error_text(record), _answered(response))
         if response.status_code < 300:
             return Approved((record.response or {}).get("id", ""), amount)
         return Declined((record.response or {}).get("error") or f"HTTP {response.status_code}")
@@ -147,6 +147,12 @@ class HttpPaymentGateway:
         except ValueError:
             record.response = {"raw": response.text[:500]}
         return record, response
+
+
+def _answered(response: httpx.Response | None) -> bool:
+    """A server error the gateway chose to answer with, as opposed to none at all or
+    "busy, try later" (503, 504)."""
+    return response is not None and response.status_code not in (503, 504)
 
 
 def _error_text(record: CallRecord) -> str:

@@ -267,7 +267,7 @@ class GatewayWorker:
                         operation.kind.value,
                         extra={"attempts": item.attempts, "error": result.error},
                     )
-                    payment.apply_gateway_answer(operation, GaveUp(result.error))
+                    payment.apply_gateway_answer(operation, GaveUp(result.error, result.answered))
                     uow.operations.finish(item.id, succeeded=False, error=result.error)
             await uow.commit()
 
