@@ -68,12 +68,13 @@ async def test_every_post_route_refuses_a_request_without_the_csrf_token(
         for route in all_routes(console.app.routes)
         if isinstance(route, APIRoute) and "POST" in route.methods
     ]
-    assert len(posts) >= 10
+    assert len(posts) >= 16
     for path in posts:
         concrete = (
             path.replace("{order_id}", ORDER)
             .replace("{payment_id}", ORDER)
             .replace("{shipment_id}", ORDER)
+            .replace("{return_id}", ORDER)
             .replace("{sku}", "MUG-1")
             .replace("{service}", "order")
             .replace("{key}", ORDER)

@@ -11,7 +11,7 @@ import random
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +22,7 @@ import asyncpg
 import httpx
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 
-from oms_contracts import COMMANDS_EXCHANGE, EVENTS_EXCHANGE
+from oms_contracts import COMMANDS_EXCHANGE, EVENTS_EXCHANGE, Command, Envelope, Message
 from oms_devtools.client import OmsClient, eventually
 
 SERVICE_SCHEMAS = ("orders", "inventory", "payment", "shipping")
@@ -88,6 +88,43 @@ class EventRecorder:
             timeout,
             f"{count} {routing_key} event(s)",
         )
+
+
+# -- publishing as a service does -----------------------------------------------------
+
+
+Publish = Callable[[Message, str], Awaitable[None]]
+
+
+@asynccontextmanager
+async def publishing(amqp_url: str) -> AsyncIterator[Publish]:
+    """Publish messages as the services do, to drive one of them directly: a command
+    on `oms.commands`, an event on `oms.events`, in an envelope whose correlation id
+    is the order named (`publish(message, order_id)`)."""
+    connection = await aio_pika.connect_robust(amqp_url)
+    try:
+        channel = await connection.channel()
+        exchanges = {
+            name: await channel.declare_exchange(name, aio_pika.ExchangeType.TOPIC, durable=True)
+            for name in (COMMANDS_EXCHANGE, EVENTS_EXCHANGE)
+        }
+
+        async def publish(message: Message, order_id: str) -> None:
+            envelope = Envelope.wrap(message, correlation_id=order_id, causation_id=None)
+            exchange = COMMANDS_EXCHANGE if isinstance(message, Command) else EVENTS_EXCHANGE
+            await exchanges[exchange].publish(
+                aio_pika.Message(
+                    envelope.model_dump_json().encode(),
+                    message_id=str(envelope.message_id),
+                    correlation_id=order_id,
+                    content_type="application/json",
+                ),
+                routing_key=message.routing_key,
+            )
+
+        yield publish
+    finally:
+        await connection.close()
 
 
 # -- orders -------------------------------------------------------------------------
@@ -157,6 +194,46 @@ async def place_until_accepted(
         if time.monotonic() > deadline:
             raise AssertionError(f"no order accepted in {give_up_after} s; last answer: {last}")
         await asyncio.sleep(0.3)
+
+
+# -- stock -----------------------------------------------------------------------------
+
+_STOCK_BOOKS = """
+    SELECT s.sku, s.location, s.on_hand, s.reserved, s.damaged,
+           coalesce(sum(m.on_hand_delta), 0) AS ledger_on_hand,
+           coalesce(sum(m.reserved_delta), 0) AS ledger_reserved,
+           coalesce(sum(m.damaged_delta), 0) AS ledger_damaged,
+           coalesce(sum(m.on_hand_delta) FILTER (WHERE m.reason = 'initial'), 0) AS initial,
+           coalesce(sum(m.on_hand_delta) FILTER (WHERE m.reason = 'restock'), 0) AS restocked,
+           coalesce(sum(m.on_hand_delta) FILTER (WHERE m.reason = 'adjustment'), 0) AS adjusted,
+           coalesce(sum(m.on_hand_delta) FILTER (WHERE m.reason = 'return'), 0) AS returned,
+           coalesce(sum(m.damaged_delta) FILTER (WHERE m.reason = 'return_damaged'), 0)
+               AS returned_damaged,
+           coalesce(-sum(m.on_hand_delta) FILTER (WHERE m.reason = 'ship'), 0) AS shipped
+    FROM inventory.stock s LEFT JOIN inventory.stock_movements m
+        ON m.sku = s.sku AND m.location = s.location
+    WHERE $1::text[] IS NULL OR s.sku = ANY($1::text[])
+    GROUP BY s.sku, s.location, s.on_hand, s.reserved, s.damaged"""
+
+
+async def stock_books_agree(db: asyncpg.Connection, skus: Sequence[str] | None = None) -> None:
+    """For every (SKU, location) of `skus` (None: all): the stock equals its ledger,
+    and on_hand + shipped = initial + restocked + adjusted + returned (resellable);
+    the damaged units are the returned damaged ones."""
+    rows = await db.fetch(_STOCK_BOOKS, None if skus is None else list(skus))
+    assert rows
+    for row in rows:
+        where = (row["sku"], row["location"])
+        assert (row["on_hand"], row["reserved"], row["damaged"]) == (
+            row["ledger_on_hand"],
+            row["ledger_reserved"],
+            row["ledger_damaged"],
+        ), where
+        assert 0 <= row["reserved"] <= row["on_hand"], where
+        assert row["on_hand"] + row["shipped"] == (
+            row["initial"] + row["restocked"] + row["adjusted"] + row["returned"]
+        ), where
+        assert row["damaged"] == row["returned_damaged"], where
 
 
 # -- the card gateway ------------------------------------------------------------------

@@ -10,92 +10,25 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aio_pika
 import httpx
 import pytest
 
-from oms_contracts import COMMANDS_EXCHANGE, Envelope
 from oms_contracts import payment as msgs
 from oms_devtools.client import OmsClient, eventually
 
 from .helpers import EventRecorder
+from .payment_saga import Saga
 
 # Payment alone, driven over AMQP: nothing here depends on replicas.
 pytestmark = [pytest.mark.e2e, pytest.mark.single_pass]
-
-
-class Saga:
-    """Sends payment commands for one order, as the order service would, and reads
-    what payment answers on the events exchange."""
-
-    def __init__(
-        self, channel: aio_pika.abc.AbstractChannel, events: EventRecorder, oms: OmsClient
-    ) -> None:
-        self.order_id = f"parcels-{uuid.uuid4().hex[:12]}"
-        self._channel = channel
-        self._events = events
-        self._oms = oms
-
-    def parcel(self, location: str) -> str:
-        return f"{self.order_id}:{location}"
-
-    async def send(self, command: msgs.Command) -> None:
-        envelope = Envelope.wrap(command, correlation_id=self.order_id)
-        exchange = await self._channel.get_exchange(COMMANDS_EXCHANGE)
-        await exchange.publish(
-            aio_pika.Message(
-                envelope.model_dump_json().encode(),
-                message_id=str(envelope.message_id),
-                correlation_id=self.order_id,
-            ),
-            routing_key=command.routing_key,
-        )
-
-    async def answer(self, routing_key: str, count: int = 1, **fields: Any) -> list[dict[str, Any]]:
-        """The `count` first `routing_key` events about this order matching `fields`."""
-
-        def matches(data: dict[str, Any]) -> bool:
-            return data["order_id"] == self.order_id and all(
-                data.get(name) == value for name, value in fields.items()
-            )
-
-        found = await self._events.wait_for(routing_key, matches, count=count, timeout=20)
-        return found[:count]
-
-    async def authorized(self, amount: int) -> dict[str, Any]:
-        await self.send(
-            msgs.AuthorizePayment(
-                order_id=self.order_id, amount=amount, currency="EUR", payment_token="tok_ok"
-            )
-        )
-        [authorized] = await self.answer("payment.authorized")
-        return authorized
-
-    async def capture(self, amount: int | None, location: str) -> None:
-        await self.send(
-            msgs.CapturePayment(
-                order_id=self.order_id, amount=amount, fulfillment_id=self.parcel(location)
-            )
-        )
-
-    async def captured(self, amount: int, location: str) -> dict[str, Any]:
-        await self.capture(amount, location)
-        [captured] = await self.answer("payment.captured", fulfillment_id=self.parcel(location))
-        return captured
-
-    async def payment(self) -> dict[str, Any]:
-        payment = await self._oms.payment_of(self.order_id)
-        assert payment is not None
-        return payment
 
 
 @pytest.fixture
 async def saga(
     test_amqp_url: str, event_recorder: EventRecorder, oms: OmsClient
 ) -> AsyncIterator[Saga]:
-    connection = await aio_pika.connect(test_amqp_url)
-    async with connection:
-        yield Saga(await connection.channel(), event_recorder, oms)
+    async with Saga.connected(test_amqp_url, event_recorder, oms) as driving:
+        yield driving
 
 
 async def the_gateways_hold(oms: OmsClient, payment_id: str) -> dict[str, Any]:
@@ -104,12 +37,7 @@ async def the_gateways_hold(oms: OmsClient, payment_id: str) -> dict[str, Any]:
 
 
 async def capture_calls(oms: OmsClient, payment_id: str) -> list[dict[str, Any]]:
-    calls = (
-        await oms.http.get(
-            f"{oms.urls['payment']}/payments/{payment_id}/gateway-calls", headers=oms.admin()
-        )
-    ).json()
-    return [call for call in calls if call["operation"] == "capture"]
+    return await oms.gateway_calls(payment_id, "capture")
 
 
 async def test_each_parcel_is_captured_under_its_own_key_and_the_last_settles(
@@ -240,11 +168,7 @@ async def test_a_partial_cancellation_before_the_kept_capture_settles_with_that_
     hold = await the_gateways_hold(oms, payment_id)
     assert (hold["status"], hold["captured_amount"]) == ("captured", 250)
     # The kept parcel's capture was the last: final, so no void was needed after it.
-    calls = (
-        await oms.http.get(
-            f"{oms.urls['payment']}/payments/{payment_id}/gateway-calls", headers=oms.admin()
-        )
-    ).json()
+    calls = await oms.gateway_calls(payment_id)
     assert [(c["operation"], c["request"].get("amount")) for c in calls] == [
         ("authorize", 1000),
         ("capture", 250),

@@ -7,24 +7,23 @@ so nothing depends on how the order service uses the answers."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import aio_pika
 import pytest
 
-from oms_contracts import COMMANDS_EXCHANGE, Envelope, Message
+from oms_contracts import Message
 from oms_contracts import shipping as msgs
 from oms_contracts.common import OrderLine, Parcel, ShippingAddress
 from oms_devtools.client import OmsClient
 
-from .helpers import EventRecorder
+from .helpers import EventRecorder, Publish, publishing
 
 # Shipping alone, driven over AMQP and HTTP: nothing here depends on replicas.
 pytestmark = [pytest.mark.e2e, pytest.mark.single_pass]
 
-Send = Callable[[Message, str], Awaitable[None]]
+Send = Publish
 
 HOME = ShippingAddress(
     name="Ada Lovelace", line1="1 Main St", city="Berlin", postal_code="10115", country="DE"
@@ -38,26 +37,8 @@ WAIT = 30
 async def send(test_amqp_url: str) -> AsyncIterator[Send]:
     """Publish a command on `oms.commands` as the order service does (an envelope with
     the order as correlation id)."""
-    connection = await aio_pika.connect_robust(test_amqp_url)
-    channel = await connection.channel()
-    exchange = await channel.declare_exchange(
-        COMMANDS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
-    )
-
-    async def publish(command: Message, order_id: str) -> None:
-        envelope = Envelope.wrap(command, correlation_id=order_id, causation_id=None)
-        await exchange.publish(
-            aio_pika.Message(
-                envelope.model_dump_json().encode(),
-                message_id=str(envelope.message_id),
-                correlation_id=order_id,
-                content_type="application/json",
-            ),
-            routing_key=command.routing_key,
-        )
-
-    yield publish
-    await connection.close()
+    async with publishing(test_amqp_url) as publish:
+        yield publish
 
 
 def lines(**quantities: int) -> list[OrderLine]:

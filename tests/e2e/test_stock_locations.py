@@ -28,6 +28,8 @@ from oms_contracts.common import OrderLine
 from oms_devtools.client import OmsClient, eventually
 from oms_devtools.stack import Stack, free_port_block
 
+from .helpers import stock_books_agree
+
 # Inventory alone, with extra processes of its own where concurrency matters.
 pytestmark = [pytest.mark.e2e, pytest.mark.single_pass]
 
@@ -129,38 +131,6 @@ def levels(product: dict[str, Any]) -> dict[str, tuple[int, int]]:
     }
 
 
-async def ledger_agrees(db: asyncpg.Connection, skus: list[str]) -> None:
-    """For every (SKU, location) of `skus`: the stock equals its ledger, and on_hand
-    + shipped = initial + restocked + adjusted."""
-    rows = await db.fetch(
-        """
-        SELECT s.sku, s.location, s.on_hand, s.reserved,
-               coalesce(sum(m.on_hand_delta), 0) AS ledger_on_hand,
-               coalesce(sum(m.reserved_delta), 0) AS ledger_reserved,
-               coalesce(sum(m.on_hand_delta) FILTER (WHERE m.reason = 'initial'), 0) AS initial,
-               coalesce(sum(m.on_hand_delta) FILTER (WHERE m.reason = 'restock'), 0) AS restocked,
-               coalesce(sum(m.on_hand_delta) FILTER (WHERE m.reason = 'adjustment'), 0)
-                   AS adjusted,
-               coalesce(-sum(m.on_hand_delta) FILTER (WHERE m.reason = 'ship'), 0) AS shipped
-        FROM inventory.stock s LEFT JOIN inventory.stock_movements m
-            ON m.sku = s.sku AND m.location = s.location
-        WHERE s.sku = ANY($1::text[])
-        GROUP BY s.sku, s.location, s.on_hand, s.reserved""",
-        skus,
-    )
-    assert rows
-    for row in rows:
-        where = (row["sku"], row["location"])
-        assert (row["on_hand"], row["reserved"]) == (
-            row["ledger_on_hand"],
-            row["ledger_reserved"],
-        ), where
-        assert 0 <= row["reserved"] <= row["on_hand"], where
-        assert row["on_hand"] + row["shipped"] == (
-            row["initial"] + row["restocked"] + row["adjusted"]
-        ), where
-
-
 # -- locations over HTTP ---------------------------------------------------------------
 
 
@@ -252,7 +222,7 @@ async def test_a_product_is_stocked_counted_and_restocked_per_location(
     ).json()
     # Low at `default` (2 <= 4), though not at the others.
     assert sku in [item["sku"] for item in low["items"]]
-    await ledger_agrees(db, [sku])
+    await stock_books_agree(db, [sku])
 
 
 async def test_stock_at_an_unknown_location_is_refused_naming_the_field(oms: OmsClient) -> None:
@@ -396,7 +366,7 @@ async def test_200_concurrent_reservations_over_25_plus_25_reserve_exactly_50(
         sku,
     )
     assert {row["location"]: row["held"] for row in held} == {east: 25, west: 25}
-    await ledger_agrees(db, [sku])
+    await stock_books_agree(db, [sku])
     for order_id, found in zip(order_ids, answers, strict=True):
         if found[0][0] == ANSWERS[0]:
             await inventory.send(msgs.ReleaseStock(order_id=order_id, reason="test over"))
@@ -483,7 +453,7 @@ async def test_concurrent_multi_sku_orders_over_several_locations_do_not_deadloc
     for sku in skus:
         product = await oms.product(sku)
         assert (product["on_hand"], product["reserved"]) == (2006 - shipped[sku], 0)
-    await ledger_agrees(db, skus)
+    await stock_books_agree(db, skus)
     # A deadlock fails a transaction, and inventory logs why before it tries again.
     logs = "".join(stack.logs(name) for name in [*stack.replica_names("inventory"), *extra])
     assert "deadlock detected" not in logs
@@ -520,7 +490,7 @@ async def test_committing_a_parcel_decrements_its_location_only_and_answers_agai
     await inventory.send(msgs.ReleaseStock(order_id=order_id, reason="customer_request"))
     await inventory.answer(order_id, "inventory.stock_released")
     assert levels(await oms.product(sku)) == {first: (4, 0), second: (2, 0)}
-    await ledger_agrees(db, [sku])
+    await stock_books_agree(db, [sku])
 
 
 async def test_new_items_are_allocated_afresh_and_low_stock_names_the_location(
@@ -563,4 +533,4 @@ async def test_new_items_are_allocated_afresh_and_low_stock_names_the_location(
     assert [(r["sku"], r["location"], r["quantity"]) for r in requests] == [(sku, large, 30)]
     await inventory.send(msgs.ReleaseStock(order_id=order_id, reason="test over"))
     await inventory.answer(order_id, "inventory.stock_released")
-    await ledger_agrees(db, [sku])
+    await stock_books_agree(db, [sku])

@@ -212,7 +212,9 @@ async def test_flaky_retry_with_a_new_key_places_a_second_hold(
     assert (await stats(client))["holds_by_reference"] == {"pay_f": 2}
 
 
-@pytest.mark.parametrize("token", ["tok_void_refused", "tok_capture_refused"])
+@pytest.mark.parametrize(
+    "token", ["tok_void_refused", "tok_capture_refused", "tok_refund_refused"]
+)
 async def test_refusing_tokens_authorize_like_ok(
     client: httpx.AsyncClient, token: str
 ) -> None:
@@ -868,6 +870,99 @@ async def test_retried_refund_with_same_key_refunds_once(
     assert (await stats(client))["refunds"] == 1
 
 
+async def test_refund_refused_token_answers_402_for_every_refund_and_refunds_nothing(
+    client: httpx.AsyncClient,
+) -> None:
+    auth = await authorize(client, "tok_refund_refused")
+    path = f"/v1/authorizations/{auth['id']}"
+    assert (await post(client, f"{path}/capture", {"amount": 600})).status_code == 200
+
+    first = await post(client, f"{path}/refunds", {"amount": 100})
+    second = await post(client, f"{path}/refunds", {"amount": 600})
+
+    assert (first.status_code, first.json()) == (402, {"error": "refund_refused"})
+    assert (second.status_code, second.json()) == (402, {"error": "refund_refused"})
+    state = (await client.get(path)).json()
+    assert (state["status"], state["captured_amount"], state["refunded_amount"]) == (
+        "captured",
+        600,
+        0,
+    )
+    assert (await stats(client))["refunds"] == 0
+
+
+async def test_refund_refused_token_still_answers_bad_refunds_as_such(
+    client: httpx.AsyncClient,
+) -> None:
+    auth = await authorize(client, "tok_refund_refused")
+    path = f"/v1/authorizations/{auth['id']}"
+    uncaptured = await post(client, f"{path}/refunds", {"amount": 100})
+    await post(client, f"{path}/capture", {"amount": 600})
+    too_much = await post(client, f"{path}/refunds", {"amount": 601})
+
+    assert uncaptured.status_code == 409
+    assert (too_much.status_code, too_much.json()) == (
+        422,
+        {"error": "refund_exceeds_captured"},
+    )
+
+
+async def test_once_refund_refusals_are_switched_off_a_new_refund_goes_through(
+    client: httpx.AsyncClient,
+) -> None:
+    auth = await authorize(client, "tok_refund_refused")
+    path = f"/v1/authorizations/{auth['id']}"
+    await post(client, f"{path}/capture", {"amount": 600})
+    refused_key = new_key()
+    assert (
+        await post(client, f"{path}/refunds", {"amount": 200}, refused_key)
+    ).status_code == 402
+
+    config = await client.post(
+        "/v1/_config", json={"refund_refused_token_active": False}
+    )
+    assert config.json()["refund_refused_token_active"] is False
+    made = await post(client, f"{path}/refunds", {"amount": 200})
+    # The refused request's answer stands for its key: nothing happens again.
+    replayed = await post(client, f"{path}/refunds", {"amount": 200}, refused_key)
+
+    assert made.status_code == 201
+    assert made.json()["amount"] == 200
+    assert (replayed.status_code, replayed.headers.get("Idempotent-Replayed")) == (
+        402,
+        "true",
+    )
+    state = (await client.get(path)).json()
+    assert (state["status"], state["refunded_amount"]) == ("partially_refunded", 200)
+    assert (await stats(client))["refunds"] == 1
+
+
+async def test_refund_refusals_switched_back_on_refuse_again(
+    client: httpx.AsyncClient,
+) -> None:
+    auth = await authorize(client, "tok_refund_refused")
+    path = f"/v1/authorizations/{auth['id']}"
+    await post(client, f"{path}/capture", {"amount": 600})
+    await client.post("/v1/_config", json={"refund_refused_token_active": False})
+    assert (await post(client, f"{path}/refunds", {"amount": 100})).status_code == 201
+
+    await client.post("/v1/_config", json={"refund_refused_token_active": True})
+
+    assert (await post(client, f"{path}/refunds", {"amount": 100})).status_code == 402
+    assert (await client.get(path)).json()["refunded_amount"] == 100
+
+
+async def test_the_refund_refusal_setting_leaves_other_tokens_refundable(
+    client: httpx.AsyncClient,
+) -> None:
+    auth = await captured(client, 500)
+    response = await post(
+        client, f"/v1/authorizations/{auth['id']}/refunds", {"amount": 100}
+    )
+    assert response.status_code == 201
+    assert (await client.get("/v1/_config")).json()["refund_refused_token_active"]
+
+
 async def test_refunding_an_uncaptured_authorization_answers_409(
     client: httpx.AsyncClient,
 ) -> None:
@@ -930,6 +1025,7 @@ async def test_config_can_be_read_and_updated(client: httpx.AsyncClient) -> None
         "failure_rate": 0.0,
         "timeout_rate": 0.0,
         "timeout_delay_seconds": FAST_TIMEOUT,
+        "refund_refused_token_active": True,
     }
     response = await client.post(
         "/v1/_config", json={"latency_ms": 5, "failure_rate": 0.25}
@@ -940,6 +1036,7 @@ async def test_config_can_be_read_and_updated(client: httpx.AsyncClient) -> None
         "failure_rate": 0.25,
         "timeout_rate": 0.0,
         "timeout_delay_seconds": FAST_TIMEOUT,
+        "refund_refused_token_active": True,
     }
 
 
@@ -950,6 +1047,8 @@ async def test_config_can_be_read_and_updated(client: httpx.AsyncClient) -> None
         {"failure_rate": 1.5},
         {"timeout_rate": -0.1},
         {"timeout_delay_seconds": 0},
+        {"refund_refused_token_active": "false"},
+        {"refund_refused_token_active": 0},
         {"unknown": 1},
     ],
 )
@@ -1049,7 +1148,9 @@ async def test_seeded_gateways_inject_the_same_faults(
 async def test_reset_clears_state_and_config(client: httpx.AsyncClient) -> None:
     key = new_key()
     auth = (await post(client, "/v1/authorizations", auth_body(), key)).json()
-    await client.post("/v1/_config", json={"latency_ms": 5})
+    await client.post(
+        "/v1/_config", json={"latency_ms": 5, "refund_refused_token_active": False}
+    )
 
     response = await client.post("/v1/_reset")
     assert response.status_code == 200
@@ -1073,16 +1174,19 @@ def test_initial_config_and_seed_come_from_the_environment(
         "OMS_GATEWAY_FAILURE_RATE": "0.1",
         "OMS_GATEWAY_TIMEOUT_RATE": "0.2",
         "OMS_GATEWAY_TIMEOUT_DELAY_SECONDS": "1.5",
+        "OMS_GATEWAY_REFUND_REFUSED_TOKEN_ACTIVE": "false",
         "OMS_GATEWAY_SEED": "42",
     }
-    assert GatewayConfig.from_env(env) == GatewayConfig(15, 0.1, 0.2, 1.5)
-    assert GatewayConfig.from_env({}) == GatewayConfig(0, 0.0, 0.0, 30.0)
+    assert GatewayConfig.from_env(env) == GatewayConfig(15, 0.1, 0.2, 1.5, False)
+    assert GatewayConfig.from_env({}) == GatewayConfig(0, 0.0, 0.0, 30.0, True)
     assert seed_from_env(env) == 42
     assert seed_from_env({}) is None
     with pytest.raises(ValueError):
         GatewayConfig.from_env({"OMS_GATEWAY_FAILURE_RATE": "2"})
+    with pytest.raises(ValueError):
+        GatewayConfig.from_env({"OMS_GATEWAY_REFUND_REFUSED_TOKEN_ACTIVE": "maybe"})
 
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     app = create_app()
-    assert app.state.gateway.current.config == GatewayConfig(15, 0.1, 0.2, 1.5)
+    assert app.state.gateway.current.config == GatewayConfig(15, 0.1, 0.2, 1.5, False)

@@ -1,7 +1,7 @@
 """Staff use the console in a real browser against the real services: sign in, find
 an order, dispatch it, refund part of it, be denied what the role may not do,
-replay a dead letter, watch events arrive. (Receiving a return waits for the
-returns feature.)"""
+replay a dead letter, watch events arrive. (Parcels, returns and locations:
+test_parcels_returns_and_locations_in_a_browser.py.)"""
 
 from __future__ import annotations
 
@@ -23,6 +23,14 @@ from oms_devtools.client import OmsClient, eventually
 from oms_devtools.stack import Stack
 
 from .conftest import ADMIN_PASSWORD, STAFF_PASSWORD, ConsoleProcess, sign_in
+from .staff_scenarios import (
+    dispatched,
+    labelled,
+    request_return,
+    shipped_order_at,
+    shipping_takes_returns,
+    split_order,
+)
 
 # The console talks to the services over HTTP whatever their replica count: once is enough.
 pytestmark = [pytest.mark.e2e, pytest.mark.single_pass]
@@ -74,7 +82,7 @@ async def test_staff_sign_in_find_an_order_by_id_and_dispatch_its_parcel(
     await page.get_by_role("button", name="Dispatch parcel 1").click()
     await expect(page.get_by_role("status")).to_contain_text("Parcel dispatched")
     await until_status_shows(page, "shipped")
-    await expect(page.locator("#parcels-title + article")).to_contain_text("dispatched")
+    await expect(page.locator("article.parcel")).to_contain_text("dispatched")
     # The console's audit log names who did it.
     await page.get_by_role("link", name="Audit log").click()
     await expect(page.locator("tbody tr").first).to_contain_text("dispatch parcel")
@@ -189,8 +197,17 @@ async def test_screenshots_of_the_main_pages(
     `make screenshots`, is saved there for the README)."""
     folder = Path(SCREENSHOTS) if SCREENSHOTS else tmp_path
     folder.mkdir(parents=True, exist_ok=True)
-    shipped = await shipped_order(oms)
+    # A split order that shipped from two locations, with a return asked for.
+    split = await split_order(oms)
+    await dispatched(oms, split["id"])
+    await request_return(oms, split["id"], [(split["skus"][0], 1)], "arrived chipped")
+    if await shipping_takes_returns(oms):
+        # Another one waiting at the warehouse, with its label.
+        returned = await shipped_order_at(oms, split["locations"][0])
+        asked = await request_return(oms, returned["id"], [(returned["sku"], 2)], "too small")
+        await labelled(oms, asked["id"])
     waiting = await fulfilling_order(oms)
+    await fulfilling_order(oms)
     await oms.create_product(on_hand=1, low_stock_threshold=3, reorder_quantity=20)
     await park_a_dead_letter(test_amqp_url, "oms.payment")
     page = await context.new_page()
@@ -198,11 +215,14 @@ async def test_screenshots_of_the_main_pages(
     await page.goto("/capacity")  # a first sample, so the charts have two points
     shots = {
         "orders": "/orders",
-        "order": f"/orders/{shipped['id']}",
+        "order": f"/orders/{split['id']}",
         "attention": "/attention",
         "warehouse": "/warehouse",
+        "warehouse-returns": "/warehouse/returns",
         "dispatch-note": f"/warehouse/notes/{(await oms.shipment_of(waiting['id']) or {})['id']}",
         "stock": "/stock",
+        "product": f"/stock/{split['skus'][0]}",
+        "locations": "/locations",
         "replenishment": "/replenishments",
         "dead-letters": "/dead-letters",
         "capacity": "/capacity",
@@ -222,7 +242,7 @@ async def test_screenshots_of_the_main_pages(
     await sign_in(phone, "admin", ADMIN_PASSWORD)
     await phone.goto(f"/orders/{waiting['id']}")
     await phone.screenshot(path=str(folder / "phone-order.png"), full_page=True)
-    assert len(list(folder.glob("*.png"))) >= 12
+    assert len(list(folder.glob("*.png"))) >= 15
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -58,3 +58,32 @@ class Parcel(_Value):
     fulfillment_id: str
     location: LocationCode
     lines: Annotated[list[OrderLine], Field(min_length=1)]
+
+
+ReturnCondition = Literal["resellable", "damaged"]
+
+
+class ReturnLine(_Value):
+    """Units a customer sends back, and the location they left from (where they go
+    back to)."""
+
+    sku: Sku
+    quantity: Quantity
+    location: LocationCode = DEFAULT_LOCATION
+
+
+class ReceivedLine(_Value):
+    """Units the warehouse took in from a return, and in which state."""
+
+    sku: Sku
+    quantity: Annotated[int, Field(ge=0)]
+    condition: ReturnCondition
+
+
+class ReturnedLine(_Value):
+    """Received units going back to a location's books."""
+
+    sku: Sku
+    quantity: Quantity
+    location: LocationCode = DEFAULT_LOCATION
+    condition: ReturnCondition

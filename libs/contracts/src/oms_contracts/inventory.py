@@ -14,6 +14,7 @@ from oms_contracts.common import (
     OrderLine,
     PricedLine,
     Quantity,
+    ReturnedLine,
     Sku,
 )
 from oms_contracts.envelope import Command, Event
@@ -144,3 +145,20 @@ class ReservationAdjustmentFailed(Event):
     order_id: str
     reason: str  # out_of_stock | unknown_sku | currency_mismatch | not_reserved
     skus: list[str]
+
+
+class ReturnStock(Command):
+    """Returned goods arrived: resellable units go back on hand where they left from,
+    damaged ones are booked without becoming sellable."""
+
+    routing_key = "inventory.return_stock"
+    order_id: str
+    return_id: str
+    lines: Annotated[list[ReturnedLine], Field(min_length=1)]
+
+
+class StockReturned(Event):
+    routing_key = "inventory.stock_returned"
+    order_id: str
+    return_id: str
+    lines: list[ReturnedLine]

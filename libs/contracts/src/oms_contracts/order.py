@@ -10,6 +10,7 @@ from oms_contracts.common import (
     MinorUnits,
     OrderLine,
     Parcel,
+    ReturnLine,
     ShippingAddress,
 )
 from oms_contracts.envelope import Event
@@ -123,3 +124,53 @@ class OrderDeleted(Event):
 
     routing_key = "order.deleted"
     order_id: str
+
+
+class OrderReturnRequested(Event):
+    """A customer (or staff for them) asked to send goods back."""
+
+    routing_key = "order.return_requested"
+    order_id: str
+    return_id: str
+    lines: list[ReturnLine]
+    reason: str
+
+
+class OrderReturnApproved(Event):
+    routing_key = "order.return_approved"
+    order_id: str
+    return_id: str
+
+
+class OrderReturnRejected(Event):
+    routing_key = "order.return_rejected"
+    order_id: str
+    return_id: str
+    reason: str
+
+
+class OrderReturnCancelled(Event):
+    """Called off before the goods arrived (by the customer, or the parcel never
+    came): nothing is refunded."""
+
+    routing_key = "order.return_cancelled"
+    order_id: str
+    return_id: str
+    reason: str
+
+
+class OrderReturnRefunded(Event):
+    routing_key = "order.return_refunded"
+    order_id: str
+    return_id: str
+    amount: MinorUnits
+    currency: Currency
+
+
+class OrderReturnRequiresAttention(Event):
+    """The refund of a return keeps failing; an operator has to look."""
+
+    routing_key = "order.return_requires_attention"
+    order_id: str
+    return_id: str
+    reason: str

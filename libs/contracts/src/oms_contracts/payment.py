@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from pydantic import Field
+
 from oms_contracts.common import Currency, MinorUnits
 from oms_contracts.envelope import Command, Event
 
@@ -79,6 +83,8 @@ class PaymentRefunded(Event):
     amount: MinorUnits
     refunded_total: MinorUnits
     currency: Currency
+    # The return this refund is for (None: a cancellation's, or staff's).
+    return_id: str | None = None
 
 
 class PaymentCompensationFailed(Event):
@@ -125,3 +131,26 @@ class PaymentReauthorizationFailed(Event):
     order_id: str
     payment_id: str
     reason: str
+
+
+class RefundReturn(Command):
+    """Refund what a return brought back, from the captured money. `attempt` grows
+    only when an operator retries after the gateway refused: a refused refund moved
+    no money, so the next attempt may be a new one at the gateway; redeliveries of
+    the same attempt refund once."""
+
+    routing_key = "payment.refund_return"
+    order_id: str
+    return_id: str
+    amount: Annotated[int, Field(gt=0)]
+    attempt: Annotated[int, Field(ge=0)] = 0
+
+
+class RefundFailed(Event):
+    """The gateway kept refusing a return's refund (or it exceeds what is left)."""
+
+    routing_key = "payment.refund_failed"
+    order_id: str
+    payment_id: str | None = None
+    return_id: str
+    error: str

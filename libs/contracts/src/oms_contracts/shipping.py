@@ -7,7 +7,15 @@ from typing import Annotated
 
 from pydantic import Field
 
-from oms_contracts.common import DEFAULT_LOCATION, LocationCode, OrderLine, Parcel, ShippingAddress
+from oms_contracts.common import (
+    DEFAULT_LOCATION,
+    LocationCode,
+    OrderLine,
+    Parcel,
+    ReceivedLine,
+    ReturnLine,
+    ShippingAddress,
+)
 from oms_contracts.envelope import Command, Event
 
 
@@ -153,3 +161,45 @@ class ShipmentReleased(Event):
     routing_key = "shipping.shipment_released"
     order_id: str
     shipment_id: str
+
+
+class CreateReturnLabel(Command):
+    """An approved return: issue the customer a label to send the goods back with."""
+
+    routing_key = "shipping.create_return_label"
+    order_id: str
+    return_id: str
+    lines: Annotated[list[ReturnLine], Field(min_length=1)]
+    # Where the parcel is picked up from (the order's shipping address).
+    shipping_address: ShippingAddress
+
+
+class CancelReturn(Command):
+    """The return was called off before the goods arrived: void its label. If they
+    arrived already, shipping answers with the receipt instead."""
+
+    routing_key = "shipping.cancel_return"
+    order_id: str
+    return_id: str
+
+
+class ReturnLabelCreated(Event):
+    routing_key = "shipping.return_label_created"
+    order_id: str
+    return_id: str
+    return_tracking_number: str
+
+
+class ReturnReceived(Event):
+    """The warehouse took the returned parcel in: what arrived, and in which state."""
+
+    routing_key = "shipping.return_received"
+    order_id: str
+    return_id: str
+    lines: list[ReceivedLine]
+
+
+class ReturnCancelled(Event):
+    routing_key = "shipping.return_cancelled"
+    order_id: str
+    return_id: str

@@ -127,6 +127,20 @@ class OmsClient:
         response.raise_for_status()
         return dict(response.json())
 
+    async def movements(self, sku: str, location: str | None = None) -> list[dict[str, Any]]:
+        """The product's stock ledger (at `location`, or everywhere), oldest first: its
+        first 500 movements."""
+        params: dict[str, str | int] = {"limit": 500}
+        if location is not None:
+            params["location"] = location
+        response = await self.http.get(
+            f"{self.urls['inventory']}/products/{sku}/movements",
+            params=params,
+            headers=self.admin(),
+        )
+        response.raise_for_status()
+        return list(response.json()["items"])
+
     # -- orders ---------------------------------------------------------------
 
     async def post_order(
@@ -223,9 +237,31 @@ class OmsClient:
         response.raise_for_status()
         return list(response.json()["items"])
 
+    async def payment_refunds(self, payment_id: str) -> list[dict[str, Any]]:
+        """A payment's refunds, oldest first (each with its `return_id`, if any)."""
+        response = await self.http.get(
+            f"{self.urls['payment']}/payments/{payment_id}/refunds", headers=self.admin()
+        )
+        response.raise_for_status()
+        return list(response.json())
+
+    async def gateway_calls(
+        self, payment_id: str, operation: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The payment service's audit log of its calls to the gateway for a payment
+        (only those of `operation`, e.g. "refund", if given), oldest first."""
+        response = await self.http.get(
+            f"{self.urls['payment']}/payments/{payment_id}/gateway-calls", headers=self.admin()
+        )
+        response.raise_for_status()
+        calls = list(response.json())
+        return [c for c in calls if operation is None or c["operation"] == operation]
+
     async def configure_gateway(self, **settings: Any) -> dict[str, Any]:
         """Change the gateway simulator's faults (`latency_ms`, `failure_rate`,
-        `timeout_rate`, `timeout_delay_seconds`); returns its whole configuration."""
+        `timeout_rate`, `timeout_delay_seconds`) or whether it refuses the refunds of
+        `tok_refund_refused` (`refund_refused_token_active`); returns its whole
+        configuration."""
         response = await self.http.post(f"{self.urls['gateway']}/v1/_config", json=settings)
         response.raise_for_status()
         return dict(response.json())
@@ -329,6 +365,55 @@ class OmsClient:
             f"{self.urls['shipping']}/shipments/{shipment_id}/tracking-events",
             content=body,
             headers=raw,
+        )
+
+    # -- shipping: return parcels -------------------------------------------------
+
+    async def shipping_return(self, return_id: str) -> dict[str, Any]:
+        """One return parcel as the warehouse sees it (`GET /returns/{id}` on shipping)."""
+        response = await self.http.get(
+            f"{self.urls['shipping']}/returns/{return_id}", headers=self.admin()
+        )
+        response.raise_for_status()
+        return dict(response.json())
+
+    async def shipping_returns(self, **filters: str) -> list[dict[str, Any]]:
+        """The return parcels matching `filters` (`status`, `order_id`, `location`),
+        every page of them."""
+        found: list[dict[str, Any]] = []
+        params: dict[str, str] = {**filters, "limit": "200"}
+        while True:
+            response = await self.http.get(
+                f"{self.urls['shipping']}/returns", params=params, headers=self.admin()
+            )
+            response.raise_for_status()
+            page = response.json()
+            found += page["items"]
+            if page["next_cursor"] is None:
+                return found
+            params["cursor"] = page["next_cursor"]
+
+    async def receive_return(
+        self, return_id: str, items: Iterable[tuple[str, int, str]]
+    ) -> httpx.Response:
+        """The warehouse books in a returned parcel: (sku, quantity, condition) lines,
+        the condition `resellable` or `damaged`."""
+        return await self.post_receipt(
+            return_id,
+            {
+                "items": [
+                    {"sku": sku, "quantity": quantity, "condition": condition}
+                    for sku, quantity, condition in items
+                ]
+            },
+        )
+
+    async def post_receipt(self, return_id: str, body: Any) -> httpx.Response:
+        """Post any receipt body (also an invalid one) for a return parcel."""
+        return await self.http.post(
+            f"{self.urls['shipping']}/returns/{return_id}/receive",
+            json=body,
+            headers=self.admin(),
         )
 
 

@@ -209,6 +209,8 @@ def install_error_problems(app: FastAPI, problems: ErrorProblems) -> None:
                 500, "internal-error", "Internal error", instance=request.url.path
             )
         extensions: dict[str, Any] = {"field": kind.field} if kind.field else {}
+        # What the error adds for machines (e.g. the SKUs a refusal is about).
+        extensions.update(getattr(exc, "extensions", None) or {})
         return problem_response(
             kind.status,
             kind.slug,

@@ -23,12 +23,23 @@ TOKEN_SECONDS = 60
 class UpstreamError(Exception):
     """A service said no (4xx: `detail` says why), or could not be reached."""
 
-    def __init__(self, service: str, status: int | None, title: str, detail: str = "") -> None:
+    def __init__(
+        self,
+        service: str,
+        status: int | None,
+        title: str,
+        detail: str = "",
+        fields: tuple[tuple[str, str], ...] = (),
+        problem_type: str = "",
+    ) -> None:
         super().__init__(f"{service}: {title}: {detail}")
         self.service = service
         self.status = status
         self.title = title
         self.detail = detail
+        # (field, message) of a validation problem, e.g. ("items[0].quantity", "...").
+        self.fields = fields
+        self.problem_type = problem_type
 
     @property
     def message(self) -> str:
@@ -133,10 +144,21 @@ def _error(service: str, response: httpx.Response) -> UpstreamError:
         )
     detail = str(body.get("detail") or "")
     errors = body.get("errors")
+    fields: tuple[tuple[str, str], ...] = ()
     if isinstance(errors, list) and errors:
-        detail = "; ".join(
-            f"{e.get('field', '?')}: {e.get('message', '')}" for e in errors if isinstance(e, dict)
+        fields = tuple(
+            (str(e.get("field", "?")), str(e.get("message", "")))
+            for e in errors
+            if isinstance(e, dict)
         )
+        detail = "; ".join(f"{field}: {message}" for field, message in fields)
+    elif body.get("field"):
+        fields = ((str(body["field"]), detail),)
     return UpstreamError(
-        service, response.status_code, str(body.get("title") or response.reason_phrase), detail
+        service,
+        response.status_code,
+        str(body.get("title") or response.reason_phrase),
+        detail,
+        fields,
+        str(body.get("type") or ""),
     )

@@ -276,7 +276,11 @@ async def refund_authorization(
         if isinstance(req, Outcome):
             return req
         auth = await transaction.authorization(authorization_id)
-        outcome = ledger.refund(auth, req.amount)
+        outcome = ledger.refund(
+            auth,
+            req.amount,
+            refuse_token_refunds=sim.config.refund_refused_token_active,
+        )
         if auth is not None:
             transaction.changed(auth)
         return outcome

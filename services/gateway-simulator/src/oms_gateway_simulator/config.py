@@ -15,6 +15,9 @@ class GatewayConfig:
     failure_rate: float = 0.0
     timeout_rate: float = 0.0
     timeout_delay_seconds: float = 30.0
+    # `tok_refund_refused` authorizations have their refunds refused while true;
+    # false stands for "the problem was fixed at the gateway".
+    refund_refused_token_active: bool = True
 
     def __post_init__(self) -> None:
         # Validated here too (not only at the HTTP layer) so a bad env var
@@ -27,7 +30,7 @@ class GatewayConfig:
         if self.timeout_delay_seconds <= 0:
             raise ValueError("timeout_delay_seconds must be > 0")
 
-    def as_dict(self) -> dict[str, int | float]:
+    def as_dict(self) -> dict[str, int | float | bool]:
         return asdict(self)
 
     @classmethod
@@ -40,7 +43,17 @@ class GatewayConfig:
             timeout_delay_seconds=float(
                 env.get("OMS_GATEWAY_TIMEOUT_DELAY_SECONDS", "30")
             ),
+            refund_refused_token_active=_flag(
+                env.get("OMS_GATEWAY_REFUND_REFUSED_TOKEN_ACTIVE", "true")
+            ),
         )
+
+
+def _flag(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value not in ("true", "false"):
+        raise ValueError(f"expected true or false, got {raw!r}")
+    return value == "true"
 
 
 def seed_from_env(environ: Mapping[str, str] | None = None) -> int | None:

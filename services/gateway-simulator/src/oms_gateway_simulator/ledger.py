@@ -25,8 +25,11 @@ TOK_ERROR = "tok_error"
 TOK_FLAKY = "tok_flaky"
 TOK_VOID_REFUSED = "tok_void_refused"
 TOK_CAPTURE_REFUSED = "tok_capture_refused"
+TOK_REFUND_REFUSED = "tok_refund_refused"
 
-_HOLD_TOKENS = frozenset({TOK_OK, TOK_FLAKY, TOK_VOID_REFUSED, TOK_CAPTURE_REFUSED})
+_HOLD_TOKENS = frozenset(
+    {TOK_OK, TOK_FLAKY, TOK_VOID_REFUSED, TOK_CAPTURE_REFUSED, TOK_REFUND_REFUSED}
+)
 _DECLINE_CODES = {
     TOK_DECLINED: "card_declined",
     TOK_INSUFFICIENT_FUNDS: "insufficient_funds",
@@ -226,13 +229,21 @@ def void(auth: Authorization | None) -> Outcome:
     )
 
 
-def refund(auth: Authorization | None, amount: int) -> Outcome:
+def refund(
+    auth: Authorization | None, amount: int, *, refuse_token_refunds: bool = True
+) -> Outcome:
+    """Give back `amount` of the captured money. `refuse_token_refunds`: the
+    `tok_refund_refused` authorizations' refunds are refused (a definitive `402`,
+    remembered for its key like any answer)."""
     if auth is None:
         return _error(404, "not_found")
     if auth.captured_amount == 0:
         return _invalid_state(auth)
     if auth.refunded_amount + amount > auth.captured_amount:
         return _error(422, "refund_exceeds_captured")
+    if auth.token == TOK_REFUND_REFUSED and refuse_token_refunds:
+        logger.info("authorization %s: refund of %d refused", auth.id, amount)
+        return _error(402, "refund_refused")
     auth.refunded_amount += amount
     refund_id = f"ref_{secrets.token_hex(12)}"
     logger.info("authorization %s refunded %d (%s)", auth.id, amount, refund_id)

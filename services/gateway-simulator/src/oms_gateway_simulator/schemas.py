@@ -46,3 +46,4 @@ class ConfigUpdate(_StrictModel):
     failure_rate: Rate | None = None
     timeout_rate: Rate | None = None
     timeout_delay_seconds: Annotated[float, Field(gt=0.0)] | None = None
+    refund_refused_token_active: bool | None = None

@@ -17,6 +17,7 @@ from oms_inventory.domain.model import (
     Replenishment,
     Reservation,
     StockLevel,
+    StockReturn,
 )
 from oms_inventory.handlers.outgoing import InventoryEvents
 
@@ -90,6 +91,17 @@ class FakeReservations:
         return due
 
 
+class FakeStockReturns:
+    def __init__(self) -> None:
+        self.by_return: dict[str, StockReturn] = {}
+        self.tracked: list[Any] = []
+
+    async def for_return(self, return_id: str, order_id: str) -> StockReturn:
+        booking = self.by_return.get(return_id) or StockReturn.absent(return_id, order_id)
+        self.tracked.append(booking)
+        return booking
+
+
 class FakeReplenishments:
     def __init__(self) -> None:
         # Open requests by (sku, location).
@@ -126,14 +138,24 @@ class FakeInventoryUnitOfWork(InMemoryUnitOfWork):
         self.locations = FakeLocations(locations or [])
         self.products = FakeProducts(products or [], self.locations)
         self.reservations = FakeReservations(reservations or [])
+        self.stock_returns = FakeStockReturns()
         self.replenishments = FakeReplenishments()
         self.reservation_ttl = timedelta(days=7)
 
     def repositories(self) -> Sequence[TrackingRepository]:
-        return [self.locations, self.products, self.reservations, self.replenishments]
+        return [
+            self.locations,
+            self.products,
+            self.reservations,
+            self.stock_returns,
+            self.replenishments,
+        ]
 
     def stored(self) -> None:
         # An absent reservation stands for nothing: only real ones are kept.
         for reservation in self.reservations.tracked:
             if reservation.exists:
                 self.reservations.by_order[reservation.order_id] = reservation
+        for booking in self.stock_returns.tracked:
+            if booking.booked:
+                self.stock_returns.by_return[booking.return_id] = booking

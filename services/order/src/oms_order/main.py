@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from oms_order.api.admin import router as admin_router
 from oms_order.api.catalog import router as catalog_router
 from oms_order.api.problems import PROBLEMS
+from oms_order.api.returns import router as returns_router
 from oms_order.api.routes import router
 from oms_order.db.gauges import open_sagas
 from oms_order.db.repository import load_orders_for_batch
@@ -45,11 +46,12 @@ def create_app(settings: OrderSettings | None = None) -> FastAPI:
             SqlOrderUnitOfWork,
             deadlines=settings.saga_deadlines(),
             idempotency_ttl=timedelta(hours=settings.idempotency_key_ttl_hours),
+            return_policy=settings.return_policy(),
         ),
         handlers=HANDLERS,
         events=OrderEvents(),
         problems=PROBLEMS,
-        routers=[router, admin_router, catalog_router],
+        routers=[router, returns_router, admin_router, catalog_router],
         workers=workers,
         state=lambda _: {"status_watcher": status_watcher},
         gauge_collectors=[open_sagas],

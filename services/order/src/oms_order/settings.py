@@ -5,6 +5,7 @@ from datetime import timedelta
 from pydantic import Field
 
 from oms_order.domain.deadlines import SagaDeadlines
+from oms_order.domain.returns import ReturnPolicy
 from oms_runtime.settings import ServiceSettings
 
 
@@ -27,6 +28,22 @@ class OrderSettings(ServiceSettings):
     idempotency_key_ttl_hours: float = 24
     # The longest `Prefer: wait=N` honoured.
     max_wait_seconds: float = 30
+    # Returns: accepted this long after a parcel shipped; approved at once unless
+    # staff decide; an approved return whose parcel has not arrived after
+    # `return_receive_days` is called off (nothing refunded). An unanswered refund
+    # is asked again like a saga step (deadline_retry_seconds, deadline_max_attempts).
+    return_window_days: float = 30
+    return_auto_approve: bool = True
+    return_receive_days: float = 30
+
+    def return_policy(self) -> ReturnPolicy:
+        return ReturnPolicy(
+            window=timedelta(days=self.return_window_days),
+            auto_approve=self.return_auto_approve,
+            receive_within=timedelta(days=self.return_receive_days),
+            refund_retry=timedelta(seconds=self.deadline_retry_seconds),
+            max_attempts=self.deadline_max_attempts,
+        )
 
     def saga_deadlines(self) -> SagaDeadlines:
         return SagaDeadlines(

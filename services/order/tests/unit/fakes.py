@@ -11,6 +11,7 @@ from typing import Any
 from oms_devtools.fakes import InMemoryUnitOfWork, TrackingRepository
 from oms_order.domain.deadlines import SagaDeadlines
 from oms_order.domain.model import Order
+from oms_order.domain.returns import Return, ReturnPolicy
 from oms_order.handlers.outgoing import OrderEvents
 
 DEADLINES = SagaDeadlines(
@@ -84,13 +85,43 @@ class FakeIdempotencyKeys:
         return 0
 
 
+class FakeReturns:
+    def __init__(self) -> None:
+        self.by_id: dict[str, Return] = {}
+        self.tracked: list[Any] = []
+
+    async def get(self, return_id: str, *, for_update: bool = False) -> Return | None:
+        found = self.by_id.get(return_id)
+        if found is not None and for_update and found not in self.tracked:
+            self.tracked.append(found)
+        return found
+
+    def add(self, created: Return) -> None:
+        self.by_id[created.id] = created
+        self.tracked.append(created)
+
+    async def of_order(self, order_id: str, *, for_update: bool = False) -> list[Return]:
+        found = [r for r in self.by_id.values() if r.order_id == order_id]
+        if for_update:
+            self.tracked.extend(r for r in found if r not in self.tracked)
+        return found
+
+    async def overdue(self, limit: int) -> list[Return]:
+        now = datetime.now(UTC)
+        due = [r for r in self.by_id.values() if r.deadline_at and r.deadline_at <= now]
+        self.tracked.extend(due[:limit])
+        return due[:limit]
+
+
 class FakeOrderUnitOfWork(InMemoryUnitOfWork):
-    def __init__(self, *orders: Order) -> None:
+    def __init__(self, *orders: Order, return_policy: ReturnPolicy = ReturnPolicy()) -> None:
         super().__init__(OrderEvents())
         self.orders = FakeOrders(list(orders))
+        self.returns = FakeReturns()
         self.idempotency = FakeIdempotencyKeys()
         self.deadlines = DEADLINES
         self.idempotency_ttl = timedelta(hours=24)
+        self.return_policy = return_policy
 
     def repositories(self) -> Sequence[TrackingRepository]:
-        return [self.orders]
+        return [self.orders, self.returns]

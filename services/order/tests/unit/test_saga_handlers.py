@@ -214,7 +214,7 @@ async def test_cancelling_a_paid_order_stops_the_shipment_before_returning_anyth
 
     answered = await use_cases.cancel_order("o-1", uow, customer_id="alice")
 
-    assert answered.order.status is OrderStatus.CANCELLING
+    assert answered.resource.status is OrderStatus.CANCELLING
     assert uow.sent_types() == ["shipping.cancel_shipment"]
 
 

@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from oms_runtime.bootstrap import build_service
 from oms_shipping.api.problems import PROBLEMS
+from oms_shipping.api.returns import router as returns_router
 from oms_shipping.api.routes import router
 from oms_shipping.db.tables import messaging
 from oms_shipping.db.unit_of_work import SqlShippingUnitOfWork
@@ -19,12 +20,12 @@ def create_app(settings: ShippingSettings | None = None) -> FastAPI:
     return build_service(
         name="shipping",
         title="OMS shipping",
-        description="Dispatch notes, tracking numbers and the carrier webhook.",
+        description="Dispatch notes, tracking numbers, the carrier webhook, and return parcels.",
         settings=settings,
         tables=messaging,
         unit_of_work=SqlShippingUnitOfWork,
         handlers=handlers(settings),
         events=ShipmentEvents(),
         problems=PROBLEMS,
-        routers=[router],
+        routers=[router, returns_router],
     )

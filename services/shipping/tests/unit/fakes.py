@@ -1,5 +1,5 @@
-"""An in-memory unit of work for the shipping service's handlers: shipments live in
-a dictionary; `commit` (oms_devtools' InMemoryUnitOfWork) runs the service's own
+"""An in-memory unit of work for the shipping service's handlers: shipments and return
+parcels live in dictionaries; `commit` (oms_devtools' InMemoryUnitOfWork) runs the service's own
 event map over the parcels and orders loaded, as the real one does (a parcel's
 announcements first, then the order's answer), minus Postgres and its locks."""
 
@@ -11,6 +11,7 @@ from typing import Any
 
 from oms_devtools.fakes import InMemoryUnitOfWork, TrackingRepository
 from oms_shipping.domain.model import OrderParcels, Shipment, TrackingEvent
+from oms_shipping.domain.returns import ReturnParcel
 from oms_shipping.handlers.outgoing import ShipmentEvents
 
 from .parcels import counted_ids
@@ -75,13 +76,54 @@ class FakeShipments:
         return found[0]
 
 
+class FakeReturns:
+    def __init__(self) -> None:
+        self.by_id: dict[str, ReturnParcel] = {}
+        self._loaded: list[ReturnParcel] = []
+        self._added: list[ReturnParcel] = []
+
+    @property
+    def tracked(self) -> list[Any]:
+        return [*self._loaded, *self._added]
+
+    @tracked.setter
+    def tracked(self, value: list[Any]) -> None:
+        # The transaction ended: what it added without committing is gone.
+        self._loaded = []
+        self._added = []
+
+    async def get(self, return_id: str, *, for_update: bool = False) -> ReturnParcel | None:
+        found = self.by_id.get(return_id)
+        if found is None:
+            found = next((parcel for parcel in self._added if parcel.id == return_id), None)
+        if found is not None and for_update and found not in self.tracked:
+            self._loaded.append(found)
+        return found
+
+    def add(self, parcel: ReturnParcel) -> None:
+        self._added.append(parcel)
+
+    async def of_order(self, order_id: str) -> list[ReturnParcel]:
+        found = [parcel for parcel in self.by_id.values() if parcel.order_id == order_id]
+        self._loaded.extend(parcel for parcel in found if parcel not in self._loaded)
+        return found
+
+    def store(self) -> None:
+        """What the commit keeps: the parcels added (changed ones live on)."""
+        for parcel in self._added:
+            self.by_id[parcel.id] = parcel
+        self._added.clear()
+
+
 class FakeShippingUnitOfWork(InMemoryUnitOfWork):
     def __init__(self, *shipments: Shipment) -> None:
         super().__init__(ShipmentEvents())
         self.shipments = FakeShipments(shipments)
+        self.returns = FakeReturns()
 
     def repositories(self) -> Sequence[TrackingRepository]:
-        return [self.shipments]
+        return [self.shipments, self.returns]
 
     def stored(self) -> None:
         self.shipments.store()
+        self.returns.store()

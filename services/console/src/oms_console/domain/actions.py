@@ -10,9 +10,12 @@ from typing import Any
 
 from oms_console.domain.roles import Permission, Role, may
 
-CANCELLABLE = frozenset({"pending", "awaiting_payment", "paid", "fulfilling"})
+# A partially shipped order may be cancelled too: the parcels still in their
+# warehouses are stopped, what left stays shipped.
+CANCELLABLE = frozenset({"pending", "awaiting_payment", "paid", "fulfilling", "partially_shipped"})
 DISPATCHABLE = frozenset({"created"})
-REFUNDABLE = frozenset({"captured", "partially_refunded"})
+# Money captured for the parcels that left may be refunded before the rest is.
+REFUNDABLE = frozenset({"partially_captured", "captured", "partially_refunded"})
 
 
 @dataclass(frozen=True)
@@ -57,4 +60,37 @@ def order_actions(
             and refundable_amount(p) > 0
             and may(role, Permission.REFUND)
         ),
+    )
+
+
+REVIEWABLE_RETURNS = frozenset({"requested"})
+# A return whose label is out waits for its parcel at the warehouse.
+RECEIVABLE_RETURNS = frozenset({"approved"})
+
+
+@dataclass(frozen=True)
+class ReturnActions:
+    approve: bool
+    reject: bool
+    retry: bool
+    force: bool
+    receive: bool
+
+    @property
+    def any(self) -> bool:
+        return self.approve or self.reject or self.retry or self.force or self.receive
+
+
+def return_actions(role: Role, found: Mapping[str, Any]) -> ReturnActions:
+    status = found.get("status")
+    review = status in REVIEWABLE_RETURNS and may(role, Permission.REVIEW_RETURNS)
+    attention = status == "requires_attention"
+    return ReturnActions(
+        approve=review,
+        reject=review,
+        retry=attention and may(role, Permission.RETRY),
+        force=attention and may(role, Permission.FORCE),
+        receive=status in RECEIVABLE_RETURNS
+        and bool(found.get("return_tracking_number"))
+        and may(role, Permission.RECEIVE_RETURNS),
     )

@@ -25,6 +25,7 @@ class Permission(StrEnum):
     DISPATCH = "dispatch parcels"
     VIEW_STOCK = "see stock and the ledger"
     RESTOCK = "restock"
+    MANAGE_LOCATIONS = "add stock locations"
     VIEW_REPLENISHMENTS = "see replenishment requests"
     DEAD_LETTERS = "inspect, replay and discard dead letters"
     CAPACITY = "see capacity"

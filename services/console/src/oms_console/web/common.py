@@ -22,6 +22,14 @@ UUID_PATTERN = re.compile(r"^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12
 SKU_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
+async def optional(call: Awaitable[Any]) -> tuple[Any, str | None]:
+    """A part of a page that may be missing (a service down): (value, error)."""
+    try:
+        return await call, None
+    except UpstreamError as exc:
+        return None, exc.message
+
+
 def upstream_of(request: Request) -> Upstream:
     upstream: Upstream = request.app.state.upstream
     return upstream
@@ -48,9 +56,11 @@ async def act(
     done: str,
     back_to: str,
     detail: dict[str, Any] | None = None,
+    explain: Callable[[UpstreamError], str | None] | None = None,
 ) -> RedirectResponse:
     """Carry out one staff action through a service, record it in the audit log
-    (whatever the outcome) and come back to `back_to` with the outcome shown."""
+    (whatever the outcome) and come back to `back_to` with the outcome shown.
+    `explain` may put a refusal in the staff's terms (None: as the service said)."""
     store: ConsoleStore = request.app.state.accounts.store
     try:
         await call()
@@ -62,7 +72,8 @@ async def act(
             "refused" if exc.status and exc.status < 500 else "failed",
             {**(detail or {}), "service": exc.service, "status": exc.status, "error": exc.message},
         )
-        await store.set_flash(staff.session.token_hash, "error", exc.message)
+        shown = (explain(exc) if explain else None) or exc.message
+        await store.set_flash(staff.session.token_hash, "error", shown)
         log.info(
             "staff action refused",
             extra={"staff": staff.name, "action": action, "target": target, "error": exc.message},

@@ -10,8 +10,9 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from oms_console.domain.actions import order_actions, refundable_amount
+from oms_console.domain.actions import order_actions, refundable_amount, return_actions
 from oms_console.domain.money import parse_amount
+from oms_console.domain.parcels import parcels_of
 from oms_console.domain.roles import Permission
 from oms_console.upstream import Upstream, UpstreamError
 from oms_console.web.common import (
@@ -21,6 +22,7 @@ from oms_console.web.common import (
     canonical_uuid,
     flash_error,
     is_uuid,
+    optional,
 )
 from oms_console.web.render import page
 from oms_console.web.security import Staff, allowed
@@ -32,6 +34,7 @@ ORDER_STATUSES = (
     "awaiting_payment",
     "paid",
     "fulfilling",
+    "partially_shipped",
     "shipped",
     "completed",
     "rejected",
@@ -136,14 +139,6 @@ def _as_start(day: date | None, plus_days: int = 0) -> str | None:
     return datetime.combine(day + timedelta(days=plus_days), time.min).isoformat() + "Z"
 
 
-async def _optional(call: Any) -> Any:
-    """A part of the page that may be missing (a service down): (value, error)."""
-    try:
-        return await call, None
-    except UpstreamError as exc:
-        return None, exc.message
-
-
 @router.get("/orders/{order_id}", response_class=HTMLResponse)
 async def order_page(
     request: Request, order_id: str, staff: OrdersReader, upstream: UpstreamDep
@@ -163,35 +158,44 @@ async def order_page(
             returns_error,
         ),
     ) = await asyncio.gather(
-        _optional(upstream.get("order", f"/orders/{order_id}/history", staff.name)),
-        _optional(upstream.get("shipping", "/shipments", staff.name, order_id=order_id)),
-        _optional(upstream.get("payment", "/payments", staff.name, order_id=order_id)),
+        optional(upstream.get("order", f"/orders/{order_id}/history", staff.name)),
+        optional(upstream.get("shipping", "/shipments", staff.name, order_id=order_id)),
+        optional(upstream.get("payment", "/payments", staff.name, order_id=order_id)),
         # The returns API comes later; until the order service has it, no section.
-        _optional(upstream.get_or_none("order", f"/orders/{order_id}/returns", staff.name)),
+        optional(upstream.get_or_none("order", f"/orders/{order_id}/returns", staff.name)),
     )
     payment_items = (payments or {}).get("items", [])
     refunds = {}
     for payment in payment_items:
-        found, _ = await _optional(
+        found, _ = await optional(
             upstream.get("payment", f"/payments/{payment['id']}/refunds", staff.name)
         )
         refunds[payment["id"]] = found or []
     shipment_items = (shipments or {}).get("items", [])
+    parcels = parcels_of(order, shipment_items)
+    return_items = (returns or {}).get("items", []) if returns is not None else None
+    role = staff.session.staff.role
     return await page(
         request,
         "order.html",
         order=order,
         history=(history or {}).get("entries", []),
         history_error=history_error,
-        shipments=shipment_items,
+        parcels=parcels,
+        parcel_names={
+            p.fulfillment_id: f"parcel {p.number}" + (f" ({p.location})" if p.location else "")
+            for p in parcels
+            if p.fulfillment_id
+        },
         shipments_error=shipments_error,
         payments=payment_items,
         payments_error=payments_error,
         refunds=refunds,
         refundable={p["id"]: refundable_amount(p) for p in payment_items},
-        returns=returns,
+        returns=return_items,
         returns_error=returns_error,
-        actions=order_actions(staff.session.staff.role, order, shipment_items, payment_items),
+        return_actions={r["id"]: return_actions(role, r) for r in return_items or []},
+        actions=order_actions(role, order, shipment_items, payment_items),
     )
 
 
@@ -209,7 +213,7 @@ async def cancel(
         action="cancel order",
         target=order_id,
         call=lambda: upstream.post("order", f"/orders/{order_id}/cancel", staff.name),
-        done="Cancellation started: the compensations run now.",
+        done="Cancellation started: the compensations run now (parcels that left stay shipped).",
         back_to=f"/orders/{order_id}",
     )
 
@@ -309,15 +313,134 @@ async def dispatch(
     )
 
 
+async def _return_action(
+    request: Request,
+    staff: Staff,
+    upstream: Upstream,
+    return_id: str,
+    order_id: str,
+    *,
+    verb: str,
+    path: str,
+    done: str,
+    body: dict[str, Any] | None = None,
+) -> Response:
+    back = f"/orders/{canonical_uuid(order_id)}" if is_uuid(order_id) else "/attention"
+    if not is_uuid(return_id):
+        return await page(request, "not_found.html", 404, what=f"return {return_id}")
+    return_id = canonical_uuid(return_id)
+    return await act(
+        request,
+        staff,
+        action=f"{verb} return",
+        target=order_id if is_uuid(order_id) else return_id,
+        call=lambda: upstream.post("order", path.format(id=return_id), staff.name, json=body),
+        done=done,
+        back_to=back,
+        detail={"return_id": return_id, **(body or {})},
+    )
+
+
+ReturnForm = Annotated[str, Form(max_length=64)]
+
+
+@router.post("/returns/{return_id}/approve")
+async def approve_return(
+    request: Request,
+    return_id: str,
+    staff: Annotated[Staff, Depends(allowed(Permission.REVIEW_RETURNS))],
+    upstream: UpstreamDep,
+    order_id: ReturnForm = "",
+) -> Response:
+    return await _return_action(
+        request,
+        staff,
+        upstream,
+        return_id,
+        order_id,
+        verb="approve",
+        path="/returns/{id}/approve",
+        done="Return approved: shipping sends the customer a return label.",
+    )
+
+
+@router.post("/returns/{return_id}/reject")
+async def reject_return(
+    request: Request,
+    return_id: str,
+    staff: Annotated[Staff, Depends(allowed(Permission.REVIEW_RETURNS))],
+    upstream: UpstreamDep,
+    order_id: ReturnForm = "",
+    reason: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    if not reason.strip():
+        back = f"/orders/{canonical_uuid(order_id)}" if is_uuid(order_id) else "/attention"
+        return await flash_error(
+            request, staff, "Reason for rejecting: tell the customer why.", back
+        )
+    return await _return_action(
+        request,
+        staff,
+        upstream,
+        return_id,
+        order_id,
+        verb="reject",
+        path="/returns/{id}/reject",
+        done="Return rejected.",
+        body={"reason": reason.strip()},
+    )
+
+
+@router.post("/returns/{return_id}/retry")
+async def retry_return(
+    request: Request,
+    return_id: str,
+    staff: Annotated[Staff, Depends(allowed(Permission.RETRY))],
+    upstream: UpstreamDep,
+    order_id: ReturnForm = "",
+) -> Response:
+    return await _return_action(
+        request,
+        staff,
+        upstream,
+        return_id,
+        order_id,
+        verb="retry",
+        path="/admin/returns/{id}/retry",
+        done="The return's refund is tried again.",
+    )
+
+
+@router.post("/returns/{return_id}/force")
+async def force_return(
+    request: Request,
+    return_id: str,
+    staff: Annotated[Staff, Depends(allowed(Permission.FORCE))],
+    upstream: UpstreamDep,
+    order_id: ReturnForm = "",
+) -> Response:
+    return await _return_action(
+        request,
+        staff,
+        upstream,
+        return_id,
+        order_id,
+        verb="force",
+        path="/admin/returns/{id}/force",
+        done="The return's refund is recorded as made by hand.",
+    )
+
+
 @router.get("/attention", response_class=HTMLResponse)
 async def attention(
     request: Request,
     staff: Annotated[Staff, Depends(allowed(Permission.VIEW_ATTENTION))],
     upstream: UpstreamDep,
 ) -> Response:
-    (stuck, stuck_error), (overdue, overdue_error) = await asyncio.gather(
-        _optional(upstream.get("order", "/admin/orders", staff.name, state="requires_attention")),
-        _optional(upstream.get("order", "/admin/orders", staff.name, state="overdue")),
+    (stuck, stuck_error), (overdue, overdue_error), (returns, returns_error) = await asyncio.gather(
+        optional(upstream.get("order", "/admin/orders", staff.name, state="requires_attention")),
+        optional(upstream.get("order", "/admin/orders", staff.name, state="overdue")),
+        optional(upstream.get("order", "/admin/returns", staff.name, state="requires_attention")),
     )
     return await page(
         request,
@@ -326,4 +449,6 @@ async def attention(
         stuck_error=stuck_error,
         overdue=(overdue or {}).get("items", []),
         overdue_error=overdue_error,
+        returns=(returns or {}).get("items", []),
+        returns_error=returns_error,
     )

@@ -25,6 +25,7 @@ NAVIGATION = (
     ("/attention", "Attention", Permission.VIEW_ATTENTION),
     ("/warehouse", "Warehouse", Permission.VIEW_WAREHOUSE),
     ("/stock", "Stock", Permission.VIEW_STOCK),
+    ("/locations", "Locations", Permission.VIEW_STOCK),
     ("/replenishments", "Replenishment", Permission.VIEW_REPLENISHMENTS),
     ("/dead-letters", "Dead letters", Permission.DEAD_LETTERS),
     ("/capacity", "Capacity", Permission.CAPACITY),

@@ -48,7 +48,12 @@ def product_public(product: Product | dict[str, Any]) -> ProductPublic:
     if isinstance(product, Product):
         fields = {name: getattr(product, name) for name in _PRODUCT_FIELDS}
         levels = [
-            {"location": code, "on_hand": level.on_hand, "reserved": level.reserved}
+            {
+                "location": code,
+                "on_hand": level.on_hand,
+                "reserved": level.reserved,
+                "damaged": level.damaged,
+            }
             for code, level in sorted(
                 product.levels.items(), key=lambda item: (item[1].location.priority, item[0])
             )
@@ -63,6 +68,7 @@ def product_public(product: Product | dict[str, Any]) -> ProductPublic:
             reserved=level["reserved"],
             available=level["on_hand"] - level["reserved"],
             low_stock=level["on_hand"] - level["reserved"] <= threshold,
+            damaged=level["damaged"],
         )
         for level in levels
     ]
@@ -73,6 +79,7 @@ def product_public(product: Product | dict[str, Any]) -> ProductPublic:
         on_hand=on_hand,
         reserved=reserved,
         available=on_hand - reserved,
+        damaged=sum(level.damaged for level in at_locations),
         low_stock=any(level.low_stock for level in at_locations) or not at_locations,
         locations=at_locations,
     )

@@ -121,6 +121,8 @@ class StockAtLocation(BaseModel):
     reserved: int
     available: int
     low_stock: bool
+    # Returned units that came back damaged: counted, never on hand or sellable.
+    damaged: int
 
 
 class ProductPublic(BaseModel):
@@ -134,6 +136,8 @@ class ProductPublic(BaseModel):
     available: int
     low_stock_threshold: int
     reorder_quantity: int
+    # Returned damaged units at every location (not part of on_hand).
+    damaged: int
     # Low at any location (or stocked nowhere).
     low_stock: bool
     locations: list[StockAtLocation]
@@ -150,6 +154,8 @@ class MovementPublic(BaseModel):
     reason: str
     on_hand_delta: int
     reserved_delta: int
+    # Units of a return booked as damaged (reason `return_damaged`).
+    damaged_delta: int
     order_id: str | None
     note: str | None
     created_at: datetime

@@ -1,5 +1,5 @@
-"""Maps locations, products (with their stock per location), reservations and
-replenishment requests to their tables."""
+"""Maps locations, products (with their stock per location), reservations, booked
+returns and replenishment requests to their tables."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from oms_inventory.db.tables import (
     restock_receipts,
     stock,
     stock_movements,
+    stock_returns,
 )
 from oms_inventory.domain.allocation import Location
 from oms_inventory.domain.model import (
@@ -27,7 +28,10 @@ from oms_inventory.domain.model import (
     Reservation,
     ReservationStatus,
     ReservedLine,
+    ReturnCondition,
+    ReturnedUnits,
     StockLevel,
+    StockReturn,
 )
 from oms_runtime.bulk import UPDATED_AT_NOW
 from oms_runtime.messaging.unit_of_work import SharedTransaction, UnitOfWork
@@ -38,16 +42,20 @@ async def load_stock_for_batch(shared: SharedTransaction, envelopes: list[Envelo
     """Lock and read the reservations and stock a batch of messages is about: the
     reservations of their orders (in order id order), then the stock rows, at every
     location, of every product named in them or in the messages' lines (in (sku,
-    location) order, as every stock change locks), with their products.
+    location) order, as every stock change locks), with their products, then the
+    bookings of the returns they name.
 
     The batch's handlers then find these rows in memory and write their changes
     with the batch's commit, in one statement."""
     order_ids: set[str] = set()
     skus: set[str] = set()
+    return_ids: set[str] = set()
     for envelope in envelopes:
         data = envelope.data
         if isinstance(data.get("order_id"), str):
             order_ids.add(data["order_id"])
+        if isinstance(data.get("return_id"), str):
+            return_ids.add(data["return_id"])
         if isinstance(data.get("sku"), str):
             skus.add(data["sku"])
         for line in data.get("lines") or ():
@@ -56,6 +64,7 @@ async def load_stock_for_batch(shared: SharedTransaction, envelopes: list[Envelo
     for row in await ReservationRepository.preload(shared, order_ids):
         skus.update(line["sku"] for line in row["lines"])
     await ProductRepository.preload(shared, skus)
+    await StockReturnRepository.preload(shared, return_ids)
 
 
 # -- locations -------------------------------------------------------------------
@@ -137,6 +146,7 @@ def _products_with_stock(*, lock: bool) -> Any:
             levels_cte.c.on_hand,
             levels_cte.c.reserved,
             levels_cte.c.low_stock_alerted,
+            levels_cte.c.damaged,
             locations.c.country,
             locations.c.priority,
             locations.c.serves,
@@ -171,6 +181,7 @@ _LEVEL_LOCKED = (
         stock.c.on_hand,
         stock.c.reserved,
         stock.c.low_stock_alerted,
+        stock.c.damaged,
         locations.c.country,
         locations.c.priority,
         locations.c.serves,
@@ -184,8 +195,8 @@ _ADD_PRODUCT = (
     pg_insert(products).on_conflict_do_nothing(index_elements=["sku"]).returning(products.c.sku)
 )
 _ADD_LEVELS = pg_insert(stock).returning(stock.c.id, stock.c.location)
-_STOCK_COLUMNS = ("on_hand", "reserved", "low_stock_alerted")
-_LEVEL_DETAILS = ("location", "on_hand", "reserved", "low_stock_alerted")
+_STOCK_COLUMNS = ("on_hand", "reserved", "low_stock_alerted", "damaged")
+_LEVEL_DETAILS = ("location", *_STOCK_COLUMNS)
 _LOW_STOCK_DISAGREES = (
     select(stock.c.sku)
     .select_from(stock.join(products, products.c.sku == stock.c.sku))
@@ -226,7 +237,7 @@ def _level_row(row: Mapping[Any, Any]) -> Row:
 
 def _level_of(row: Mapping[Any, Any]) -> StockLevel:
     return StockLevel(
-        location_of(row, row["location"]), row["on_hand"], row["reserved"], row["low_stock_alerted"]
+        location_of(row, row["location"]), **{name: row[name] for name in _STOCK_COLUMNS}
     )
 
 
@@ -388,6 +399,7 @@ class ProductRepository(Repository[Product]):
                     "reason": m.reason.value,
                     "on_hand_delta": m.on_hand_delta,
                     "reserved_delta": m.reserved_delta,
+                    "damaged_delta": m.damaged_delta,
                     "order_id": m.order_id,
                     "note": m.note,
                 }
@@ -501,6 +513,62 @@ class ReservationRepository(Repository[Reservation]):
         if changed & {"locations", "country"}:
             names += ["locations", "country"]
         return {name: row[name] for name in names}
+
+
+# -- returns -----------------------------------------------------------------------
+
+
+class StockReturnRepository(Repository[StockReturn]):
+    """A return's booking is written once, when made, and never changes."""
+
+    table = stock_returns
+    key = "return_id"
+
+    async def for_return(self, return_id: str, order_id: str) -> StockReturn:
+        """The return's booking, locked; an absent one if nothing was booked for it
+        yet (stored only once something is)."""
+        found = await self._get(return_id, for_update=True)
+        if found is None:
+            found = StockReturn.absent(return_id, order_id)
+            self._add(found)
+        return found
+
+    def _key_of(self, booking: StockReturn) -> str:
+        return booking.return_id
+
+    def _exists(self, booking: StockReturn) -> bool:
+        return booking.booked
+
+    def _to_row(self, booking: StockReturn) -> Row:
+        return {
+            "return_id": booking.return_id,
+            "order_id": booking.order_id,
+            "lines": [
+                {
+                    "sku": line.sku,
+                    "quantity": line.quantity,
+                    "condition": line.condition.value,
+                    "location": line.location,
+                }
+                for line in booking.lines
+            ],
+        }
+
+    def _from_row(self, row: Mapping[str, Any]) -> StockReturn:
+        return StockReturn(
+            return_id=row["return_id"],
+            order_id=row["order_id"],
+            lines=tuple(
+                ReturnedUnits(
+                    line["sku"],
+                    line["quantity"],
+                    ReturnCondition(line["condition"]),
+                    line["location"],
+                )
+                for line in row["lines"]
+            ),
+            booked=True,
+        )
 
 
 # -- replenishment -----------------------------------------------------------------

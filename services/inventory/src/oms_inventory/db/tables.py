@@ -65,8 +65,11 @@ stock = Table(
     Column("reserved", Integer, nullable=False, server_default="0"),
     Column("low_stock_alerted", Boolean, nullable=False, server_default="false"),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # Returned units that came back damaged: counted here, never on hand (sellable).
+    Column("damaged", Integer, nullable=False, server_default="0"),
     # The last line of defence against overselling, whatever the code does.
     CheckConstraint("reserved >= 0 AND on_hand >= reserved", name="stock_never_negative"),
+    CheckConstraint("damaged >= 0", name="damaged_never_negative"),
 )
 
 reservations = Table(
@@ -100,7 +103,20 @@ stock_movements = Table(
     Column("note", Text),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("location", Text, ForeignKey(f"{SCHEMA}.locations.code"), nullable=False),
+    Column("damaged_delta", Integer, nullable=False, server_default="0"),
     Index("stock_movements_sku", "sku", "id"),
+)
+
+# Customer returns whose goods were booked into stock: one row per return, so a
+# redelivered or re-sent `inventory.return_stock` books nothing more.
+stock_returns = Table(
+    "stock_returns",
+    metadata,
+    Column("return_id", Text, primary_key=True),
+    Column("order_id", Text, nullable=False),
+    # What was booked: [{"sku", "quantity", "condition", "location"}].
+    Column("lines", JSONB, nullable=False),
+    Column("booked_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
 replenishments = Table(

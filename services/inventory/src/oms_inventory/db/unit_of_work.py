@@ -11,6 +11,7 @@ from oms_inventory.db.repository import (
     ProductRepository,
     ReplenishmentRepository,
     ReservationRepository,
+    StockReturnRepository,
 )
 from oms_runtime.messaging.unit_of_work import UnitOfWork
 
@@ -19,6 +20,7 @@ class SqlInventoryUnitOfWork(UnitOfWork):
     locations: LocationRepository
     products: ProductRepository
     reservations: ReservationRepository
+    stock_returns: StockReturnRepository
     replenishments: ReplenishmentRepository
 
     def __init__(self, *args: Any, reservation_ttl: timedelta, **kwargs: Any) -> None:
@@ -30,5 +32,6 @@ class SqlInventoryUnitOfWork(UnitOfWork):
         self.locations = LocationRepository(self)
         self.products = ProductRepository(self)
         self.reservations = ReservationRepository(self)
+        self.stock_returns = StockReturnRepository(self)
         self.replenishments = ReplenishmentRepository(self)
         return self

@@ -31,6 +31,8 @@ _LEVELS = (
                         stock.c.on_hand,
                         "reserved",
                         stock.c.reserved,
+                        "damaged",
+                        stock.c.damaged,
                     ),
                     locations.c.priority,
                     stock.c.location,
@@ -59,7 +61,7 @@ _LOW_SOMEWHERE = or_(
 
 
 async def product(connection: AsyncConnection, sku: str) -> dict[str, Any] | None:
-    """The product with `levels` ([{"location", "on_hand", "reserved"}])."""
+    """The product with `levels` ([{"location", "on_hand", "reserved", "damaged"}])."""
     found = (await connection.execute(_PRODUCTS.where(products.c.sku == sku))).mappings().first()
     return dict(found) if found is not None else None
 

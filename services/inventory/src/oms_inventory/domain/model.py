@@ -7,13 +7,17 @@ none, and holds the stock at those locations; the caller holds row locks on the
 stock of every product involved while it decides, so concurrent orders cannot
 oversell any (SKU, location).
 
-Products, reservations and replenishment requests record what happened to them in
-`events`; the unit of work turns those into messages when it commits.
+Goods a customer sends back come in through a `StockReturn` (one per return, booked
+once): resellable units go back on hand where they left from, damaged ones are
+counted there apart (`damaged`) and never become sellable.
+
+Products, reservations, returns and replenishment requests record what happened to
+them in `events`; the unit of work turns those into messages when it commits.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
@@ -80,12 +84,20 @@ class MovementReason(StrEnum):
     SHIP = "ship"
     RESTOCK = "restock"
     ADJUSTMENT = "adjustment"
+    # Units of a customer return: back on hand, or counted as damaged (never sellable).
+    RETURN = "return"
+    RETURN_DAMAGED = "return_damaged"
+
+
+class ReturnCondition(StrEnum):
+    RESELLABLE = "resellable"
+    DAMAGED = "damaged"
 
 
 @dataclass(frozen=True)
 class StockMovement:
-    """One line of the stock ledger: every change of on_hand or reserved at a
-    location, and why. The ledger is append-only; each (product, location)'s
+    """One line of the stock ledger: every change of on_hand, reserved or damaged at
+    a location, and why. The ledger is append-only; each (product, location)'s
     counters always equal its sums."""
 
     sku: str
@@ -95,6 +107,7 @@ class StockMovement:
     order_id: str | None = None
     note: str | None = None
     location: str = DEFAULT_LOCATION
+    damaged_delta: int = 0
 
 
 @dataclass(frozen=True)
@@ -127,6 +140,8 @@ class StockLevel:
     # Set when a low-stock alert went out for this location; cleared when its stock
     # recovers, so one crossing of the threshold raises one alert, not one per order.
     low_stock_alerted: bool = False
+    # Returned units that came back damaged: kept count of here, never on hand.
+    damaged: int = 0
 
     @property
     def code(self) -> str:
@@ -192,6 +207,10 @@ class Product:
         return self.on_hand - self.reserved
 
     @property
+    def damaged(self) -> int:
+        return sum(level.damaged for level in self.levels.values())
+
+    @property
     def quantity_to_reorder(self) -> int:
         return self.reorder_quantity or max(self.low_stock_threshold, 1)
 
@@ -222,6 +241,33 @@ class Product:
         self._move(
             MovementReason.SHIP, location, on_hand=-quantity, reserved=-quantity, order_id=order_id
         )
+
+    def take_back(
+        self,
+        quantity: int,
+        condition: ReturnCondition,
+        order_id: str,
+        return_id: str,
+        location: str = DEFAULT_LOCATION,
+    ) -> None:
+        """Units of a customer return arrived at `location`. Resellable ones are on
+        hand there again (and may end a low-stock alert, so the next crossing alerts
+        again); damaged ones are counted there apart and never become sellable."""
+        if quantity <= 0:
+            raise InvalidQuantity("returned quantity must be positive")
+        if condition is ReturnCondition.RESELLABLE:
+            self._move(
+                MovementReason.RETURN, location, on_hand=quantity, order_id=order_id, note=return_id
+            )
+            self._recover_if_above_threshold(self.level(location))
+        else:
+            self._move(
+                MovementReason.RETURN_DAMAGED,
+                location,
+                damaged=quantity,
+                order_id=order_id,
+                note=return_id,
+            )
 
     # -- what staff and suppliers do ----------------------------------------------
 
@@ -315,14 +361,16 @@ class Product:
         *,
         on_hand: int = 0,
         reserved: int = 0,
+        damaged: int = 0,
         order_id: str | None = None,
         note: str | None = None,
     ) -> None:
         level = self.level(location)
         level.on_hand += on_hand
         level.reserved += reserved
+        level.damaged += damaged
         self.movements.append(
-            StockMovement(self.sku, reason, on_hand, reserved, order_id, note, location)
+            StockMovement(self.sku, reason, on_hand, reserved, order_id, note, location, damaged)
         )
 
 
@@ -765,6 +813,58 @@ def _refused(order_id: str, reason: str, skus: list[str]) -> Reservation:
         refusal_reason=reason,
         refused_skus=skus,
     )
+
+
+# -- customer returns --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReturnedUnits:
+    """Units of one SKU a return brought back to a location, in one condition."""
+
+    sku: str
+    quantity: int
+    condition: ReturnCondition
+    location: str = DEFAULT_LOCATION
+
+
+@dataclass(frozen=True)
+class StockReturned:
+    order_id: str
+    return_id: str
+    lines: tuple[ReturnedUnits, ...]
+
+
+@dataclass
+class StockReturn:
+    """The goods of one customer return, booked into the stock of the locations
+    they came back to: once per return, however often it is asked."""
+
+    return_id: str
+    order_id: str
+    lines: tuple[ReturnedUnits, ...] = ()
+    # False: nothing was booked for the return yet (such a one is never stored).
+    booked: bool = False
+    events: list[StockReturned] = field(default_factory=list, compare=False, repr=False)
+
+    @classmethod
+    def absent(cls, return_id: str, order_id: str) -> StockReturn:
+        """The booking of a return nothing was booked for yet."""
+        return cls(return_id, order_id)
+
+    def book(self, lines: Sequence[ReturnedUnits], products: Products) -> None:
+        """Book `lines` at their locations, the first time; a repeat books nothing
+        more and answers what the first booking booked. Each line's product must be
+        in `products`, stocked at the line's location."""
+        if not self.booked:
+            if not lines or any(line.quantity <= 0 for line in lines):
+                raise InvalidQuantity("a return books at least one unit per line")
+            for line in lines:
+                products[line.sku].take_back(
+                    line.quantity, line.condition, self.order_id, self.return_id, line.location
+                )
+            self.lines, self.booked = tuple(lines), True
+        self.events.append(StockReturned(self.order_id, self.return_id, self.lines))
 
 
 # -- replenishment -----------------------------------------------------------------

@@ -9,7 +9,13 @@ from datetime import UTC, datetime
 from oms_contracts import Message
 from oms_contracts import inventory as msgs
 from oms_contracts.common import OrderLine
-from oms_inventory.domain.model import GoodsAlreadyShipped, NothingReserved
+from oms_inventory.domain.model import (
+    GoodsAlreadyShipped,
+    NothingReserved,
+    Products,
+    ReturnCondition,
+    ReturnedUnits,
+)
 from oms_inventory.handlers.stock import ProductNotFound, UnknownLocation, receive_stock
 from oms_inventory.handlers.unit_of_work import InventoryUnitOfWork
 
@@ -78,6 +84,39 @@ async def restock(command: msgs.Restock, uow: InventoryUnitOfWork) -> None:
         )
 
 
+async def return_stock(command: msgs.ReturnStock, uow: InventoryUnitOfWork) -> None:
+    """Goods of a customer return arrived: booked at their locations, once per
+    return; asked again, it answers what it booked the first time."""
+    lines = [
+        ReturnedUnits(line.sku, line.quantity, ReturnCondition(line.condition), line.location)
+        for line in command.lines
+    ]
+    async with uow:
+        # The stock first, locked as every stock change locks it: a second command
+        # for the same return waits here for the first, then finds it booked.
+        products = await uow.products.get_many({line.sku for line in lines}, for_update=True)
+        booking = await uow.stock_returns.for_return(command.return_id, command.order_id)
+        if not booking.booked:
+            await _stocked_where_returned(lines, products, uow)
+        booking.book(lines, products)
+        await uow.commit()
+
+
+async def _stocked_where_returned(
+    lines: list[ReturnedUnits], products: Products, uow: InventoryUnitOfWork
+) -> None:
+    """Give each product a stock record at the locations its units came back to (a
+    location it was never stocked at gets one). A product or location the inventory
+    does not know cannot take anything: the command fails (and, retried in vain,
+    waits in the dead letters for an operator), booking nothing."""
+    for sku, location in sorted({(line.sku, line.location) for line in lines}):
+        product = products.get(sku)
+        if product is None:
+            raise ProductNotFound(sku)
+        if not await uow.products.open_level(product, location):
+            raise UnknownLocation(location)
+
+
 def _requested(lines: list[OrderLine]) -> dict[str, int]:
     requested: dict[str, int] = {}
     for line in lines:
@@ -91,4 +130,5 @@ HANDLERS: dict[type[Message], Callable[..., Awaitable[None]]] = {
     msgs.CommitStock: commit_stock,
     msgs.Restock: restock,
     msgs.AdjustReservation: adjust_reservation,
+    msgs.ReturnStock: return_stock,
 }

@@ -8,7 +8,7 @@ from typing import Any
 
 from oms_contracts import Message
 from oms_contracts import inventory as msgs
-from oms_contracts.common import Allocation, OrderLine, PricedLine
+from oms_contracts.common import Allocation, OrderLine, PricedLine, ReturnedLine
 from oms_inventory.domain import model
 from oms_inventory.domain.model import (
     AllocatedParcel,
@@ -16,11 +16,12 @@ from oms_inventory.domain.model import (
     Product,
     Replenishment,
     Reservation,
+    StockReturn,
 )
 from oms_inventory.handlers.unit_of_work import InventoryUnitOfWork
 from oms_runtime.messaging.events import EventMap
 
-Source = Product | Reservation | Replenishment
+Source = Product | Reservation | Replenishment | StockReturn
 
 
 class InventoryEvents(EventMap[Source, InventoryUnitOfWork]):
@@ -28,8 +29,11 @@ class InventoryEvents(EventMap[Source, InventoryUnitOfWork]):
         return [message_for(event)]
 
     def correlation_id(self, source: Source) -> str:
-        # A reservation's messages belong to its order's saga; stock news to the SKU.
-        return source.order_id if isinstance(source, Reservation) else source.sku
+        # A reservation's or a return's messages belong to its order's saga; stock
+        # news to the SKU.
+        if isinstance(source, Reservation | StockReturn):
+            return source.order_id
+        return source.sku
 
     async def follow_up(self, unit_of_work: InventoryUnitOfWork, event: Any) -> None:
         if isinstance(event, model.LowStockDetected):
@@ -72,6 +76,20 @@ def message_for(event: Any) -> Message:
             )
         case model.ReservationExpired():
             return msgs.ReservationExpired(order_id=event.order_id)
+        case model.StockReturned():
+            return msgs.StockReturned(
+                order_id=event.order_id,
+                return_id=event.return_id,
+                lines=[
+                    ReturnedLine(
+                        sku=line.sku,
+                        quantity=line.quantity,
+                        location=line.location,
+                        condition=line.condition.value,
+                    )
+                    for line in event.lines
+                ],
+            )
         case model.LowStockDetected():
             return msgs.LowStock(
                 sku=event.sku,

@@ -1,5 +1,5 @@
 """What the inventory service's handlers need of a unit of work: its locations,
-products, reservations and replenishment requests, and `commit`. Postgres provides
+products, reservations, booked returns and replenishment requests, and `commit`. Postgres provides
 it in production (`db/unit_of_work.py`), dictionaries in the handler tests."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Protocol
 
 from oms_inventory.domain.allocation import Location
-from oms_inventory.domain.model import Product, Replenishment, Reservation
+from oms_inventory.domain.model import Product, Replenishment, Reservation, StockReturn
 from oms_runtime.messaging.unit_of_work import AbstractUnitOfWork
 
 
@@ -56,6 +56,12 @@ class Reservations(Protocol):
     async def expired(self, limit: int) -> list[Reservation]: ...
 
 
+class StockReturns(Protocol):
+    async def for_return(self, return_id: str, order_id: str) -> StockReturn:
+        """Locked; an absent one (nothing booked) if the return was never booked."""
+        ...
+
+
 class Replenishments(Protocol):
     async def open(self, replenishment: Replenishment) -> bool:
         """False if one is open for the SKU at that location already."""
@@ -80,6 +86,9 @@ class InventoryUnitOfWork(AbstractUnitOfWork, Protocol):
 
     @property
     def reservations(self) -> Reservations: ...
+
+    @property
+    def stock_returns(self) -> StockReturns: ...
 
     @property
     def replenishments(self) -> Replenishments: ...

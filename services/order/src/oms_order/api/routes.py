@@ -7,8 +7,6 @@ import asyncio
 import base64
 import binascii
 import contextlib
-import hashlib
-import json
 import re
 import uuid
 from datetime import datetime
@@ -16,7 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
-from oms_order.api.dependencies import UnitOfWorkDep
+from oms_order.api.dependencies import UnitOfWorkDep, idempotent_request, own_orders_only
 from oms_order.api.presenters import order_public
 from oms_order.api.schemas import (
     HistoryEntry,
@@ -50,25 +48,6 @@ IdempotencyKeyHeader = Annotated[
 ]
 
 _PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+)", re.IGNORECASE)
-
-
-def _own(principal: Principal) -> str | None:
-    """The customer an API call is limited to (None: an admin sees everything)."""
-    return None if principal.is_admin else principal.subject
-
-
-def _idempotent(
-    key: str | None, principal: Principal, scope: str, body: Any
-) -> use_cases.IdempotentRequest | None:
-    if key is None:
-        return None
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
-    return use_cases.IdempotentRequest(
-        principal=principal.subject,
-        scope=scope,
-        key=key,
-        request_hash=hashlib.sha256(canonical.encode()).hexdigest(),
-    )
 
 
 def _wait_seconds(prefer: str | None, ceiling: float) -> float:
@@ -132,7 +111,9 @@ async def create_order(
     order, replayed = await use_cases.place_order(
         command,
         uow,
-        _idempotent(idempotency_key, principal, "POST /orders", body.model_dump(mode="json")),
+        idempotent_request(
+            idempotency_key, principal, "POST /orders", body.model_dump(mode="json")
+        ),
     )
     bind_log_context(correlation_id=order.id)
     if replayed:
@@ -178,7 +159,7 @@ async def list_orders(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> OrderPage:
-    own = _own(principal)
+    own = own_orders_only(principal)
     if own is not None and customer_id not in (None, own):
         raise Problem(403, "forbidden", "Customers see only their own orders", field="customer_id")
     async with uow:
@@ -201,7 +182,7 @@ async def list_orders(
 async def _load_visible(order_id: str, principal: Principal, uow: SqlOrderUnitOfWork) -> Order:
     async with uow:
         order = await uow.orders.get(order_id)
-    customer = _own(principal)
+    customer = own_orders_only(principal)
     if order is None or order.deleted or (customer is not None and order.customer_id != customer):
         # Another customer's order is "not found", so ids cannot be probed.
         raise use_cases.OrderNotFound(order_id)
@@ -252,7 +233,7 @@ async def update_order(
     order = await use_cases.modify_order(
         order_id,
         uow,
-        customer_id=_own(principal),
+        customer_id=own_orders_only(principal),
         address=(Address(**body.shipping_address.model_dump()) if body.shipping_address else None),
         lines=[(item.sku, item.quantity) for item in body.items] if body.items else None,
     )
@@ -276,8 +257,8 @@ async def cancel_order(
     answered = await use_cases.cancel_order(
         order_id,
         uow,
-        customer_id=_own(principal),
-        idempotency=_idempotent(
+        customer_id=own_orders_only(principal),
+        idempotency=idempotent_request(
             idempotency_key, principal, "POST /orders/cancel", {"order_id": order_id}
         ),
         render=lambda order: order_public(order).model_dump(mode="json"),
@@ -287,7 +268,7 @@ async def cancel_order(
     if answered.answer is not None:
         # The same bytes for the first request and every replay of it.
         return OrderPublic.model_validate(answered.answer)
-    return order_public(answered.order)
+    return order_public(answered.resource)
 
 
 @router.delete(
@@ -297,5 +278,5 @@ async def cancel_order(
     summary="Delete a finished order: personal data erased, subscribers told (order.deleted)",
 )
 async def delete_order(order_id: str, principal: Authenticated, uow: UnitOfWorkDep) -> Response:
-    await use_cases.delete_order(order_id, uow, customer_id=_own(principal))
+    await use_cases.delete_order(order_id, uow, customer_id=own_orders_only(principal))
     return Response(status_code=204)

@@ -14,10 +14,11 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from oms_contracts import Envelope
-from oms_order.db.tables import idempotency_keys, order_history, orders
+from oms_order.db.tables import idempotency_keys, order_history, orders, returns
 from oms_order.domain.amendment import Amendment, AmendmentStep
 from oms_order.domain.fulfillment import Fulfillment, ParcelStatus
 from oms_order.domain.model import Compensation, Order, OrderStatus
+from oms_order.domain.returns import Return, ReturnLine, ReturnStatus
 from oms_order.domain.values import Address, OrderLine
 from oms_runtime.bulk import Computed
 from oms_runtime.messaging.unit_of_work import SharedTransaction
@@ -113,6 +114,104 @@ class OrderRepository(Repository[Order]):
     def _update_of(self, order: Order, row: Row, changed: set[str]) -> Row:
         order.updated_at = row["updated_at"] = datetime.now(UTC)
         return {name: value for name, value in row.items() if name != "created_at"}
+
+
+_RETURNS_OF_ORDER = (
+    select(returns).where(returns.c.order_id == bindparam("b_order_id")).order_by(returns.c.id)
+)
+_RETURNS_OVERDUE = (
+    select(returns)
+    .where(returns.c.deadline_at <= func.now())
+    .order_by(returns.c.deadline_at)
+    .limit(bindparam("b_limit"))
+    .with_for_update(skip_locked=True)
+)
+
+
+class ReturnRepository(Repository[Return]):
+    table = returns
+    key = "id"
+    # Its modification time is one of its values (the API shows it).
+    computed: ClassVar[Computed] = ()
+
+    async def get(self, return_id: str, *, for_update: bool = False) -> Return | None:
+        try:
+            key = uuid.UUID(return_id)
+        except ValueError:
+            return None
+        return await self._get(key, for_update=for_update)
+
+    def add(self, created: Return) -> None:
+        self._add(created)
+
+    async def of_order(self, order_id: str, *, for_update: bool = False) -> list[Return]:
+        """Every return of the order, oldest first. The caller holds the order's row
+        lock when it decides on a new one, so no other return slips in meanwhile."""
+        return await self._find(
+            _RETURNS_OF_ORDER.with_for_update() if for_update else _RETURNS_OF_ORDER,
+            {"b_order_id": uuid.UUID(order_id)},
+            locked=for_update,
+        )
+
+    async def overdue(self, limit: int) -> list[Return]:
+        return await self._find(_RETURNS_OVERDUE, {"b_limit": limit}, locked=True)
+
+    async def search(
+        self, *, statuses: list[str], after: uuid.UUID | None, limit: int
+    ) -> list[Return]:
+        query = select(returns)
+        if statuses:
+            query = query.where(returns.c.status.in_(statuses))
+        if after is not None:
+            query = query.where(returns.c.id > after)
+        return await self._find(query.order_by(returns.c.id).limit(limit), locked=False)
+
+    def _key_of(self, aggregate: Return) -> uuid.UUID:
+        return uuid.UUID(aggregate.id)
+
+    def _to_row(self, aggregate: Return) -> Row:
+        return {
+            "id": uuid.UUID(aggregate.id),
+            "order_id": uuid.UUID(aggregate.order_id),
+            "customer_id": aggregate.customer_id,
+            "status": aggregate.status.value,
+            "status_reason": aggregate.status_reason,
+            "reason": aggregate.reason,
+            "lines": [dataclasses.asdict(line) for line in aggregate.lines],
+            "currency": aggregate.currency,
+            "refund_amount": aggregate.refund_amount,
+            "refunded_amount": aggregate.refunded_amount,
+            "return_tracking_number": aggregate.return_tracking_number,
+            "stock_returned": aggregate.stock_returned,
+            "refund_attempt": aggregate.refund_attempt,
+            "deadline_at": aggregate.deadline_at,
+            "pickup_address": (
+                dataclasses.asdict(aggregate.pickup_address) if aggregate.pickup_address else None
+            ),
+            "created_at": aggregate.created_at,
+            "updated_at": aggregate.updated_at,
+        }
+
+    def _from_row(self, row: Mapping[str, Any]) -> Return:
+        return Return(
+            id=str(row["id"]),
+            order_id=str(row["order_id"]),
+            customer_id=row["customer_id"],
+            reason=row["reason"],
+            lines=[ReturnLine(**line) for line in row["lines"]],
+            currency=row["currency"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            status=ReturnStatus(row["status"]),
+            status_reason=row["status_reason"],
+            return_tracking_number=row["return_tracking_number"],
+            refund_amount=row["refund_amount"],
+            refunded_amount=row["refunded_amount"],
+            stock_returned=row["stock_returned"],
+            refund_attempt=row["refund_attempt"],
+            deadline_at=row["deadline_at"],
+            pickup_address=Address(**row["pickup_address"]) if row["pickup_address"] else None,
+        )
 
 
 class IdempotencyKeys:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -86,4 +87,30 @@ idempotency_keys = Table(
     Column("response", JSONB),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Index("idempotency_keys_created", "created_at"),
+)
+
+returns = Table(
+    "returns",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("order_id", Uuid, ForeignKey(f"{SCHEMA}.orders.id", ondelete="CASCADE"), nullable=False),
+    Column("customer_id", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("status_reason", Text),
+    Column("reason", Text, nullable=False),
+    # [{"sku", "location", "quantity", "unit_price", "resellable", "damaged"}]
+    Column("lines", JSONB, nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("refund_amount", BigInteger),
+    Column("refunded_amount", BigInteger, nullable=False, server_default="0"),
+    Column("return_tracking_number", Text),
+    Column("stock_returned", Boolean, nullable=False, server_default="false"),
+    Column("refund_attempt", Integer, nullable=False, server_default="0"),
+    Column("deadline_at", DateTime(timezone=True)),
+    Column("pickup_address", JSONB),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("returns_order", "order_id", "created_at"),
+    Index("returns_status", "status", "updated_at"),
+    Index("returns_deadline", "deadline_at", postgresql_where=text("deadline_at IS NOT NULL")),
 )

@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Self
 
 from oms_contracts.reasons import known_or_other
-from oms_order.db.repository import IdempotencyKeys, OrderRepository
+from oms_order.db.repository import IdempotencyKeys, OrderRepository, ReturnRepository
 from oms_order.domain.deadlines import SagaDeadlines
 from oms_order.domain.model import Order, OrderStatus
+from oms_order.domain.returns import ReturnPolicy
 from oms_runtime import metrics
 from oms_runtime.messaging.unit_of_work import UnitOfWork
 from oms_runtime.repository import Row
@@ -17,6 +18,7 @@ from oms_runtime.repository import Row
 
 class SqlOrderUnitOfWork(UnitOfWork):
     orders: OrderRepository
+    returns: ReturnRepository
     idempotency: IdempotencyKeys
 
     def __init__(
@@ -24,6 +26,7 @@ class SqlOrderUnitOfWork(UnitOfWork):
         *args: Any,
         deadlines: SagaDeadlines,
         idempotency_ttl: timedelta = timedelta(hours=24),
+        return_policy: ReturnPolicy = ReturnPolicy(),
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -31,10 +34,12 @@ class SqlOrderUnitOfWork(UnitOfWork):
         # policy travels with the unit of work rather than with each caller.
         self.deadlines = deadlines
         self.idempotency_ttl = idempotency_ttl
+        self.return_policy = return_policy
 
     async def __aenter__(self) -> Self:
         await super().__aenter__()
         self.orders = OrderRepository(self)
+        self.returns = ReturnRepository(self)
         self.idempotency = IdempotencyKeys(self.connection)
         return self
 

@@ -51,6 +51,7 @@ from oms_order.domain.fulfillment import (
     Fulfillment,
     ParcelStatus,
 )
+from oms_order.domain.returns import ShippedUnits
 from oms_order.domain.values import ERASED_ADDRESS, Address, OrderLine, total_of
 
 __all__ = [
@@ -97,6 +98,10 @@ CANCELLABLE_STATUSES = frozenset(
 # Statuses in which parcels may wait in a warehouse or be on their way to one.
 _SHIPMENT_REQUESTED = frozenset(
     {OrderStatus.PAID, OrderStatus.FULFILLING, OrderStatus.PARTIALLY_SHIPPED}
+)
+# Statuses in which what was shipped may be sent back.
+RETURNABLE_STATUSES = frozenset(
+    {OrderStatus.PARTIALLY_SHIPPED, OrderStatus.SHIPPED, OrderStatus.COMPLETED}
 )
 # Statuses in which the parcels that left are being settled.
 _SETTLING = frozenset({OrderStatus.PARTIALLY_SHIPPED, OrderStatus.SHIPPED})
@@ -231,6 +236,20 @@ class Order:
     @property
     def deleted(self) -> bool:
         return self.deleted_at is not None
+
+    def shipped_units(self) -> list[ShippedUnits]:
+        """What the customer received or has on the way, per SKU and location, at
+        the price paid: what a return may send back (none before anything shipped,
+        or while the order is not in a state that takes returns)."""
+        if self.status not in RETURNABLE_STATUSES:
+            return []
+        prices = self.unit_prices()
+        return [
+            ShippedUnits(sku, parcel.location, quantity, prices.get(sku) or 0, parcel.dispatched_at)
+            for parcel in self.shipped_parcels
+            if parcel.dispatched_at is not None
+            for sku, quantity in parcel.lines
+        ]
 
     def unit_prices(self) -> dict[str, int | None]:
         return {line.sku: line.unit_price for line in self.lines}

@@ -6,12 +6,14 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from oms_order.domain.errors import OrderError
 from oms_order.domain.model import Order
 from oms_order.domain.values import Address, OrderLine
 from oms_order.handlers.unit_of_work import OrderUnitOfWork
+
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -77,12 +79,12 @@ async def place_order(
 
 
 @dataclass(frozen=True)
-class Answered:
-    """What a request answered: the order, and with an idempotency key the answer
+class Answered(Generic[R]):
+    """What a request answered: the resource, and with an idempotency key the answer
     kept with the key (`rendered` by the caller); `replayed` when the key was used
     before, so the answer is the first request's."""
 
-    order: Order
+    resource: R
     answer: dict[str, Any] | None = None
     replayed: bool = False
 
@@ -94,12 +96,12 @@ async def cancel_order(
     customer_id: str | None,
     idempotency: IdempotentRequest | None = None,
     render: Callable[[Order], dict[str, Any]] | None = None,
-) -> Answered:
+) -> Answered[Order]:
     """Cancel with compensation. `customer_id` restricts to that customer's orders.
     With an idempotency key, the answer (`render`ed) is kept with the key, and a
     request asked before gets that first answer again."""
     async with uow:
-        order = await _visible(uow, order_id, customer_id, for_update=True)
+        order = await visible_order(uow, order_id, customer_id, for_update=True)
         if idempotency is not None and await _claim(uow, idempotency, order.id) is not None:
             # Asked before: cancelling is already under way or done.
             first = await uow.idempotency.first_answer(
@@ -120,14 +122,16 @@ async def cancel_order(
 
 async def delete_order(order_id: str, uow: OrderUnitOfWork, *, customer_id: str | None) -> None:
     async with uow:
-        order = await _visible(uow, order_id, customer_id, for_update=True)
+        order = await visible_order(uow, order_id, customer_id, for_update=True)
         order.delete()
+        for sent_back in await uow.returns.of_order(order.id, for_update=True):
+            sent_back.erase_personal_data()
         await uow.commit()
 
 
 async def retry_order(order_id: str, operator: str, uow: OrderUnitOfWork) -> Order:
     async with uow:
-        order = await _visible(uow, order_id, None, for_update=True)
+        order = await visible_order(uow, order_id, None, for_update=True)
         order.retry(operator)
         await uow.commit()
     return order
@@ -135,13 +139,13 @@ async def retry_order(order_id: str, operator: str, uow: OrderUnitOfWork) -> Ord
 
 async def force_compensation(order_id: str, operator: str, uow: OrderUnitOfWork) -> Order:
     async with uow:
-        order = await _visible(uow, order_id, None, for_update=True)
+        order = await visible_order(uow, order_id, None, for_update=True)
         order.force_compensation(operator)
         await uow.commit()
     return order
 
 
-async def _visible(
+async def visible_order(
     uow: OrderUnitOfWork, order_id: str, customer_id: str | None, *, for_update: bool
 ) -> Order:
     order = await uow.orders.get(order_id, for_update=for_update)
@@ -154,8 +158,11 @@ async def _visible(
     return order
 
 
-async def _claim(uow: OrderUnitOfWork, request: IdempotentRequest, order_id: str) -> Order | None:
-    """Claim the key for `order_id`; if it was claimed before, the order it names."""
+async def claimed_before(
+    uow: OrderUnitOfWork, request: IdempotentRequest, order_id: str
+) -> str | None:
+    """Claim the key for a request about `order_id`; if the same request claimed it
+    before, the order it named (another request under the key is refused)."""
     if await uow.idempotency.claim(
         request.principal,
         request.scope,
@@ -168,7 +175,15 @@ async def _claim(uow: OrderUnitOfWork, request: IdempotentRequest, order_id: str
     found = await uow.idempotency.find(request.principal, request.scope, request.key)
     if found is None or found[0] != request.request_hash:
         raise IdempotencyKeyReused()
-    earlier = await uow.orders.get(found[1])
+    return found[1]
+
+
+async def _claim(uow: OrderUnitOfWork, request: IdempotentRequest, order_id: str) -> Order | None:
+    """Claim the key for `order_id`; if it was claimed before, the order it names."""
+    earlier_id = await claimed_before(uow, request, order_id)
+    if earlier_id is None:
+        return None
+    earlier = await uow.orders.get(earlier_id)
     if earlier is None:
         raise IdempotencyKeyReused()
     return earlier
@@ -185,7 +200,7 @@ async def modify_order(
     """Change the shipping address and/or the items, atomically: if either change is
     refused, neither happens."""
     async with uow:
-        order = await _visible(uow, order_id, customer_id, for_update=True)
+        order = await visible_order(uow, order_id, customer_id, for_update=True)
         if address is not None:
             order.change_address(address)
         if lines is not None:

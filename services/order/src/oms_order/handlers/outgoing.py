@@ -18,10 +18,12 @@ from oms_contracts import inventory as inventory_msgs
 from oms_contracts import order as order_msgs
 from oms_contracts import payment as payment_msgs
 from oms_contracts import shipping as shipping_msgs
-from oms_contracts.common import OrderLine, Parcel, ShippingAddress
+from oms_contracts.common import OrderLine, Parcel, ReturnedLine, ReturnLine, ShippingAddress
 from oms_order.db.unit_of_work import SqlOrderUnitOfWork
-from oms_order.domain import events
+from oms_order.domain import events, returns
 from oms_order.domain.model import Order
+from oms_order.domain.returns import Return
+from oms_order.domain.values import ERASED_ADDRESS
 from oms_runtime.messaging.events import EventMap
 
 
@@ -227,18 +229,119 @@ def messages_for(event: events.OrderEvent, order: Order) -> list[Message]:
             return []
 
 
-class OrderEvents(EventMap[Order, SqlOrderUnitOfWork]):
-    def messages(self, event: events.OrderEvent, source: Order) -> Sequence[Message]:
+def return_messages_for(event: returns.ReturnEvent, found: Return) -> list[Message]:
+    """The return's saga: what each of its steps asks of the other services, and
+    what it tells subscribers."""
+    match event:
+        case returns.ReturnRequested():
+            return [
+                order_msgs.OrderReturnRequested(
+                    order_id=found.order_id,
+                    return_id=found.id,
+                    lines=[
+                        ReturnLine(sku=line.sku, quantity=line.quantity, location=line.location)
+                        for line in found.lines
+                    ],
+                    reason=found.reason,
+                )
+            ]
+        case returns.ReturnApproved():
+            return [
+                order_msgs.OrderReturnApproved(order_id=found.order_id, return_id=found.id),
+                shipping_msgs.CreateReturnLabel(
+                    order_id=found.order_id,
+                    return_id=found.id,
+                    lines=[
+                        ReturnLine(sku=line.sku, quantity=line.quantity, location=line.location)
+                        for line in found.lines
+                    ],
+                    shipping_address=ShippingAddress(
+                        **dataclasses.asdict(found.pickup_address or ERASED_ADDRESS)
+                    ),
+                ),
+            ]
+        case returns.ReturnRejected():
+            return [
+                order_msgs.OrderReturnRejected(
+                    order_id=found.order_id, return_id=found.id, reason=event.reason
+                )
+            ]
+        case returns.ReturnCancelled():
+            cancelled: list[Message] = [
+                order_msgs.OrderReturnCancelled(
+                    order_id=found.order_id, return_id=found.id, reason=event.reason
+                )
+            ]
+            if event.label_issued:
+                cancelled.append(
+                    shipping_msgs.CancelReturn(order_id=found.order_id, return_id=found.id)
+                )
+            return cancelled
+        case returns.ReturnReceived():
+            stock = found.returned_stock()
+            if not stock:
+                return []
+            return [
+                inventory_msgs.ReturnStock(
+                    order_id=found.order_id,
+                    return_id=found.id,
+                    lines=[
+                        ReturnedLine(
+                            sku=units.sku,
+                            quantity=units.quantity,
+                            location=units.location,
+                            condition=units.condition.value,
+                        )
+                        for units in stock
+                    ],
+                )
+            ]
+        case returns.RefundRequested():
+            return [
+                payment_msgs.RefundReturn(
+                    order_id=found.order_id,
+                    return_id=found.id,
+                    amount=event.amount,
+                    attempt=event.attempt,
+                )
+            ]
+        case returns.ReturnRefunded():
+            return [
+                order_msgs.OrderReturnRefunded(
+                    order_id=found.order_id,
+                    return_id=found.id,
+                    amount=event.amount,
+                    currency=found.currency,
+                )
+            ]
+        case returns.ReturnRequiresAttention():
+            return [
+                order_msgs.OrderReturnRequiresAttention(
+                    order_id=found.order_id, return_id=found.id, reason=event.reason
+                )
+            ]
+        case _:
+            # Bookkeeping (the label, the stock taken back, operator actions).
+            return []
+
+
+class OrderEvents(EventMap[Order | Return, SqlOrderUnitOfWork]):
+    """Orders and their returns: both sagas run here, and both write the order's
+    history."""
+
+    def messages(self, event: Any, source: Order | Return) -> Sequence[Message]:
+        if isinstance(source, Return):
+            return return_messages_for(event, source)
         return messages_for(event, source)
 
-    def correlation_id(self, source: Order) -> str:
-        return source.id
+    def correlation_id(self, source: Order | Return) -> str:
+        return source.order_id if isinstance(source, Return) else source.id
 
     def recorded(
         self,
         unit_of_work: SqlOrderUnitOfWork,
-        source: Order,
-        event: events.OrderEvent,
+        source: Order | Return,
+        event: Any,
         sent: Sequence[Envelope],
     ) -> None:
         """Every step goes into the order's history: what happened, what it was an
@@ -251,7 +354,7 @@ class OrderEvents(EventMap[Order, SqlOrderUnitOfWork]):
             detail["received"] = incoming.type
         unit_of_work.orders.record_history(
             {
-                "order_id": source.id,
+                "order_id": self.correlation_id(source),
                 "step": _step_name(event),
                 "status": source.status.value,
                 "detail": detail,
@@ -260,7 +363,7 @@ class OrderEvents(EventMap[Order, SqlOrderUnitOfWork]):
         )
 
 
-def _step_name(event: events.OrderEvent) -> str:
+def _step_name(event: Any) -> str:
     return _snake_case(type(event).__name__)
 
 
@@ -269,7 +372,7 @@ def _snake_case(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
-def _detail(event: events.OrderEvent) -> dict[str, Any]:
+def _detail(event: Any) -> dict[str, Any]:
     # Events are flat (strings, numbers, tuples of them, times, small value records):
     # no deep copy needed.
     detail = {}
@@ -283,10 +386,10 @@ def _detail(event: events.OrderEvent) -> dict[str, Any]:
     return detail
 
 
-_DETAIL_FIELDS: dict[type[events.OrderEvent], tuple[str, ...]] = {}
+_DETAIL_FIELDS: dict[type[Any], tuple[str, ...]] = {}
 
 
-def _detail_fields(event_type: type[events.OrderEvent]) -> tuple[str, ...]:
+def _detail_fields(event_type: type[Any]) -> tuple[str, ...]:
     names = _DETAIL_FIELDS.get(event_type)
     if names is None:
         names = tuple(f.name for f in dataclasses.fields(event_type) if f.name != "order_id")

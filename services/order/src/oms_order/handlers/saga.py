@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 
 from oms_contracts import Message
 from oms_contracts import inventory as inventory_msgs
@@ -12,6 +13,7 @@ from oms_contracts import payment as payment_msgs
 from oms_contracts import shipping as shipping_msgs
 from oms_contracts.common import Allocation
 from oms_order.domain.model import Allocated, Order
+from oms_order.domain.returns import Condition, ReceivedUnits, Return
 from oms_order.domain.values import Address
 from oms_order.handlers.unit_of_work import OrderUnitOfWork
 
@@ -134,7 +136,62 @@ async def shipment_failed(message: shipping_msgs.ShipmentFailed, uow: OrderUnitO
 
 
 async def payment_refunded(message: payment_msgs.PaymentRefunded, uow: OrderUnitOfWork) -> None:
-    await _apply(uow, message.order_id, lambda o: o.record_payment_refunded(message.amount))
+    if message.return_id is not None:
+        await _apply_to_return(
+            uow, message.return_id, lambda r: r.record_refunded(message.amount, _now())
+        )
+    else:
+        await _apply(uow, message.order_id, lambda o: o.record_payment_refunded(message.amount))
+
+
+# -- the returns' replies ---------------------------------------------------------------
+
+
+async def _apply_to_return(
+    uow: OrderUnitOfWork, return_id: str, change: Callable[[Return], None]
+) -> None:
+    async with uow:
+        found = await uow.returns.get(return_id, for_update=True)
+        if found is None:
+            log.warning("reply for unknown return", extra={"return_id": return_id})
+        else:
+            change(found)
+        await uow.commit()
+
+
+async def return_label_created(
+    message: shipping_msgs.ReturnLabelCreated, uow: OrderUnitOfWork
+) -> None:
+    await _apply_to_return(
+        uow, message.return_id, lambda r: r.record_label(message.return_tracking_number, _now())
+    )
+
+
+async def return_received(message: shipping_msgs.ReturnReceived, uow: OrderUnitOfWork) -> None:
+    received = [
+        ReceivedUnits(line.sku, line.quantity, Condition(line.condition))
+        for line in message.lines
+        if line.quantity > 0
+    ]
+    await _apply_to_return(
+        uow,
+        message.return_id,
+        lambda r: r.record_received(received, _now(), uow.return_policy.refund_retry),
+    )
+
+
+async def stock_returned(message: inventory_msgs.StockReturned, uow: OrderUnitOfWork) -> None:
+    await _apply_to_return(uow, message.return_id, lambda r: r.record_stock_returned())
+
+
+async def refund_failed(message: payment_msgs.RefundFailed, uow: OrderUnitOfWork) -> None:
+    await _apply_to_return(
+        uow, message.return_id, lambda r: r.record_refund_failed(message.error, _now())
+    )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 async def void_failed(
@@ -231,6 +288,10 @@ async def payment_reauthorization_failed(
 
 
 HANDLERS: dict[type[Message], Callable[..., Awaitable[None]]] = {
+    shipping_msgs.ReturnLabelCreated: return_label_created,
+    shipping_msgs.ReturnReceived: return_received,
+    inventory_msgs.StockReturned: stock_returned,
+    payment_msgs.RefundFailed: refund_failed,
     inventory_msgs.StockReserved: stock_reserved,
     inventory_msgs.StockReservationFailed: stock_reservation_failed,
     inventory_msgs.StockReleased: stock_released,

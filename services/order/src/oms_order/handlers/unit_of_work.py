@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from oms_order.domain.deadlines import SagaDeadlines
 from oms_order.domain.model import Order
+from oms_order.domain.returns import Return, ReturnPolicy
 from oms_runtime.messaging.unit_of_work import AbstractUnitOfWork
 
 
@@ -19,6 +20,20 @@ class Orders(Protocol):
 
     async def overdue(self, limit: int) -> list[Order]:
         """Orders past their step's deadline, not taken by another sweeper."""
+        ...
+
+
+class Returns(Protocol):
+    async def get(self, return_id: str, *, for_update: bool = False) -> Return | None: ...
+
+    def add(self, created: Return) -> None: ...
+
+    async def of_order(self, order_id: str, *, for_update: bool = False) -> list[Return]:
+        """Every return of the order, oldest first."""
+        ...
+
+    async def overdue(self, limit: int) -> list[Return]:
+        """Returns past their deadline, not taken by another sweeper."""
         ...
 
 
@@ -59,7 +74,13 @@ class OrderUnitOfWork(AbstractUnitOfWork, Protocol):
     def orders(self) -> Orders: ...
 
     @property
+    def returns(self) -> Returns: ...
+
+    @property
     def idempotency(self) -> IdempotencyKeys: ...
+
+    @property
+    def return_policy(self) -> ReturnPolicy: ...
 
     @property
     def deadlines(self) -> SagaDeadlines: ...

@@ -80,7 +80,13 @@ class RefundPublic(BaseModel):
     id: str
     amount: int
     reason: str
-    status: str
+    status: str = Field(description="pending (at the gateway), succeeded, failed")
+    return_id: str | None = Field(
+        default=None, description="The return it gives the money back for, if any"
+    )
+    error: str | None = Field(
+        default=None, description="Why it failed: the gateway's refusal, or its last error"
+    )
 
 
 class RefundAccepted(BaseModel):

@@ -72,6 +72,8 @@ _SAVE_REFUNDS = _new_refund.on_conflict_do_update(
     index_elements=["id"],
     set_={
         "status": _new_refund.excluded.status,
+        "error": _new_refund.excluded.error,
+        "unanswered": _new_refund.excluded.unanswered,
         "updated_at": func.now(),
         "completed_at": case((_new_refund.excluded.status == "succeeded", func.now()), else_=None),
     },
@@ -215,7 +217,10 @@ class PaymentRepository(Repository[Payment]):
         if payment is None or payment.captured_amount == 0 or payment.id in self._with_refunds:
             return payment
         rows = await self._connection.execute(_REFUNDS, {"b_id": uuid.UUID(payment.id)})
-        payment.refunds = [Refund(r.id, r.amount, r.reason, r.status) for r in rows]
+        payment.refunds = [
+            Refund(r.id, r.amount, r.reason, r.status, r.return_id, r.error, r.unanswered)
+            for r in rows
+        ]
         if tracked:
             self._with_refunds.add(payment.id)
         return payment
@@ -260,6 +265,9 @@ class PaymentRepository(Repository[Payment]):
                         "amount": r.amount,
                         "reason": r.reason,
                         "status": r.status,
+                        "return_id": r.return_id,
+                        "error": r.error,
+                        "unanswered": r.unanswered,
                     }
                     for r in payment.refunds
                 ],

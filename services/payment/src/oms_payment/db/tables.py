@@ -111,6 +111,11 @@ refunds = Table(
     Column("amount", BigInteger, nullable=False),
     Column("reason", Text, nullable=False),
     Column("status", Text, nullable=False, server_default="pending"),
+    # The return it gives the money back for (NULL: a cancellation's, or staff's).
+    Column("return_id", Text),
+    # Why it failed; and whether without the gateway's answer (it may have gone through).
+    Column("error", Text),
+    Column("unanswered", Boolean, nullable=False, server_default="false"),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("completed_at", DateTime(timezone=True)),

@@ -13,6 +13,10 @@ a time, so the one that brings the captured total to what the order expects know
 it is the last: it is sent `final` (the gateway releases nothing else after it) and
 settles the payment. A partial cancellation lowers what the order expects to what
 it keeps; once the kept parcels' captures are in, the rest of the hold is released.
+
+Refunds come from the captured money, never more than is captured and not already
+refunded: asked by staff, by a cancellation after capture, or for a return (what
+the warehouse received; one refund per return and attempt, see `refund_return`).
 """
 
 from __future__ import annotations
@@ -34,6 +38,12 @@ class PaymentStatus(StrEnum):
     REFUNDED = "refunded"
     PARTIALLY_REFUNDED = "partially_refunded"
     FAILED = "failed"
+
+
+# Money captured and not all given back: what may be refunded from.
+REFUNDABLE = frozenset(
+    {PaymentStatus.PARTIALLY_CAPTURED, PaymentStatus.CAPTURED, PaymentStatus.PARTIALLY_REFUNDED}
+)
 
 
 class OperationKind(StrEnum):
@@ -113,12 +123,26 @@ class Operation:
         return f"{key}:{self.reference}" if self.reference else key
 
 
+def return_refund_id(return_id: str, attempt: int) -> str:
+    """A return's refund id: one per attempt, so a redelivered or re-sent command
+    refunds once, and an operator's retry after a refusal is a new refund (its own
+    idempotency key at the gateway)."""
+    return f"return-{return_id}-{attempt}"
+
+
 @dataclass
 class Refund:
     id: str
     amount: int
     reason: str
     status: str = "pending"  # pending | succeeded | failed
+    # The return it gives the money back for (None: a cancellation's, or staff's).
+    return_id: str | None = None
+    # Why it failed: the gateway's refusal, or the last error before giving up.
+    error: str | None = None
+    # Failed without an answer (timeouts, 5xx): the gateway may have refunded anyway,
+    # so it is only ever asked again under its own key, never replaced by a new one.
+    unanswered: bool = False
 
 
 @dataclass
@@ -189,6 +213,17 @@ class Refunded(PaymentEvent):
     amount: int
     refunded_total: int
     currency: str
+    # The return it was for (None: a cancellation's, or staff's).
+    return_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ReturnRefundFailed(PaymentEvent):
+    """A return's refund was refused (by us: it exceeds what may be refunded; or by
+    the gateway), or the gateway never answered it."""
+
+    return_id: str
+    error: str
 
 
 @dataclass(frozen=True)
@@ -332,8 +367,12 @@ class Payment:
                 self.compensation_failed(why, retryable=not answered)
             case OperationKind.REFUND, Approved():
                 self.refund_succeeded(operation.reference or "")
-            case OperationKind.REFUND, Declined(code=why) | GaveUp(error=why):
+            case OperationKind.REFUND, Declined(code=why):
                 self.refund_failed(operation.reference or "", why)
+            case OperationKind.REFUND, GaveUp(error=why):
+                self.refund_failed(
+                    operation.reference or "", f"gateway_unavailable: {why}", unanswered=True
+                )
             case OperationKind.RELEASE_OLD_HOLD | OperationKind.RECONCILE, Approved():
                 pass
             case OperationKind.RELEASE_OLD_HOLD | OperationKind.RECONCILE, (
@@ -461,21 +500,19 @@ class Payment:
         self.refunded_amount += refund.amount
         if self.status is not PaymentStatus.PARTIALLY_CAPTURED:
             self._settle()
-        self.events.append(
-            Refunded(
-                self.id,
-                self.order_id,
-                refund.id,
-                refund.amount,
-                self.refunded_amount,
-                self.currency,
-            )
-        )
+        self._announce_refund(refund)
 
-    def refund_failed(self, refund_id: str, error: str) -> None:
+    def refund_failed(self, refund_id: str, error: str, *, unanswered: bool = False) -> None:
+        """The gateway refused the refund, or never answered (`unanswered`)."""
         refund = self._find_refund(refund_id)
-        if refund is not None and refund.status == "pending":
-            refund.status = "failed"
+        if refund is None or refund.status != "pending":
+            return
+        refund.status = "failed"
+        refund.error = error
+        refund.unanswered = unanswered
+        if refund.return_id is not None:
+            self.events.append(ReturnRefundFailed(self.id, self.order_id, refund.return_id, error))
+        else:
             self.compensation_failed(error)
 
     # -- requests from the order saga and from staff --------------------------
@@ -530,11 +567,7 @@ class Payment:
 
     def refund(self, refund_id: str, amount: int, reason: str) -> Refund:
         """A refund asked for by staff; never more than is captured and not refunded."""
-        if self.captured_amount == 0 or self.status not in (
-            PaymentStatus.PARTIALLY_CAPTURED,
-            PaymentStatus.CAPTURED,
-            PaymentStatus.PARTIALLY_REFUNDED,
-        ):
+        if self.captured_amount == 0 or self.status not in REFUNDABLE:
             raise RefundError(f"a {self.status} payment cannot be refunded")
         if not 0 < amount <= self.refundable:
             raise RefundError(
@@ -542,6 +575,27 @@ class Payment:
                 f"refunded or being refunded {self.captured_amount - self.refundable})"
             )
         return self._refund(amount, reason, refund_id)
+
+    def refund_return(self, return_id: str, attempt: int, amount: int) -> None:
+        """Give back what a return brought back, from the captured money, under the
+        refund id of (return, attempt). Asked again (a redelivery, the order's
+        deadline re-sending it), the refund's outcome is told again; a return is
+        refunded at most once whatever the attempt: while one of its refunds is at
+        the gateway, has succeeded, or failed without an answer (it may have gone
+        through: it is asked again under its own key), no other is made. Only a
+        refusal (no money moved) lets a later attempt make a new refund."""
+        refund = self._find_refund(return_refund_id(return_id, attempt)) or next(
+            (r for r in self.refunds if r.return_id == return_id and not self._refused(r)),
+            None,
+        )
+        if refund is not None:
+            self._follow_return_refund(refund)
+            return
+        refusal = self._return_refund_refusal(amount)
+        if refusal is not None:
+            self.events.append(ReturnRefundFailed(self.id, self.order_id, return_id, refusal))
+            return
+        self._refund(amount, "return", return_refund_id(return_id, attempt), return_id)
 
     def erase_card_token(self) -> None:
         """The order was deleted: forget the customer's card token. What was paid
@@ -674,29 +728,82 @@ class Payment:
         )
         self.events.append(CaptureFailed(self.id, self.order_id, reason, fulfillment_id))
 
-    def _refund(self, amount: int, reason: str, refund_id: str | None = None) -> Refund:
-        refund = Refund(refund_id or f"{self.id}-r{len(self.refunds) + 1}", amount, reason)
+    def _refund(
+        self,
+        amount: int,
+        reason: str,
+        refund_id: str | None = None,
+        return_id: str | None = None,
+    ) -> Refund:
+        refund = Refund(
+            refund_id or f"{self.id}-r{len(self.refunds) + 1}", amount, reason, return_id=return_id
+        )
         self.refunds.append(refund)
         self.operations.append(Operation(self.id, OperationKind.REFUND, amount, refund.id))
         return refund
 
+    @staticmethod
+    def _refused(refund: Refund) -> bool:
+        """Failed with the gateway's (or our) no: no money moved."""
+        return refund.status == "failed" and not refund.unanswered
+
+    def _follow_return_refund(self, refund: Refund) -> None:
+        """A return's refund asked for again: say how it ended, or ask the gateway
+        again under its key when it never answered."""
+        return_id = refund.return_id or ""
+        if refund.status == "succeeded":
+            self._announce_refund(refund)
+        elif refund.unanswered:
+            refusal = self._return_refund_refusal(refund.amount)
+            if refusal is not None:
+                self.events.append(ReturnRefundFailed(self.id, self.order_id, return_id, refusal))
+                return
+            refund.status, refund.error, refund.unanswered = "pending", None, False
+            self.operations.append(
+                Operation(self.id, OperationKind.REFUND, refund.amount, refund.id)
+            )
+        elif refund.status == "failed":
+            error = refund.error or "refund_failed"
+            self.events.append(ReturnRefundFailed(self.id, self.order_id, return_id, error))
+        # Pending: its answer will be announced.
+
+    def _return_refund_refusal(self, amount: int) -> str | None:
+        """Why a return's refund of `amount` cannot be made now, if it cannot."""
+        if self.captured_amount == 0 or self.status not in (*REFUNDABLE, PaymentStatus.REFUNDED):
+            return f"nothing_captured: the payment is {self.status}"
+        if amount > self.refundable:
+            return (
+                f"refund_exceeds_refundable: {amount} asked, {self.refundable} may still be "
+                f"refunded (captured {self.captured_amount}, refunded or being refunded "
+                f"{self.captured_amount - self.refundable})"
+            )
+        return None
+
+    def _announce_refund(self, refund: Refund) -> None:
+        self.events.append(
+            Refunded(
+                self.id,
+                self.order_id,
+                refund.id,
+                refund.amount,
+                self.refunded_amount,
+                self.currency,
+                refund.return_id,
+            )
+        )
+
     def _repeat_refunded(self) -> None:
         """Re-announce the money is back; while a refund is still running its own
         announcement will follow, so say nothing yet."""
-        if any(r.status == "pending" for r in self.refunds):
+        # (A return's refund is the return's answer, not the cancellation's.)
+        if any(r.status == "pending" and r.return_id is None for r in self.refunds):
             return
-        last = next((r for r in reversed(self.refunds) if r.status == "succeeded"), None)
+        last = next(
+            (r for r in reversed(self.refunds) if r.status == "succeeded" and r.return_id is None),
+            None,
+        )
         if last is not None:
-            self.events.append(
-                Refunded(
-                    self.id,
-                    self.order_id,
-                    last.id,
-                    last.amount,
-                    self.refunded_amount,
-                    self.currency,
-                )
-            )
+            self._announce_refund(last)
 
     def _find_refund(self, refund_id: str) -> Refund | None:
         return next((r for r in self.refunds if r.id == refund_id), None)

@@ -71,6 +71,21 @@ async def reauthorize_payment(command: msgs.ReauthorizePayment, uow: PaymentUnit
         await uow.commit()
 
 
+async def refund_return(command: msgs.RefundReturn, uow: PaymentUnitOfWork) -> None:
+    async with uow:
+        payment = await uow.payments.get_by_order(command.order_id, for_update=True)
+        if payment is None:
+            # Returns are of shipped orders, whose money was captured: nothing to refund
+            # from. Unanswered, the order service's deadline parks the return.
+            log.error(
+                "refund for a return of an order without payment",
+                extra={"order_id": command.order_id, "return_id": command.return_id},
+            )
+        else:
+            payment.refund_return(command.return_id, command.attempt, command.amount)
+        await uow.commit()
+
+
 async def order_deleted(event: order_msgs.OrderDeleted, uow: PaymentUnitOfWork) -> None:
     """Erasure: the card token goes, from the payment and from its audit log."""
     async with uow:
@@ -88,5 +103,6 @@ HANDLERS: dict[type[Message], Callable[..., Awaitable[None]]] = {
     msgs.CapturePayment: capture_payment,
     msgs.VoidPayment: void_payment,
     msgs.ReauthorizePayment: reauthorize_payment,
+    msgs.RefundReturn: refund_return,
     order_msgs.OrderDeleted: order_deleted,
 }

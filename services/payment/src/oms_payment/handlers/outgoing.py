@@ -38,6 +38,12 @@ class PaymentEvents(EventMap[Payment, SqlPaymentUnitOfWork]):
                 "could not check for orphan holds; check the gateway by hand",
                 extra={"payment_id": source.id, "error": event.error},
             )
+        elif isinstance(event, model.ReturnRefundFailed):
+            # The order service parks the return for an operator (retry or force).
+            log.warning(
+                "refund of a return not made",
+                extra={"payment_id": source.id, "return_id": event.return_id, "error": event.error},
+            )
 
 
 def message_for(event: model.PaymentEvent) -> Message | None:
@@ -75,6 +81,14 @@ def message_for(event: model.PaymentEvent) -> Message | None:
                 amount=event.amount,
                 refunded_total=event.refunded_total,
                 currency=event.currency,
+                return_id=event.return_id,
+            )
+        case model.ReturnRefundFailed():
+            return msgs.RefundFailed(
+                order_id=event.order_id,
+                payment_id=event.payment_id,
+                return_id=event.return_id,
+                error=event.error,
             )
         case model.Reauthorized():
             return msgs.PaymentReauthorized(

@@ -12,6 +12,8 @@ from oms_shipping.domain.model import (
     NotFailable,
     ShippingError,
 )
+from oms_shipping.domain.returns import InvalidReceipt, ReturnAlreadyReceived, ReturnIsCancelled
+from oms_shipping.handlers.returns import ReturnNotFound
 from oms_shipping.handlers.shipments import NotThisParcel, ShipmentNotFound
 
 PROBLEMS = ErrorProblems(
@@ -29,6 +31,13 @@ PROBLEMS = ErrorProblems(
         ImplausibleEventTime.code: ProblemType(
             422, "validation-error", "Implausible event time", field="occurred_at"
         ),
+        ReturnNotFound.code: ProblemType(404, "return-not-found", "Return not found"),
+        ReturnAlreadyReceived.code: ProblemType(
+            409, "return-already-received", "The return was received already"
+        ),
+        ReturnIsCancelled.code: ProblemType(409, "return-cancelled", "The return was cancelled"),
+        # The same type as a request the schema refuses; the error names the fields.
+        InvalidReceipt.code: ProblemType(422, "validation-error", "The receipt is not valid"),
         # (A status no carrier reports; the webhook's schema refuses it first.)
         ShippingError.code: ProblemType(409, "shipment-conflict", "Shipment conflict"),
     },

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from oms_runtime.validation import NOT_BLANK, IsoDateTime, StrictInput
+from oms_runtime.validation import NOT_BLANK, WHOLE_NUMBER, IsoDateTime, StrictInput
 
 
 class TrackingEventIn(StrictInput):
@@ -92,3 +92,57 @@ class ShipmentFailure(StrictInput):
     reason: Annotated[
         str, Field(min_length=1, max_length=100, examples=["damaged_in_warehouse"]), NOT_BLANK
     ]
+
+
+# -- return parcels ---------------------------------------------------------------------
+
+
+class ReturnLineOut(BaseModel):
+    sku: str
+    quantity: int
+    location: str = Field(description="The stock location the units left from, and go back to")
+
+
+class ReceivedLineOut(BaseModel):
+    sku: str
+    quantity: int
+    condition: str = Field(description="resellable or damaged")
+
+
+class ReturnPublic(BaseModel):
+    """A return parcel: what the customer sends back, and what arrived."""
+
+    id: str = Field(description="The return's id (the order service's)")
+    order_id: str
+    status: str = Field(description="label_created (to receive), received, cancelled")
+    return_tracking_number: str | None = Field(
+        description="The label's; null for a return cancelled before its label"
+    )
+    items: list[ReturnLineOut] = Field(description="What the return announced")
+    received: list[ReceivedLineOut] = Field(description="What arrived, per SKU and condition")
+    received_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ReturnPage(BaseModel):
+    items: list[ReturnPublic]
+    next_cursor: str | None
+
+
+class ReceivedItemIn(StrictInput):
+    sku: Annotated[str, Field(min_length=1, max_length=64), NOT_BLANK]
+    quantity: Annotated[
+        int,
+        Field(ge=0, le=1_000_000, description="Units of the SKU that arrived in this condition"),
+        WHOLE_NUMBER,
+    ]
+    condition: Literal["resellable", "damaged"]
+
+
+class ReceiptIn(StrictInput):
+    """What the warehouse found in the returned parcel. Less than announced is fine;
+    more of a SKU than announced (whatever the condition), a SKU not announced, or
+    nothing at all is refused."""
+
+    items: Annotated[list[ReceivedItemIn], Field(min_length=1, max_length=200)]

@@ -1,4 +1,4 @@
-"""Maps shipments and their tracking timeline to tables."""
+"""Maps shipments and their tracking timeline, and return parcels, to tables."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from oms_runtime.messaging.unit_of_work import UnitOfWork
 from oms_runtime.repository import Repository, Row
-from oms_shipping.db.tables import seen_webhooks, shipments, tracking_events
+from oms_shipping.db.tables import returns, seen_webhooks, shipments, tracking_events
 from oms_shipping.domain.model import (
     Address,
     Line,
@@ -21,6 +21,13 @@ from oms_shipping.domain.model import (
     Shipment,
     ShipmentStatus,
     TrackingEvent,
+)
+from oms_shipping.domain.returns import (
+    AnnouncedLine,
+    Condition,
+    ReceivedLine,
+    ReturnParcel,
+    ReturnStatus,
 )
 
 # Keeps the orders' advisory locks apart from any other use of advisory locks.
@@ -192,3 +199,81 @@ class ShipmentRepository(Repository[Shipment]):
 
     async def forget_webhooks_before(self, before: datetime) -> None:
         await self._connection.execute(_FORGET_WEBHOOKS, {"b_before": before})
+
+
+# Keeps the returns' advisory locks apart from the orders' and any other use.
+_RETURN_LOCK_SEED = 0x5319_0016
+
+# Held until the commit: the commands about one return (and the warehouse's receipt)
+# run one at a time, also while it has no row yet (a label request and the
+# cancellation that overtook it must not both miss the other).
+_LOCK_RETURN = select(
+    func.pg_advisory_xact_lock(func.hashtextextended(bindparam("b_return_id"), _RETURN_LOCK_SEED))
+)
+_RETURNS_OF_ORDER = (
+    select(returns)
+    .where(returns.c.order_id == bindparam("b_order_id"))
+    .order_by(returns.c.id)
+    .with_for_update()
+)
+
+
+class ReturnRepository(Repository[ReturnParcel]):
+    table = returns
+    key = "id"
+
+    async def get(self, return_id: str, *, for_update: bool = False) -> ReturnParcel | None:
+        """The return; `for_update`: locked with its id (see `_LOCK_RETURN`), whether
+        or not it exists yet."""
+        if for_update:
+            await self._connection.execute(_LOCK_RETURN, {"b_return_id": return_id})
+        return await self._get(return_id, for_update=for_update)
+
+    def add(self, parcel: ReturnParcel) -> None:
+        self._add(parcel)
+
+    async def of_order(self, order_id: str) -> list[ReturnParcel]:
+        """Every return of the order, for update."""
+        found = await self._find(_RETURNS_OF_ORDER, {"b_order_id": order_id}, locked=True)
+        # Returns an earlier message of the batch added are not written yet.
+        seen = {parcel.id for parcel in found}
+        for key, row in list(self._rows.items()):
+            if row is not None and row["order_id"] == order_id and key not in seen:
+                tracked = self._tracked.get(key)
+                found.append(tracked.aggregate if tracked is not None else self._track(row))
+        return found
+
+    def _key_of(self, parcel: ReturnParcel) -> str:
+        return parcel.id
+
+    def _to_row(self, parcel: ReturnParcel) -> Row:
+        return {
+            "id": parcel.id,
+            "order_id": parcel.order_id,
+            "status": parcel.status.value,
+            "return_tracking_number": parcel.return_tracking_number,
+            "lines": [dataclasses.asdict(line) for line in parcel.lines],
+            "received": [
+                {"sku": line.sku, "quantity": line.quantity, "condition": line.condition.value}
+                for line in parcel.received
+            ],
+            "pickup_address": (
+                dataclasses.asdict(parcel.pickup_address) if parcel.pickup_address else None
+            ),
+            "received_at": parcel.received_at,
+        }
+
+    def _from_row(self, row: Mapping[str, Any]) -> ReturnParcel:
+        return ReturnParcel(
+            id=row["id"],
+            order_id=row["order_id"],
+            status=ReturnStatus(row["status"]),
+            lines=[AnnouncedLine(**line) for line in row["lines"]],
+            pickup_address=Address(**row["pickup_address"]) if row["pickup_address"] else None,
+            return_tracking_number=row["return_tracking_number"],
+            received=[
+                ReceivedLine(line["sku"], line["quantity"], Condition(line["condition"]))
+                for line in row["received"]
+            ],
+            received_at=row["received_at"],
+        )

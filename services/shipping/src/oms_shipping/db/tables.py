@@ -15,6 +15,7 @@ from sqlalchemy import (
     Uuid,
     false,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -70,4 +71,26 @@ seen_webhooks = Table(
     Column("shipment_id", Uuid, nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Index("seen_webhooks_received_at", "received_at"),
+)
+
+# Return parcels: one per return of the order service (its id), from the label to
+# the warehouse's receipt.
+returns = Table(
+    "returns",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("order_id", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("return_tracking_number", Text, unique=True),
+    # [{"sku", "quantity", "location"}]: what the customer sends back.
+    Column("lines", JSONB, nullable=False),
+    # [{"sku", "quantity", "condition"}]: what arrived.
+    Column("received", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("pickup_address", JSONB),
+    Column("received_at", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("returns_order_id", "order_id"),
+    # The warehouse's queue: returns to receive (`label_created`), page by page.
+    Index("returns_status", "status", "id"),
 )

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from oms_runtime.pagination import keyset_page
-from oms_shipping.db.tables import shipments, tracking_events
+from oms_shipping.db.tables import returns, shipments, tracking_events
 
 
 async def shipments_page(
@@ -53,3 +53,28 @@ async def timelines(
         for row in rows.mappings():
             found[row["shipment_id"]].append(dict(row))
     return found
+
+
+async def returns_page(
+    connection: AsyncConnection,
+    *,
+    status: str | None,
+    order_id: str | None,
+    location: str | None,
+    after: str | None,
+    limit: int,
+) -> tuple[list[dict[str, Any]], str | None]:
+    query = select(returns)
+    if status is not None:
+        query = query.where(returns.c.status == status)
+    if order_id is not None:
+        query = query.where(returns.c.order_id == order_id)
+    if location is not None:
+        # A return with a line going back to the location.
+        query = query.where(returns.c.lines.contains([{"location": location}]))
+    return await keyset_page(connection, query, returns.c.id, after=after, limit=limit)
+
+
+async def return_by_id(connection: AsyncConnection, return_id: str) -> dict[str, Any] | None:
+    found = (await connection.execute(select(returns).where(returns.c.id == return_id))).first()
+    return dict(found._mapping) if found else None

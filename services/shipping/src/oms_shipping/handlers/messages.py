@@ -1,6 +1,6 @@
 """One handler per command the shipping service accepts. Every command about an
 order's parcels reads all of them (`OrderParcels`, the order locked while it is
-handled); the rules are theirs."""
+handled); the rules are theirs. Returns' commands are in `returns.py`."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from oms_shipping.domain.model import (
     ShipmentStatus,
     parcel_id,
 )
+from oms_shipping.handlers.returns import cancel_return, create_return_label
 from oms_shipping.handlers.shipments import new_tracking_number
 from oms_shipping.handlers.unit_of_work import ShippingUnitOfWork
 from oms_shipping.settings import ShippingSettings
@@ -101,9 +102,13 @@ async def release_shipment(command: msgs.ReleaseShipment, uow: ShippingUnitOfWor
 
 
 async def order_deleted(event: order_msgs.OrderDeleted, uow: ShippingUnitOfWork) -> None:
+    """The customer's personal data goes: where the parcels went, and where the
+    returned ones came from."""
     async with uow:
         parcels = await uow.shipments.of_order(event.order_id)
         parcels.erase_personal_data()
+        for returned in await uow.returns.of_order(event.order_id):
+            returned.erase_personal_data()
         await uow.commit()
 
 
@@ -115,5 +120,7 @@ def handlers(settings: ShippingSettings) -> dict[type[Message], Callable[..., Aw
         msgs.HoldShipment: hold_shipment,
         msgs.UpdateShipment: update_shipment,
         msgs.ReleaseShipment: release_shipment,
+        msgs.CreateReturnLabel: create_return_label,
+        msgs.CancelReturn: cancel_return,
         order_msgs.OrderDeleted: order_deleted,
     }

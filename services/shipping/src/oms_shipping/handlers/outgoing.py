@@ -1,7 +1,7 @@
-"""Shipment domain events -> messages, committed with the state change; given to
+"""Shipping's domain events -> messages, committed with the state change; given to
 the service's unit of work at bootstrap (`ShipmentEvents`). A parcel's events name
 its fulfillment id and location; the answers about all of an order's parcels name
-the order's lead parcel."""
+the order's lead parcel; a return parcel's events name the return."""
 
 from __future__ import annotations
 
@@ -11,21 +11,24 @@ from typing import Any
 
 from oms_contracts import Message
 from oms_contracts import shipping as msgs
-from oms_contracts.common import OrderLine, Parcel, ShippingAddress
+from oms_contracts.common import OrderLine, Parcel, ReceivedLine, ShippingAddress
 from oms_runtime.messaging.events import EventMap
-from oms_shipping.domain import model
+from oms_shipping.domain import model, returns
 from oms_shipping.domain.model import OrderParcels, Shipment
+from oms_shipping.domain.returns import ReturnParcel
+
+Source = Shipment | OrderParcels | ReturnParcel
 
 
-class ShipmentEvents(EventMap[Shipment | OrderParcels, Any]):
-    def messages(
-        self, event: model.ShipmentEvent, source: Shipment | OrderParcels
-    ) -> Sequence[Message]:
+class ShipmentEvents(EventMap[Source, Any]):
+    def messages(self, event: Any, source: Source) -> Sequence[Message]:
+        if isinstance(source, ReturnParcel):
+            return [return_message(event)]
         if isinstance(source, Shipment):
             return [parcel_message(event, source)]
         return [order_message(event)]
 
-    def correlation_id(self, source: Shipment | OrderParcels) -> str:
+    def correlation_id(self, source: Source) -> str:
         return source.order_id
 
 
@@ -94,3 +97,26 @@ def order_message(event: model.ShipmentEvent) -> Message:
                 shipping_address=ShippingAddress(**dataclasses.asdict(event.address)),
             )
     raise TypeError(f"no message for {event!r} of an order's parcels")
+
+
+def return_message(event: returns.ReturnEvent) -> Message:
+    """What a return parcel's event says."""
+    about = {"order_id": event.order_id, "return_id": event.return_id}
+    match event:
+        case returns.LabelCreated():
+            return msgs.ReturnLabelCreated(
+                **about, return_tracking_number=event.return_tracking_number
+            )
+        case returns.Received():
+            return msgs.ReturnReceived(
+                **about,
+                lines=[
+                    ReceivedLine(
+                        sku=line.sku, quantity=line.quantity, condition=line.condition.value
+                    )
+                    for line in event.lines
+                ],
+            )
+        case returns.Cancelled():
+            return msgs.ReturnCancelled(**about)
+    raise TypeError(f"no message for {event!r} of a return")
