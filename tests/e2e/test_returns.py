@@ -204,12 +204,14 @@ async def test_a_return_cancelled_before_receipt_refunds_nothing_and_cannot_be_r
     assert cancelled.status_code == 200, cancelled.text
     assert cancelled.json()["status"] == "cancelled"
 
-    refused = await eventually(
-        lambda: receive(oms, return_id, [(mug["sku"], 1, "resellable")]),
-        lambda answer: answer.status_code == 409,
+    await eventually(
+        lambda: oms.shipping_return(return_id),
+        lambda parcel: parcel["status"] == "cancelled",
         20,
-        "shipping to know the return is off",
+        "shipping to void the label",
     )
+    refused = await receive(oms, return_id, [(mug["sku"], 1, "resellable")])
+    assert refused.status_code == 409
     assert refused.json()["type"] == "/problems/return-cancelled"
     assert (await payment(oms, order_id))["refunded_amount"] == 0
 

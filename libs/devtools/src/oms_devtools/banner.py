@@ -13,8 +13,8 @@ from oms_runtime.settings import ServiceSettings
 
 SERVICES = {"order": 8000, "inventory": 8001, "payment": 8002, "shipping": 8003}
 # honcho prefixes every line a process prints, so the tokens go to a file the
-# README has you `source` instead of lines to copy.
-ENV_FILE = Path(".run/env")
+# README has you `source` instead of lines to copy (elsewhere with OMS_RUN_ENV_FILE).
+ENV_FILE = Path(os.environ.get("OMS_RUN_ENV_FILE", ".run/env"))
 
 
 async def _wait_until_ready(client: httpx.AsyncClient, urls: dict[str, str]) -> None:
@@ -29,7 +29,7 @@ async def _wait_until_ready(client: httpx.AsyncClient, urls: dict[str, str]) -> 
 
 
 def _write_env_file(content: str) -> None:
-    ENV_FILE.parent.mkdir(exist_ok=True)
+    ENV_FILE.parent.mkdir(parents=True, exist_ok=True)
     ENV_FILE.touch(mode=0o600)  # tokens: readable by you alone, from the start
     ENV_FILE.write_text(content)
 
