@@ -8,7 +8,26 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from oms_devtools.bench.cpu import BENCH, OTHER_PROCESSES, POSTGRES_REST
 from oms_devtools.bench.load import FINAL_EVENTS, EventListener, Placed
+from oms_devtools.procstat import STEAL
+from oms_devtools.stack import GATEWAY
+
+# What the system is, for its CPU per order: every process of ours, their Postgres
+# backends, RabbitMQ and the kernel's interrupt time. Not the harness (load generator,
+# gateway simulator), not the machine's other work, not time the hypervisor stole.
+NOT_THE_SYSTEM = frozenset({BENCH, GATEWAY, OTHER_PROCESSES, POSTGRES_REST, STEAL})
+
+
+def system_cpu_ms_per_order(cpu: Mapping[str, Any], completed: int) -> float | None:
+    if not completed:
+        return None
+    seconds = sum(
+        float(row["cpu_seconds"])
+        for name, row in cpu["processes"].items()
+        if name not in NOT_THE_SYSTEM
+    )
+    return round(1000 * seconds / completed, 1)
 
 
 @dataclass
@@ -108,6 +127,7 @@ def summarise(phase: PhaseRun, listener: EventListener) -> dict[str, Any]:
         },
         "timeline": timeline(phase, listener),
         "cpu": phase.cpu,
+        "system_cpu_ms_per_order": system_cpu_ms_per_order(phase.cpu, settled),
         "capacity": phase.capacity,
     }
 
@@ -177,12 +197,19 @@ def format_phase(summary: Mapping[str, Any]) -> str:
         f"   CPU over {cpu['wall_seconds']} s on {cpu['cores']} cores "
         f"(machine {cpu['machine_busy_percent']}% busy)"
     )
-    lines.append(f"   {'process':<46}{'cpu s':>9}{'% core':>9}{'% machine':>11}")
+    settled = sum(summary["outcomes"][name] for name in FINAL_EVENTS.values())
+    lines.append(f"   {'process':<46}{'cpu s':>9}{'% core':>9}{'% machine':>11}{'ms/order':>10}")
     for name, row in sorted(
         cpu["processes"].items(), key=lambda item: -float(item[1]["cpu_seconds"])
     ):
+        per_order = 1000 * float(row["cpu_seconds"]) / settled if settled else 0.0
         lines.append(
             f"   {name:<46}{row['cpu_seconds']:>9.2f}{row['percent_of_one_core']:>9.1f}"
-            f"{row['percent_of_machine']:>11.1f}"
+            f"{row['percent_of_machine']:>11.1f}{per_order:>10.2f}"
         )
+    lines.append(
+        f"   system CPU per completed order (services, their Postgres backends, RabbitMQ, "
+        f"kernel; not the load generator or the gateway simulator): "
+        f"{_ms(summary.get('system_cpu_ms_per_order'))} ms"
+    )
     return "\n".join(lines)

@@ -1,0 +1,39 @@
+"""The bench's CPU per order counts the system, not the harness around it."""
+
+from oms_devtools.bench.report import system_cpu_ms_per_order
+
+
+def cpu(**seconds: float) -> dict:
+    names = {
+        "bench": "bench (load generator)",
+        "gateway": "gateway",
+        "steal": "stolen by the hypervisor",
+        "other": "other processes",
+        "pg_ours": "postgres: bench database backends",
+        "pg_rest": "postgres: other (background, other databases)",
+        "kernel": "kernel (irq, softirq)",
+    }
+    return {
+        "processes": {
+            names.get(name, name): {"cpu_seconds": value} for name, value in seconds.items()
+        }
+    }
+
+
+def test_services_postgres_rabbitmq_and_the_kernel_are_the_system() -> None:
+    measured = cpu(order=4.0, payment=3.0, pg_ours=2.0, rabbitmq=0.5, kernel=0.5)
+    assert system_cpu_ms_per_order(measured, completed=1000) == 10.0
+
+
+def test_the_load_generator_the_simulator_and_the_rest_of_the_machine_are_not() -> None:
+    measured = cpu(order=1.0, bench=5.0, gateway=5.0, steal=5.0, other=5.0, pg_rest=5.0)
+    assert system_cpu_ms_per_order(measured, completed=100) == 10.0
+
+
+def test_replicas_count_like_their_service() -> None:
+    measured = {"processes": {"order": {"cpu_seconds": 1.0}, "order:2": {"cpu_seconds": 1.0}}}
+    assert system_cpu_ms_per_order(measured, completed=200) == 10.0
+
+
+def test_no_completed_orders_gives_no_figure() -> None:
+    assert system_cpu_ms_per_order(cpu(order=1.0), completed=0) is None
