@@ -585,6 +585,60 @@ async def test_handed_over_messages_are_published_at_once_and_their_rows_deleted
         )
 
 
+async def test_rows_of_confirmed_hand_overs_are_deleted_together_after_the_delete_delay(
+    engine: AsyncEngine, clean_tables: MessagingTables, broker: Broker
+) -> None:
+    queue = await subscriber(broker, "order.completed")
+    relay = OutboxRelay(
+        engine,
+        clean_tables,
+        broker,
+        listen_dsn=None,
+        poll_interval=60,
+        grace=60,
+        delete_delay=5.0,
+    )
+    factory = handing_over_to(relay, engine, clean_tables)
+    async with running(relay):
+        for n in range(3):
+            async with factory() as uow:
+                uow.publish(completed(f"together {n}"))
+                await uow.commit()
+        received = await drain(queue, expect=3, timeout=5)
+        assert len(received) == 3
+        # Published, their rows not deleted yet: one delete for the three, later.
+        assert await outbox_count(engine, clean_tables) == 3
+        await eventually(
+            lambda: outbox_count(engine, clean_tables), lambda n: n == 0, 10, "the rows deleted"
+        )
+
+
+async def test_a_stopping_relay_deletes_what_it_published_and_never_sends_it_twice(
+    engine: AsyncEngine, clean_tables: MessagingTables, broker: Broker
+) -> None:
+    queue = await subscriber(broker, "order.completed")
+    relay = OutboxRelay(
+        engine,
+        clean_tables,
+        broker,
+        listen_dsn=None,
+        poll_interval=60,
+        grace=60,
+        delete_delay=60.0,
+    )
+    factory = handing_over_to(relay, engine, clean_tables)
+    async with running(relay):
+        async with factory() as uow:
+            envelope = uow.publish(completed("published before the stop"))
+            await uow.commit()
+        received = await drain(queue, expect=1, timeout=5)
+        assert [m.message_id for m in received] == [str(envelope.message_id)]
+    # Stopping sweeps every row at once (age 0); had the published row still been
+    # there, it would have gone out again, and the broker confirms before stop returns.
+    assert await outbox_count(engine, clean_tables) == 0
+    assert await queue.get(fail=False) is None
+
+
 async def test_a_hand_over_that_could_not_be_published_is_retried_without_waiting_for_the_sweep(
     engine: AsyncEngine,
     clean_tables: MessagingTables,

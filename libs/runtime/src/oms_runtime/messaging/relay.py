@@ -20,7 +20,12 @@ were enough for a saga step to miss its deadline. Rows that still fail after abo
 ten seconds (a command nobody can receive yet) are left to the timed sweep.
 
 A row is deleted only after the broker has confirmed its message; a crash in between
-republishes it (at-least-once; consumers dedupe on `message_id`). Only the rows of
+republishes it (at-least-once; consumers dedupe on `message_id`). Under load the
+rows of confirmed hand-overs are deleted together, once the relay has nothing more
+`delete_delay` after the first of them was confirmed, or once a batch of them has
+gathered: each delete is a commit with its own WAL flush, and one per hand-over
+cost more than the publishing. They are deleted before any sweep (so none sees
+them; the timed one leaves young rows alone anyway) and before the relay stops. Only the rows of
 confirmed messages are deleted: a command nobody can receive yet stays in the outbox
 without holding back, or dragging into every retry, the messages sent with it.
 """
@@ -79,6 +84,7 @@ class OutboxRelay:
         batch_size: int = 200,
         poll_interval: float = 2.0,
         grace: float = 5.0,
+        delete_delay: float = 0.2,
     ) -> None:
         self._engine = engine
         self._tables = tables
@@ -89,6 +95,10 @@ class OutboxRelay:
         self._poll_interval = poll_interval
         self._grace = timedelta(seconds=grace)
         self._handed: list[OutgoingMessage] = []
+        # Rows of confirmed hand-overs not deleted yet, and since when they wait.
+        self._published: list[uuid.UUID] = []
+        self._published_since = 0.0
+        self._delete_delay = delete_delay
         # Rows of handed-over messages whose publishing failed; bounded, so a long
         # outage cannot pile them up (past the bound the timed sweep takes them).
         self._unsent: list[uuid.UUID] = []
@@ -144,7 +154,9 @@ class OutboxRelay:
                 if self._handed:
                     await self._publish_handed()
                     busy = bool(self._handed)  # more than a batch was handed over
-                if self._notified or self._stopping or time.monotonic() >= next_sweep:
+                sweeping = self._notified or self._stopping or time.monotonic() >= next_sweep
+                await self._delete_confirmed(at_once=sweeping)
+                if sweeping:
                     everything = self._notified or self._stopping
                     self._notified = False
                     swept = await self.publish_pending(
@@ -176,8 +188,11 @@ class OutboxRelay:
             if self._stopping and not busy and not self._handed and not self._unsent:
                 return
             if not busy:
+                wake_at = next_sweep
+                if self._published:
+                    wake_at = min(wake_at, self._published_since + self._delete_delay)
                 with contextlib.suppress(TimeoutError):
-                    timeout = max(0.0, next_sweep - time.monotonic())
+                    timeout = max(0.0, wake_at - time.monotonic())
                     await asyncio.wait_for(self._wakeup.wait(), timeout)
 
     async def _publish_handed(self) -> int:
@@ -190,8 +205,9 @@ class OutboxRelay:
             outcomes = [exc] * len(batch)
         sent, unsent, failure = _by_outcome(batch, outcomes)
         if sent:
-            ids = [uuid.UUID(message.message_id) for message in sent]
-            await Transaction(self._engine).run_alone(_delete_published(self._tables.outbox), ids)
+            if not self._published:
+                self._published_since = time.monotonic()
+            self._published.extend(uuid.UUID(message.message_id) for message in sent)
             for message in sent:
                 metrics.MESSAGES_PUBLISHED.labels(message.message_type).inc()
         if failure is not None:
@@ -207,6 +223,23 @@ class OutboxRelay:
             )
             raise failure
         return len(batch)
+
+    async def _delete_confirmed(self, *, at_once: bool) -> None:
+        """Delete the rows of confirmed hand-overs: now if `at_once`, else once a batch
+        has gathered or the first has waited `delete_delay`."""
+        if not self._published:
+            return
+        due = (
+            at_once
+            or len(self._published) >= self._batch_size
+            or time.monotonic() - self._published_since >= self._delete_delay
+        )
+        if not due:
+            return
+        ids = self._published
+        # Kept until the delete succeeds: a failed one is retried with the rest.
+        await Transaction(self._engine).run_alone(_delete_published(self._tables.outbox), ids)
+        self._published = []
 
     async def _publish_unsent(self) -> None:
         ids, self._unsent = self._unsent[: self._batch_size], self._unsent[self._batch_size :]
