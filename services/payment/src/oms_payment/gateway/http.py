@@ -6,7 +6,9 @@ import ssl
 import time
 from typing import Any
 
+import aiohttp
 import httpx
+from httpx_aiohttp import AiohttpTransport
 
 from oms_payment.gateway.base import (
     Approved,
@@ -17,6 +19,10 @@ from oms_payment.gateway.base import (
 )
 from oms_payment.gateway.circuit import CircuitBreaker
 from oms_runtime import tracing
+
+# What a call that got no answer raises: httpx's errors, and the few of aiohttp's
+# that its transport passes on unmapped (a malformed response, a bare timeout).
+NO_ANSWER = (httpx.HTTPError, aiohttp.ClientError, TimeoutError)
 
 
 class HttpPaymentGateway:
@@ -34,11 +40,15 @@ class HttpPaymentGateway:
         # each) whenever a request starts or ends.
         self._client = httpx.AsyncClient(
             base_url=base_url,
-            # The gateway's certificate is checked against the given CA bundle (a
-            # private CA), else the system's.
-            verify=ssl.create_default_context(cafile=ca_file) if ca_file else True,
             timeout=httpx.Timeout(timeout_seconds),
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=8),
+            # httpx's API over aiohttp's C-accelerated HTTP/1.1: a gateway call costs
+            # about half the client CPU it does over httpcore (see README, Benchmarks).
+            transport=AiohttpTransport(
+                # The gateway's certificate is checked against the given CA bundle
+                # (a private CA), else the system's.
+                verify=ssl.create_default_context(cafile=ca_file) if ca_file else True,
+                limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=8),
+            ),
         )
 
     async def close(self) -> None:
@@ -96,7 +106,7 @@ class HttpPaymentGateway:
             response = await self._client.get("/v1/authorizations", params={"reference": reference})
             record.status_code = response.status_code
             record.response = response.json()
-        except (httpx.HTTPError, ValueError) as exc:
+        except (*NO_ANSWER, ValueError) as exc:
             record.error = f"{type(exc).__name__}: {exc}".strip()
             return None, record
         finally:
@@ -131,7 +141,7 @@ class HttpPaymentGateway:
                     "traceparent": tracing.outgoing_traceparent(),
                 },
             )
-        except httpx.HTTPError as exc:
+        except NO_ANSWER as exc:
             record.error = f"{type(exc).__name__}: {exc}".strip()
             record.latency_ms = (time.perf_counter() - started) * 1000
             self.breaker.failed()
