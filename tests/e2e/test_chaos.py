@@ -32,7 +32,9 @@ from oms_devtools.stack import GATEWAY, SERVICES, Stack, free_port_block
 
 from .helpers import place_until_accepted
 
-pytestmark = pytest.mark.e2e
+# It starts the second replica of every service itself when the stack has one, so
+# the replica pass would only run it again: it runs once.
+pytestmark = [pytest.mark.e2e, pytest.mark.single_pass]
 
 TERMINAL = {"completed", "rejected", "cancelled"}
 

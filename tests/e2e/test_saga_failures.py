@@ -286,6 +286,8 @@ async def test_a_parcel_lost_after_dispatch_is_refunded(
 # -- deadlines --------------------------------------------------------------------
 
 
+# Waits out deadlines and retry budgets (10-30 s) that no replica shortens: once.
+@pytest.mark.single_pass
 async def test_a_service_that_never_answers_leads_to_compensation_and_an_operator_flag(
     oms: OmsClient, db: asyncpg.Connection, stack: Stack
 ) -> None:
@@ -385,6 +387,8 @@ async def test_a_refused_capture_parks_the_shipped_order(oms: OmsClient) -> None
     assert order["tracking_number"] == (await oms.shipment_of(order_id) or {})["tracking_number"]
 
 
+# Waits out deadlines and retry budgets (10-30 s) that no replica shortens: once.
+@pytest.mark.single_pass
 async def test_an_operator_retry_once_the_gateway_is_back_settles_the_parked_order(
     oms: OmsClient, db: asyncpg.Connection
 ) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from oms_devtools.fakes import InMemoryUnitOfWork, TrackingRepository
-from oms_payment.domain.model import Operation, Payment
+from oms_payment.domain.model import GatewayAnswer, Operation, Payment
 from oms_payment.handlers.outgoing import PaymentEvents
 
 
@@ -62,3 +62,15 @@ class FakePaymentUnitOfWork(InMemoryUnitOfWork):
         for payment in self.payments.tracked:
             self.queued.extend(payment.operations)
             payment.operations.clear()
+
+
+async def the_gateway_answers(uow: FakePaymentUnitOfWork, answer: GatewayAnswer) -> Operation:
+    """What the gateway worker does with the oldest queued operation: the answer
+    applied to its payment in a unit of work of its own."""
+    operation = uow.queued.pop(0)
+    async with uow:
+        payment = await uow.payments.get(operation.payment_id, for_update=True)
+        assert payment is not None
+        payment.apply_gateway_answer(operation, answer)
+        await uow.commit()
+    return operation

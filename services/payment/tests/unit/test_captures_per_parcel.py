@@ -22,22 +22,7 @@ from oms_payment.domain.model import (
     Voided,
 )
 
-
-def authorized(amount: int = 1000) -> Payment:
-    payment = Payment.start(
-        payment_id="pay-1", order_id="o-1", amount=amount, currency="EUR", token="tok_ok"
-    )
-    payment.authorization_approved("auth-1")
-    payment.operations.clear()
-    payment.events.clear()
-    return payment
-
-
-def take_operations(payment: Payment) -> list[Operation]:
-    """What the payment asked the gateway for since the last look."""
-    taken = list(payment.operations)
-    payment.operations.clear()
-    return taken
+from .payments import authorized, take_operations
 
 
 def take_events(payment: Payment) -> list[object]:

@@ -13,25 +13,12 @@ from oms_payment.domain.model import (
     HoldMayRemain,
     Operation,
     OperationKind,
-    Payment,
     PaymentStatus,
     ReauthorizationFailed,
     Reauthorized,
 )
 
-
-def pending() -> Payment:
-    return Payment.start(
-        payment_id="pay-1", order_id="o-1", amount=1000, currency="EUR", token="tok_ok"
-    )
-
-
-def authorized() -> Payment:
-    payment = pending()
-    payment.apply_gateway_answer(payment.operations[0], Approved("auth-1", 1000))
-    payment.operations.clear()
-    payment.events.clear()
-    return payment
+from .payments import authorized, pending
 
 
 def test_an_approved_authorization_authorizes_the_payment_with_the_gateways_id() -> None:

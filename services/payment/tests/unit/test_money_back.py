@@ -18,24 +18,7 @@ from oms_payment.domain.model import (
     Voided,
 )
 
-
-def authorized() -> Payment:
-    payment = Payment.start(
-        payment_id="pay-1", order_id="o-1", amount=1000, currency="EUR", token="tok_ok"
-    )
-    payment.authorization_approved("auth_1")
-    payment.operations.clear()
-    payment.events.clear()
-    return payment
-
-
-def captured() -> Payment:
-    payment = authorized()
-    payment.request_capture()
-    payment.capture_succeeded(1000)
-    payment.operations.clear()
-    payment.events.clear()
-    return payment
+from .payments import authorized, captured
 
 
 def kinds(payment: Payment) -> list[OperationKind]:
@@ -166,7 +149,7 @@ def test_a_new_total_places_a_new_hold_first_and_releases_the_old_one_after() ->
     payment.authorization_approved("auth_2", "re1")
     assert (payment.gateway_authorization_id, payment.authorized_amount) == ("auth_2", 1500)
     assert [(op.kind, op.reference) for op in payment.operations] == [
-        (OperationKind.RELEASE_OLD_HOLD, "auth_1")
+        (OperationKind.RELEASE_OLD_HOLD, "auth-1")
     ]
     assert payment.events == [Reauthorized("pay-1", "o-1", 1500, "EUR")]
 
@@ -175,7 +158,7 @@ def test_a_refused_new_total_keeps_the_old_hold() -> None:
     payment = authorized()
     payment.reauthorize(1500)
     payment.reauthorization_failed("payment_declined")
-    assert (payment.gateway_authorization_id, payment.authorized_amount) == ("auth_1", 1000)
+    assert (payment.gateway_authorization_id, payment.authorized_amount) == ("auth-1", 1000)
     assert payment.events == [ReauthorizationFailed("pay-1", "o-1", "payment_declined")]
 
 

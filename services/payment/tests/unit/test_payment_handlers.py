@@ -9,45 +9,21 @@ from oms_contracts import payment as msgs
 from oms_payment.domain.model import (
     Approved,
     Declined,
-    GatewayAnswer,
-    Operation,
     OperationKind,
-    Payment,
     PaymentStatus,
 )
 from oms_payment.handlers import messages
 
-from .fakes import FakePaymentUnitOfWork
-
-
-def authorized_payment(amount: int = 1000) -> Payment:
-    payment = Payment.start(
-        payment_id="pay-1", order_id="o-1", amount=amount, currency="EUR", token="tok_ok"
-    )
-    payment.authorization_approved("auth-1")
-    payment.operations.clear()
-    payment.events.clear()
-    return payment
+from .fakes import FakePaymentUnitOfWork, the_gateway_answers
+from .payments import authorized
 
 
 def capture(amount: int | None, fulfillment_id: str | None) -> msgs.CapturePayment:
     return msgs.CapturePayment(order_id="o-1", amount=amount, fulfillment_id=fulfillment_id)
 
 
-async def the_gateway_answers(uow: FakePaymentUnitOfWork, answer: GatewayAnswer) -> Operation:
-    """What the gateway worker does with the oldest queued operation: the answer
-    applied to its payment in a unit of work of its own."""
-    operation = uow.queued.pop(0)
-    async with uow:
-        payment = await uow.payments.get(operation.payment_id, for_update=True)
-        assert payment is not None
-        payment.apply_gateway_answer(operation, answer)
-        await uow.commit()
-    return operation
-
-
 async def test_each_parcel_is_captured_for_its_amount_and_the_last_capture_settles() -> None:
-    uow = FakePaymentUnitOfWork(authorized_payment(1000))
+    uow = FakePaymentUnitOfWork(authorized(1000))
 
     await messages.capture_payment(capture(300, "parcel-1"), uow)
     first = await the_gateway_answers(uow, Approved("auth-1", 300))
@@ -81,7 +57,7 @@ async def test_each_parcel_is_captured_for_its_amount_and_the_last_capture_settl
 
 
 async def test_a_redelivered_capture_command_captures_once_and_repeats_the_answer() -> None:
-    uow = FakePaymentUnitOfWork(authorized_payment(1000))
+    uow = FakePaymentUnitOfWork(authorized(1000))
 
     await messages.capture_payment(capture(300, "parcel-1"), uow)
     await messages.capture_payment(capture(300, "parcel-1"), uow)
@@ -97,7 +73,7 @@ async def test_a_redelivered_capture_command_captures_once_and_repeats_the_answe
 
 
 async def test_a_capture_above_what_is_left_is_answered_capture_failed_for_the_parcel() -> None:
-    uow = FakePaymentUnitOfWork(authorized_payment(1000))
+    uow = FakePaymentUnitOfWork(authorized(1000))
     await messages.capture_payment(capture(800, "parcel-1"), uow)
     await the_gateway_answers(uow, Approved("auth-1", 800))
 
@@ -111,7 +87,7 @@ async def test_a_capture_above_what_is_left_is_answered_capture_failed_for_the_p
 
 
 async def test_a_capture_the_gateway_refuses_is_answered_capture_failed_for_the_parcel() -> None:
-    uow = FakePaymentUnitOfWork(authorized_payment(1000))
+    uow = FakePaymentUnitOfWork(authorized(1000))
     await messages.capture_payment(capture(300, "parcel-1"), uow)
 
     await the_gateway_answers(uow, Declined("capture_refused"))
@@ -124,7 +100,7 @@ async def test_a_capture_the_gateway_refuses_is_answered_capture_failed_for_the_
 
 
 async def test_a_partial_cancellation_is_answered_voided_once_the_kept_parcel_is_captured() -> None:
-    uow = FakePaymentUnitOfWork(authorized_payment(1000))
+    uow = FakePaymentUnitOfWork(authorized(1000))
 
     await messages.void_payment(
         msgs.VoidPayment(order_id="o-1", reason="customer_request", keep_amount=300), uow
@@ -144,7 +120,7 @@ async def test_a_partial_cancellation_is_answered_voided_once_the_kept_parcel_is
 
 
 async def test_a_partial_cancellation_after_the_kept_capture_releases_the_rest() -> None:
-    uow = FakePaymentUnitOfWork(authorized_payment(1000))
+    uow = FakePaymentUnitOfWork(authorized(1000))
     await messages.capture_payment(capture(300, "parcel-1"), uow)
     await the_gateway_answers(uow, Approved("auth-1", 300))
 
@@ -162,7 +138,7 @@ async def test_a_partial_cancellation_after_the_kept_capture_releases_the_rest()
 
 
 async def test_an_old_style_capture_without_parcel_captures_everything_held() -> None:
-    uow = FakePaymentUnitOfWork(authorized_payment(1000))
+    uow = FakePaymentUnitOfWork(authorized(1000))
 
     await messages.capture_payment(msgs.CapturePayment(order_id="o-1"), uow)
     operation = await the_gateway_answers(uow, Approved("auth-1", 1000))
@@ -212,7 +188,7 @@ async def test_a_capture_for_an_order_without_payment_changes_nothing() -> None:
 
 
 async def test_a_deleted_order_erases_the_card_token_from_the_payment_and_its_audit_log() -> None:
-    uow = FakePaymentUnitOfWork(authorized_payment())
+    uow = FakePaymentUnitOfWork(authorized())
 
     await messages.order_deleted(order_msgs.OrderDeleted(order_id="o-1"), uow)
 

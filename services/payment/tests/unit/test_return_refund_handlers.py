@@ -9,13 +9,14 @@ from oms_contracts import payment as msgs
 from oms_payment.domain.model import Approved, Declined, GaveUp, PaymentStatus
 from oms_payment.handlers import messages
 
-from .fakes import FakePaymentUnitOfWork
-from .test_payment_handlers import authorized_payment, capture, the_gateway_answers
+from .fakes import FakePaymentUnitOfWork, the_gateway_answers
+from .payments import authorized
+from .test_payment_handlers import capture
 
 
 async def captured(amount: int = 1000) -> FakePaymentUnitOfWork:
     """A unit of work holding the order's payment, `amount` captured."""
-    uow = FakePaymentUnitOfWork(authorized_payment(amount))
+    uow = FakePaymentUnitOfWork(authorized(amount))
     await messages.capture_payment(capture(amount, "parcel-1"), uow)
     await the_gateway_answers(uow, Approved("auth-1", amount))
     uow.sent.clear()

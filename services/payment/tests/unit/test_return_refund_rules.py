@@ -17,25 +17,12 @@ from oms_payment.domain.model import (
     ReturnRefundFailed,
 )
 
-
-def authorized(amount: int = 1000) -> Payment:
-    payment = Payment.start(
-        payment_id="pay-1", order_id="o-1", amount=amount, currency="EUR", token="tok_ok"
-    )
-    payment.authorization_approved("auth-1")
-    payment.operations.clear()
-    payment.events.clear()
-    return payment
+from .payments import authorized
+from .payments import captured as captured_payment
 
 
 def captured(amount: int = 1000, of: int | None = None) -> Payment:
-    """`amount` captured (of an authorization of `of`, all of it by default)."""
-    payment = authorized(of or amount)
-    payment.request_capture(amount, "parcel-1")
-    payment.capture_succeeded(amount, "parcel-1")
-    payment.operations.clear()
-    payment.events.clear()
-    return payment
+    return captured_payment(amount, of=of, parcel="parcel-1")
 
 
 def the_refund_asked(payment: Payment) -> Operation:

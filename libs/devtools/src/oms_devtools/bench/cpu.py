@@ -15,6 +15,9 @@ from oms_devtools.stack import Stack
 BENCH = "bench (load generator)"
 POSTGRES_OURS = "postgres: bench database backends"
 POSTGRES_REST = "postgres: other (background, other databases)"
+POSTGRES_GATEWAY = "postgres: the gateway simulator's database"
+# The simulator's database is the bench database's name with this suffix.
+GATEWAY_DATABASE_SUFFIX = "_gateway"
 RABBITMQ = "rabbitmq"
 OTHER_PROCESSES = "other processes"
 
@@ -26,7 +29,8 @@ class CpuMeter:
     between (Postgres backends of closed pool connections, for one), so the meter
     polls and adds each pid's increments; a process that exits loses at most its
     last poll interval. Groups: each stack process (with its children), the
-    Postgres backends of the bench database, the rest of Postgres, RabbitMQ, the
+    Postgres backends of the bench database, those of the gateway simulator's, the
+    rest of Postgres, RabbitMQ, the
     bench itself, and everything else; the kernel's interrupt time and the time
     the hypervisor stole come from /proc/stat, as they belong to no process.
     """
@@ -34,6 +38,7 @@ class CpuMeter:
     def __init__(self, stack: Stack, database_name: str, interval: float = 1.0) -> None:
         self._stack = stack
         self._database_marker = f" {database_name} "
+        self._gateway_marker = f" {database_name}{GATEWAY_DATABASE_SUFFIX} "
         self._interval = interval
         self._seen: dict[int, tuple[str, float]] = {}
         self.totals: dict[str, float] = {}
@@ -52,7 +57,10 @@ class CpuMeter:
                 return BENCH
             ancestor = by_pid.get(ancestor.ppid)
         if stat.comm == "postgres":
-            return POSTGRES_OURS if self._database_marker in cmdline(stat.pid) else POSTGRES_REST
+            title = cmdline(stat.pid)
+            if self._database_marker in title:
+                return POSTGRES_OURS
+            return POSTGRES_GATEWAY if self._gateway_marker in title else POSTGRES_REST
         if stat.comm == "beam.smp":
             return RABBITMQ
         return OTHER_PROCESSES

@@ -8,15 +8,18 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from oms_devtools.bench.cpu import BENCH, OTHER_PROCESSES, POSTGRES_REST
+from oms_devtools.bench.cpu import BENCH, OTHER_PROCESSES, POSTGRES_GATEWAY, POSTGRES_REST
 from oms_devtools.bench.load import FINAL_EVENTS, EventListener, Placed
 from oms_devtools.procstat import STEAL
 from oms_devtools.stack import GATEWAY
 
 # What the system is, for its CPU per order: every process of ours, their Postgres
 # backends, RabbitMQ and the kernel's interrupt time. Not the harness (load generator,
-# gateway simulator), not the machine's other work, not time the hypervisor stole.
-NOT_THE_SYSTEM = frozenset({BENCH, GATEWAY, OTHER_PROCESSES, POSTGRES_REST, STEAL})
+# gateway simulator and its database), not the machine's other work, not time the
+# hypervisor stole.
+NOT_THE_SYSTEM = frozenset(
+    {BENCH, GATEWAY, POSTGRES_GATEWAY, OTHER_PROCESSES, POSTGRES_REST, STEAL}
+)
 
 
 def system_cpu_ms_per_order(cpu: Mapping[str, Any], completed: int) -> float | None:

@@ -27,7 +27,7 @@ import asyncpg
 import oms_devtools.bench
 from oms_devtools import infra
 from oms_devtools.bench.check import check_correctness
-from oms_devtools.bench.cpu import CpuMeter, cpu_split
+from oms_devtools.bench.cpu import GATEWAY_DATABASE_SUFFIX, CpuMeter, cpu_split
 from oms_devtools.bench.load import EventListener, LoadGenerator, Placed, parse_mix
 from oms_devtools.bench.report import PhaseRun, format_phase, summarise
 from oms_devtools.capacity import fetch_capacity, format_table
@@ -163,6 +163,7 @@ async def run(args: argparse.Namespace, env: Environment, out: Path) -> int:
     started_at = datetime.now(UTC)
     print(f"bench {env.run_id}: database {env.database_url}, vhost {env.vhost}", flush=True)
     await infra.recreate_database(env.database_url)
+    await infra.recreate_database(env.database_url + GATEWAY_DATABASE_SUFFIX)
     await migrate_in_parallel(env.database_url)
     env.stack.start_all()
     await env.stack.wait_ready()
@@ -370,6 +371,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     out: Path = args.out
     jwt_secret = secrets.token_urlsafe(32)
     carrier_secret = secrets.token_urlsafe(16)
+    # The simulator's ledger in a database of its own: its Postgres backends are the
+    # harness's CPU, not the system's (see CpuMeter).
+    gateway_database_url = f"{database_url}{GATEWAY_DATABASE_SUFFIX}"
     stack = Stack(
         database_url=database_url,
         amqp_url=amqp_url,
@@ -382,6 +386,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "OMS_AUTO_DISPATCH": "true",
             "OMS_LOG_LEVEL": os.environ.get("OMS_BENCH_LOG_LEVEL", "WARNING"),
             "OMS_ACCESS_LOG": "false",
+            "OMS_GATEWAY_DATABASE_URL": gateway_database_url,
         },
     )
     env = Environment(run_id, database_url, vhost, amqp_url, stack, jwt_secret, carrier_secret)
@@ -399,6 +404,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             with contextlib.suppress(Exception):
                 asyncio.run(infra.drop_database(env.database_url))
+        with contextlib.suppress(Exception):
+            asyncio.run(infra.drop_database(gateway_database_url))
         with contextlib.suppress(Exception):
             infra.delete_vhost(vhost)
 
