@@ -10,8 +10,9 @@ the CPU of the three things a saga is made of:
   with the inbox claim, the state row read `FOR UPDATE`, one statement writing the
   state and the outbox row, COMMIT, and the relay's outbox delete (batched);
 - an HTTP request (an order's POST, a gateway call): httpx, as the load generator
-  and the payment service use it, to the gateway simulator, a FastAPI app on
-  uvicorn like the services, doing next to nothing per request.
+  and the payment service use it (over aiohttp's transport), to the gateway
+  simulator (in memory here), a FastAPI app on uvicorn like the services, doing
+  next to nothing per request.
 
 Each is measured over the client (this process), the server (RabbitMQ, every
 Postgres process, the simulator) and the kernel's interrupt time, while several run
@@ -46,6 +47,7 @@ import httpx
 import orjson
 import uvloop
 from aio_pika.abc import AbstractIncomingMessage
+from httpx_aiohttp import AiohttpTransport
 
 from oms_devtools import infra
 from oms_devtools.procstat import KERNEL, ProcStat, machine_seconds, read_proc_stats
@@ -284,8 +286,11 @@ async def measure_requests(count: int, concurrency: int) -> Cost:
     )
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     try:
+        # Over aiohttp's transport, as the payment service's gateway client.
         async with httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=10
+            base_url=f"http://127.0.0.1:{port}",
+            transport=AiohttpTransport(limits=limits),
+            timeout=10,
         ) as client:
 
             async def authorize() -> None:
