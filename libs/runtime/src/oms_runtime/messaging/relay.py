@@ -20,14 +20,14 @@ were enough for a saga step to miss its deadline. Rows that still fail after abo
 ten seconds (a command nobody can receive yet) are left to the timed sweep.
 
 A row is deleted only after the broker has confirmed its message; a crash in between
-republishes it (at-least-once; consumers dedupe on `message_id`). Under load the
-rows of confirmed hand-overs are deleted together, once the relay has nothing more
-`delete_delay` after the first of them was confirmed, or once a batch of them has
-gathered: each delete is a commit with its own WAL flush, and one per hand-over
-cost more than the publishing. They are deleted before any sweep (so none sees
-them; the timed one leaves young rows alone anyway) and before the relay stops. Only the rows of
-confirmed messages are deleted: a command nobody can receive yet stays in the outbox
-without holding back, or dragging into every retry, the messages sent with it.
+republishes it (at-least-once; consumers dedupe on `message_id`). The rows of
+confirmed hand-overs are deleted together, `delete_delay` after the first of them
+was confirmed or once a batch of them has gathered: each delete is a commit with
+its own WAL flush, and one per hand-over cost more than the publishing. They are
+deleted before any sweep (so none sees them; the timed one leaves young rows alone
+anyway) and before the relay stops. Only the rows of confirmed messages are deleted:
+a command nobody can receive yet stays in the outbox without holding back, or
+dragging into every retry, the messages sent with it.
 """
 
 from __future__ import annotations

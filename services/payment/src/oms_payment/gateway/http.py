@@ -35,14 +35,12 @@ class HttpPaymentGateway:
         ca_file: str | None = None,
     ) -> None:
         self.breaker = breaker or CircuitBreaker()
-        # One pooled client for the process: no connection set-up per call. Few idle
-        # connections kept: httpcore checks every pooled connection (a system call
-        # each) whenever a request starts or ends.
+        # One pooled client for the process: no connection set-up per call.
         self._client = httpx.AsyncClient(
             base_url=base_url,
             timeout=httpx.Timeout(timeout_seconds),
             # httpx's API over aiohttp's C-accelerated HTTP/1.1: a gateway call costs
-            # about half the client CPU it does over httpcore (see README, Benchmarks).
+            # about a third of the client CPU it does over httpcore (README, Benchmarks).
             transport=AiohttpTransport(
                 # The gateway's certificate is checked against the given CA bundle
                 # (a private CA), else the system's.
