@@ -585,19 +585,26 @@ async def test_handed_over_messages_are_published_at_once_and_their_rows_deleted
         )
 
 
-async def test_rows_of_confirmed_hand_overs_are_deleted_together_after_the_delete_delay(
-    engine: AsyncEngine, clean_tables: MessagingTables, broker: Broker
-) -> None:
-    queue = await subscriber(broker, "order.completed")
-    relay = OutboxRelay(
+def without_sweeps(
+    engine: AsyncEngine, tables: MessagingTables, broker: Broker, delete_delay: float
+) -> OutboxRelay:
+    """A relay whose timed sweep never comes during a test: only hand-overs publish."""
+    return OutboxRelay(
         engine,
-        clean_tables,
+        tables,
         broker,
         listen_dsn=None,
         poll_interval=60,
         grace=60,
-        delete_delay=5.0,
+        delete_delay=delete_delay,
     )
+
+
+async def test_rows_of_confirmed_hand_overs_are_deleted_together_after_the_delete_delay(
+    engine: AsyncEngine, clean_tables: MessagingTables, broker: Broker
+) -> None:
+    queue = await subscriber(broker, "order.completed")
+    relay = without_sweeps(engine, clean_tables, broker, delete_delay=5.0)
     factory = handing_over_to(relay, engine, clean_tables)
     async with running(relay):
         for n in range(3):
@@ -617,15 +624,7 @@ async def test_a_stopping_relay_deletes_what_it_published_and_never_sends_it_twi
     engine: AsyncEngine, clean_tables: MessagingTables, broker: Broker
 ) -> None:
     queue = await subscriber(broker, "order.completed")
-    relay = OutboxRelay(
-        engine,
-        clean_tables,
-        broker,
-        listen_dsn=None,
-        poll_interval=60,
-        grace=60,
-        delete_delay=60.0,
-    )
+    relay = without_sweeps(engine, clean_tables, broker, delete_delay=60.0)
     factory = handing_over_to(relay, engine, clean_tables)
     async with running(relay):
         async with factory() as uow:
