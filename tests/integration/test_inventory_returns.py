@@ -9,7 +9,6 @@ import functools
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -44,13 +43,6 @@ def units(engine: AsyncEngine) -> Units:
         load_stock_for_batch,
         InventoryEvents(),
     )
-
-
-@pytest.fixture
-async def db(migrated_database: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(libpq_url(migrated_database))
-    yield connection
-    await connection.close()
 
 
 async def a_location(units: Units) -> str:

@@ -42,23 +42,9 @@ ADDRESS = Address(**HOME.model_dump())
 create_shipment = messages.create_shipment_handler(ShippingSettings())
 
 
-@pytest.fixture(scope="module")
-async def engine(migrated_database: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_async_engine(sqlalchemy_url(migrated_database))
-    yield engine
-    await engine.dispose()
-
-
 @pytest.fixture
 def units(engine: AsyncEngine) -> UnitOfWorkFactory[SqlShippingUnitOfWork]:
     return UnitOfWorkFactory(SqlShippingUnitOfWork, engine, messaging, None, ShipmentEvents())
-
-
-@pytest.fixture
-async def db(migrated_database: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(libpq_url(migrated_database))
-    yield connection
-    await connection.close()
 
 
 def an_order() -> str:

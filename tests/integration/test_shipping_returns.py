@@ -9,19 +9,17 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from oms_contracts import Envelope
 from oms_contracts import order as order_msgs
 from oms_contracts import shipping as msgs
 from oms_contracts.common import ReturnLine, ShippingAddress
-from oms_runtime.db import libpq_url, sqlalchemy_url
 from oms_runtime.messaging.unit_of_work import UnitOfWorkFactory
 from oms_shipping.db.tables import messaging
 from oms_shipping.db.unit_of_work import SqlShippingUnitOfWork
@@ -37,23 +35,9 @@ HOME = ShippingAddress(
 )
 
 
-@pytest.fixture(scope="module")
-async def engine(migrated_database: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_async_engine(sqlalchemy_url(migrated_database))
-    yield engine
-    await engine.dispose()
-
-
 @pytest.fixture
 def units(engine: AsyncEngine) -> UnitOfWorkFactory[SqlShippingUnitOfWork]:
     return UnitOfWorkFactory(SqlShippingUnitOfWork, engine, messaging, None, ShipmentEvents())
-
-
-@pytest.fixture
-async def db(migrated_database: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(libpq_url(migrated_database))
-    yield connection
-    await connection.close()
 
 
 def a_return() -> tuple[str, str]:
