@@ -83,6 +83,7 @@ async def waiting_for_an_advisory_lock(db: asyncpg.Connection, timeout: float = 
     deadline = time.monotonic() + timeout
     while not await db.fetchval(
         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
     ):
         if time.monotonic() > deadline:
             raise AssertionError("nobody waited for the return's lock")

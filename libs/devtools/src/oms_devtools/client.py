@@ -276,21 +276,23 @@ class OmsClient:
         items = response.json()["items"]
         return dict(items[0]) if items else None
 
-    async def shipments(self, **filters: str) -> list[dict[str, Any]]:
-        """The shipments (one per parcel) matching `filters` (`order_id`, `status`,
-        `location`), every page of them."""
+    async def _every_page(self, url: str, filters: dict[str, str]) -> list[dict[str, Any]]:
+        """The items of every page of an admin listing (cursor pages)."""
         found: list[dict[str, Any]] = []
         params: dict[str, str] = {**filters, "limit": "200"}
         while True:
-            response = await self.http.get(
-                f"{self.urls['shipping']}/shipments", params=params, headers=self.admin()
-            )
+            response = await self.http.get(url, params=params, headers=self.admin())
             response.raise_for_status()
             page = response.json()
             found += page["items"]
             if page["next_cursor"] is None:
                 return found
             params["cursor"] = page["next_cursor"]
+
+    async def shipments(self, **filters: str) -> list[dict[str, Any]]:
+        """The shipments (one per parcel) matching `filters` (`order_id`, `status`,
+        `location`), every page of them."""
+        return await self._every_page(f"{self.urls['shipping']}/shipments", filters)
 
     async def shipment(self, shipment_id: str) -> dict[str, Any]:
         """One dispatch note."""
@@ -380,18 +382,7 @@ class OmsClient:
     async def shipping_returns(self, **filters: str) -> list[dict[str, Any]]:
         """The return parcels matching `filters` (`status`, `order_id`, `location`),
         every page of them."""
-        found: list[dict[str, Any]] = []
-        params: dict[str, str] = {**filters, "limit": "200"}
-        while True:
-            response = await self.http.get(
-                f"{self.urls['shipping']}/returns", params=params, headers=self.admin()
-            )
-            response.raise_for_status()
-            page = response.json()
-            found += page["items"]
-            if page["next_cursor"] is None:
-                return found
-            params["cursor"] = page["next_cursor"]
+        return await self._every_page(f"{self.urls['shipping']}/returns", filters)
 
     async def receive_return(
         self, return_id: str, items: Iterable[tuple[str, int, str]]
