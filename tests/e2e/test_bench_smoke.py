@@ -85,28 +85,20 @@ async def test_the_capacity_cli_prints_one_row_per_service(oms: OmsClient) -> No
     assert [line.split()[0] for line in table[2:]] == list(SERVICES)
 
 
-def test_the_benchmark_runs_a_tiny_load_checks_it_and_writes_its_results(
-    tmp_path: Path,
-) -> None:
+def run_bench(tmp_path: Path, *arguments: str) -> tuple[subprocess.CompletedProcess[str], dict]:
+    """A tiny benchmark on a block of free ports (the services first, the gateway
+    simulator 90 above); its output and its results, once it exited cleanly."""
     out = tmp_path / "bench.json"
-    # The services on the first ports of the block, the gateway simulator 90 above.
-    ports = free_port_block(91)
-
     finished = subprocess.run(
         [
             sys.executable,
             "-m",
             "oms_devtools.bench",
-            "--rate",
-            "5",
-            "--duration",
-            "3",
-            "--max-rate-duration",
-            "2",
+            *arguments,
             "--workers",
             "4",
             "--base-port",
-            str(ports),
+            str(free_port_block(91)),
             "--out",
             str(out),
         ],
@@ -114,10 +106,18 @@ def test_the_benchmark_runs_a_tiny_load_checks_it_and_writes_its_results(
         text=True,
         timeout=120,
     )
-
     assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
+    return finished, json.loads(out.read_text())
+
+
+def test_the_benchmark_runs_a_tiny_load_checks_it_and_writes_its_results(
+    tmp_path: Path,
+) -> None:
+    finished, results = run_bench(
+        tmp_path, "--rate", "5", "--duration", "3", "--max-rate-duration", "2"
+    )
+
     assert "PASS" in finished.stdout
-    results = json.loads(out.read_text())
     assert results["verdict"] == "PASS"
     assert all(check["passed"] for check in results["correctness"]["checks"])
     assert [phase["name"] for phase in results["phases"]] == ["open loop", "max rate"]
@@ -135,9 +135,11 @@ def test_the_benchmark_runs_a_tiny_load_checks_it_and_writes_its_results(
             "postgres: bench database backends",
             "rabbitmq",
             "bench (load generator)",
+            "postgres: the gateway simulator's database",
         ):
             assert process in processes
         assert processes["order"]["cpu_seconds"] > 0
+        assert phase["system_cpu_ms_per_order"] > 0
         assert set(phase["capacity"]) == set(SERVICES)
         for report in phase["capacity"].values():
             assert report["queues"][0]["messages"] > 0
@@ -146,34 +148,9 @@ def test_the_benchmark_runs_a_tiny_load_checks_it_and_writes_its_results(
 def test_with_several_locations_orders_ship_in_several_parcels_and_the_run_checks_out(
     tmp_path: Path,
 ) -> None:
-    out = tmp_path / "bench.json"
-    ports = free_port_block(91)
-
-    finished = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "oms_devtools.bench",
-            "--duration",
-            "0",
-            "--max-rate-duration",
-            "3",
-            "--workers",
-            "4",
-            "--locations",
-            "3",
-            "--base-port",
-            str(ports),
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
+    _, results = run_bench(
+        tmp_path, "--duration", "0", "--max-rate-duration", "3", "--locations", "3"
     )
-
-    assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
-    results = json.loads(out.read_text())
     assert results["verdict"] == "PASS"
     assert results["config"]["locations"] == 3
     parcels = {int(n): orders for n, orders in results["parcels_per_order"].items()}
