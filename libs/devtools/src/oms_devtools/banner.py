@@ -17,11 +17,11 @@ SERVICES = {"order": 8000, "inventory": 8001, "payment": 8002, "shipping": 8003}
 ENV_FILE = Path(os.environ.get("OMS_RUN_ENV_FILE", ".run/env"))
 
 
-async def _wait_until_ready(client: httpx.AsyncClient, urls: dict[str, str]) -> None:
-    for url in urls.values():
+async def _wait_until_ready(client: httpx.AsyncClient, probes: list[str]) -> None:
+    for probe in probes:
         while True:
             try:
-                if (await client.get(f"{url}/readyz")).status_code == 200:
+                if (await client.get(probe)).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
@@ -41,8 +41,13 @@ async def main() -> None:
         for name, default in SERVICES.items()
     }
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    gateway_url = os.environ.get("OMS_GATEWAY_URL", "http://127.0.0.1:8090")
+    console_url = f"http://127.0.0.1:{os.environ.get('OMS_CONSOLE_PORT', '8080')}"
+    # "Up" means everything the banner points at answers, the console and the
+    # simulator included, not only the four services.
+    probes = [f"{url}/readyz" for url in (*urls.values(), console_url)]
     async with httpx.AsyncClient(timeout=2.0) as client:
-        await _wait_until_ready(client, urls)
+        await _wait_until_ready(client, [*probes, f"{gateway_url}/healthz"])
     lifetime = settings.jwt_max_lifetime_seconds
     issuer, audience = settings.jwt_issuer, settings.jwt_audience
     admin = mint_token(
@@ -57,16 +62,13 @@ async def main() -> None:
     print(" OMS is up. API docs:")
     for name, url in urls.items():
         print(f"   {name:<10} {url}/docs")
-    print(
-        f"   gateway    {os.environ.get('OMS_GATEWAY_URL', 'http://127.0.0.1:8090')}  (simulator)"
-    )
+    print(f"   gateway    {gateway_url}  (simulator)")
     print(
         f"\n Tokens (valid {lifetime // 3600} h) for an admin ($ADMIN) and the customer alice"
         " ($TOKEN),\n in another shell:"
     )
     print(f"   source {ENV_FILE}")
     print("   (mint more with `.venv/bin/oms-token --sub NAME [--role admin]`)")
-    console_url = f"http://127.0.0.1:{os.environ.get('OMS_CONSOLE_PORT', '8080')}"
     print(f"\n Staff console: {console_url}")
     if os.environ.get("OMS_CONSOLE_ADMIN_PASSWORD"):
         print("   sign in as `admin` with the password in OMS_CONSOLE_ADMIN_PASSWORD")
