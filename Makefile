@@ -69,19 +69,24 @@ browser:
 # The whole suite, then the end-to-end part again with two replicas of every
 # service competing for their queues (less what does not depend on replicas).
 REPLICA_PASS := -m "e2e and not single_pass"
+# Test processes side by side (pytest-xdist), each with a database, a vhost and a
+# stack of its own; a file's tests stay in one process. The e2e tests mostly wait on
+# the saga, so two keep two cores busy; each more costs ~60 Postgres connections.
+TEST_WORKERS ?= 2
+PARALLEL := -n $(TEST_WORKERS) --dist loadfile
 
 test: install infra browser lint typecheck
-	$(BIN)/pytest
-	OMS_E2E_REPLICAS=2 $(BIN)/pytest $(REPLICA_PASS)
+	$(BIN)/pytest $(PARALLEL)
+	OMS_E2E_REPLICAS=2 $(BIN)/pytest $(PARALLEL) $(REPLICA_PASS)
 
 unit: install
 	$(BIN)/pytest -m "not e2e and not integration"
 
 e2e: install infra browser
-	$(BIN)/pytest -m e2e
+	$(BIN)/pytest $(PARALLEL) -m e2e
 
 e2e-replicas: install infra
-	OMS_E2E_REPLICAS=2 $(BIN)/pytest $(REPLICA_PASS)
+	OMS_E2E_REPLICAS=2 $(BIN)/pytest $(PARALLEL) $(REPLICA_PASS)
 
 BENCH_ARGS ?=
 # The benchmark makes, migrates and drops its own database and vhost.

@@ -1,29 +1,27 @@
 """Records every event the services publish during the e2e run, as a subscriber
-would see it, so that tests/e2e/test_event_contracts.py can check each one against
-the published catalog once the other e2e tests have run."""
+would see it, and when the session ends (each pytest-xdist worker has a session and a
+stack of its own) checks what every run must leave true (tests/e2e/run_checks.py):
+each event matched its published schema, and the books of the services agree."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
 import aio_pika
+import asyncpg
 import pytest
 
 from oms_contracts import EVENTS_EXCHANGE
+from oms_devtools.client import eventually
 from oms_devtools.stack import Stack
+from oms_runtime.db import libpq_url
 
-from .helpers import EventRecorder
+from ..conftest import client_of
+from .helpers import EventRecorder, a_customer
+from .run_checks import books_disagreements, contract_violations
 
-RUN_LAST = "run_last"
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", f"{RUN_LAST}: run after every other test of the session")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # Stable sort: the marked tests keep their own order, after all others.
-    items.sort(key=lambda item: item.get_closest_marker(RUN_LAST) is not None)
+# The last test's messages may still be in flight when the session ends.
+SETTLE_SECONDS = 30
 
 
 @pytest.fixture(scope="session")
@@ -45,9 +43,32 @@ async def event_recorder(stack: Stack, test_amqp_url: str) -> AsyncIterator[Even
     await connection.close()
 
 
+@pytest.fixture(scope="session")
+async def checked_when_the_session_ends(
+    stack: Stack, event_recorder: EventRecorder, migrated_database: str
+) -> AsyncIterator[None]:
+    """After this process's last test, whatever the tests did: every event published
+    matched its schema, and once the system settles, the books agree. A failure shows
+    as an error at the teardown of the last test."""
+    yield
+    assert contract_violations(list(event_recorder.events)) == []
+    oms = client_of(stack, a_customer("books"))
+    db = await asyncpg.connect(libpq_url(migrated_database))
+    try:
+        await eventually(
+            lambda: books_disagreements(db, oms),
+            lambda found: found == [],
+            SETTLE_SECONDS,
+            "the books of the services to agree at the end of the run",
+        )
+    finally:
+        await db.close()
+        await oms.aclose()
+
+
 @pytest.fixture(autouse=True)
-def _record_events(request: pytest.FixtureRequest) -> None:
-    """Starts the recorder with the first test that brings the stack up; tests that
-    need no stack do not start one for it."""
+def _record_and_check_the_run(request: pytest.FixtureRequest) -> None:
+    """Starts the recorder and the end-of-session check with the first test that brings
+    the stack up; tests that need no stack do not start one for them."""
     if "stack" in request.fixturenames:
-        request.getfixturevalue("event_recorder")
+        request.getfixturevalue("checked_when_the_session_ends")

@@ -216,24 +216,37 @@ _STOCK_BOOKS = """
     GROUP BY s.sku, s.location, s.on_hand, s.reserved, s.damaged"""
 
 
-async def stock_books_agree(db: asyncpg.Connection, skus: Sequence[str] | None = None) -> None:
-    """For every (SKU, location) of `skus` (None: all): the stock equals its ledger,
-    and on_hand + shipped = initial + restocked + adjusted + returned (resellable);
-    the damaged units are the returned damaged ones."""
-    rows = await db.fetch(_STOCK_BOOKS, None if skus is None else list(skus))
-    assert rows
-    for row in rows:
-        where = (row["sku"], row["location"])
-        assert (row["on_hand"], row["reserved"], row["damaged"]) == (
-            row["ledger_on_hand"],
-            row["ledger_reserved"],
-            row["ledger_damaged"],
-        ), where
-        assert 0 <= row["reserved"] <= row["on_hand"], where
-        assert row["on_hand"] + row["shipped"] == (
-            row["initial"] + row["restocked"] + row["adjusted"] + row["returned"]
-        ), where
-        assert row["damaged"] == row["returned_damaged"], where
+async def stock_books_disagreements(
+    db: asyncpg.Connection, skus: Sequence[str] | None = None
+) -> list[str]:
+    """Where, for a (SKU, location) of `skus` (None: all), the stock differs from its
+    ledger, or on_hand + shipped differs from initial + restocked + adjusted + returned
+    (resellable), or the damaged units are not the returned damaged ones."""
+    found = []
+    for row in await db.fetch(_STOCK_BOOKS, None if skus is None else list(skus)):
+        where = f"{row['sku']} at {row['location']}"
+        counters = (row["on_hand"], row["reserved"], row["damaged"])
+        ledger = (row["ledger_on_hand"], row["ledger_reserved"], row["ledger_damaged"])
+        if counters != ledger:
+            found.append(f"{where}: on hand/reserved/damaged {counters}, ledger {ledger}")
+        if not 0 <= row["reserved"] <= row["on_hand"]:
+            found.append(f"{where}: {row['reserved']} reserved of {row['on_hand']} on hand")
+        came_in = row["initial"] + row["restocked"] + row["adjusted"] + row["returned"]
+        if row["on_hand"] + row["shipped"] != came_in:
+            found.append(f"{where}: on hand + shipped != {came_in} that came in")
+        if row["damaged"] != row["returned_damaged"]:
+            found.append(
+                f"{where}: {row['damaged']} damaged, {row['returned_damaged']} returned damaged"
+            )
+    return found
+
+
+async def stock_books_agree(db: asyncpg.Connection, skus: Sequence[str]) -> None:
+    """The books of `skus` agree (see stock_books_disagreements), and they have stock."""
+    assert await db.fetchval(
+        "SELECT count(*) FROM inventory.stock WHERE sku = ANY($1::text[])", list(skus)
+    )
+    assert await stock_books_disagreements(db, skus) == []
 
 
 # -- the card gateway ------------------------------------------------------------------

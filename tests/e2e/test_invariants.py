@@ -1,25 +1,39 @@
-"""Checked after every other end-to-end test (marked `run_last`): whatever the tests
-did to the orders, the books across the services still agree. Run alone, they check
-the orders this file finishes itself."""
+"""Whatever the tests did to the orders, the books across the services agree once the
+system settles. tests/e2e/conftest.py checks the same (tests/e2e/run_checks.py) when
+each process's session ends; here they are checked with orders of each ending this
+file finishes itself, so they never agree merely because the books are empty."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 
 import asyncpg
 import pytest
 
-from oms_devtools.client import OmsClient
+from oms_devtools.client import OmsClient, eventually
 from oms_devtools.stack import Stack
 
 from ..conftest import client_of
-from .helpers import a_customer, fulfilling_order, shipped_order, stock_books_agree
+from .helpers import a_customer, fulfilling_order, shipped_order
+from .run_checks import (
+    held_for_ended_orders,
+    live_shipment_disagreements,
+    reserved_stock_disagreements,
+    shipped_unit_disagreements,
+    stock_ledger_disagreements,
+    terminal_orders,
+)
 
-pytestmark = [pytest.mark.e2e, pytest.mark.run_last]
+pytestmark = pytest.mark.e2e
 
-TERMINAL = ("completed", "rejected", "cancelled")
+# Other tests of this process may still have messages in flight.
+SETTLE_SECONDS = 20
+
+
+async def agree_once_settled(check: Callable[[], Awaitable[list[str]]], what: str) -> None:
+    await eventually(check, lambda found: found == [], SETTLE_SECONDS, what)
 
 
 @pytest.fixture(scope="module")
@@ -60,110 +74,59 @@ async def finished_orders(stack: Stack) -> AsyncIterator[list[str]]:
 async def test_no_terminal_order_leaves_stock_reserved_or_money_held(
     oms: OmsClient, db: asyncpg.Connection, finished_orders: list[str]
 ) -> None:
-    # An operator who forced a compensation took responsibility for it by hand.
-    forced = {
-        row["order_id"]
-        for row in await db.fetch(
-            "SELECT order_id::text FROM orders.order_history WHERE step = 'compensation_forced'"
-        )
-    }
-    terminal = [
-        row["id"]
-        for row in await db.fetch(
-            "SELECT id::text FROM orders.orders WHERE status = ANY($1::text[])", list(TERMINAL)
-        )
-        if row["id"] not in forced
-    ]
-    assert set(finished_orders) <= set(terminal)
-    reserved = await db.fetch(
-        "SELECT order_id FROM inventory.reservations "
-        "WHERE status = 'reserved' AND order_id = ANY($1::text[])",
-        terminal,
+    assert set(finished_orders) <= set(await terminal_orders(db))
+    paid = await db.fetchval(
+        "SELECT count(*) FROM payment.payments WHERE order_id = ANY($1::text[])", finished_orders
     )
-    assert reserved == []
-    authorized = await db.fetch(
-        "SELECT order_id, id::text FROM payment.payments "
-        "WHERE status = 'authorized' AND order_id = ANY($1::text[])",
-        terminal,
+    assert paid, "the finished orders include paid ones"
+    await agree_once_settled(
+        lambda: held_for_ended_orders(db, oms), "nothing held for an order that ended"
     )
-    assert authorized == []
-    payments = await db.fetch(
-        "SELECT id::text FROM payment.payments WHERE order_id = ANY($1::text[])", terminal
-    )
-    assert payments, "the finished orders include paid ones"
-    for payment in payments:
-        holds = await oms.gateway_holds(payment["id"])
-        assert [h["id"] for h in holds if h["status"] == "authorized"] == []
 
 
 async def test_reserved_stock_equals_the_open_reservations(
     db: asyncpg.Connection, finished_orders: list[str]
 ) -> None:
-    # Per (SKU, location): what open reservations hold there and has not left yet.
-    mismatched = await db.fetch("""
-        SELECT s.sku, s.location, s.reserved, coalesce(sum(l.quantity), 0) AS held
-        FROM inventory.stock s
-        LEFT JOIN (
-            SELECT line->>'sku' AS sku, line->>'location' AS location,
-                   (line->>'quantity')::int AS quantity
-            FROM inventory.reservations r, jsonb_array_elements(r.lines) AS line
-            WHERE r.status = 'reserved' AND NOT (line->>'committed')::boolean) l
-            ON l.sku = s.sku AND l.location = s.location
-        GROUP BY s.sku, s.location, s.reserved
-        HAVING s.reserved <> coalesce(sum(l.quantity), 0)""")
-    assert mismatched == []
+    await agree_once_settled(
+        lambda: reserved_stock_disagreements(db), "reserved stock = open reservations"
+    )
 
 
 async def test_the_stock_at_every_location_equals_its_ledger(
     db: asyncpg.Connection, finished_orders: list[str]
 ) -> None:
-    # Per (SKU, location): the counters equal the ledger's sums, and on_hand + shipped
-    # = initial + restocked + adjusted + returned (resellable); damaged = returned
-    # damaged.
-    await stock_books_agree(db)
-    # No movement names a (SKU, location) without a stock row.
-    orphans = await db.fetch("""
-        SELECT DISTINCT m.sku, m.location FROM inventory.stock_movements m
-        WHERE NOT EXISTS (SELECT 1 FROM inventory.stock s
-                          WHERE s.sku = m.sku AND s.location = m.location)""")
-    assert orphans == []
+    await agree_once_settled(lambda: stock_ledger_disagreements(db), "stock = its ledger")
 
 
 async def test_units_shipped_equal_the_committed_reservations(
     db: asyncpg.Connection, finished_orders: list[str]
 ) -> None:
-    # Per (SKU, location): a parcel that left is a committed line, whatever became
-    # of the rest of its order.
-    mismatched = await db.fetch("""
-        WITH ledger AS (
-            SELECT sku, location, -sum(on_hand_delta) AS shipped
-            FROM inventory.stock_movements WHERE reason = 'ship' GROUP BY sku, location),
-        committed AS (
-            SELECT line->>'sku' AS sku, line->>'location' AS location,
-                   sum((line->>'quantity')::int) AS shipped
-            FROM inventory.reservations r, jsonb_array_elements(r.lines) AS line
-            WHERE (line->>'committed')::boolean GROUP BY 1, 2)
-        SELECT * FROM ledger FULL JOIN committed USING (sku, location)
-        WHERE ledger.shipped IS DISTINCT FROM committed.shipped""")
-    assert mismatched == []
+    await agree_once_settled(
+        lambda: shipped_unit_disagreements(db), "units shipped = committed reservations"
+    )
 
 
 async def test_every_parcel_that_left_has_exactly_one_live_shipment(
     db: asyncpg.Connection, finished_orders: list[str]
 ) -> None:
-    # A shipped order's parcels that left are its live shipments; the others were
-    # stopped (cancelled) or never made.
-    shipped = await db.fetch("""
-        SELECT id::text,
-               (SELECT count(*) FROM jsonb_array_elements(fulfillments) AS parcel
-                WHERE parcel->>'status' IN ('dispatched', 'delivered')) AS parcels
-        FROM orders.orders WHERE status IN ('shipped', 'completed')""")
-    counts = await db.fetch(
-        "SELECT order_id, count(*) AS n FROM shipping.shipments "
-        "WHERE order_id = ANY($1::text[]) AND status NOT IN ('cancelled', 'failed') "
-        "GROUP BY order_id",
-        [row["id"] for row in shipped],
+    await agree_once_settled(
+        lambda: live_shipment_disagreements(db), "one live shipment per parcel that left"
     )
-    assert {row["order_id"]: row["n"] for row in counts} == {
-        row["id"]: row["parcels"] for row in shipped
-    }
+
+
+async def test_the_books_check_reports_stock_that_drifted_from_its_ledger(
+    oms: OmsClient, db: asyncpg.Connection
+) -> None:
+    product = await oms.create_product(on_hand=4)
+    sku = product["sku"]
+    drift = "UPDATE inventory.stock SET on_hand = on_hand + $2 WHERE sku = $1"
+    await db.execute(drift, sku, 1)
+    try:
+        found = await stock_ledger_disagreements(db)
+    finally:
+        await db.execute(drift, sku, -1)
+    assert [line for line in found if sku in line] == [
+        f"{sku} at default: on hand/reserved/damaged (5, 0, 0), ledger (4, 0, 0)",
+        f"{sku} at default: on hand + shipped != 4 that came in",
+    ]
+    assert [line for line in await stock_ledger_disagreements(db) if sku in line] == []
