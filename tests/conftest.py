@@ -30,6 +30,13 @@ CARRIER_SECRET = "test-carrier-secret"
 RUN_ID = uuid.uuid4().hex[:8]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The end-to-end files first: they take the longest, so the parallel test
+    processes (pytest-xdist, a file each) start them early and fill the end with the
+    short ones, instead of one process finishing a long file while the other idles."""
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
+
+
 @pytest.fixture(scope="session")
 def test_database_url() -> str:
     base = os.environ.get("OMS_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432")

@@ -13,6 +13,7 @@ import pytest
 
 from oms_contracts import EVENTS_EXCHANGE
 from oms_devtools.client import eventually
+from oms_devtools.faultproxy import FaultProxy
 from oms_devtools.stack import Stack
 from oms_runtime.db import libpq_url
 
@@ -64,6 +65,21 @@ async def checked_when_the_session_ends(
     finally:
         await db.close()
         await oms.aclose()
+
+
+@pytest.fixture
+async def healed(
+    database_proxy: FaultProxy, broker_proxy: FaultProxy, stack: Stack
+) -> AsyncIterator[None]:
+    """Whatever a test breaks, the next one starts with the servers reachable and
+    every process ready."""
+    yield
+    database_proxy.restore()
+    broker_proxy.restore()
+    for name in stack.all_names():
+        if not stack.is_running(name):
+            stack.revive(name)
+    await stack.wait_ready(timeout=60)
 
 
 @pytest.fixture(autouse=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Awaitable
 from typing import Any
 
 import aio_pika
@@ -13,9 +14,35 @@ import asyncpg
 
 from oms_contracts import COMMANDS_EXCHANGE, Envelope
 from oms_contracts import inventory as inventory_msgs
-from oms_devtools.client import OmsClient, eventually
+from oms_devtools.client import OmsClient, eventually, order_body
 from oms_devtools.faultproxy import Direction, FaultProxy
 from oms_devtools.stack import Stack
+
+from .helpers import place_until_accepted
+
+SETTLED = {"fulfilling", "rejected", "cancelled"}
+# Orders that may wait for inventory or the broker longer than the suite's short
+# reservation deadline without being compensated.
+PATIENT = {
+    "OMS_DEADLINE_RESERVATION_SECONDS": "300",
+    "OMS_DEADLINE_PAYMENT_SECONDS": "300",
+    "OMS_DEADLINE_SHIPMENT_SECONDS": "300",
+}
+
+
+def placing(oms: OmsClient, sku: str, customer: str) -> Awaitable[str]:
+    """One order of `sku`, placed by a client that retries through outages."""
+    return place_until_accepted(
+        oms.http, [oms.urls["order"]], oms.as_customer(customer), order_body([(sku, 1)])
+    )
+
+
+async def waiting_in_the_outbox(db: asyncpg.Connection, order_id: str) -> int:
+    """Messages about `order_id` the order service committed and has not handed over."""
+    count: int = await db.fetchval(
+        "SELECT count(*) FROM orders.outbox WHERE correlation_id = $1", order_id
+    )
+    return count
 
 
 def log_lines(text: str) -> list[dict[str, Any]]:

@@ -1,63 +1,34 @@
-"""Stopping politely, rolling restarts, the broker or the database going away or
-behind a network partition, and processes killed at the worst moment.
-
-Outages are made with the session's fault proxies, which sit between the services
-and Postgres / RabbitMQ: the servers themselves keep running for everyone else.
-"""
+"""Stopping politely, rolling restarts, processes killed at the worst moment, and
+replicas sharing the work. (Outages of the servers: test_server_outages.py.)"""
 
 from __future__ import annotations
 
 import asyncio
 import signal
-import time
-from collections.abc import AsyncIterator, Awaitable
 from datetime import datetime
 from itertools import pairwise
 
 import asyncpg
 import pytest
 
-from oms_devtools.client import OmsClient, eventually, order_body
+from oms_devtools.client import OmsClient, eventually
 from oms_devtools.faultproxy import FaultProxy
 from oms_devtools.stack import SERVICES, Stack
 
-from .helpers import place_until_accepted, statuses
-from .scenarios import log_lines, metric, readiness, restock_whose_ack_is_lost
+from .helpers import statuses
+from .scenarios import (
+    PATIENT,
+    SETTLED,
+    log_lines,
+    metric,
+    placing,
+    restock_whose_ack_is_lost,
+    waiting_in_the_outbox,
+)
 
 pytestmark = pytest.mark.e2e
 
-
-def placing(oms: OmsClient, sku: str, customer: str) -> Awaitable[str]:
-    """One order of `sku`, placed by a client that retries through outages."""
-    return place_until_accepted(
-        oms.http, [oms.urls["order"]], oms.as_customer(customer), order_body([(sku, 1)])
-    )
-
-
-SETTLED = {"fulfilling", "rejected", "cancelled"}
 STOPPED_CLEANLY = "stopped cleanly: intake stopped, work in hand finished, outbox flushed"
-# Orders that may wait for inventory or the broker longer than the suite's short
-# reservation deadline without being compensated.
-PATIENT = {
-    "OMS_DEADLINE_RESERVATION_SECONDS": "300",
-    "OMS_DEADLINE_PAYMENT_SECONDS": "300",
-    "OMS_DEADLINE_SHIPMENT_SECONDS": "300",
-}
-
-
-@pytest.fixture
-async def healed(
-    database_proxy: FaultProxy, broker_proxy: FaultProxy, stack: Stack
-) -> AsyncIterator[None]:
-    """Whatever a test breaks, the next one starts with the servers reachable and
-    every process ready."""
-    yield
-    database_proxy.restore()
-    broker_proxy.restore()
-    for name in stack.all_names():
-        if not stack.is_running(name):
-            stack.revive(name)
-    await stack.wait_ready(timeout=60)
 
 
 # -- stopping and restarting ---------------------------------------------------------------
@@ -169,144 +140,6 @@ async def test_a_rolling_restart_under_load_loses_nothing(
         "SELECT count(*) FROM orders.orders WHERE customer_id = 'rolling'"
     ) == len(placed)
     assert (await oms.product(product["sku"]))["reserved"] == len(placed)
-
-
-# -- the broker away -----------------------------------------------------------------------
-
-
-async def test_without_the_broker_the_api_answers_and_the_work_resumes_when_it_returns(
-    oms: OmsClient,
-    stack: Stack,
-    db: asyncpg.Connection,
-    broker_proxy: FaultProxy,
-    healed: None,
-) -> None:
-    product = await oms.create_product(on_hand=5)
-    # The outage outlasts the suite's short reservation deadline; this order should
-    # wait for the broker, not be compensated.
-    async with stack.restarted_with("order", PATIENT):
-        with broker_proxy.cut_off():
-            for service in SERVICES:
-                _, checks = await eventually(
-                    lambda service=service: readiness(oms, service),
-                    lambda answer: answer[0] == 503,
-                    20,
-                    f"{service} to say it is not ready",
-                )
-                assert checks == {"database": True, "broker": False}
-            assert (await oms.http.get(f"{oms.urls['order']}/healthz")).status_code == 200
-            # Orders are still taken: they wait in the outbox.
-            accepted = await oms.place_order([(product["sku"], 1)])
-            assert accepted.status_code == 202
-            order_id = str(accepted.json()["id"])
-            assert (await oms.order(order_id))["status"] == "pending"
-            assert await waiting_in_the_outbox(db, order_id) > 0
-        await stack.wait_ready(timeout=60)
-        await oms.wait_for_order(order_id, "fulfilling", timeout=60)
-
-
-async def waiting_in_the_outbox(db: asyncpg.Connection, order_id: str) -> int:
-    count: int = await db.fetchval(
-        "SELECT count(*) FROM orders.outbox WHERE correlation_id = $1", order_id
-    )
-    return count
-
-
-async def test_through_a_broker_partition_orders_are_taken_and_go_on_when_it_heals(
-    oms: OmsClient,
-    stack: Stack,
-    db: asyncpg.Connection,
-    broker_proxy: FaultProxy,
-    healed: None,
-) -> None:
-    """The connections hang instead of closing: nothing tells the services the broker
-    is gone but its silence."""
-    product = await oms.create_product(on_hand=5)
-    with broker_proxy.partitioned():
-        # Readiness asks the broker, not the connection's last known state.
-        for service in SERVICES:
-            status, checks = await readiness(oms, service)
-            assert (status, checks) == (503, {"database": True, "broker": False}), service
-        started = time.monotonic()
-        accepted = await oms.place_order([(product["sku"], 1)])
-        assert accepted.status_code == 202
-        assert time.monotonic() - started < 2, "taking an order does not wait for the broker"
-        order_id = str(accepted.json()["id"])
-        assert await waiting_in_the_outbox(db, order_id) > 0
-        assert (await oms.order(order_id))["status"] == "pending"
-    # Healed: what was held flows on through the same connections.
-    await oms.wait_for_order(order_id, "fulfilling", timeout=30)
-    await eventually(
-        lambda: waiting_in_the_outbox(db, order_id), lambda n: n == 0, 10, "an empty outbox"
-    )
-
-
-# -- the database away ---------------------------------------------------------------------
-
-
-async def test_without_the_database_the_api_answers_503_and_recovers_on_its_own(
-    oms: OmsClient, stack: Stack, database_proxy: FaultProxy, healed: None
-) -> None:
-    product = await oms.create_product(on_hand=5)
-    with database_proxy.cut_off():
-        status, checks = await readiness(oms, "order")
-        assert (status, checks) == (503, {"database": False, "broker": True})
-        assert (await oms.http.get(f"{oms.urls['order']}/healthz")).status_code == 200
-        refused = await oms.place_order([(product["sku"], 1)])
-        assert refused.status_code == 503
-        assert refused.headers["content-type"] == "application/problem+json"
-        assert refused.headers["retry-after"]
-        lookup = await oms.http.get(
-            f"{oms.urls['inventory']}/products/{product['sku']}", headers=oms.admin()
-        )
-        assert lookup.status_code == 503
-    await stack.wait_ready(timeout=60)
-    accepted = await eventually(
-        lambda: oms.place_order([(product["sku"], 1)]),
-        lambda r: r.status_code == 202,
-        30,
-        "an accepted order",
-    )
-    await oms.wait_for_order(accepted.json()["id"], "fulfilling", timeout=60)
-
-
-async def test_through_a_database_partition_requests_fail_in_bounded_time_and_recover(
-    oms: OmsClient, stack: Stack, database_proxy: FaultProxy, healed: None
-) -> None:
-    product = await oms.create_product(on_hand=5)
-    with database_proxy.partitioned():
-        # An answer, not a hang (the clients would wait a minute): the suite's
-        # OMS_DB_TIMEOUT_SECONDS is 5, and a request may wait for it twice (its
-        # statement, then giving the connection up).
-        started = time.monotonic()
-        (status, checks), refused, lookup = await asyncio.gather(
-            readiness(oms, "order"),
-            oms.http.post(
-                f"{oms.urls['order']}/orders",
-                json=order_body([(product["sku"], 1)]),
-                headers=oms.as_customer(),
-                timeout=60,
-            ),
-            oms.http.get(
-                f"{oms.urls['inventory']}/products/{product['sku']}",
-                headers=oms.admin(),
-                timeout=60,
-            ),
-        )
-        assert time.monotonic() - started < 30
-        assert (status, checks) == (503, {"database": False, "broker": True})
-        assert refused.status_code == 503, refused.text
-        assert refused.headers["content-type"] == "application/problem+json"
-        assert lookup.status_code == 503, lookup.text
-        assert (await oms.http.get(f"{oms.urls['order']}/healthz")).status_code == 200
-    await stack.wait_ready(timeout=60)
-    accepted = await eventually(
-        lambda: oms.place_order([(product["sku"], 1)]),
-        lambda r: r.status_code == 202,
-        30,
-        "an accepted order",
-    )
-    await oms.wait_for_order(accepted.json()["id"], "fulfilling", timeout=60)
 
 
 # -- killed at the worst moment ------------------------------------------------------------
