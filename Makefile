@@ -70,10 +70,11 @@ browser:
 # service competing for their queues (less what does not depend on replicas).
 REPLICA_PASS := -m "e2e and not single_pass"
 # Test processes side by side (pytest-xdist), each with a database, a vhost and a
-# stack of its own; a file's tests stay in one process. The e2e tests mostly wait on
-# the saga, so two keep two cores busy; each more costs ~60 Postgres connections.
+# stack of its own; a file's tests stay in one process, and files are handed out in
+# collection order (the long e2e ones first, tests/conftest.py). The e2e tests mostly
+# wait on the saga, so two processes keep two cores busy.
 TEST_WORKERS ?= 2
-PARALLEL := -n $(TEST_WORKERS) --dist loadfile
+PARALLEL := -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 test: install infra browser lint typecheck
 	$(BIN)/pytest $(PARALLEL)

@@ -76,7 +76,9 @@ class EventFeed:
                 for pattern in patterns:
                     await queue.bind(exchange, routing_key=pattern)
                 await queue.consume(on_message, no_ack=True)
-                yield ": connected\n\n"
+                # Only now is every event heard: the browser says "connected" on this,
+                # not when the response starts (before the queue was bound).
+                yield "event: ready\ndata: listening\n\n"
                 deadline = asyncio.get_running_loop().time() + STREAM_SECONDS
                 while asyncio.get_running_loop().time() < deadline:
                     try:

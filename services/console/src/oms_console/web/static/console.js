@@ -83,7 +83,8 @@ function liveFeed() {
     if (source) source.close();
     const url = list.dataset.source + "?pattern=" + encodeURIComponent(select.value);
     source = new EventSource(url);
-    source.addEventListener("open", () => { state.textContent = "Connected: waiting for events."; });
+    source.addEventListener("open", () => { state.textContent = "Subscribing…"; });
+    source.addEventListener("ready", () => { state.textContent = "Connected: waiting for events."; });
     source.addEventListener("oms", (event) => {
       if (paused) return;
       try { show(JSON.parse(event.data)); } catch (error) { /* not JSON: skip */ }
