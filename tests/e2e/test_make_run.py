@@ -91,8 +91,15 @@ async def test_make_run_serves_every_service_writes_working_tokens_and_stops_on_
         returncode = await asyncio.wait_for(running.wait(), 60)
     finally:
         if running.returncode is None:
-            os.killpg(running.pid, signal.SIGKILL)
-            await running.wait()
+            # honcho starts each process in a session of its own: only honcho can
+            # stop them, so a failed test still ends it with a Ctrl-C first (a
+            # SIGKILL of make's group alone would leave the whole stack running).
+            os.killpg(running.pid, signal.SIGINT)
+            try:
+                await asyncio.wait_for(running.wait(), 60)
+            except TimeoutError:
+                os.killpg(running.pid, signal.SIGKILL)
+                await running.wait()
         await infra.drop_database(database_url)
         infra.delete_vhost(name)
 

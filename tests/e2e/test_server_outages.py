@@ -8,6 +8,7 @@ and Postgres / RabbitMQ: the servers themselves keep running for everyone else.
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 
 import asyncpg
@@ -58,6 +59,27 @@ async def test_without_the_broker_the_api_answers_and_the_work_resumes_when_it_r
             assert await waiting_in_the_outbox(db, order_id) > 0
         await stack.wait_ready(timeout=60)
         await oms.wait_for_order(order_id, "fulfilling", timeout=60)
+
+
+async def test_a_service_stopped_while_the_broker_is_away_still_stops_in_bounded_time(
+    oms: OmsClient, stack: Stack, broker_proxy: FaultProxy, healed: None
+) -> None:
+    """An orchestrator's SIGTERM during an outage ends the process, not waits for the
+    broker: a robust channel would otherwise wait for it to cancel the consumer."""
+    replicas = stack.replica_names("shipping")
+    with broker_proxy.cut_off():
+        await eventually(
+            lambda: readiness(oms, "shipping"),
+            lambda answer: answer[1]["broker"] is False,
+            20,
+            "shipping to notice the broker is gone",
+        )
+        started = time.monotonic()
+        codes = stack.stop_together(replicas, timeout=40)
+        took = time.monotonic() - started
+    assert set(codes.values()) <= {0, -signal.SIGTERM}, codes  # not killed after 40 s
+    assert took < 30, took
+    # `healed` starts them again with the broker back.
 
 
 async def test_through_a_broker_partition_orders_are_taken_and_go_on_when_it_heals(

@@ -154,6 +154,7 @@ class ServiceRuntime:
         if self._run_relay:
             await self.relay.stop()
         pending = [task for task in self._tasks if not task.done()]
+        still_running: set[asyncio.Task[Any]] = set()
         if pending:
             _, still_running = await asyncio.wait(pending, timeout=5.0)
             for task in still_running:
@@ -163,7 +164,16 @@ class ServiceRuntime:
                     await task
         await self.broker.close()
         await self.engine.dispose()
-        log.info("stopped cleanly: intake stopped, work in hand finished, outbox flushed")
+        if still_running:
+            # E.g. the broker or the database is away: nothing is lost (the outbox
+            # keeps what was not published, the broker what was not acknowledged),
+            # but this process did not finish it.
+            log.warning(
+                "stopped, leaving work to the next process to start",
+                extra={"unfinished": sorted(task.get_name() for task in still_running)},
+            )
+        else:
+            log.info("stopped cleanly: intake stopped, work in hand finished, outbox flushed")
 
     async def readiness(self) -> dict[str, bool]:
         database, broker = await asyncio.gather(self._database_reachable(), self.broker.ping())

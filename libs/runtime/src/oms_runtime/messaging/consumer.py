@@ -57,6 +57,8 @@ from oms_runtime.messaging.unit_of_work import (
 log = logging.getLogger(__name__)
 
 ATTEMPT_HEADER = "x-oms-attempt"
+# How long stopping waits for the broker to answer a cancel or a close.
+CHANNEL_CALL_SECONDS = 5.0
 ERROR_HEADER = "x-oms-error"
 
 Handler = Callable[[Any, Any], Awaitable[None]]
@@ -180,9 +182,12 @@ class MessageConsumer:
         log.info("stopping intake", extra={"in_hand": self._in_flight})
         if self._queue is not None and self._consumer_tag is not None:
             try:
-                await self._queue.cancel(self._consumer_tag)
+                # Bounded: with the broker gone, a robust channel would wait for it
+                # to come back before cancelling, and the process would never stop.
+                async with asyncio.timeout(CHANNEL_CALL_SECONDS):
+                    await self._queue.cancel(self._consumer_tag)
             except Exception as exc:  # the channel may already be gone
-                log.debug("cancel failed", extra={"error": repr(exc)})
+                log.warning("could not cancel the consumer", extra={"error": repr(exc)})
         try:
             await asyncio.wait_for(self._idle.wait(), timeout)
             log.info(
@@ -199,7 +204,11 @@ class MessageConsumer:
                 await self._worker
             self._worker = None
         if self._channel is not None and not self._channel.is_closed:
-            await self._channel.close()
+            try:
+                async with asyncio.timeout(CHANNEL_CALL_SECONDS):
+                    await self._channel.close()
+            except Exception as exc:
+                log.warning("could not close the consumer's channel", extra={"error": repr(exc)})
 
     async def _on_message(self, incoming: AbstractIncomingMessage) -> None:
         self._in_flight += 1
