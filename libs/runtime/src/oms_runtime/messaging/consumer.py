@@ -57,9 +57,9 @@ from oms_runtime.messaging.unit_of_work import (
 log = logging.getLogger(__name__)
 
 ATTEMPT_HEADER = "x-oms-attempt"
+ERROR_HEADER = "x-oms-error"
 # How long stopping waits for the broker to answer a cancel or a close.
 CHANNEL_CALL_SECONDS = 5.0
-ERROR_HEADER = "x-oms-error"
 
 Handler = Callable[[Any, Any], Awaitable[None]]
 
