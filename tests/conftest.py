@@ -22,7 +22,7 @@ import pytest
 from oms_devtools import infra
 from oms_devtools.client import OmsClient
 from oms_devtools.faultproxy import FaultProxy
-from oms_devtools.stack import SERVICES, Stack, free_port_block
+from oms_devtools.stack import SERVICES, Stack
 from oms_runtime.db import libpq_url
 
 JWT_SECRET = "test-jwt-secret-that-is-long-enough-for-hs256"
@@ -93,13 +93,10 @@ async def stack(
     log_dir = Path(tmp_path_factory.mktemp("service-logs"))
     # OMS_E2E_REPLICAS=2 runs every service twice, competing for its queue.
     replicas = int(os.environ.get("OMS_E2E_REPLICAS", "1"))
-    ports = free_port_block(len(SERVICES) * replicas + 1)
-    running = Stack(
+    running = Stack.on_free_ports(
         database_url=migrated_database,
         amqp_url=test_amqp_url,
         log_dir=log_dir,
-        base_port=ports,
-        gateway_port=ports + len(SERVICES) * replicas,
         replicas=replicas,
         database_proxy=database_proxy,
         broker_proxy=broker_proxy,
@@ -129,16 +126,10 @@ async def stack(
             "OMS_GATEWAY_BREAKER_FAILURES": "1000",
         },
     )
-    running.start_all()
     try:
-        await running.wait_ready()
-        yield running
+        async with running.running():
+            yield running
     finally:
-        # Whatever a failed test left behind, the services can reach their servers
-        # to stop cleanly.
-        database_proxy.restore()
-        broker_proxy.restore()
-        running.stop_all()
         print(f"\nservice logs: {log_dir}")
 
 

@@ -10,7 +10,7 @@ import asyncio
 import ssl
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -22,14 +22,13 @@ import trustme
 
 from oms_contracts import COMMANDS_EXCHANGE, Envelope
 from oms_contracts import inventory as inventory_msgs
-from oms_devtools import infra
 from oms_devtools.client import OmsClient, eventually
-from oms_devtools.faultproxy import FaultProxy
-from oms_devtools.stack import GATEWAY, SERVICES, Stack, TlsFiles, free_port_block
+from oms_devtools.stack import GATEWAY, SERVICES, Stack, TlsFiles
 from oms_payment.gateway.base import Approved, Unavailable
 from oms_payment.gateway.http import HttpPaymentGateway
 from oms_runtime.db import libpq_url
 
+from .own_stack import stack_of_its_own
 from .scenarios import restock_whose_ack_is_lost
 
 # It starts a second stack of its own: the replica pass would only repeat it.
@@ -52,56 +51,18 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
 
 
 @pytest.fixture(scope="module")
-def secure_names(test_database_url: str, test_amqp_url: str) -> Iterator[tuple[str, str]]:
-    """A database and vhost of their own (the session's stack keeps classic queues)."""
-    database = f"{test_database_url}_tls"
-    vhost = f"{urlsplit(test_amqp_url).path.lstrip('/')}_quorum"
-    infra.create_vhost(vhost)
-    yield database, test_amqp_url.rsplit("/", 1)[0] + f"/{vhost}"
-    infra.delete_vhost(vhost)
-
-
-def _proxy(url: str, default_port: int) -> FaultProxy:
-    parts = urlsplit(url)
-    return FaultProxy(parts.hostname or "127.0.0.1", parts.port or default_port).start()
-
-
-@pytest.fixture(scope="module")
 async def secure_stack(
-    stack: Stack,
-    secure_names: tuple[str, str],
-    tls_files: TlsFiles,
-    tmp_path_factory: pytest.TempPathFactory,
+    stack: Stack, tls_files: TlsFiles, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Stack]:
-    database_url, amqp_url = secure_names
-    await infra.recreate_database(database_url)
-    await asyncio.to_thread(infra.migrate_all, {"OMS_DATABASE_URL": database_url})
-    replicas = stack.replicas
-    ports = free_port_block(len(SERVICES) * replicas + 1)
-    database_proxy, broker_proxy = _proxy(database_url, 5432), _proxy(amqp_url, 5672)
-    secure = Stack(
-        database_url=database_url,
-        amqp_url=amqp_url,
-        log_dir=Path(tmp_path_factory.mktemp("secure-service-logs")),
-        base_port=ports,
-        gateway_port=ports + len(SERVICES) * replicas,
-        replicas=replicas,
-        database_proxy=database_proxy,
-        broker_proxy=broker_proxy,
+    """HTTPS everywhere and quorum queues (the session's stack keeps classic ones)."""
+    async with stack_of_its_own(
+        stack,
+        "tls",
+        Path(tmp_path_factory.mktemp("secure-service-logs")),
         tls=tls_files,
-        env={**stack.env, "OMS_QUEUE_TYPE": "quorum"},
-    )
-    secure.start_all()
-    try:
-        await secure.wait_ready()
+        env={"OMS_QUEUE_TYPE": "quorum"},
+    ) as secure:
         yield secure
-    finally:
-        database_proxy.restore()
-        broker_proxy.restore()
-        secure.stop_all()
-        database_proxy.close()
-        broker_proxy.close()
-        await infra.drop_database(database_url)
 
 
 @pytest.fixture
@@ -118,8 +79,8 @@ async def secure_oms(secure_stack: Stack) -> AsyncIterator[OmsClient]:
 
 
 @pytest.fixture
-async def secure_db(secure_names: tuple[str, str]) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(libpq_url(secure_names[0]))
+async def secure_db(secure_stack: Stack) -> AsyncIterator[asyncpg.Connection]:
+    connection = await asyncpg.connect(libpq_url(secure_stack.database_url))
     yield connection
     await connection.close()
 

@@ -22,6 +22,7 @@ import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -92,6 +93,18 @@ class Stack:
     _started_as: dict[str, tuple[Mapping[str, str], int | None, str]] = field(default_factory=dict)
     # Where each process's log stood when it was last started: its own lines follow.
     _log_offsets: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def on_free_ports(cls, *, replicas: int = 1, **settings: Any) -> Stack:
+        """A stack whose processes (every replica, and the gateway simulator) listen
+        on a block of ports free right now."""
+        first = free_port_block(len(SERVICES) * replicas + 1)
+        return cls(
+            base_port=first,
+            gateway_port=first + len(SERVICES) * replicas,
+            replicas=replicas,
+            **settings,
+        )
 
     def port(self, name: str) -> int:
         if name == GATEWAY:
@@ -178,6 +191,20 @@ class Stack:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[Stack]:
+        """Every process started and ready for the block, stopped after it (the fault
+        proxies restored first, so each can reach its servers to stop cleanly)."""
+        self.start_all()
+        try:
+            await self.wait_ready()
+            yield self
+        finally:
+            for proxy in (self.database_proxy, self.broker_proxy):
+                if proxy is not None:
+                    proxy.restore()
+            self.stop_all()
 
     def start_all(self, extra_env: Mapping[str, Mapping[str, str]] | None = None) -> None:
         self.start(GATEWAY, (extra_env or {}).get(GATEWAY))
