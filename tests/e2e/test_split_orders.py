@@ -235,3 +235,42 @@ async def test_200_concurrent_orders_over_25_plus_25_units_sell_exactly_50(
         first["code"]: (25, 25),
         second["code"]: (25, 25),
     }
+
+
+async def test_both_parcels_lost_at_once_cancel_the_order_and_refund_everything(
+    oms: OmsClient,
+) -> None:
+    berlin, paris = await oms.create_location(), await oms.create_location(country="FR")
+    mug = await oms.create_product(stock={berlin["code"]: 5}, unit_price=1000)
+    tea = await oms.create_product(stock={paris["code"]: 5}, unit_price=300)
+    order = await oms.place([(mug["sku"], 2), (tea["sku"], 1)])
+    await oms.wait_for_order(order["id"], "fulfilling")
+    parcels = await parcels_of(oms, order["id"], 2)
+    for parcel in parcels.values():
+        await dispatch(oms, parcel["shipment_id"])
+    await oms.wait_for_order(order["id"], "shipped")
+    await oms.wait_for_payment(order["id"], "captured")
+
+    # The carrier reports both lost together: the second report arrives while the
+    # first parcel's money is on its way back.
+    failures = await asyncio.gather(
+        *(
+            oms.http.post(
+                f"{oms.urls['shipping']}/shipments/{parcel['shipment_id']}/fail",
+                json={"reason": "lost_in_transit"},
+                headers=oms.admin(),
+            )
+            for parcel in parcels.values()
+        )
+    )
+    assert [answer.status_code for answer in failures] == [200, 200]
+
+    cancelled = await oms.wait_for_order(order["id"], "cancelled")
+    assert {p["status"] for p in cancelled["fulfillments"]} == {"failed"}
+    payment = await eventually(
+        lambda: oms.payment_of(order["id"]),
+        lambda p: p is not None and p["refunded_amount"] == 2300,
+        20,
+        "every captured cent refunded",
+    )
+    assert payment["status"] == "refunded"

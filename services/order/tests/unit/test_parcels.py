@@ -233,6 +233,29 @@ def test_a_parcel_lost_on_the_way_gets_its_money_back_while_the_other_goes_on() 
     assert order.status is OrderStatus.COMPLETED
 
 
+def test_a_second_parcel_lost_while_the_first_is_refunded_is_refunded_too() -> None:
+    order = half_shipped()
+    order.record_shipment_dispatched("s-par", "simpost", "SIM-PAR", F_PAR)
+    order.record_stock_committed(F_BER)
+    order.record_stock_committed(F_PAR)
+    order.record_payment_captured(1000, F_BER)
+    order.record_payment_captured(300, F_PAR)
+    order.record_shipment_failed("lost", F_PAR)
+    order.events.clear()
+
+    order.record_shipment_failed("lost", F_BER)
+
+    # Asked again, keeping nothing: the payment refunds what it has not yet.
+    assert order.events == [
+        events.CompensationRequested("o-1", "lost", void_payment=True, keep_amount=0)
+    ]
+    assert [p.status for p in order.fulfillments] == [ParcelStatus.FAILED] * 2
+    order.record_payment_refunded(300)
+    order.record_payment_refunded(1000)
+    assert order.status is OrderStatus.CANCELLED
+    assert order.status_reason == "lost"
+
+
 def test_an_address_the_stock_locations_cannot_ship_to_is_refused() -> None:
     order = fulfilling()
 

@@ -359,3 +359,23 @@ def test_a_payment_captured_in_part_cannot_be_reauthorized() -> None:
 
     assert take_operations(payment) == []
     assert [type(e).__name__ for e in take_events(payment)] == ["ReauthorizationFailed"]
+
+
+def test_a_second_void_keeping_less_refunds_only_the_difference() -> None:
+    # Two parcels captured; one is lost (keep the other's 1000), then the other too.
+    payment = authorized(1300)
+    captured_parcel(payment, "parcel-1", 1000)
+    captured_parcel(payment, "parcel-2", 300)
+    take_events(payment)
+
+    payment.request_void(keep_amount=1000)
+    [first] = take_operations(payment)
+    assert (first.kind, first.amount) == (OperationKind.REFUND, 300)
+    payment.request_void(keep_amount=0)  # before the first refund is answered
+    [second] = take_operations(payment)
+    assert (second.kind, second.amount) == (OperationKind.REFUND, 1000)
+
+    payment.apply_gateway_answer(first, Approved("auth-1", 300))
+    payment.apply_gateway_answer(second, Approved("auth-1", 1000))
+    assert payment.refunded_amount == 1300
+    assert take_operations(payment) == []

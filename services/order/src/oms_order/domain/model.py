@@ -471,6 +471,13 @@ class Order:
             # Lost on the way: its stock is gone, its money goes back.
             parcel.status = ParcelStatus.FAILED
             self._start_cancellation(reason)
+        elif parcel.status is ParcelStatus.DISPATCHED and self._compensating:
+            # Lost too while another parcel's money is going back: ask the payment
+            # again, keeping less (it refunds the difference; what it already gave
+            # back is not given twice).
+            parcel.status = ParcelStatus.FAILED
+            if Compensation.VOID_PAYMENT not in self.deferred_compensations:
+                self._request(Compensation.VOID_PAYMENT)
         else:
             self._ignored("shipping.shipment_failed")
 
