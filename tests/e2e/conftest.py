@@ -12,14 +12,13 @@ import asyncpg
 import pytest
 
 from oms_contracts import EVENTS_EXCHANGE
-from oms_devtools.client import eventually
 from oms_devtools.faultproxy import FaultProxy
 from oms_devtools.stack import Stack
 from oms_runtime.db import libpq_url
 
 from ..conftest import client_of
 from .helpers import EventRecorder, a_customer
-from .run_checks import books_disagreements, contract_violations
+from .run_checks import agree_once_settled, books_disagreements, contract_violations
 
 # The last test's messages may still be in flight when the session ends.
 SETTLE_SECONDS = 30
@@ -63,11 +62,10 @@ async def checked_when_the_session_ends(
     oms = client_of(stack, a_customer("books"))
     db = await asyncpg.connect(libpq_url(migrated_database))
     try:
-        await eventually(
+        await agree_once_settled(
             lambda: books_disagreements(db, oms),
-            lambda found: found == [],
-            SETTLE_SECONDS,
             "the books of the services to agree at the end of the run",
+            SETTLE_SECONDS,
         )
     finally:
         await db.close()

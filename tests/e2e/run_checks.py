@@ -6,7 +6,7 @@ test_invariants.py check them on orders of their own."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 import asyncpg
 from jsonschema import Draft202012Validator
@@ -14,11 +14,19 @@ from pydantic import ValidationError
 
 from oms_contracts import Envelope
 from oms_contracts.catalog import published_schema
-from oms_devtools.client import OmsClient
+from oms_devtools.client import OmsClient, eventually
 
 from .helpers import stock_books_disagreements
 
 TERMINAL = ("completed", "rejected", "cancelled")
+
+
+async def agree_once_settled(
+    check: Callable[[], Awaitable[list[str]]], what: str, seconds: float
+) -> None:
+    """`check` finds nothing wrong within `seconds` (messages may still be in flight)."""
+    await eventually(check, lambda found: found == [], seconds, what)
+
 
 # -- events against the published catalog ------------------------------------------------
 

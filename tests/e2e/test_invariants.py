@@ -6,18 +6,19 @@ file finishes itself, so they never agree merely because the books are empty."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import asyncpg
 import pytest
 
-from oms_devtools.client import OmsClient, eventually
+from oms_devtools.client import OmsClient
 from oms_devtools.stack import Stack
 
 from ..conftest import client_of
 from .helpers import a_customer, fulfilling_order, shipped_order
 from .run_checks import (
+    agree_once_settled,
     held_for_ended_orders,
     live_shipment_disagreements,
     reserved_stock_disagreements,
@@ -30,10 +31,6 @@ pytestmark = pytest.mark.e2e
 
 # Other tests of this process may still have messages in flight.
 SETTLE_SECONDS = 20
-
-
-async def agree_once_settled(check: Callable[[], Awaitable[list[str]]], what: str) -> None:
-    await eventually(check, lambda found: found == [], SETTLE_SECONDS, what)
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +77,9 @@ async def test_no_terminal_order_leaves_stock_reserved_or_money_held(
     )
     assert paid, "the finished orders include paid ones"
     await agree_once_settled(
-        lambda: held_for_ended_orders(db, oms), "nothing held for an order that ended"
+        lambda: held_for_ended_orders(db, oms),
+        "nothing held for an order that ended",
+        SETTLE_SECONDS,
     )
 
 
@@ -88,21 +87,27 @@ async def test_reserved_stock_equals_the_open_reservations(
     db: asyncpg.Connection, finished_orders: list[str]
 ) -> None:
     await agree_once_settled(
-        lambda: reserved_stock_disagreements(db), "reserved stock = open reservations"
+        lambda: reserved_stock_disagreements(db),
+        "reserved stock = open reservations",
+        SETTLE_SECONDS,
     )
 
 
 async def test_the_stock_at_every_location_equals_its_ledger(
     db: asyncpg.Connection, finished_orders: list[str]
 ) -> None:
-    await agree_once_settled(lambda: stock_ledger_disagreements(db), "stock = its ledger")
+    await agree_once_settled(
+        lambda: stock_ledger_disagreements(db), "stock = its ledger", SETTLE_SECONDS
+    )
 
 
 async def test_units_shipped_equal_the_committed_reservations(
     db: asyncpg.Connection, finished_orders: list[str]
 ) -> None:
     await agree_once_settled(
-        lambda: shipped_unit_disagreements(db), "units shipped = committed reservations"
+        lambda: shipped_unit_disagreements(db),
+        "units shipped = committed reservations",
+        SETTLE_SECONDS,
     )
 
 
@@ -110,7 +115,9 @@ async def test_every_parcel_that_left_has_exactly_one_live_shipment(
     db: asyncpg.Connection, finished_orders: list[str]
 ) -> None:
     await agree_once_settled(
-        lambda: live_shipment_disagreements(db), "one live shipment per parcel that left"
+        lambda: live_shipment_disagreements(db),
+        "one live shipment per parcel that left",
+        SETTLE_SECONDS,
     )
 
 

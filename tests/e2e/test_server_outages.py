@@ -114,6 +114,18 @@ async def test_through_a_broker_partition_orders_are_taken_and_go_on_when_it_hea
 # -- the database away ---------------------------------------------------------------------
 
 
+async def orders_go_through_again(oms: OmsClient, stack: Stack, sku: str) -> None:
+    """Once every process is ready again, an order is taken and fulfilled."""
+    await stack.wait_ready(timeout=60)
+    accepted = await eventually(
+        lambda: oms.place_order([(sku, 1)]),
+        lambda r: r.status_code == 202,
+        30,
+        "an accepted order",
+    )
+    await oms.wait_for_order(accepted.json()["id"], "fulfilling", timeout=60)
+
+
 async def test_without_the_database_the_api_answers_503_and_recovers_on_its_own(
     oms: OmsClient, stack: Stack, database_proxy: FaultProxy, healed: None
 ) -> None:
@@ -130,14 +142,7 @@ async def test_without_the_database_the_api_answers_503_and_recovers_on_its_own(
             f"{oms.urls['inventory']}/products/{product['sku']}", headers=oms.admin()
         )
         assert lookup.status_code == 503
-    await stack.wait_ready(timeout=60)
-    accepted = await eventually(
-        lambda: oms.place_order([(product["sku"], 1)]),
-        lambda r: r.status_code == 202,
-        30,
-        "an accepted order",
-    )
-    await oms.wait_for_order(accepted.json()["id"], "fulfilling", timeout=60)
+    await orders_go_through_again(oms, stack, product["sku"])
 
 
 async def test_through_a_database_partition_requests_fail_in_bounded_time_and_recover(
@@ -169,11 +174,4 @@ async def test_through_a_database_partition_requests_fail_in_bounded_time_and_re
         assert refused.headers["content-type"] == "application/problem+json"
         assert lookup.status_code == 503, lookup.text
         assert (await oms.http.get(f"{oms.urls['order']}/healthz")).status_code == 200
-    await stack.wait_ready(timeout=60)
-    accepted = await eventually(
-        lambda: oms.place_order([(product["sku"], 1)]),
-        lambda r: r.status_code == 202,
-        30,
-        "an accepted order",
-    )
-    await oms.wait_for_order(accepted.json()["id"], "fulfilling", timeout=60)
+    await orders_go_through_again(oms, stack, product["sku"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,54 +37,71 @@ async def dispatch(oms: OmsClient, shipment_id: str) -> None:
     assert answer.status_code == 200, answer.text
 
 
-async def test_an_order_split_over_two_locations_ships_and_is_paid_for_parcel_by_parcel(
-    oms: OmsClient,
-) -> None:
+@dataclass(frozen=True)
+class SplitOrder:
+    """Two mugs from Berlin (1000 each) and a tea from Paris (300): fulfilling, a parcel
+    per location, each with its dispatch note."""
+
+    id: str
+    berlin: str  # location codes
+    paris: str
+    mug: str  # SKUs
+    tea: str
+    parcels: dict[str, dict[str, Any]]  # by location code
+
+
+async def split_order(oms: OmsClient) -> SplitOrder:
     berlin, paris = await oms.create_location(), await oms.create_location(country="FR")
     mug = await oms.create_product(stock={berlin["code"]: 5}, unit_price=1000)
     tea = await oms.create_product(stock={paris["code"]: 5}, unit_price=300)
-
     order = await oms.place([(mug["sku"], 2), (tea["sku"], 1)])
     await oms.wait_for_order(order["id"], "fulfilling")
     parcels = await parcels_of(oms, order["id"], 2)
-    assert [(i["sku"], i["quantity"]) for i in parcels[berlin["code"]]["items"]] == [
-        (mug["sku"], 2)
+    return SplitOrder(order["id"], berlin["code"], paris["code"], mug["sku"], tea["sku"], parcels)
+
+
+async def test_an_order_split_over_two_locations_ships_and_is_paid_for_parcel_by_parcel(
+    oms: OmsClient,
+) -> None:
+    split = await split_order(oms)
+    assert [(i["sku"], i["quantity"]) for i in split.parcels[split.berlin]["items"]] == [
+        (split.mug, 2)
     ]
 
-    await dispatch(oms, parcels[berlin["code"]]["shipment_id"])
-    await oms.wait_for_order(order["id"], "partially_shipped")
+    await dispatch(oms, split.parcels[split.berlin]["shipment_id"])
+    await oms.wait_for_order(split.id, "partially_shipped")
     payment = await eventually(
-        lambda: oms.payment_of(order["id"]),
+        lambda: oms.payment_of(split.id),
         lambda p: p is not None and p["captured_amount"] == 2000,
         20,
         "the Berlin parcel's capture",
     )
     assert payment["status"] == "partially_captured"
-    assert (await oms.stock_at(mug["sku"]))[berlin["code"]]["on_hand"] == 3
-    assert (await oms.stock_at(tea["sku"]))[paris["code"]]["on_hand"] == 5
+    assert (await oms.stock_at(split.mug))[split.berlin]["on_hand"] == 3
+    assert (await oms.stock_at(split.tea))[split.paris]["on_hand"] == 5
 
-    await dispatch(oms, parcels[paris["code"]]["shipment_id"])
-    await oms.wait_for_order(order["id"], "shipped")
-    payment = await oms.wait_for_payment(order["id"], "captured")
+    await dispatch(oms, split.parcels[split.paris]["shipment_id"])
+    await oms.wait_for_order(split.id, "shipped")
+    payment = await oms.wait_for_payment(split.id, "captured")
     assert payment["captured_amount"] == 2300
     await eventually(
-        lambda: oms.stock_at(tea["sku"]),
-        lambda stock: stock[paris["code"]]["on_hand"] == 4,
+        lambda: oms.stock_at(split.tea),
+        lambda stock: stock[split.paris]["on_hand"] == 4,
         20,
         "the Paris parcel's stock committed",
     )
-    shipped = await oms.order(order["id"])
+    shipped = await oms.order(split.id)
     assert {p["location"]: p["status"] for p in shipped["fulfillments"]} == {
-        berlin["code"]: "dispatched",
-        paris["code"]: "dispatched",
+        split.berlin: "dispatched",
+        split.paris: "dispatched",
     }
     assert shipped["tracking_number"] == shipped["fulfillments"][0]["tracking_number"]
 
     now = datetime.now(UTC).isoformat()
-    for parcel in parcels.values():
+    for parcel in split.parcels.values():
         delivered = await oms.tracking_event(parcel["shipment_id"], "delivered", now)
         assert delivered.status_code == 202, delivered.text
-    await oms.wait_for_order(order["id"], "completed")
+    await oms.wait_for_order(split.id, "completed")
 
 
 async def test_one_location_that_holds_the_whole_order_ships_it_alone(oms: OmsClient) -> None:
@@ -240,16 +258,11 @@ async def test_200_concurrent_orders_over_25_plus_25_units_sell_exactly_50(
 async def test_both_parcels_lost_at_once_cancel_the_order_and_refund_everything(
     oms: OmsClient,
 ) -> None:
-    berlin, paris = await oms.create_location(), await oms.create_location(country="FR")
-    mug = await oms.create_product(stock={berlin["code"]: 5}, unit_price=1000)
-    tea = await oms.create_product(stock={paris["code"]: 5}, unit_price=300)
-    order = await oms.place([(mug["sku"], 2), (tea["sku"], 1)])
-    await oms.wait_for_order(order["id"], "fulfilling")
-    parcels = await parcels_of(oms, order["id"], 2)
-    for parcel in parcels.values():
+    split = await split_order(oms)
+    for parcel in split.parcels.values():
         await dispatch(oms, parcel["shipment_id"])
-    await oms.wait_for_order(order["id"], "shipped")
-    await oms.wait_for_payment(order["id"], "captured")
+    await oms.wait_for_order(split.id, "shipped")
+    await oms.wait_for_payment(split.id, "captured")
 
     # The carrier reports both lost together: the second report arrives while the
     # first parcel's money is on its way back.
@@ -260,15 +273,15 @@ async def test_both_parcels_lost_at_once_cancel_the_order_and_refund_everything(
                 json={"reason": "lost_in_transit"},
                 headers=oms.admin(),
             )
-            for parcel in parcels.values()
+            for parcel in split.parcels.values()
         )
     )
     assert [answer.status_code for answer in failures] == [200, 200]
 
-    cancelled = await oms.wait_for_order(order["id"], "cancelled")
+    cancelled = await oms.wait_for_order(split.id, "cancelled")
     assert {p["status"] for p in cancelled["fulfillments"]} == {"failed"}
     payment = await eventually(
-        lambda: oms.payment_of(order["id"]),
+        lambda: oms.payment_of(split.id),
         lambda p: p is not None and p["refunded_amount"] == 2300,
         20,
         "every captured cent refunded",

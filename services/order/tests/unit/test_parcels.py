@@ -61,6 +61,18 @@ def half_shipped() -> Order:
     return order
 
 
+def shipped_and_paid() -> Order:
+    """Both parcels left, their stock committed and their money captured."""
+    order = half_shipped()
+    order.record_shipment_dispatched("s-par", "simpost", "SIM-PAR", F_PAR)
+    order.record_stock_committed(F_BER)
+    order.record_stock_committed(F_PAR)
+    order.record_payment_captured(1000, F_BER)
+    order.record_payment_captured(300, F_PAR)
+    order.events.clear()
+    return order
+
+
 def test_each_allocated_location_becomes_a_parcel_with_its_lines() -> None:
     order = reserved()
 
@@ -214,13 +226,7 @@ def test_a_parcel_still_in_its_warehouse_past_the_dispatch_deadline_is_stopped()
 
 
 def test_a_parcel_lost_on_the_way_gets_its_money_back_while_the_other_goes_on() -> None:
-    order = half_shipped()
-    order.record_shipment_dispatched("s-par", "simpost", "SIM-PAR", F_PAR)
-    order.record_stock_committed(F_BER)
-    order.record_stock_committed(F_PAR)
-    order.record_payment_captured(1000, F_BER)
-    order.record_payment_captured(300, F_PAR)
-    order.events.clear()
+    order = shipped_and_paid()
 
     order.record_shipment_failed("lost", F_PAR)
 
@@ -234,12 +240,7 @@ def test_a_parcel_lost_on_the_way_gets_its_money_back_while_the_other_goes_on() 
 
 
 def test_a_second_parcel_lost_while_the_first_is_refunded_is_refunded_too() -> None:
-    order = half_shipped()
-    order.record_shipment_dispatched("s-par", "simpost", "SIM-PAR", F_PAR)
-    order.record_stock_committed(F_BER)
-    order.record_stock_committed(F_PAR)
-    order.record_payment_captured(1000, F_BER)
-    order.record_payment_captured(300, F_PAR)
+    order = shipped_and_paid()
     order.record_shipment_failed("lost", F_PAR)
     order.events.clear()
 
