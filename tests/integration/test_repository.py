@@ -1,7 +1,8 @@
 """The runtime's base repository and unit of work against a real Postgres: a tracked
 aggregate's events become outbox rows with the commit, only changed rows are written
-back, the messages of a batch see each other's rows through the row cache, and what
-is only looked at is never written."""
+back, the messages of a batch see each other's rows through the row cache (also when
+they look them up by another unique column), and what is only looked at is never
+written."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any, Self
 
 import pytest
-from sqlalchemy import Column, DateTime, Integer, MetaData, Table, Text, func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import Column, DateTime, Integer, MetaData, Table, Text, event, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from oms_contracts import Envelope, Message
 from oms_contracts.order import OrderCompleted
@@ -30,6 +31,7 @@ counters = Table(
     metadata,
     Column("name", Text, primary_key=True),
     Column("count", Integer, nullable=False),
+    Column("label", Text, unique=True),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
@@ -44,6 +46,7 @@ class Counted:
 class Counter:
     name: str
     count: int = 0
+    label: str | None = None
     # Stands for a counter nobody created (never stored).
     phantom: bool = False
     events: list[Counted] = field(default_factory=list)
@@ -68,6 +71,12 @@ class Counters(Repository[Counter]):
     async def get(self, name: str, *, for_update: bool = False) -> Counter | None:
         return await self._get(name, for_update=for_update)
 
+    async def get_by_label(self, label: str, *, for_update: bool = False) -> Counter | None:
+        statement = select(counters).where(counters.c.label == label)
+        if for_update:
+            statement = statement.with_for_update()
+        return await self._get_by("label", label, statement, {}, for_update=for_update)
+
     def add(self, counter: Counter) -> None:
         self._add(counter)
 
@@ -78,10 +87,10 @@ class Counters(Repository[Counter]):
         return not counter.phantom
 
     def _to_row(self, counter: Counter) -> Row:
-        return {"name": counter.name, "count": counter.count}
+        return {"name": counter.name, "count": counter.count, "label": counter.label}
 
     def _from_row(self, row: Mapping[str, Any]) -> Counter:
-        return Counter(row["name"], row["count"])
+        return Counter(row["name"], row["count"], row["label"])
 
 
 class CounterUnitOfWork(UnitOfWork):
@@ -241,3 +250,52 @@ async def test_an_aggregate_read_twice_in_one_unit_of_work_is_the_same_object(
         await uow.commit()
 
     assert (await stored(tables))["a"][0] == 2
+
+
+async def test_a_batch_finds_by_a_unique_column_what_its_loader_locked_or_an_earlier_message_added(
+    tables: AsyncEngine,
+) -> None:
+    async with unit_of_work(tables) as uow:
+        uow.counters.add(Counter("a", 1, label="first"))
+        await uow.commit()
+    statements: list[str] = []
+
+    def sent(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+        statements.append(statement)
+
+    event.listen(tables.sync_engine, "before_cursor_execute", sent)
+    other = create_async_engine(tables.url)
+    try:
+        async with SharedTransaction(tables, TABLES) as shared:
+            await shared.begin()
+            await Counters.preload_by(shared, "label", ["first", "second"])
+            # Locked by the batch: another transaction cannot take it meanwhile.
+            async with other.connect() as connection:
+                await connection.exec_driver_sql("SET lock_timeout = 100")
+                with pytest.raises(Exception, match="lock"):
+                    await connection.exec_driver_sql(
+                        f"SELECT 1 FROM {SCHEMA}.counters WHERE label = 'first' FOR UPDATE"
+                    )
+            statements.clear()
+            async with unit_of_work(tables, shared=shared) as uow:
+                first = await uow.counters.get_by_label("first", for_update=True)
+                assert first is not None and first.name == "a"
+                first.add(1)
+                assert await uow.counters.get_by_label("second", for_update=True) is None
+                uow.counters.add(Counter("b", 5, label="second"))
+                await uow.commit()
+            async with unit_of_work(tables, shared=shared) as uow:
+                second = await uow.counters.get_by_label("second", for_update=True)
+                assert second is not None and second.name == "b"
+                second.add(2)
+                again = await uow.counters.get_by_label("first", for_update=True)
+                assert again is not None and again.count == 2
+                await uow.commit()
+            # Every look-up was answered from what the loader read or the batch wrote.
+            assert statements == []
+            await shared.commit()
+    finally:
+        event.remove(tables.sync_engine, "before_cursor_execute", sent)
+        await other.dispose()
+
+    assert {name: count for name, (count, _) in (await stored(tables)).items()} == {"a": 2, "b": 7}

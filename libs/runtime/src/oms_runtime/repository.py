@@ -44,12 +44,29 @@ class RowCache:
 
     def __init__(self) -> None:
         self._tables: dict[Table, dict[Any, Row | None]] = {}
+        self._indexes: dict[Table, dict[str, dict[Any, Any]]] = {}
 
     def of(self, table: Table) -> dict[Any, Row | None]:
         rows = self._tables.get(table)
         if rows is None:
             rows = self._tables[table] = {}
         return rows
+
+    def index(self, table: Table, column: str) -> dict[Any, Any]:
+        """The keys of `table`'s cached rows by another unique `column` (None: there is
+        no such row), for aggregates looked up by something else than their key."""
+        indexes = self._indexes.setdefault(table, {})
+        index = indexes.get(column)
+        if index is None:
+            index = indexes[column] = {}
+        return index
+
+    def written(self, table: Table, key: Any, row: Row) -> None:
+        """A row the transaction wrote (e.g. inserted): later lookups by an indexed
+        column must find it, not an earlier 'no such row'."""
+        for column, index in self._indexes.get(table, {}).items():
+            if column in row:
+                index[row[column]] = key
 
 
 @dataclass(frozen=True)
@@ -71,6 +88,18 @@ def _statements(table: Table, key: str) -> _Statements:
         .order_by(table.c[key])
     )
     return _Statements(one, one.with_for_update(), many, many.with_for_update())
+
+
+@functools.cache
+def _locked_by(table: Table, key: str, column: str) -> Select[Any]:
+    # Locked in key order, like every other batch read, so that it queues behind, and
+    # never deadlocks with, a transaction locking some of the same rows by key.
+    return (
+        select(table)
+        .where(table.c[column] == any_(bindparam("b_values", type_=ARRAY(table.c[column].type))))
+        .order_by(table.c[key])
+        .with_for_update()
+    )
 
 
 @dataclass
@@ -190,6 +219,26 @@ class Repository(Generic[A]):
                 found.append(self._from_row(row))
         return found
 
+    async def _get_by(
+        self,
+        column: str,
+        value: Any,
+        statement: Any,
+        parameters: Mapping[str, Any],
+        *,
+        for_update: bool = False,
+    ) -> A | None:
+        """The aggregate whose unique `column` is `value`: from the cache when a batch
+        loader locked it (or found there is none, `preload_by`), else by `statement`."""
+        if for_update:
+            key = self._unit_of_work.rows.index(self.table, column).get(value, _MISSING)
+            if key is None:
+                return None
+            if key is not _MISSING:
+                return await self._get(key, for_update=True)
+        found = await self._find(statement, parameters, locked=for_update)
+        return found[0] if found else None
+
     def _track(self, row: Row) -> A:
         aggregate = self._from_row(row)
         self._tracked[row[self.key]] = _Tracked(aggregate, row)
@@ -239,6 +288,8 @@ class Repository(Generic[A]):
                     row = before
             # Later reads in the transaction (the batch's next messages) see it as written.
             self._rows[key] = tracked.row = row
+            if before is None:
+                self._unit_of_work.rows.written(self.table, key, row)
             await self._write_along(tracked.aggregate)
 
     @classmethod
@@ -257,3 +308,24 @@ class Repository(Generic[A]):
         rows.update(dict.fromkeys(wanted))
         rows.update((row[cls.key], row) for row in found)
         return found
+
+    @classmethod
+    async def preload_by(
+        cls, shared: SharedTransaction, column: str, values: Iterable[Any]
+    ) -> None:
+        """Like `preload`, for rows looked up by another unique `column` (see
+        `_get_by`): read and lock them in one statement, in key order; values without
+        a row are remembered as such."""
+        wanted = sorted(set(values))
+        if not wanted:
+            return
+        result = await shared.connection.execute(
+            _locked_by(cls.table, cls.key, column), {"b_values": wanted}
+        )
+        rows = shared.rows.of(cls.table)
+        index = shared.rows.index(cls.table, column)
+        index.update(dict.fromkeys(wanted))
+        for found in result.mappings():
+            row = dict(found)
+            rows[row[cls.key]] = row
+            index[row[column]] = row[cls.key]

@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from oms_payment.api.problems import PROBLEMS
 from oms_payment.api.routes import router
+from oms_payment.db.repository import load_payments_for_batch
 from oms_payment.db.tables import messaging
 from oms_payment.db.unit_of_work import SqlPaymentUnitOfWork
 from oms_payment.gateway.circuit import CircuitBreaker
@@ -61,6 +62,7 @@ def create_app(settings: PaymentSettings | None = None) -> FastAPI:
             lease=lease_for(settings.gateway_timeout_seconds),
         ),
         handlers=HANDLERS,
+        batch_loader=load_payments_for_batch,
         events=PaymentEvents(),
         problems=PROBLEMS,
         routers=[router],

@@ -146,6 +146,11 @@ class SharedTransaction:
             return set()
         return None
 
+    async def begin(self) -> None:
+        """Begin with nothing to claim: shared work that is no message's (e.g. a
+        batch of a worker's results)."""
+        await self._transaction.begin(f"SET LOCAL lock_timeout = {int(self._lock_timeout_ms)}")
+
     def stage(self, staged: StagedWrites, after_commit: list[Callable[[], None]]) -> None:
         self._staged.extend(staged)
         self._after_commit.extend(after_commit)
@@ -421,6 +426,17 @@ class UnitOfWorkFactory(Generic[U]):
             correlation_id=envelope.correlation_id,
             causation_id=str(envelope.message_id),
             inbox_message=envelope,
+            shared=shared,
+            delivery=self.delivery,
+            events=self._events,
+        )
+
+    def within(self, shared: SharedTransaction, *, correlation_id: str | None = None) -> U:
+        """A plain unit of work (no message to claim) that is part of `shared`."""
+        return self._cls(
+            self._engine,
+            self._tables,
+            correlation_id=correlation_id,
             shared=shared,
             delivery=self.delivery,
             events=self._events,

@@ -13,6 +13,7 @@ from sqlalchemy import Interval, bindparam, case, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from oms_contracts import Envelope
 from oms_payment.db.tables import (
     capture_ledger,
     gateway_calls,
@@ -33,7 +34,7 @@ from oms_payment.domain.model import (
 from oms_payment.gateway.base import CallRecord
 from oms_runtime import tracing
 from oms_runtime.bulk import UPDATED_AT_NOW, Computed
-from oms_runtime.messaging.unit_of_work import UnitOfWork
+from oms_runtime.messaging.unit_of_work import SharedTransaction, UnitOfWork
 from oms_runtime.repository import Repository, Row
 
 _PAYMENT_FIELDS = [
@@ -159,6 +160,21 @@ _RETRY_LATER = (
 )
 
 
+async def load_payments_for_batch(shared: SharedTransaction, envelopes: list[Envelope]) -> None:
+    """Lock and read, in one statement, the payments of the orders a batch of commands
+    is about; the batch's handlers then find them (or that there is none) in memory."""
+    order_ids = {envelope.data.get("order_id") for envelope in envelopes}
+    await PaymentRepository.preload_by(
+        shared, "order_id", [order_id for order_id in order_ids if isinstance(order_id, str)]
+    )
+
+
+async def load_payments_by_id(shared: SharedTransaction, payment_ids: list[str]) -> None:
+    """Lock and read, in one statement, the payments whose gateway answers a batch
+    applies."""
+    await PaymentRepository.preload(shared, [uuid.UUID(payment_id) for payment_id in payment_ids])
+
+
 # Called with the operations a committed transaction queued (leased to this process).
 OperationsLeased = Callable[[list[ClaimedOperation]], None]
 
@@ -190,8 +206,10 @@ class PaymentRepository(Repository[Payment]):
 
     async def get_by_order(self, order_id: str, *, for_update: bool = False) -> Payment | None:
         statement = _GET_BY_ORDER_FOR_UPDATE if for_update else _GET_BY_ORDER
-        found = await self._find(statement, {"b_order_id": order_id}, locked=for_update)
-        return await self._with_its_refunds(found[0] if found else None, tracked=for_update)
+        payment = await self._get_by(
+            "order_id", order_id, statement, {"b_order_id": order_id}, for_update=for_update
+        )
+        return await self._with_its_refunds(payment, tracked=for_update)
 
     def add(self, payment: Payment) -> None:
         self._add(payment)

@@ -10,6 +10,13 @@ came, or one whose lease ran out because its process died), claiming them with
 transaction; its answer is then applied to the payment (`apply_gateway_answer`: what
 an answer means is the payment's business) in one unit of work that also records the
 call for audit and publishes the resulting events.
+
+Answers are applied by one task, like a consumer's deliveries: the answers that came
+in while it was busy (up to `apply_batch_size`) share one transaction, whose payments
+are read and locked in one statement, instead of a transaction each. If that
+transaction fails, each answer is applied in a transaction of its own, as if it had
+come alone; an answer that cannot be applied leaves its operation to the sweep once
+its lease runs out, as before.
 """
 
 from __future__ import annotations
@@ -20,9 +27,11 @@ import logging
 import random
 import time
 from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from oms_payment.db.repository import ClaimedOperation
+from oms_payment.db.repository import ClaimedOperation, load_payments_by_id
 from oms_payment.db.unit_of_work import SqlPaymentUnitOfWork
 from oms_payment.domain.model import GaveUp, OperationKind
 from oms_payment.gateway.base import (
@@ -58,6 +67,24 @@ class LeasedOperations:
         self.arrived.set()
 
 
+@dataclass
+class _Answer:
+    item: ClaimedOperation
+    result: GatewayResult
+    calls: list[CallRecord]
+    applied: asyncio.Future[None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+    def settle(self, error: BaseException | None = None) -> None:
+        if self.applied.done():  # its caller was cancelled (stopping)
+            return
+        if error is None:
+            self.applied.set_result(None)
+        else:
+            self.applied.set_exception(error)
+
+
 class GatewayWorker:
     def __init__(
         self,
@@ -70,6 +97,7 @@ class GatewayWorker:
         retry_base_delay: float,
         concurrency: int,
         poll_interval: float = 1.0,
+        apply_batch_size: int = 16,
     ) -> None:
         self._unit_of_work = unit_of_work
         self._gateway = gateway
@@ -86,9 +114,13 @@ class GatewayWorker:
         # Whether due operations may have been left behind for want of a free slot.
         self._left_work_behind = True
         self._stopping = False
+        self._answers: deque[_Answer] = deque()
+        self._answered = asyncio.Event()
+        self._apply_batch_size = max(1, apply_batch_size)
 
     async def run(self) -> None:
         next_sweep = 0.0
+        applier = asyncio.create_task(self._apply_answers(), name="apply gateway answers")
         try:
             while not self._stopping:
                 # Cleared before looking for work, so a hand-over meanwhile wakes us.
@@ -107,6 +139,9 @@ class GatewayWorker:
             if self._running:
                 await asyncio.wait(self._running, timeout=10.0)
         finally:
+            applier.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await applier
             await self._gateway.close()
 
     async def stop(self) -> None:
@@ -144,10 +179,11 @@ class GatewayWorker:
             await asyncio.sleep(1.0)
             return []
 
-    async def _execute(self, item: ClaimedOperation) -> None:
+    @contextlib.contextmanager
+    def _about(self, item: ClaimedOperation, step: str) -> Iterator[None]:
         with (
             tracing.span(
-                f"gateway {item.operation.kind.value}", tracing.parse_traceparent(item.traceparent)
+                f"{step} {item.operation.kind.value}", tracing.parse_traceparent(item.traceparent)
             ),
             log_context(
                 correlation_id=item.order_id,
@@ -155,9 +191,16 @@ class GatewayWorker:
                 operation=item.operation.kind.value,
             ),
         ):
+            yield
+
+    async def _execute(self, item: ClaimedOperation) -> None:
+        with self._about(item, "gateway"):
             try:
                 result, calls = await self._call_within_budget(item)
-                await self._apply(item, result, calls)
+                answer = _Answer(item, result, calls)
+                self._answers.append(answer)
+                self._answered.set()
+                await answer.applied
             except Exception:
                 # Applying the answer failed (e.g. the database went away): the lease
                 # runs out and a sweep retries with the same key, counting an attempt.
@@ -238,38 +281,85 @@ class GatewayWorker:
             )
         return Approved("", 0), calls
 
+    async def _apply_answers(self) -> None:
+        while True:
+            await self._answered.wait()
+            self._answered.clear()
+            while self._answers:
+                count = min(len(self._answers), self._apply_batch_size)
+                batch = [self._answers.popleft() for _ in range(count)]
+                if len(batch) == 1 or not await self._applied_together(batch):
+                    for answer in batch:
+                        await self._apply_alone(answer)
+
+    async def _applied_together(self, batch: list[_Answer]) -> bool:
+        """Apply the answers in one transaction; False if it had to be rolled back
+        (nothing of it is kept then)."""
+        try:
+            async with self._unit_of_work.shared_transaction() as shared:
+                await shared.begin()
+                await load_payments_by_id(
+                    shared, [answer.item.operation.payment_id for answer in batch]
+                )
+                for answer in batch:
+                    with self._about(answer.item, "apply"):
+                        async with self._unit_of_work.within(shared) as uow:
+                            await self._apply(uow, answer.item, answer.result, answer.calls)
+                await shared.commit()
+        except Exception as exc:
+            log.info(
+                "applying %d gateway answers one by one", len(batch), extra={"cause": repr(exc)}
+            )
+            return False
+        for answer in batch:
+            answer.settle()
+        return True
+
+    async def _apply_alone(self, answer: _Answer) -> None:
+        try:
+            with self._about(answer.item, "apply"):
+                async with self._unit_of_work() as uow:
+                    await self._apply(uow, answer.item, answer.result, answer.calls)
+        except Exception as exc:
+            answer.settle(exc)
+        else:
+            answer.settle()
+
     async def _apply(
-        self, item: ClaimedOperation, result: GatewayResult, calls: list[CallRecord]
+        self,
+        uow: SqlPaymentUnitOfWork,
+        item: ClaimedOperation,
+        result: GatewayResult,
+        calls: list[CallRecord],
     ) -> None:
         operation = item.operation
-        async with self._unit_of_work() as uow:
-            payment = await uow.payments.get(operation.payment_id, for_update=True)
-            assert payment is not None
-            for call in calls:
-                uow.operations.record_call(payment.id, call)
-            match result:
-                case Approved():
-                    payment.apply_gateway_answer(operation, result)
-                    uow.operations.finish(item.id, succeeded=True)
-                case Declined():
-                    log.warning(
-                        "gateway refused %s", operation.kind.value, extra={"error": result.code}
-                    )
-                    payment.apply_gateway_answer(operation, result)
-                    uow.operations.finish(item.id, succeeded=False, error=result.code)
-                case Unavailable() if item.attempts < self._max_attempts:
-                    await uow.operations.retry_later(
-                        item.id, self._backoff(item.attempts), result.error
-                    )
-                case Unavailable():
-                    log.error(
-                        "gateway unavailable, giving up %s",
-                        operation.kind.value,
-                        extra={"attempts": item.attempts, "error": result.error},
-                    )
-                    payment.apply_gateway_answer(operation, GaveUp(result.error, result.answered))
-                    uow.operations.finish(item.id, succeeded=False, error=result.error)
-            await uow.commit()
+        payment = await uow.payments.get(operation.payment_id, for_update=True)
+        assert payment is not None
+        for call in calls:
+            uow.operations.record_call(payment.id, call)
+        match result:
+            case Approved():
+                payment.apply_gateway_answer(operation, result)
+                uow.operations.finish(item.id, succeeded=True)
+            case Declined():
+                log.warning(
+                    "gateway refused %s", operation.kind.value, extra={"error": result.code}
+                )
+                payment.apply_gateway_answer(operation, result)
+                uow.operations.finish(item.id, succeeded=False, error=result.code)
+            case Unavailable() if item.attempts < self._max_attempts:
+                await uow.operations.retry_later(
+                    item.id, self._backoff(item.attempts), result.error
+                )
+            case Unavailable():
+                log.error(
+                    "gateway unavailable, giving up %s",
+                    operation.kind.value,
+                    extra={"attempts": item.attempts, "error": result.error},
+                )
+                payment.apply_gateway_answer(operation, GaveUp(result.error, result.answered))
+                uow.operations.finish(item.id, succeeded=False, error=result.error)
+        await uow.commit()
 
     def _backoff(self, attempts: int) -> timedelta:
         delay = min(self._retry_base_delay * (1 << (attempts - 1)), 30.0)
