@@ -113,8 +113,12 @@ def run_bench(tmp_path: Path, *arguments: str) -> tuple[subprocess.CompletedProc
 def test_the_benchmark_runs_a_tiny_load_checks_it_and_writes_its_results(
     tmp_path: Path,
 ) -> None:
+    # With the simulator's ledger in Postgres and the services logging as under `make
+    # run` (the defaults, a ledger in memory and quiet services, in the other test).
     finished, results = run_bench(
-        tmp_path, "--rate", "5", "--duration", "3", "--max-rate-duration", "2"
+        tmp_path,
+        *("--rate", "5", "--duration", "3", "--max-rate-duration", "2"),
+        *("--gateway-ledger", "postgres", "--service-logs", "make-run"),
     )
 
     assert "PASS" in finished.stdout
@@ -139,10 +143,13 @@ def test_the_benchmark_runs_a_tiny_load_checks_it_and_writes_its_results(
         ):
             assert process in processes
         assert processes["order"]["cpu_seconds"] > 0
+        assert processes["postgres: the gateway simulator's database"]["cpu_seconds"] > 0
         assert phase["system_cpu_ms_per_order"] > 0
         assert set(phase["capacity"]) == set(SERVICES)
         for report in phase["capacity"].values():
             assert report["queues"][0]["messages"] > 0
+    order_log = (Path(results["logs"]) / "order.log").read_text()
+    assert "INFO" in order_log and "POST /orders" in order_log
 
 
 def test_with_several_locations_orders_ship_in_several_parcels_and_the_run_checks_out(
@@ -153,5 +160,8 @@ def test_with_several_locations_orders_ship_in_several_parcels_and_the_run_check
     )
     assert results["verdict"] == "PASS"
     assert results["config"]["locations"] == 3
+    assert results["config"]["gateway_ledger"] == "memory"
+    cpu = results["phases"][0]["cpu"]["processes"]
+    assert "postgres: the gateway simulator's database" not in cpu
     parcels = {int(n): orders for n, orders in results["parcels_per_order"].items()}
     assert sum(orders for n, orders in parcels.items() if n >= 2) > 0, parcels

@@ -163,7 +163,8 @@ async def run(args: argparse.Namespace, env: Environment, out: Path) -> int:
     started_at = datetime.now(UTC)
     print(f"bench {env.run_id}: database {env.database_url}, vhost {env.vhost}", flush=True)
     await infra.recreate_database(env.database_url)
-    await infra.recreate_database(env.database_url + GATEWAY_DATABASE_SUFFIX)
+    if args.gateway_ledger == "postgres":
+        await infra.recreate_database(env.database_url + GATEWAY_DATABASE_SUFFIX)
     await migrate_in_parallel(env.database_url)
     env.stack.start_all()
     await env.stack.wait_ready()
@@ -285,6 +286,8 @@ async def run(args: argparse.Namespace, env: Environment, out: Path) -> int:
             "locations": args.locations,
             "arrivals": args.arrivals,
             "seed": args.seed,
+            "gateway_ledger": args.gateway_ledger,
+            "service_logs": args.service_logs,
             "service_env": {
                 key: value for key, value in env.stack.env.items() if "SECRET" not in key
             },
@@ -349,6 +352,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--keep-database", action="store_true", help="leave the run's database for a look"
     )
+    parser.add_argument(
+        "--gateway-ledger",
+        choices=("memory", "postgres"),
+        default="memory",
+        help="where the gateway simulator (harness) keeps its ledger: in memory (default: "
+        "the bench never restarts it) or in a Postgres database of its own, as `make run` does",
+    )
+    parser.add_argument(
+        "--service-logs",
+        choices=("quiet", "make-run"),
+        default="quiet",
+        help="quiet: the services log warnings only, no access log (OMS_BENCH_LOG_LEVEL "
+        "overrides the level); make-run: INFO, as text, with the access log, as `make run` "
+        "starts them",
+    )
     args = parser.parse_args(argv)
     if args.rate <= 0 or args.workers < 1:
         parser.error("--rate must be positive and --workers at least 1")
@@ -374,6 +392,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The simulator's ledger in a database of its own: its Postgres backends are the
     # harness's CPU, not the system's (see CpuMeter).
     gateway_database_url = f"{database_url}{GATEWAY_DATABASE_SUFFIX}"
+    logging_env = (
+        {"OMS_LOG_LEVEL": "INFO", "OMS_LOG_FORMAT": "text", "OMS_ACCESS_LOG": "true"}
+        if args.service_logs == "make-run"
+        else {
+            "OMS_LOG_LEVEL": os.environ.get("OMS_BENCH_LOG_LEVEL", "WARNING"),
+            "OMS_ACCESS_LOG": "false",
+        }
+    )
     stack = Stack(
         database_url=database_url,
         amqp_url=amqp_url,
@@ -384,9 +410,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "OMS_JWT_SECRET": jwt_secret,
             "OMS_CARRIER_SECRET": carrier_secret,
             "OMS_AUTO_DISPATCH": "true",
-            "OMS_LOG_LEVEL": os.environ.get("OMS_BENCH_LOG_LEVEL", "WARNING"),
-            "OMS_ACCESS_LOG": "false",
-            "OMS_GATEWAY_DATABASE_URL": gateway_database_url,
+            **logging_env,
+            # Empty: the simulator keeps its ledger in memory.
+            "OMS_GATEWAY_DATABASE_URL": (
+                gateway_database_url if args.gateway_ledger == "postgres" else ""
+            ),
         },
     )
     env = Environment(run_id, database_url, vhost, amqp_url, stack, jwt_secret, carrier_secret)
@@ -404,8 +432,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             with contextlib.suppress(Exception):
                 asyncio.run(infra.drop_database(env.database_url))
-        with contextlib.suppress(Exception):
-            asyncio.run(infra.drop_database(gateway_database_url))
+        if args.gateway_ledger == "postgres":
+            with contextlib.suppress(Exception):
+                asyncio.run(infra.drop_database(gateway_database_url))
         with contextlib.suppress(Exception):
             infra.delete_vhost(vhost)
 
