@@ -1,7 +1,8 @@
 """Shipping's parcels on a real Postgres: one shipment per parcel, the messages of a
-batch see the parcels an earlier one added, a creation and a cancellation of the
-whole order never miss each other, and the migration makes every shipment that
-existed its order's only parcel."""
+batch see the parcels an earlier one added (and, loaded up front for the batch, the
+parcels and locks of its orders), a creation and a cancellation of the whole order
+never miss each other, and the migration makes every shipment that existed its
+order's only parcel."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import Any
 import asyncpg
 import pytest
 from alembic import command
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 import oms_shipping.db
@@ -26,6 +28,7 @@ from oms_devtools import infra
 from oms_runtime.db import libpq_url, sqlalchemy_url
 from oms_runtime.messaging.unit_of_work import UnitOfWorkFactory
 from oms_runtime.migrations import alembic_config, ensure_database
+from oms_shipping.db.repository import _LOCK_SEED, load_shipments_for_batch
 from oms_shipping.db.tables import messaging
 from oms_shipping.db.unit_of_work import SqlShippingUnitOfWork
 from oms_shipping.domain.model import Address, Line
@@ -132,6 +135,53 @@ async def test_in_one_batch_the_cancellation_of_the_order_finds_the_parcel_creat
     assert await announced(db, order_id) == [
         ("shipping.shipment_created", "north", "north"),
         ("shipping.shipment_cancelled", "north", "north"),
+    ]
+
+
+async def test_a_batch_loads_its_orders_parcels_and_locks_up_front_and_sees_its_own_additions(
+    engine: AsyncEngine, db: asyncpg.Connection
+) -> None:
+    units = UnitOfWorkFactory(
+        SqlShippingUnitOfWork, engine, messaging, load_shipments_for_batch, ShipmentEvents()
+    )
+    first, second = an_order(), an_order()
+    await create_shipment(create(first, "north"), units())
+    batch = [create(first, "south"), cancel_order(first), create(second, "north")]
+    envelopes = [Envelope.wrap(command_) for command_ in batch]
+    statements: list[str] = []
+
+    def sent(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+        statements.append(statement)
+
+    async with units.shared_transaction() as shared:
+        assert await shared.claim(envelopes)
+        await units.load_batch(shared, envelopes)
+        for order_id in (first, second):
+            # Both orders are locked for the batch: nobody else changes their parcels.
+            assert not await db.fetchval(
+                "SELECT pg_try_advisory_lock(hashtextextended($1, $2))", order_id, _LOCK_SEED
+            )
+        event.listen(engine.sync_engine, "before_cursor_execute", sent)
+        try:
+            await create_shipment(batch[0], units.for_message(envelopes[0], shared))
+            await messages.cancel_shipment(batch[1], units.for_message(envelopes[1], shared))
+            await create_shipment(batch[2], units.for_message(envelopes[2], shared))
+        finally:
+            event.remove(engine.sync_engine, "before_cursor_execute", sent)
+        await shared.commit()
+
+    # No statement per message: what they read, the loader had read.
+    assert statements == []
+    assert await parcels(db, first) == {
+        "north": ("north", "cancelled"),
+        "south": ("south", "cancelled"),
+    }
+    assert await parcels(db, second) == {"north": ("north", "created")}
+    assert await announced(db, first) == [
+        ("shipping.shipment_created", "north", "north"),
+        ("shipping.shipment_created", "south", "south"),
+        ("shipping.shipment_cancelled", "north", "north"),
+        ("shipping.shipment_cancelled", "south", "south"),
     ]
 
 

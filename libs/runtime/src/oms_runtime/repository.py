@@ -45,6 +45,7 @@ class RowCache:
     def __init__(self) -> None:
         self._tables: dict[Table, dict[Any, Row | None]] = {}
         self._indexes: dict[Table, dict[str, dict[Any, Any]]] = {}
+        self._loaded: dict[tuple[Table, str], set[Any]] = {}
 
     def of(self, table: Table) -> dict[Any, Row | None]:
         rows = self._tables.get(table)
@@ -60,6 +61,14 @@ class RowCache:
         if index is None:
             index = indexes[column] = {}
         return index
+
+    def loaded_by(self, table: Table, column: str) -> set[Any]:
+        """The values of `column` whose rows of `table` are all in the cache (a batch
+        loader read and locked them), for aggregates found by a column they share."""
+        loaded = self._loaded.get((table, column))
+        if loaded is None:
+            loaded = self._loaded[(table, column)] = set()
+        return loaded
 
     def written(self, table: Table, key: Any, row: Row) -> None:
         """A row the transaction wrote (e.g. inserted): later lookups by an indexed
@@ -329,3 +338,22 @@ class Repository(Generic[A]):
             row = dict(found)
             rows[row[cls.key]] = row
             index[row[column]] = row[cls.key]
+
+    @classmethod
+    async def preload_all_by(
+        cls, shared: SharedTransaction, column: str, values: Iterable[Any]
+    ) -> None:
+        """Read and lock, in one statement and in key order, every row whose `column`
+        (not unique: an order's parcels) is one of `values`; `RowCache.loaded_by`
+        then says that the cache holds all of them."""
+        wanted = sorted(set(values))
+        if not wanted:
+            return
+        result = await shared.connection.execute(
+            _locked_by(cls.table, cls.key, column), {"b_values": wanted}
+        )
+        rows = shared.rows.of(cls.table)
+        for found in result.mappings():
+            row = dict(found)
+            rows[row[cls.key]] = row
+        shared.rows.loaded_by(cls.table, column).update(wanted)

@@ -8,6 +8,7 @@ from oms_runtime.bootstrap import build_service
 from oms_shipping.api.problems import PROBLEMS
 from oms_shipping.api.returns import router as returns_router
 from oms_shipping.api.routes import router
+from oms_shipping.db.repository import load_shipments_for_batch
 from oms_shipping.db.tables import messaging
 from oms_shipping.db.unit_of_work import SqlShippingUnitOfWork
 from oms_shipping.handlers.messages import handlers
@@ -25,6 +26,7 @@ def create_app(settings: ShippingSettings | None = None) -> FastAPI:
         tables=messaging,
         unit_of_work=SqlShippingUnitOfWork,
         handlers=handlers(settings),
+        batch_loader=load_shipments_for_batch,
         events=ShipmentEvents(),
         problems=PROBLEMS,
         routers=[router, returns_router],
