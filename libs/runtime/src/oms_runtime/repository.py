@@ -325,19 +325,10 @@ class Repository(Generic[A]):
         """Like `preload`, for rows looked up by another unique `column` (see
         `_get_by`): read and lock them in one statement, in key order; values without
         a row are remembered as such."""
-        wanted = sorted(set(values))
-        if not wanted:
-            return
-        result = await shared.connection.execute(
-            _locked_by(cls.table, cls.key, column), {"b_values": wanted}
-        )
-        rows = shared.rows.of(cls.table)
+        wanted, found = await cls._lock_rows_by(shared, column, values)
         index = shared.rows.index(cls.table, column)
         index.update(dict.fromkeys(wanted))
-        for found in result.mappings():
-            row = dict(found)
-            rows[row[cls.key]] = row
-            index[row[column]] = row[cls.key]
+        index.update((row[column], row[cls.key]) for row in found)
 
     @classmethod
     async def preload_all_by(
@@ -346,14 +337,21 @@ class Repository(Generic[A]):
         """Read and lock, in one statement and in key order, every row whose `column`
         (not unique: an order's parcels) is one of `values`; `RowCache.loaded_by`
         then says that the cache holds all of them."""
+        wanted, _ = await cls._lock_rows_by(shared, column, values)
+        shared.rows.loaded_by(cls.table, column).update(wanted)
+
+    @classmethod
+    async def _lock_rows_by(
+        cls, shared: SharedTransaction, column: str, values: Iterable[Any]
+    ) -> tuple[list[Any], list[Row]]:
+        """The values asked for (sorted, once each) and the rows whose `column` is one
+        of them, read and locked in key order and put in the batch's cache."""
         wanted = sorted(set(values))
         if not wanted:
-            return
+            return [], []
         result = await shared.connection.execute(
             _locked_by(cls.table, cls.key, column), {"b_values": wanted}
         )
-        rows = shared.rows.of(cls.table)
-        for found in result.mappings():
-            row = dict(found)
-            rows[row[cls.key]] = row
-        shared.rows.loaded_by(cls.table, column).update(wanted)
+        found = [dict(row) for row in result.mappings()]
+        shared.rows.of(cls.table).update((row[cls.key], row) for row in found)
+        return wanted, found
