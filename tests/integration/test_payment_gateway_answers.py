@@ -225,3 +225,19 @@ async def test_an_answer_that_cannot_be_applied_does_not_hold_back_the_others(
         r for r in caplog.records if r.getMessage() == "gateway operation failed unexpectedly"
     ]
     assert len(failed) == 1
+
+
+async def test_answers_to_calls_in_flight_when_the_worker_stops_are_applied_before_it_ends(
+    database: str, engine: AsyncEngine, simulator: str
+) -> None:
+    worker = Worker(engine, simulator)
+    running = asyncio.create_task(worker.worker.run())
+    await asyncio.sleep(0.2)
+    payment_ids = await worker.start_payments(PAYMENTS)
+    await asyncio.sleep(0.05)  # the calls are out; their answers take 300 ms
+    await worker.worker.stop()
+    await asyncio.wait_for(running, 10)
+
+    assert await settled(database, payment_ids) == dict.fromkeys(
+        payment_ids, ("authorized", "succeeded")
+    )

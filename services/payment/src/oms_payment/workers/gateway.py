@@ -142,6 +142,10 @@ class GatewayWorker:
             applier.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await applier
+            # Answers nobody will apply now: their calls end, and their operations'
+            # leases run out for the next process's sweep.
+            while self._answers:
+                self._answers.popleft().applied.cancel()
             await self._gateway.close()
 
     async def stop(self) -> None:
@@ -282,15 +286,22 @@ class GatewayWorker:
         return Approved("", 0), calls
 
     async def _apply_answers(self) -> None:
-        while True:
-            await self._answered.wait()
-            self._answered.clear()
-            while self._answers:
-                count = min(len(self._answers), self._apply_batch_size)
-                batch = [self._answers.popleft() for _ in range(count)]
-                if len(batch) == 1 or not await self._applied_together(batch):
-                    for answer in batch:
-                        await self._apply_alone(answer)
+        batch: list[_Answer] = []
+        try:
+            while True:
+                await self._answered.wait()
+                self._answered.clear()
+                while self._answers:
+                    count = min(len(self._answers), self._apply_batch_size)
+                    batch = [self._answers.popleft() for _ in range(count)]
+                    if len(batch) == 1 or not await self._applied_together(batch):
+                        for answer in batch:
+                            await self._apply_alone(answer)
+        finally:
+            # Stopped while applying: what was not applied is left to the sweep.
+            for answer in batch:
+                if not answer.applied.done():
+                    answer.applied.cancel()
 
     async def _applied_together(self, batch: list[_Answer]) -> bool:
         """Apply the answers in one transaction; False if it had to be rolled back
