@@ -1,11 +1,14 @@
-"""Settings for serving HTTPS, the queue type and database timeouts, and the queue
-arguments each queue type gives a service's queues."""
+"""Settings for serving HTTPS, the queue type, database timeouts and garbage
+collection, and the queue arguments each queue type gives a service's queues."""
 
 from __future__ import annotations
+
+import gc
 
 import pytest
 from pydantic import ValidationError
 
+from oms_runtime.cli import tune_garbage_collection
 from oms_runtime.messaging.queues import ServiceQueues
 from oms_runtime.settings import ServiceSettings
 
@@ -21,11 +24,31 @@ def test_https_needs_both_the_certificate_and_its_key() -> None:
 
 @pytest.mark.parametrize(
     ("setting", "value"),
-    [("queue_type", "mirrored"), ("db_timeout_seconds", 0), ("queue_delivery_limit", 1)],
+    [
+        ("queue_type", "mirrored"),
+        ("db_timeout_seconds", 0),
+        ("queue_delivery_limit", 1),
+        ("gc_young_threshold", 100),
+    ],
 )
 def test_nonsense_infrastructure_settings_are_refused_at_start(setting: str, value: object) -> None:
     with pytest.raises(ValidationError):
         ServiceSettings(**{setting: value})
+
+
+def test_a_service_collects_young_garbage_less_often_than_python_does_by_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    before = gc.get_threshold()
+    try:
+        monkeypatch.setenv("OMS_GC_YOUNG_THRESHOLD", "50000")
+        tune_garbage_collection(ServiceSettings().gc_young_threshold)
+        assert gc.get_threshold() == (50_000, *before[1:])
+        monkeypatch.delenv("OMS_GC_YOUNG_THRESHOLD")
+        tune_garbage_collection(ServiceSettings().gc_young_threshold)
+        assert gc.get_threshold()[0] == 20_000
+    finally:
+        gc.set_threshold(*before)
 
 
 def test_classic_queues_keep_the_arguments_they_always_had() -> None:

@@ -15,6 +15,7 @@ from oms_console.accounts import Accounts, InvalidAccount
 from oms_console.db.store import ConsoleStore, StaffExists
 from oms_console.domain.roles import Role
 from oms_console.settings import ConsoleSettings
+from oms_runtime.cli import tune_garbage_collection
 from oms_runtime.db import create_engine
 from oms_runtime.logging import configure_logging
 from oms_runtime.migrations import upgrade_to_head
@@ -65,6 +66,7 @@ def main(argv: list[str] | None = None) -> None:
 
     settings = ConsoleSettings()
     configure_logging("console", settings.log_level, settings.log_format)
+    tune_garbage_collection(settings.gc_young_threshold)
     if args.command == "migrate":
         upgrade_to_head(MIGRATIONS, settings.database_url)
     elif args.command == "create-user":
