@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 import uvicorn
 from alembic import command
@@ -22,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 import oms_payment
 from oms_devtools import infra
+from oms_devtools.client import eventually
 from oms_devtools.stack import free_port_block
 from oms_gateway_simulator.app import create_app as create_simulator
 from oms_gateway_simulator.config import GatewayConfig
@@ -63,8 +65,11 @@ async def simulator() -> AsyncIterator[str]:
     app = create_simulator(GatewayConfig(latency_ms=300), seed=1, store=MemoryStore(), admin_key="")
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     serving = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 (uvicorn offers no event to wait on)
-        await asyncio.sleep(0.02)
+
+    async def started() -> bool:
+        return server.started
+
+    await eventually(started, bool, 10, "the simulator to listen")
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     await serving
@@ -99,6 +104,9 @@ class Worker:
 
         event.listen(engine.sync_engine.pool, "checkout", checked_out)
 
+    async def transactions_so_far(self) -> int:
+        return self.transactions
+
     async def start_payments(self, count: int) -> list[str]:
         """Payments queued in one transaction, as a batch of authorize commands would."""
         ids = [str(uuid.uuid4()) for _ in range(count)]
@@ -124,75 +132,87 @@ async def engine(database: str) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
-async def settled(database: str, payment_ids: list[str]) -> dict[str, tuple[str, str]]:
-    """Each payment's status and the status of its authorization, once every
-    authorization is no longer pending (or after 10 s)."""
+@pytest.fixture
+async def db(database: str) -> AsyncIterator[asyncpg.Connection]:
     connection = await asyncpg.connect(libpq_url(database))
-    try:
-        for _ in range(200):
-            rows = await connection.fetch(
-                "SELECT p.id::text, p.status, o.status AS operation FROM payment.payments p "
-                "JOIN payment.payment_operations o ON o.payment_id = p.id "
-                "WHERE p.id = ANY($1::uuid[])",
-                payment_ids,
-            )
-            if len(rows) == len(payment_ids) and all(r["operation"] != "pending" for r in rows):
-                break
-            await asyncio.sleep(0.05)
-        return {r["id"]: (r["status"], r["operation"]) for r in rows}
-    finally:
-        await connection.close()
+    yield connection
+    await connection.close()
 
 
-async def authorized_events(database: str) -> list[str]:
-    connection = await asyncpg.connect(libpq_url(database))
-    try:
-        rows = await connection.fetch(
-            "SELECT convert_from(body, 'UTF8')::jsonb -> 'data' ->> 'payment_id' AS payment "
-            "FROM payment.outbox WHERE routing_key = 'payment.authorized'"
+async def settled(db: asyncpg.Connection, payment_ids: list[str]) -> dict[str, tuple[str, str]]:
+    """Each payment's status and the status of its authorization, once no
+    authorization is pending any more."""
+
+    async def outcome() -> dict[str, tuple[str, str]]:
+        rows = await db.fetch(
+            "SELECT p.id::text, p.status, o.status AS operation FROM payment.payments p "
+            "JOIN payment.payment_operations o ON o.payment_id = p.id "
+            "WHERE p.id = ANY($1::uuid[])",
+            payment_ids,
         )
-        return sorted(r["payment"] for r in rows)
-    finally:
-        await connection.close()
+        return {r["id"]: (r["status"], r["operation"]) for r in rows}
+
+    return await eventually(
+        outcome,
+        lambda found: (
+            len(found) == len(payment_ids)
+            and all(operation != "pending" for _, operation in found.values())
+        ),
+        10,
+        "every authorization to be answered",
+    )
 
 
-async def audited_calls(database: str) -> int:
-    connection = await asyncpg.connect(libpq_url(database))
-    try:
-        count: int = await connection.fetchval("SELECT count(*) FROM payment.gateway_calls")
-        return count
-    finally:
-        await connection.close()
+async def authorized_events(db: asyncpg.Connection) -> list[str]:
+    rows = await db.fetch(
+        "SELECT convert_from(body, 'UTF8')::jsonb -> 'data' ->> 'payment_id' AS payment "
+        "FROM payment.outbox WHERE routing_key = 'payment.authorized'"
+    )
+    return sorted(r["payment"] for r in rows)
+
+
+async def audited_calls(db: asyncpg.Connection) -> int:
+    count: int = await db.fetchval("SELECT count(*) FROM payment.gateway_calls")
+    return count
+
+
+async def calls_received(simulator: str) -> int:
+    async with httpx.AsyncClient() as client:
+        stats = (await client.get(f"{simulator}/v1/_stats")).json()
+    return sum(stats["requests_by_endpoint"].values())
 
 
 async def test_answers_that_come_back_together_are_applied_in_fewer_transactions_than_answers(
-    database: str, engine: AsyncEngine, simulator: str
+    db: asyncpg.Connection, engine: AsyncEngine, simulator: str
 ) -> None:
     worker = Worker(engine, simulator)
     running = asyncio.create_task(worker.worker.run())
     try:
-        await asyncio.sleep(0.2)  # its first sweep (nothing due) is behind it
+        # Its first sweep (nothing due) is behind it: not counted below.
+        await eventually(worker.transactions_so_far, bool, 10, "the first sweep")
         payment_ids = await worker.start_payments(PAYMENTS)
         worker.transactions = 0
-        outcome = await settled(database, payment_ids)
+        outcome = await settled(db, payment_ids)
         applying = worker.transactions
     finally:
         await worker.worker.stop()
         await running
 
     assert outcome == dict.fromkeys(payment_ids, ("authorized", "succeeded"))
-    assert await authorized_events(database) == sorted(payment_ids)
-    assert await audited_calls(database) == PAYMENTS
+    assert await authorized_events(db) == sorted(payment_ids)
+    assert await audited_calls(db) == PAYMENTS
     assert applying < PAYMENTS
 
 
 async def test_an_answer_that_cannot_be_applied_does_not_hold_back_the_others(
-    database: str, engine: AsyncEngine, simulator: str, caplog: pytest.LogCaptureFixture
+    db: asyncpg.Connection,
+    engine: AsyncEngine,
+    simulator: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     worker = Worker(engine, simulator)
     running = asyncio.create_task(worker.worker.run())
     try:
-        await asyncio.sleep(0.2)
         payment_ids = await worker.start_payments(PAYMENTS)
         # An operation whose payment is gone by the time its answer comes back: applying
         # it fails, and with it the transaction it shares with the others' answers.
@@ -213,13 +233,13 @@ async def test_an_answer_that_cannot_be_applied_does_not_hold_back_the_others(
                 )
             ]
         )
-        outcome = await settled(database, payment_ids)
+        outcome = await settled(db, payment_ids)
     finally:
         await worker.worker.stop()
         await running
 
     assert outcome == dict.fromkeys(payment_ids, ("authorized", "succeeded"))
-    assert await authorized_events(database) == sorted(payment_ids)
+    assert await authorized_events(db) == sorted(payment_ids)
     # Left to the sweep once its lease runs out, and said where an operator looks.
     failed = [
         r for r in caplog.records if r.getMessage() == "gateway operation failed unexpectedly"
@@ -228,16 +248,16 @@ async def test_an_answer_that_cannot_be_applied_does_not_hold_back_the_others(
 
 
 async def test_answers_to_calls_in_flight_when_the_worker_stops_are_applied_before_it_ends(
-    database: str, engine: AsyncEngine, simulator: str
+    db: asyncpg.Connection, engine: AsyncEngine, simulator: str
 ) -> None:
     worker = Worker(engine, simulator)
     running = asyncio.create_task(worker.worker.run())
-    await asyncio.sleep(0.2)
     payment_ids = await worker.start_payments(PAYMENTS)
-    await asyncio.sleep(0.05)  # the calls are out; their answers take 300 ms
+    # The calls are out (their answers take 300 ms).
+    await eventually(
+        lambda: calls_received(simulator), lambda n: n == PAYMENTS, 10, "the calls to go out"
+    )
     await worker.worker.stop()
     await asyncio.wait_for(running, 10)
 
-    assert await settled(database, payment_ids) == dict.fromkeys(
-        payment_ids, ("authorized", "succeeded")
-    )
+    assert await settled(db, payment_ids) == dict.fromkeys(payment_ids, ("authorized", "succeeded"))
