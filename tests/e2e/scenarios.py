@@ -45,6 +45,25 @@ async def waiting_in_the_outbox(db: asyncpg.Connection, order_id: str) -> int:
     return count
 
 
+async def held_in_the_outbox(oms: OmsClient, db: asyncpg.Connection, sku: str) -> str:
+    """An order of `sku` taken while its messages cannot leave: accepted, and waiting
+    in the order service's outbox. Returns its id."""
+    accepted = await oms.place_order([(sku, 1)])
+    assert accepted.status_code == 202
+    order_id = str(accepted.json()["id"])
+    assert await waiting_in_the_outbox(db, order_id) > 0
+    return order_id
+
+
+async def sent_on(oms: OmsClient, db: asyncpg.Connection, order_id: str) -> None:
+    """What the outbox held for the order went out: the saga went on to `fulfilling`
+    and nothing is left waiting."""
+    await oms.wait_for_order(order_id, "fulfilling", timeout=30)
+    await eventually(
+        lambda: waiting_in_the_outbox(db, order_id), lambda n: n == 0, 10, "an empty outbox"
+    )
+
+
 def log_lines(text: str) -> list[dict[str, Any]]:
     lines = []
     for line in text.splitlines():

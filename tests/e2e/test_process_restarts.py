@@ -19,11 +19,12 @@ from .helpers import statuses
 from .scenarios import (
     PATIENT,
     SETTLED,
+    held_in_the_outbox,
     log_lines,
     metric,
     placing,
     restock_whose_ack_is_lost,
-    waiting_in_the_outbox,
+    sent_on,
 )
 
 pytestmark = pytest.mark.e2e
@@ -166,18 +167,12 @@ async def test_messages_committed_by_a_process_killed_before_publishing_them_are
     product = await oms.create_product(on_hand=5)
     async with stack.restarted_with("order", PATIENT):
         with broker_proxy.cut_off():
-            accepted = await oms.place_order([(product["sku"], 1)])
-            assert accepted.status_code == 202
-            order_id = str(accepted.json()["id"])
-            assert await waiting_in_the_outbox(db, order_id) > 0
+            order_id = await held_in_the_outbox(oms, db, product["sku"])
             for name in stack.replica_names("order"):
                 stack.kill(name)  # committed, never published: the hand-over dies with it
         await stack.start_service("order")
         # A sweep of the restarted relays finds the rows nobody handed over.
-        await oms.wait_for_order(order_id, "fulfilling", timeout=30)
-    await eventually(
-        lambda: waiting_in_the_outbox(db, order_id), lambda n: n == 0, 10, "an empty outbox"
-    )
+        await sent_on(oms, db, order_id)
 
 
 # -- replicas ------------------------------------------------------------------------------

@@ -20,8 +20,9 @@ from oms_devtools.stack import SERVICES, Stack
 
 from .scenarios import (
     PATIENT,
+    held_in_the_outbox,
     readiness,
-    waiting_in_the_outbox,
+    sent_on,
 )
 
 pytestmark = pytest.mark.e2e
@@ -52,11 +53,8 @@ async def test_without_the_broker_the_api_answers_and_the_work_resumes_when_it_r
                 assert checks == {"database": True, "broker": False}
             assert (await oms.http.get(f"{oms.urls['order']}/healthz")).status_code == 200
             # Orders are still taken: they wait in the outbox.
-            accepted = await oms.place_order([(product["sku"], 1)])
-            assert accepted.status_code == 202
-            order_id = str(accepted.json()["id"])
+            order_id = await held_in_the_outbox(oms, db, product["sku"])
             assert (await oms.order(order_id))["status"] == "pending"
-            assert await waiting_in_the_outbox(db, order_id) > 0
         await stack.wait_ready(timeout=60)
         await oms.wait_for_order(order_id, "fulfilling", timeout=60)
 
@@ -98,17 +96,11 @@ async def test_through_a_broker_partition_orders_are_taken_and_go_on_when_it_hea
             status, checks = await readiness(oms, service)
             assert (status, checks) == (503, {"database": True, "broker": False}), service
         started = time.monotonic()
-        accepted = await oms.place_order([(product["sku"], 1)])
-        assert accepted.status_code == 202
+        order_id = await held_in_the_outbox(oms, db, product["sku"])
         assert time.monotonic() - started < 2, "taking an order does not wait for the broker"
-        order_id = str(accepted.json()["id"])
-        assert await waiting_in_the_outbox(db, order_id) > 0
         assert (await oms.order(order_id))["status"] == "pending"
     # Healed: what was held flows on through the same connections.
-    await oms.wait_for_order(order_id, "fulfilling", timeout=30)
-    await eventually(
-        lambda: waiting_in_the_outbox(db, order_id), lambda n: n == 0, 10, "an empty outbox"
-    )
+    await sent_on(oms, db, order_id)
 
 
 # -- the database away ---------------------------------------------------------------------
