@@ -1,7 +1,13 @@
-"""The payment service's gateway worker against a real Postgres and the gateway
-simulator over HTTP: answers that come back together are applied in one transaction,
-each payment getting its own outcome and events; and when one answer of such a batch
-cannot be applied, the others still are, each in a transaction of its own."""
+"""The payment service's gateway operations against a real Postgres and the gateway
+simulator over HTTP.
+
+Queued: a batch of commands queues its payments' operations with its commit, all in
+one statement, and hands them to the worker only once committed (a batch rolled back
+hands nothing over; an operation that failed for good is queued again when asked
+again); a new payment and its operations are one transaction. Answered: answers that
+come back together are applied in one transaction, each payment getting its own
+outcome and events; and when one answer of such a batch cannot be applied, the
+others still are, each in a transaction of its own."""
 
 from __future__ import annotations
 
@@ -22,18 +28,21 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 import oms_payment
+from oms_contracts import Envelope
+from oms_contracts import payment as payment_msgs
 from oms_devtools import infra
 from oms_devtools.client import eventually
 from oms_devtools.stack import free_port_block
 from oms_gateway_simulator.app import create_app as create_simulator
 from oms_gateway_simulator.config import GatewayConfig
 from oms_gateway_simulator.store import MemoryStore
-from oms_payment.db.repository import ClaimedOperation
+from oms_payment.db.repository import ClaimedOperation, load_payments_for_batch
 from oms_payment.db.tables import messaging
 from oms_payment.db.unit_of_work import SqlPaymentUnitOfWork
 from oms_payment.domain.model import Operation, OperationKind, Payment
 from oms_payment.gateway.circuit import CircuitBreaker
 from oms_payment.gateway.http import HttpPaymentGateway
+from oms_payment.handlers.messages import authorize_payment
 from oms_payment.handlers.outgoing import PaymentEvents
 from oms_payment.workers.gateway import GatewayWorker, LeasedOperations
 from oms_runtime.db import libpq_url, sqlalchemy_url
@@ -261,3 +270,139 @@ async def test_answers_to_calls_in_flight_when_the_worker_stops_are_applied_befo
     await asyncio.wait_for(running, 10)
 
     assert await settled(db, payment_ids) == dict.fromkeys(payment_ids, ("authorized", "succeeded"))
+
+
+class Queue:
+    """The payment service's consumer side: a unit of work per command, batches in
+    one shared transaction, and what is handed to the gateway worker."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.handed: list[ClaimedOperation] = []
+        self.unit_of_work = UnitOfWorkFactory(
+            functools.partial(
+                SqlPaymentUnitOfWork, operations_leased=self.handed.extend, lease=LEASE
+            ),
+            engine,
+            messaging,
+            batch_loader=load_payments_for_batch,
+            events=PaymentEvents(),
+        )
+
+    async def authorize(self, orders: list[str], *, commit: bool = True) -> None:
+        """One batch of authorize commands, one per order given (an order given twice:
+        a command sent twice), handled as the consumer handles a batch."""
+        commands = [
+            payment_msgs.AuthorizePayment(
+                order_id=order_id, amount=1500, currency="EUR", payment_token="tok_ok"
+            )
+            for order_id in orders
+        ]
+        envelopes = [
+            Envelope.wrap(command, correlation_id=command.order_id) for command in commands
+        ]
+        async with self.unit_of_work.shared_transaction() as shared:
+            assert await shared.claim(envelopes) == {e.message_id for e in envelopes}
+            await self.unit_of_work.load_batch(shared, envelopes)
+            for command, envelope in zip(commands, envelopes, strict=True):
+                async with self.unit_of_work.for_message(envelope, shared) as uow:
+                    await authorize_payment(command, uow)
+            assert self.handed == [], "handed to the worker before the commit"
+            if commit:
+                await shared.commit()
+
+
+async def queued_operations(db: asyncpg.Connection) -> dict[str, tuple[int, str, int]]:
+    """Per order: its operation's id, status and attempts."""
+    rows = await db.fetch(
+        "SELECT p.order_id, o.id, o.status, o.attempts FROM payment.payment_operations o "
+        "JOIN payment.payments p ON p.id = o.payment_id"
+    )
+    return {r["order_id"]: (r["id"], r["status"], r["attempts"]) for r in rows}
+
+
+async def test_a_batch_of_commands_queues_each_operation_once_and_hands_it_over_once_committed(
+    db: asyncpg.Connection, engine: AsyncEngine
+) -> None:
+    queue = Queue(engine)
+    orders = [f"order-{n}" for n in range(4)]
+
+    await queue.authorize([*orders, orders[0]])
+
+    queued = await queued_operations(db)
+    assert sorted(queued) == orders
+    assert {(status, attempts) for _, status, attempts in queued.values()} == {("pending", 1)}
+    # Leased to this process: the worker carries them out, by their row's id.
+    assert sorted((op.order_id, op.id, op.operation.kind) for op in queue.handed) == [
+        (order_id, queued[order_id][0], OperationKind.AUTHORIZE) for order_id in orders
+    ]
+    assert all(op.token == "tok_ok" and op.attempts == 1 for op in queue.handed)
+    due = await db.fetchval(
+        "SELECT count(*) FROM payment.payment_operations WHERE next_attempt_at <= now()"
+    )
+    assert due == 0
+
+
+async def test_a_batch_rolled_back_queues_and_hands_over_nothing(
+    db: asyncpg.Connection, engine: AsyncEngine
+) -> None:
+    queue = Queue(engine)
+
+    await queue.authorize(["order-a", "order-b"], commit=False)
+
+    assert await queued_operations(db) == {}
+    assert await db.fetchval("SELECT count(*) FROM payment.payments") == 0
+    assert queue.handed == []
+
+
+async def test_an_operation_that_failed_for_good_is_queued_again_when_asked_again(
+    db: asyncpg.Connection, engine: AsyncEngine
+) -> None:
+    queue = Queue(engine)
+    await queue.authorize(["order-a", "order-b"])
+    queued = await queued_operations(db)
+    first_a, first_b = queued["order-a"][0], queued["order-b"][0]
+    await db.execute(
+        "UPDATE payment.payment_operations SET status = 'failed', attempts = 3 WHERE id = $1",
+        first_a,
+    )
+    queue.handed.clear()
+
+    async with queue.unit_of_work() as uow:
+        for order_id in ("order-a", "order-b"):
+            payment = await uow.payments.get_by_order(order_id, for_update=True)
+            assert payment is not None
+            # The saga's retry: the same authorization asked for again.
+            payment.operations.append(Operation(payment.id, OperationKind.AUTHORIZE, 1500))
+        await uow.commit()
+
+    # The failed one starts over, in its own row; the one still pending is left be.
+    assert await queued_operations(db) == {
+        "order-a": (first_a, "pending", 1),
+        "order-b": (first_b, "pending", 1),
+    }
+    assert [(op.id, op.order_id) for op in queue.handed] == [(first_a, "order-a")]
+
+
+async def test_a_new_payment_and_its_operations_are_one_transaction(
+    db: asyncpg.Connection, engine: AsyncEngine
+) -> None:
+    queue = Queue(engine)
+    payment = Payment.start(
+        payment_id=str(uuid.uuid4()),
+        order_id="order-a",
+        amount=1500,
+        currency="EUR",
+        token="tok_ok",
+    )
+    # An operation that cannot be queued (its payment has no row): the payment's own
+    # row, written first, must not stay behind either.
+    payment.operations.append(Operation(str(uuid.uuid4()), OperationKind.AUTHORIZE, 1500))
+
+    with pytest.raises(asyncpg.ForeignKeyViolationError):
+        async with queue.unit_of_work() as uow:
+            uow.payments.add(payment)
+            await uow.commit()
+
+    assert await db.fetchval("SELECT count(*) FROM payment.payments") == 0
+    assert await queued_operations(db) == {}
+    assert queue.handed == []

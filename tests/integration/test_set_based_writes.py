@@ -1,12 +1,14 @@
 """The one-statement writes and the hand-made transactions of the hot paths, against
 a real Postgres: values of every column kind survive the trip, several tables are
-written at once, a transaction that is not committed leaves nothing behind, and a
-dead connection never goes back to the pool."""
+written at once, follow-up writes run once per transaction with every unit of work's
+items, a transaction that is not committed leaves nothing behind, and a dead
+connection never goes back to the pool."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import asyncpg
@@ -273,3 +275,60 @@ async def test_a_lazily_begun_transaction_that_reads_first_keeps_nothing_uncommi
     await kept.commit()
     await kept.close()
     assert [row["text"] for row in await rows(tables, notes)] == ["kept"]
+
+
+async def test_follow_up_writes_of_merged_staged_writes_run_once_after_the_statement(
+    tables: AsyncEngine,
+) -> None:
+    first, second = thing("first"), thing("second")
+    calls: list[list[str]] = []
+    committed: list[str] = []
+
+    async def note_each(raw: asyncpg.Connection, names: list[str]) -> list[Callable[[], None]]:
+        calls.append(names)
+        # Needs the rows the statement inserted (a subquery finds them).
+        inserted = await raw.fetch(
+            f"INSERT INTO {SCHEMA}.notes (thing_id, text) SELECT id, name FROM {SCHEMA}.things "
+            "WHERE name = ANY($1::text[]) RETURNING text",
+            names,
+        )
+        return [lambda: committed.extend(sorted(row["text"] for row in inserted))]
+
+    # Two units of work of one batch, staged into the shared transaction's writes.
+    one, other, shared = StagedWrites(), StagedWrites(), StagedWrites()
+    one.insert(things, [first])
+    one.follow_up(note_each, ["first"])
+    other.insert(things, [second])
+    other.follow_up(note_each, ["second"])
+    shared.extend(one)
+    shared.extend(other)
+
+    transaction = Transaction(tables)
+    await transaction.begin()
+    after_commit = await transaction.write(shared)
+    assert calls == [["first", "second"]]
+    assert committed == []
+    await transaction.commit()
+    await transaction.close()
+    for callback in after_commit:
+        callback()
+    assert committed == ["first", "second"]
+    assert sorted(row["text"] for row in await rows(tables, notes)) == ["first", "second"]
+
+
+async def test_a_lazily_begun_write_with_follow_ups_is_one_transaction(
+    tables: AsyncEngine,
+) -> None:
+    async def fails(raw: asyncpg.Connection, items: list[str]) -> list[Callable[[], None]]:
+        await raw.execute("SELECT 1 / 0")
+        return []
+
+    transaction = Transaction(tables)
+    await transaction.open()  # nothing read: nothing begun yet
+    staged = StagedWrites()
+    staged.insert(things, [thing("orphan")])
+    staged.follow_up(fails, ["x"])
+    with pytest.raises(asyncpg.DivisionByZeroError):
+        await transaction.write(staged)
+    await transaction.close()
+    assert await rows(tables, things) == []

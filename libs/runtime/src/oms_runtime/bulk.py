@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +35,13 @@ Computed = tuple[tuple[str, str], ...]
 # What most updates compute: the row's modification time.
 UPDATED_AT_NOW: Computed = (("updated_at", "now()"),)
 
+# A write that cannot be a part of the one statement: it needs the rows that
+# statement inserts (a foreign key), or its answer (RETURNING). It runs right after
+# that statement, once per transaction, with the items every unit of work in it
+# staged for it (given the asyncpg connection), and returns what to run once the
+# transaction has committed.
+FollowUp = Callable[[Any, list[Any]], Awaitable[list[Callable[[], None]]]]
+
 
 @dataclass
 class StagedWrites:
@@ -46,6 +53,8 @@ class StagedWrites:
     )
     # A channel to NOTIFY with the writes (delivered by Postgres on commit).
     notify: str | None = None
+    # Writes made after the statement, each once with all its items (in staging order).
+    follow_ups: dict[FollowUp, list[Any]] = field(default_factory=dict)
 
     def insert(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
         if rows:
@@ -64,6 +73,10 @@ class StagedWrites:
                 return
         self.updates.setdefault((table, key, computed), {})[row[key]] = row
 
+    def follow_up(self, write: FollowUp, items: Sequence[Any]) -> None:
+        if items:
+            self.follow_ups.setdefault(write, []).extend(items)
+
     def extend(self, other: StagedWrites) -> None:
         for table, rows in other.inserts.items():
             self.insert(table, rows)
@@ -71,11 +84,14 @@ class StagedWrites:
             for row in rows_by_key.values():
                 self.update(table, key, row, computed=computed)
         self.notify = self.notify or other.notify
+        for write, items in other.follow_ups.items():
+            self.follow_up(write, items)
 
     def clear(self) -> None:
         self.inserts.clear()
         self.updates.clear()
         self.notify = None
+        self.follow_ups.clear()
 
     def statement(self) -> tuple[str, list[Any]] | None:
         """The one statement making all the staged writes and its arguments (None
@@ -176,6 +192,15 @@ def _unnest(
 
 def _target(table: Table) -> str:
     return f'"{table.schema}"."{table.name}"' if table.schema else f'"{table.name}"'
+
+
+def insert_from_arrays(table: Table, rows: list[dict[str, Any]]) -> tuple[str, list[Any]]:
+    """`INSERT INTO table (...) SELECT ... FROM unnest(...)` for rows that all have
+    the same columns, and its arguments; a caller may append `ON CONFLICT` and
+    `RETURNING` clauses (the target table goes by its own name in them)."""
+    columns = tuple(rows[0])
+    sql, encoders = _unnest_insert(table, columns, 0)
+    return sql, _arrays(rows, columns, encoders)
 
 
 @functools.cache

@@ -7,7 +7,8 @@ shaped to need as few as possible:
 1. `BEGIN` travels with the statements that need no answer but a count (the inbox
    claim, `SET LOCAL`), in one simple-protocol query;
 2. the handler's reads (SQLAlchemy on the same connection);
-3. every staged write in one statement (see `oms_runtime.bulk`);
+3. every staged write in one statement (see `oms_runtime.bulk`), and the few
+   writes that must follow it, each once for the whole transaction;
 4. `COMMIT`.
 
 For that (`begin`) the connection comes from the engine's pool in AUTOCOMMIT mode, so
@@ -23,6 +24,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from collections.abc import Callable
 
 import asyncpg
 from sqlalchemy import Table
@@ -104,11 +106,22 @@ class Transaction:
             raise
         return self.raw
 
-    async def write(self, staged: StagedWrites) -> None:
+    async def write(self, staged: StagedWrites) -> list[Callable[[], None]]:
+        """Make the staged writes: their one statement, then their follow-up writes;
+        returns what those ask to run once the transaction has committed."""
         statement = staged.statement()
+        if staged.follow_ups and self._lazy and not self.connection.in_transaction():
+            # Nothing was read, so nothing has begun a transaction yet; more than one
+            # statement must still be one transaction.
+            await self.raw.execute("BEGIN")
+            self._lazy, self._open = False, True
         if statement is not None:
             sql, arguments = statement
             await self.raw.execute(sql, *arguments)
+        after_commit: list[Callable[[], None]] = []
+        for write, items in staged.follow_ups.items():
+            after_commit.extend(await write(self.raw, items))
+        return after_commit
 
     async def commit(self) -> None:
         if self._lazy:

@@ -38,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from oms_contracts import Command, Envelope, Message
 from oms_runtime import tracing
-from oms_runtime.bulk import Computed, StagedWrites
+from oms_runtime.bulk import Computed, FollowUp, StagedWrites
 from oms_runtime.messaging.broker import OutgoingMessage
 from oms_runtime.messaging.events import EventMap, RecordsEvents, dispatch_new_events
 from oms_runtime.messaging.tables import MessagingTables
@@ -156,7 +156,7 @@ class SharedTransaction:
         self._after_commit.extend(after_commit)
 
     async def commit(self) -> None:
-        await self._transaction.write(self._staged)
+        self._after_commit.extend(await self._transaction.write(self._staged))
         self._staged.clear()
         await self._transaction.commit()
         _run_all(self._after_commit)
@@ -305,6 +305,12 @@ class UnitOfWork:
         transaction reads back (history, outbox)."""
         self._staged.insert(table, rows)
 
+    def follow_up_on_commit(self, write: FollowUp, items: Sequence[Any]) -> None:
+        """Have `write` make its writes of `items` right after the staged statement,
+        once for the whole transaction (a batch's units of work together): for
+        writes that need the rows that statement inserts, or that answer with rows."""
+        self._staged.follow_up(write, items)
+
     def update_on_commit(
         self, table: Table, key: str, row: dict[str, Any], *, computed: Computed = ()
     ) -> None:
@@ -348,7 +354,7 @@ class UnitOfWork:
             return
         if self._transaction is None:
             raise RuntimeError("unit of work used outside `async with`")
-        await self._transaction.write(self._staged)
+        self._after_commit.extend(await self._transaction.write(self._staged))
         self._staged = StagedWrites()
         await self._transaction.commit()
         callbacks, self._after_commit = self._after_commit, []

@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
+import asyncpg
 from sqlalchemy import Interval, bindparam, case, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -33,7 +34,7 @@ from oms_payment.domain.model import (
 )
 from oms_payment.gateway.base import CallRecord
 from oms_runtime import tracing
-from oms_runtime.bulk import UPDATED_AT_NOW, Computed
+from oms_runtime.bulk import UPDATED_AT_NOW, Computed, insert_from_arrays
 from oms_runtime.messaging.unit_of_work import SharedTransaction, UnitOfWork
 from oms_runtime.repository import Repository, Row
 
@@ -67,7 +68,6 @@ _GET_BY_ORDER_FOR_UPDATE = _GET_BY_ORDER.with_for_update()
 _REFUNDS = (
     select(refunds).where(refunds.c.payment_id == bindparam("b_id")).order_by(refunds.c.created_at)
 )
-_INSERT = payments.insert()
 _new_refund = pg_insert(refunds)
 _SAVE_REFUNDS = _new_refund.on_conflict_do_update(
     index_elements=["id"],
@@ -80,7 +80,6 @@ _SAVE_REFUNDS = _new_refund.on_conflict_do_update(
     },
     where=refunds.c.status != _new_refund.excluded.status,
 )
-_new_operation = pg_insert(payment_operations)
 # The key is unique: asking twice for the same operation queues it once; asking
 # again for one that failed for good starts it over (an operator's or the saga's
 # retry), with the same key so the gateway still acts once (a capture with what it
@@ -88,24 +87,12 @@ _new_operation = pg_insert(payment_operations)
 # operation is queued leased to this process (its first attempt counted), whose
 # gateway worker carries it out as soon as the transaction commits; if the process
 # dies first, the lease runs out and any worker's sweep takes it.
-_ADD_OPERATIONS = _new_operation.on_conflict_do_update(
-    index_elements=["idempotency_key"],
-    set_={
-        "status": "pending",
-        "amount": _new_operation.excluded.amount,
-        "final": _new_operation.excluded.final,
-        "attempts": 1,
-        "next_attempt_at": _new_operation.excluded.next_attempt_at,
-        "updated_at": func.now(),
-    },
-    where=payment_operations.c.status == "failed",
-).returning(
-    payment_operations.c.id,
-    payment_operations.c.kind,
-    payment_operations.c.amount,
-    payment_operations.c.reference,
-    payment_operations.c.final,
-    payment_operations.c.traceparent,
+_REQUEUE_FAILED = (
+    " ON CONFLICT (idempotency_key) DO UPDATE SET status = 'pending',"
+    " amount = excluded.amount, final = excluded.final, attempts = 1,"
+    " next_attempt_at = excluded.next_attempt_at, updated_at = now()"
+    " WHERE payment_operations.status = 'failed'"
+    " RETURNING id, idempotency_key"
 )
 # Set once, when money is first captured.
 _CAPTURED_AT: Computed = (
@@ -264,13 +251,9 @@ class PaymentRepository(Repository[Payment]):
         ]
         return Payment(id=str(row["id"]), captures=captures, **fields)
 
-    async def _insert(self, row: Row) -> None:
-        # At once, not with the commit: its operations and refunds refer to it.
-        await self._connection.execute(_INSERT, row)
-
     async def _write_along(self, payment: Payment) -> None:
         await self._save_refunds(payment)
-        await self._add_operations(payment)
+        self._add_operations(payment)
 
     async def _save_refunds(self, payment: Payment) -> None:
         if payment.refunds:
@@ -291,46 +274,76 @@ class PaymentRepository(Repository[Payment]):
                 ],
             )
 
-    async def _add_operations(self, payment: Payment) -> None:
+    def _add_operations(self, payment: Payment) -> None:
+        """Queue the payment's new operations with the commit: after the statement
+        that inserts a new payment's row, in one statement with every other payment's
+        of the transaction (a batch's)."""
         if not payment.operations:
             return
         leased_until = datetime.now(UTC) + self._lease
-        queued = await self._connection.execute(
-            _ADD_OPERATIONS,
+        traceparent = tracing.outgoing_traceparent()
+        self._unit_of_work.follow_up_on_commit(
+            _queue_operations,
             [
-                {
-                    "payment_id": uuid.UUID(op.payment_id),
-                    "kind": op.kind.value,
-                    "amount": op.amount,
-                    "reference": op.reference,
-                    "final": op.final,
-                    "idempotency_key": op.idempotency_key,
-                    "traceparent": tracing.outgoing_traceparent(),
-                    "attempts": 1,
-                    "next_attempt_at": leased_until,
-                }
-                for op in payment.operations
+                _Queued(
+                    ClaimedOperation(
+                        0,
+                        operation,
+                        1,
+                        payment.order_id,
+                        payment.currency,
+                        payment.token,
+                        payment.gateway_authorization_id,
+                        traceparent,
+                        leased_until,
+                    ),
+                    self._operations_leased,
+                )
+                for operation in payment.operations
             ],
         )
         payment.operations.clear()
-        leased = [
-            ClaimedOperation(
-                row.id,
-                Operation(
-                    payment.id, OperationKind(row.kind), row.amount, row.reference, row.final
-                ),
-                1,
-                payment.order_id,
-                payment.currency,
-                payment.token,
-                payment.gateway_authorization_id,
-                row.traceparent,
-                leased_until,
-            )
-            for row in queued
-        ]
-        if leased and self._operations_leased is not None:
-            self._unit_of_work.after_commit(functools.partial(self._operations_leased, leased))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Queued:
+    """An operation to queue, as the worker will carry it out, and who to tell."""
+
+    leased: ClaimedOperation
+    tell: OperationsLeased | None
+
+
+async def _queue_operations(
+    connection: asyncpg.Connection, queued: list[_Queued]
+) -> list[Callable[[], None]]:
+    # One row per key: a second ask for an operation within the transaction is the
+    # no-op it would have been in a transaction of its own.
+    by_key: dict[str, _Queued] = {}
+    for item in queued:
+        by_key.setdefault(item.leased.operation.idempotency_key, item)
+    sql, arguments = insert_from_arrays(
+        payment_operations,
+        [
+            {
+                "payment_id": uuid.UUID(item.leased.operation.payment_id),
+                "kind": item.leased.operation.kind.value,
+                "amount": item.leased.operation.amount,
+                "reference": item.leased.operation.reference,
+                "final": item.leased.operation.final,
+                "idempotency_key": key,
+                "traceparent": item.leased.traceparent,
+                "attempts": 1,
+                "next_attempt_at": item.leased.leased_until,
+            }
+            for key, item in by_key.items()
+        ],
+    )
+    told: dict[OperationsLeased, list[ClaimedOperation]] = {}
+    for row in await connection.fetch(sql + _REQUEUE_FAILED, *arguments):
+        item = by_key[row["idempotency_key"]]
+        if item.tell is not None:
+            told.setdefault(item.tell, []).append(dataclasses.replace(item.leased, id=row["id"]))
+    return [functools.partial(tell, leased) for tell, leased in told.items()]
 
 
 class OperationRepository:
