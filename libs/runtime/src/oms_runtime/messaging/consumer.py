@@ -108,6 +108,20 @@ def _is_attempt_failure(exc: BaseException) -> bool:
     return True
 
 
+def _caller_of(delivery: _Delivery) -> tracing.TraceContext | None:
+    """The span that sent the message, from its `traceparent` header."""
+    return tracing.parse_traceparent((delivery.incoming.headers or {}).get("traceparent"))
+
+
+def _logging_about(envelope: Envelope, **more: Any) -> contextlib.AbstractContextManager[None]:
+    return log_context(
+        correlation_id=envelope.correlation_id,
+        message_id=str(envelope.message_id),
+        message_type=envelope.type,
+        **more,
+    )
+
+
 def attempts_so_far(incoming: AbstractIncomingMessage) -> int:
     value = (incoming.headers or {}).get(ATTEMPT_HEADER, 0)
     return value if isinstance(value, int) else 0
@@ -261,23 +275,23 @@ class MessageConsumer:
         return _Delivery(incoming, envelope, message, handler)
 
     @contextlib.contextmanager
-    def _handling(self, delivery: _Delivery) -> Iterator[None]:
+    def _handling(self, delivery: _Delivery) -> Iterator[tracing.TraceContext]:
+        """The span of one attempt at handling the delivery, and its log context."""
         envelope = delivery.envelope
-        parent = tracing.parse_traceparent((delivery.incoming.headers or {}).get("traceparent"))
+        parent = _caller_of(delivery)
         with (
-            tracing.span(f"handle {envelope.type}", parent, message_id=envelope.message_id),
-            log_context(
-                correlation_id=envelope.correlation_id,
-                message_id=str(envelope.message_id),
-                message_type=envelope.type,
-            ),
+            tracing.span(
+                f"handle {envelope.type}", parent, message_id=envelope.message_id
+            ) as context,
+            _logging_about(envelope),
         ):
-            yield
+            yield context
 
     async def _process_together(self, deliveries: list[_Delivery]) -> bool:
         """Handle the deliveries in one transaction; False if it had to be rolled
         back (nothing of it is kept then, and nothing was acknowledged)."""
-        outcomes: list[tuple[_Delivery, str, float]] = []
+        # (delivery, outcome, seconds, the trace its handling was a span of)
+        outcomes: list[tuple[_Delivery, str, float, str | None]] = []
         try:
             async with self._unit_of_work.shared_transaction() as shared:
                 fresh = await shared.claim([delivery.envelope for delivery in deliveries])
@@ -289,16 +303,19 @@ class MessageConsumer:
                 for delivery in deliveries:
                     started = time.perf_counter()
                     if delivery.envelope.message_id not in fresh:
-                        outcomes.append((delivery, "duplicate", 0.0))
+                        caller = _caller_of(delivery)
+                        trace_id = caller.trace_id if caller is not None else None
+                        outcomes.append((delivery, "duplicate", 0.0, trace_id))
                         continue
                     # A second copy within the batch is a duplicate of the first.
                     fresh.discard(delivery.envelope.message_id)
-                    with self._handling(delivery):
+                    with self._handling(delivery) as span:
                         await delivery.handler(
                             delivery.message,
                             self._unit_of_work.for_message(delivery.envelope, shared),
                         )
-                    outcomes.append((delivery, "handled", time.perf_counter() - started))
+                    elapsed = time.perf_counter() - started
+                    outcomes.append((delivery, "handled", elapsed, span.trace_id))
                 await shared.commit()
         except Exception as exc:
             if len(deliveries) == 1 and _is_attempt_failure(exc):
@@ -309,8 +326,9 @@ class MessageConsumer:
                 return True
             log.info("handling %d messages one by one", len(deliveries), extra={"cause": repr(exc)})
             return False
-        for delivery, outcome, elapsed in outcomes:
-            with self._handling(delivery):
+        for delivery, outcome, elapsed, trace_id in outcomes:
+            # Said once committed, in the handling's log context (not a span again).
+            with _logging_about(delivery.envelope, trace_id=trace_id):
                 self._handled(delivery, outcome, elapsed)
         # One frame acknowledges the batch: every delivery before the last one on
         # this channel is either in it or was settled before (one worker, in order).
