@@ -12,10 +12,8 @@ from dataclasses import dataclass, field
 
 import aio_pika
 import aiohttp
-import httpx
 import orjson
 from aio_pika.abc import AbstractIncomingMessage
-from httpx_aiohttp import AiohttpTransport
 
 from oms_devtools.client import ADDRESS
 
@@ -161,30 +159,35 @@ class LoadGenerator:
         self._listener = listener
         self._rng = random.Random(seed)
         self._request_timeout = request_timeout
-        # Requests beyond the connection limit queue here, not in httpx's pool,
-        # whose bookkeeping grows with the square of its waiters: with thousands
-        # waiting, the load generator would steal the CPU the services need.
+        # Requests beyond the connection limit queue here, not in the client's pool,
+        # so a backlog of thousands costs the load generator nothing per waiter.
         self._slots = asyncio.Semaphore(max_connections)
-        # httpx's API over aiohttp's HTTP/1.1, as the payment service calls the
-        # gateway: a POST costs the load generator a third of the CPU it did over
-        # httpcore, CPU the services sharing the machine would otherwise miss.
-        self._client = httpx.AsyncClient(
-            transport=AiohttpTransport(
-                limits=httpx.Limits(
-                    max_connections=max_connections,
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        # aiohttp itself, not through httpx's API (as the payment service calls the
+        # gateway): a POST then costs the load generator about half the CPU, CPU the
+        # services sharing the machine would otherwise miss. Made in the running loop.
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(
+                    limit=self._max_connections,
                     # Shorter than the server's keep-alive (uvicorn: 5 s), so an idle
                     # connection is never reused just as the server closes it.
-                    keepalive_expiry=2.0,
+                    keepalive_timeout=2.0,
                 ),
-            ),
-            timeout=httpx.Timeout(request_timeout),
-        )
+                timeout=aiohttp.ClientTimeout(total=self._request_timeout),
+            )
+        return self._session
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
 
-    async def _post(self, body: bytes, headers: Mapping[str, str]) -> httpx.Response:
-        return await self._client.post(self._url, content=body, headers=headers)
+    async def _post(self, body: bytes, headers: Mapping[str, str]) -> tuple[int, bytes]:
+        async with self._client().post(self._url, data=body, headers=headers) as response:
+            return response.status, await response.read()
 
     def _body(self, kind: str) -> bytes:
         rng = self._rng
@@ -213,8 +216,8 @@ class LoadGenerator:
             placed.post_seconds = time.perf_counter() - scheduled
             return placed
         try:
-            response = await self._post(body, headers)
-        except (httpx.HTTPError, aiohttp.ClientError, TimeoutError) as exc:
+            status, answer = await self._post(body, headers)
+        except (aiohttp.ClientError, TimeoutError) as exc:
             placed.error = type(exc).__name__
             return placed
         finally:
@@ -223,11 +226,11 @@ class LoadGenerator:
             # generator's or the connection limit's delay, and hiding it would
             # understate the latency (coordinated omission).
             placed.post_seconds = time.perf_counter() - scheduled
-        placed.status = response.status_code
-        if response.status_code == 202:
-            placed.order_id = response.json()["id"]
+        placed.status = status
+        if status == 202:
+            placed.order_id = orjson.loads(answer)["id"]
         else:
-            placed.error = f"HTTP {response.status_code}"
+            placed.error = f"HTTP {status}"
         return placed
 
     async def open_loop(self, rate: float, duration: float, poisson: bool) -> list[Placed]:
