@@ -9,8 +9,8 @@ the CPU of the three things a saga is made of:
 - a consumer's transaction, as lean as it can be written with raw asyncpg: BEGIN
   with the inbox claim, the state row read `FOR UPDATE`, one statement writing the
   state and the outbox row, COMMIT, and the relay's outbox delete (batched);
-- an HTTP request (an order's POST, a gateway call): httpx, as the load generator
-  and the payment service use it (over aiohttp's transport), to the gateway
+- an HTTP request (an order's POST, a gateway call): httpx, as the payment service
+  uses it (over aiohttp's transport), to the gateway
   simulator (in memory here), a FastAPI app on uvicorn like the services, doing
   next to nothing per request.
 
