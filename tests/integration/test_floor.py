@@ -65,9 +65,11 @@ async def test_the_floor_measures_each_primitive_and_leaves_nothing_behind(
             sys.executable,
             "-m",
             "oms_devtools.floor",
-            "--messages=200",
-            "--transactions=200",
-            "--requests=40",
+            # Enough of each that every side's CPU spans several of /proc's 10 ms
+            # ticks even on a fast hour of the VM (40 requests once read as 0 ms).
+            "--messages=800",
+            "--transactions=800",
+            "--requests=400",
             "--concurrency=2",
             "--batch=4",
             "--per-transaction=2",
