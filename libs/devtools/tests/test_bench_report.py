@@ -1,6 +1,7 @@
-"""The bench's CPU per order counts the system, not the harness around it."""
+"""The bench's CPU per order counts the system, not the harness around it; so does
+its ratio to RabbitMQ's CPU."""
 
-from oms_devtools.bench.report import system_cpu_ms_per_order
+from oms_devtools.bench.report import system_cpu_ms_per_order, system_cpu_per_rabbitmq
 
 
 def cpu(**seconds: float) -> dict:
@@ -40,3 +41,18 @@ def test_replicas_count_like_their_service() -> None:
 
 def test_no_completed_orders_gives_no_figure() -> None:
     assert system_cpu_ms_per_order(cpu(order=1.0), completed=0) is None
+
+
+def test_the_ratio_to_rabbitmq_counts_the_system_and_not_the_harness() -> None:
+    measured = cpu(order=4.0, payment=3.0, pg_ours=1.5, rabbitmq=1.0, kernel=0.5, bench=9.0)
+    assert system_cpu_per_rabbitmq(measured) == 10.0
+
+
+def test_the_ratio_stays_when_every_process_slows_down_together() -> None:
+    fast = cpu(order=4.0, payment=3.0, rabbitmq=1.0)
+    slow = cpu(order=6.0, payment=4.5, rabbitmq=1.5)
+    assert system_cpu_per_rabbitmq(fast) == system_cpu_per_rabbitmq(slow) == 8.0
+
+
+def test_no_rabbitmq_time_gives_no_ratio() -> None:
+    assert system_cpu_per_rabbitmq(cpu(order=1.0)) is None

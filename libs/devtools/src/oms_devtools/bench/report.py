@@ -8,7 +8,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from oms_devtools.bench.cpu import BENCH, OTHER_PROCESSES, POSTGRES_GATEWAY, POSTGRES_REST
+from oms_devtools.bench.cpu import (
+    BENCH,
+    OTHER_PROCESSES,
+    POSTGRES_GATEWAY,
+    POSTGRES_REST,
+    RABBITMQ,
+)
 from oms_devtools.bench.load import FINAL_EVENTS, EventListener, Placed
 from oms_devtools.procstat import STEAL
 from oms_devtools.stack import GATEWAY
@@ -22,15 +28,27 @@ NOT_THE_SYSTEM = frozenset(
 )
 
 
-def system_cpu_ms_per_order(cpu: Mapping[str, Any], completed: int) -> float | None:
-    if not completed:
-        return None
-    seconds = sum(
+def _system_seconds(cpu: Mapping[str, Any]) -> float:
+    return sum(
         float(row["cpu_seconds"])
         for name, row in cpu["processes"].items()
         if name not in NOT_THE_SYSTEM
     )
-    return round(1000 * seconds / completed, 1)
+
+
+def system_cpu_ms_per_order(cpu: Mapping[str, Any], completed: int) -> float | None:
+    if not completed:
+        return None
+    return round(1000 * _system_seconds(cpu) / completed, 1)
+
+
+def system_cpu_per_rabbitmq(cpu: Mapping[str, Any]) -> float | None:
+    """The system's CPU over RabbitMQ's. An order costs the broker the same messages
+    whatever the services' code does, and this VM's speed moves every process's CPU
+    together from hour to hour, so this ratio compares versions of the code measured
+    at different times where ms per order does not."""
+    broker = float(cpu["processes"].get(RABBITMQ, {}).get("cpu_seconds", 0.0))
+    return round(_system_seconds(cpu) / broker, 2) if broker > 0 else None
 
 
 @dataclass
@@ -131,6 +149,7 @@ def summarise(phase: PhaseRun, listener: EventListener) -> dict[str, Any]:
         "timeline": timeline(phase, listener),
         "cpu": phase.cpu,
         "system_cpu_ms_per_order": system_cpu_ms_per_order(phase.cpu, settled),
+        "system_cpu_per_rabbitmq": system_cpu_per_rabbitmq(phase.cpu),
         "capacity": phase.capacity,
     }
 
@@ -215,4 +234,10 @@ def format_phase(summary: Mapping[str, Any]) -> str:
         f"kernel; not the load generator or the gateway simulator): "
         f"{_ms(summary.get('system_cpu_ms_per_order'))} ms"
     )
+    ratio = summary.get("system_cpu_per_rabbitmq")
+    if ratio is not None:
+        lines.append(
+            f"   system CPU / RabbitMQ's (same messages per order in every version: compares "
+            f"code across the VM's speed changes): {ratio}"
+        )
     return "\n".join(lines)
