@@ -41,6 +41,7 @@ def create_app(settings: PaymentSettings | None = None) -> FastAPI:
                     ),
                     max_connections=settings.gateway_concurrency,
                     ca_file=settings.gateway_ca_file,
+                    keepalive_seconds=settings.gateway_keepalive_seconds,
                 ),
                 leased,
                 timeout_seconds=settings.gateway_timeout_seconds,

@@ -13,6 +13,11 @@ class PaymentSettings(ServiceSettings):
     gateway_ca_file: str | None = None
     # Per HTTP call; a call that takes longer counts as "no answer" and is retried.
     gateway_timeout_seconds: float = 3.0
+    # How long an idle connection to the gateway is kept for the next call. Keep it
+    # under the gateway's own keep-alive timeout (the simulator's, uvicorn's: 5 s):
+    # otherwise a call can go out on a connection the gateway is just closing, and
+    # fail (costing an attempt) although the gateway is fine.
+    gateway_keepalive_seconds: float = Field(2.0, gt=0)
     # Attempts per gateway operation before giving up (authorize: the order is
     # cancelled with reason payment_unavailable).
     gateway_max_attempts: int = 4

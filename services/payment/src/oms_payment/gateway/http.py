@@ -33,6 +33,7 @@ class HttpPaymentGateway:
         breaker: CircuitBreaker | None = None,
         max_connections: int = 32,
         ca_file: str | None = None,
+        keepalive_seconds: float = 2.0,
     ) -> None:
         self.breaker = breaker or CircuitBreaker()
         # One pooled client for the process: no connection set-up per call.
@@ -45,7 +46,13 @@ class HttpPaymentGateway:
                 # The gateway's certificate is checked against the given CA bundle
                 # (a private CA), else the system's.
                 verify=ssl.create_default_context(cafile=ca_file) if ca_file else True,
-                limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=8),
+                # An idle connection is dropped before the gateway would close it
+                # (see `gateway_keepalive_seconds`).
+                limits=httpx.Limits(
+                    max_connections=max_connections,
+                    max_keepalive_connections=8,
+                    keepalive_expiry=keepalive_seconds,
+                ),
             ),
         )
 

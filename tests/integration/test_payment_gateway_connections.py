@@ -1,0 +1,93 @@
+"""The payment service's gateway client over real HTTP: a connection left idle is not
+reused once the gateway may be closing it.
+
+A gateway closes an idle keep-alive connection after its own timeout; a call that
+goes out on that connection at that moment gets no answer and costs an attempt
+(a retry, an audit record), though the gateway is fine. The client drops idle
+connections first (`OMS_GATEWAY_KEEPALIVE_SECONDS`). The gateway here answers the
+first request of each connection and closes the connection on any later one, as the
+race ends from the client's side."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator
+
+import orjson
+import pytest
+
+from oms_payment.domain.model import Approved
+from oms_payment.gateway.base import Unavailable
+from oms_payment.gateway.http import HttpPaymentGateway
+
+pytestmark = pytest.mark.integration
+
+_ids = itertools.count(1)
+
+
+async def _one_request_per_connection(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(
+            (
+                int(line.split(b":", 1)[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            ),
+            0,
+        )
+        await reader.readexactly(length)
+        body = orjson.dumps({"id": f"auth_{next(_ids)}", "amount": 1000, "status": "authorized"})
+        writer.write(
+            b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\n"
+            b"Connection: keep-alive\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        await writer.drain()
+        # A later request on this connection finds it closing: no answer.
+        await reader.readuntil(b"\r\n\r\n")
+    except (asyncio.IncompleteReadError, ConnectionError):
+        pass
+    finally:
+        writer.close()
+
+
+@pytest.fixture
+async def gateway_url() -> AsyncIterator[str]:
+    server = await asyncio.start_server(_one_request_per_connection, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}"
+    server.close()
+    await server.wait_closed()
+
+
+async def _authorize(gateway: HttpPaymentGateway, key: str) -> object:
+    result, _ = await gateway.authorize(
+        idempotency_key=key, amount=1000, currency="EUR", token="tok_ok", reference="p-1"
+    )
+    return result
+
+
+async def test_a_call_after_an_idle_spell_goes_out_on_a_fresh_connection(
+    gateway_url: str,
+) -> None:
+    gateway = HttpPaymentGateway(gateway_url, 2.0, keepalive_seconds=0.2)
+    try:
+        assert isinstance(await _authorize(gateway, "first"), Approved)
+        await asyncio.sleep(0.5)  # idle longer than the client keeps a connection
+        assert isinstance(await _authorize(gateway, "second"), Approved)
+    finally:
+        await gateway.close()
+
+
+async def test_without_it_the_call_is_lost_on_the_closing_connection(gateway_url: str) -> None:
+    # What the setting prevents: the idle connection is reused as the gateway closes it.
+    gateway = HttpPaymentGateway(gateway_url, 2.0, keepalive_seconds=5.0)
+    try:
+        assert isinstance(await _authorize(gateway, "first"), Approved)
+        await asyncio.sleep(0.5)
+        assert isinstance(await _authorize(gateway, "second"), Unavailable)
+    finally:
+        await gateway.close()
