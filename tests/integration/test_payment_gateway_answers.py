@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -84,17 +84,26 @@ async def simulator() -> AsyncIterator[str]:
     await serving
 
 
+def units_of_work(
+    engine: AsyncEngine, operations_leased: Callable[[list[ClaimedOperation]], None]
+) -> UnitOfWorkFactory[SqlPaymentUnitOfWork]:
+    """The payment service's units of work, as it builds them, handing the operations
+    they queue to `operations_leased` once committed."""
+    return UnitOfWorkFactory(
+        functools.partial(SqlPaymentUnitOfWork, operations_leased=operations_leased, lease=LEASE),
+        engine,
+        messaging,
+        batch_loader=load_payments_for_batch,
+        events=PaymentEvents(),
+    )
+
+
 class Worker:
     """A gateway worker like the service's, with the transactions it begins counted."""
 
     def __init__(self, engine: AsyncEngine, gateway_url: str) -> None:
         self.leased = LeasedOperations()
-        self.unit_of_work = UnitOfWorkFactory(
-            functools.partial(SqlPaymentUnitOfWork, operations_leased=self.leased.put, lease=LEASE),
-            engine,
-            messaging,
-            events=PaymentEvents(),
-        )
+        self.unit_of_work = units_of_work(engine, self.leased.put)
         self.worker = GatewayWorker(
             self.unit_of_work,
             HttpPaymentGateway(gateway_url, 5.0, CircuitBreaker(5, 30.0), max_connections=16),
@@ -278,15 +287,7 @@ class Queue:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.handed: list[ClaimedOperation] = []
-        self.unit_of_work = UnitOfWorkFactory(
-            functools.partial(
-                SqlPaymentUnitOfWork, operations_leased=self.handed.extend, lease=LEASE
-            ),
-            engine,
-            messaging,
-            batch_loader=load_payments_for_batch,
-            events=PaymentEvents(),
-        )
+        self.unit_of_work = units_of_work(engine, self.handed.extend)
 
     async def authorize(self, orders: list[str], *, commit: bool = True) -> None:
         """One batch of authorize commands, one per order given (an order given twice:

@@ -24,6 +24,10 @@ from oms_payment.gateway.http import HttpPaymentGateway
 pytestmark = pytest.mark.integration
 
 _ids = itertools.count(1)
+# The client keeps an idle connection this long in the first case; the calls are this
+# far apart (the idle spell is the scenario, not a wait for something).
+KEEPALIVE = 0.2
+IDLE = 0.5
 
 
 async def _one_request_per_connection(
@@ -73,10 +77,10 @@ async def _authorize(gateway: HttpPaymentGateway, key: str) -> object:
 async def test_a_call_after_an_idle_spell_goes_out_on_a_fresh_connection(
     gateway_url: str,
 ) -> None:
-    gateway = HttpPaymentGateway(gateway_url, 2.0, keepalive_seconds=0.2)
+    gateway = HttpPaymentGateway(gateway_url, 2.0, keepalive_seconds=KEEPALIVE)
     try:
         assert isinstance(await _authorize(gateway, "first"), Approved)
-        await asyncio.sleep(0.5)  # idle longer than the client keeps a connection
+        await asyncio.sleep(IDLE)
         assert isinstance(await _authorize(gateway, "second"), Approved)
     finally:
         await gateway.close()
@@ -87,7 +91,7 @@ async def test_without_it_the_call_is_lost_on_the_closing_connection(gateway_url
     gateway = HttpPaymentGateway(gateway_url, 2.0, keepalive_seconds=5.0)
     try:
         assert isinstance(await _authorize(gateway, "first"), Approved)
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(IDLE)
         assert isinstance(await _authorize(gateway, "second"), Unavailable)
     finally:
         await gateway.close()
