@@ -117,10 +117,12 @@ async def test_an_admin_may_order_for_a_customer(oms: OmsClient) -> None:
     )
     assert response.status_code == 202
     assert response.json()["customer_id"] == carol
+    # The answer names the order it placed, for the customer to follow.
+    assert response.headers["location"] == f"/orders/{response.json()['id']}"
     mine = await oms.http.get(
-        f"{oms.urls['order']}/orders/{response.json()['id']}", headers=oms.as_customer(carol)
+        f"{oms.urls['order']}{response.headers['location']}", headers=oms.as_customer(carol)
     )
-    assert mine.status_code == 200
+    assert (mine.status_code, mine.json()["id"]) == (200, response.json()["id"])
 
 
 @pytest.mark.parametrize(

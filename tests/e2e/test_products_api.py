@@ -31,6 +31,21 @@ async def test_a_product_is_created_restocked_and_edited(oms: OmsClient) -> None
     assert (await oms.product(product["sku"]))["unit_price"] == 1090
 
 
+async def test_a_created_product_is_named_by_its_location_header(oms: OmsClient) -> None:
+    sku = f"SKU-{uuid.uuid4().hex[:10]}"
+    created = await oms.http.post(
+        f"{oms.urls['inventory']}/products",
+        headers=oms.admin(),
+        json={"sku": sku, "name": "Mug", "unit_price": 990, "currency": "EUR", "on_hand": 3},
+    )
+    assert created.status_code == 201
+    assert created.headers["location"] == f"/products/{sku}"
+    found = await oms.http.get(
+        f"{oms.urls['inventory']}{created.headers['location']}", headers=oms.admin()
+    )
+    assert (found.status_code, found.json()["sku"]) == (200, sku)
+
+
 async def test_a_duplicate_sku_is_a_conflict_naming_the_field(oms: OmsClient) -> None:
     product = await oms.create_product(on_hand=1)
     response = await oms.http.post(

@@ -186,6 +186,11 @@ async def test_asking_again_with_the_same_key_answers_the_same_return(oms: OmsCl
     assert (first.status_code, again.status_code) == (202, 202)
     assert again.json()["id"] == first.json()["id"]
     assert again.headers.get("Idempotent-Replayed") == "true"
+    # Both answers name the one return, and it can be read there.
+    location = f"/returns/{first.json()['id']}"
+    assert first.headers["location"] == again.headers["location"] == location
+    found = await oms.http.get(f"{oms.urls['order']}{location}", headers=oms.admin())
+    assert (found.status_code, found.json()["id"]) == (200, first.json()["id"])
     other_body = await ask_return(oms, order_id, [(mug["sku"], 2)], key=key)
     assert other_body.status_code == 409
 

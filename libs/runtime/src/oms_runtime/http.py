@@ -128,6 +128,12 @@ _CORS_RESPONSE_HEADERS = [
 ]
 
 
+def location_documented(what: str) -> dict[str, Any]:
+    """The OpenAPI entry of a response that names, in `Location`, the resource it
+    made (RFC 9110: without it a 201 would name the URL that was posted to)."""
+    return {"headers": {"Location": {"description": what, "schema": {"type": "string"}}}}
+
+
 def add_edge_middleware(app: FastAPI, settings: ServiceSettings) -> None:
     """The outermost layers, so that every answer (413s and 429s included) gets them:
     CORS for the configured origins (none by default) and the security headers."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 from fastapi.exceptions import RequestValidationError
 
 from oms_inventory.api.schemas import (
@@ -32,7 +32,7 @@ from oms_inventory.domain.model import DEFAULT_LOCATION, Product
 from oms_inventory.handlers import products as use_cases
 from oms_inventory.handlers.stock import ProductNotFound, UnknownLocation, receive_stock
 from oms_runtime.auth import Admin
-from oms_runtime.http import request_unit_of_work
+from oms_runtime.http import location_documented, request_unit_of_work
 from oms_runtime.validation import CursorId, IdempotencyKey, idempotency_key_header
 
 router = APIRouter(tags=["products"])
@@ -148,8 +148,11 @@ async def list_locations(_: Admin, uow: UnitOfWorkDep) -> LocationList:
     status_code=201,
     response_model=ProductPublic,
     summary="Add a product with its initial stock (at `default`, or per location)",
+    responses={201: location_documented("The product: `/products/{sku}`")},
 )
-async def create_product(body: ProductCreate, _: Admin, uow: UnitOfWorkDep) -> ProductPublic:
+async def create_product(
+    body: ProductCreate, _: Admin, uow: UnitOfWorkDep, response: Response
+) -> ProductPublic:
     if body.stock is not None and body.on_hand is not None:
         raise _invalid(("stock",), "give on_hand (stock at `default`) or stock, not both")
     if body.stock is None and body.on_hand is None:
@@ -185,6 +188,7 @@ async def create_product(body: ProductCreate, _: Admin, uow: UnitOfWorkDep) -> P
                 if line.location in unknown.codes
             ]
         ) from unknown
+    response.headers["Location"] = f"/products/{product.sku}"
     return product_public(product)
 
 

@@ -17,6 +17,7 @@ from oms_order.domain.model import MAX_LINES, MAX_QUANTITY
 from oms_order.domain.returns import Return
 from oms_order.handlers import returns as use_cases
 from oms_runtime.auth import Admin, Authenticated, admin_principal
+from oms_runtime.http import location_documented
 from oms_runtime.validation import (
     NOT_BLANK,
     WHOLE_NUMBER,
@@ -126,6 +127,7 @@ ReturnKey = Annotated[
     response_model=ReturnPublic,
     summary="Ask to send shipped goods back",
     responses={
+        202: location_documented("The return: `/returns/{id}`"),
         404: {"description": "No such order (or not yours)"},
         409: {
             "description": "Not returnable: `type` says why (not shipped, too late, "
@@ -160,9 +162,13 @@ async def request_return(
     )
     if answered.replayed:
         response.headers["Idempotent-Replayed"] = "true"
-    if answered.answer is not None:
-        return ReturnPublic.model_validate(answered.answer)
-    return return_public(answered.resource)
+    created = (
+        ReturnPublic.model_validate(answered.answer)
+        if answered.answer is not None
+        else return_public(answered.resource)
+    )
+    response.headers["Location"] = f"/returns/{created.id}"
+    return created
 
 
 @router.get("/orders/{order_id}/returns", response_model=ReturnList, summary="The order's returns")

@@ -32,6 +32,7 @@ from oms_order.domain.values import Address
 from oms_order.handlers import orders as use_cases
 from oms_order.workers.status_watcher import OrderStatusWatcher
 from oms_runtime.auth import Authenticated, Principal
+from oms_runtime.http import location_documented
 from oms_runtime.logging import bind_log_context
 from oms_runtime.problems import Problem
 from oms_runtime.ratelimit import rate_limited
@@ -77,7 +78,10 @@ async def _wait_until_not_pending(
     status_code=202,
     response_model=OrderPublic,
     summary="Place an order and start its saga",
-    responses={409: {"description": "Idempotency-Key reused with another body"}},
+    responses={
+        202: location_documented("The order: `/orders/{id}`"),
+        409: {"description": "Idempotency-Key reused with another body"},
+    },
 )
 async def create_order(
     body: OrderCreate,
@@ -116,6 +120,7 @@ async def create_order(
         ),
     )
     bind_log_context(correlation_id=order.id)
+    response.headers["Location"] = f"/orders/{order.id}"
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
     wait = _wait_seconds(prefer, request.app.state.settings.max_wait_seconds)
