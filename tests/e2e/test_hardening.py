@@ -10,6 +10,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -168,6 +169,34 @@ async def test_the_api_docs_load_nothing_from_another_host(oms: OmsClient, servi
     }
     bounds = re.findall(r'"(gt|ge|lt|le)":', json.dumps(document))
     assert bounds == [], "non-standard JSON Schema bounds"
+    assert _broken_links(document) == []
+    # What a created order, return or product links to (the rest create nothing).
+    links = [
+        name
+        for operations in document["paths"].values()
+        for operation in operations.values()
+        for response in operation.get("responses", {}).values()
+        for name in response.get("links", {})
+    ]
+    assert len(links) == {"order": 15, "inventory": 4}.get(service, 0)
+
+
+def _broken_links(document: dict[str, Any]) -> list[str]:
+    """The OpenAPI links that point at no operation, or fill a path parameter the
+    operation does not have (a renamed route or parameter leaves them behind)."""
+    broken = []
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            for status, response in operation.get("responses", {}).items():
+                for name, link in response.get("links", {}).items():
+                    pointer = link["operationRef"].removeprefix("#/paths/")
+                    target_path, _, target_method = pointer.rpartition("/")
+                    target_path = target_path.replace("~1", "/").replace("~0", "~")
+                    target = document["paths"].get(target_path, {}).get(target_method)
+                    named = {p["name"] for p in (target or {}).get("parameters", [])}
+                    if target is None or not set(link["parameters"]) <= named:
+                        broken.append(f"{method.upper()} {path} {status} {name}")
+    return broken
 
 
 async def test_every_response_says_nosniff_and_authenticated_ones_are_not_stored(

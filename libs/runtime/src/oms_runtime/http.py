@@ -128,10 +128,29 @@ _CORS_RESPONSE_HEADERS = [
 ]
 
 
-def location_documented(what: str) -> dict[str, Any]:
+def location_documented(
+    what: str, follow_ups: dict[str, str] | None = None, *, parameter: str = "", field: str = "id"
+) -> dict[str, Any]:
     """The OpenAPI entry of a response that names, in `Location`, the resource it
-    made (RFC 9110: without it a 201 would name the URL that was posted to)."""
-    return {"headers": {"Location": {"description": what, "schema": {"type": "string"}}}}
+    made (RFC 9110: without it a 201 would name the URL that was posted to), and
+    links it to the operations (`name: "METHOD /path"`) whose path `parameter` is the
+    answer's `field`, so that clients, and the API fuzzer, can chain the calls."""
+    links = {
+        name: {
+            "operationRef": "#/paths/" + _json_pointer_token(path) + "/" + method.lower(),
+            "parameters": {parameter: f"$response.body#/{field}"},
+        }
+        for name, (method, path) in (
+            (name, operation.split(" ", 1)) for name, operation in (follow_ups or {}).items()
+        )
+    }
+    location = {"headers": {"Location": {"description": what, "schema": {"type": "string"}}}}
+    return {**location, "links": links} if links else location
+
+
+def _json_pointer_token(text: str) -> str:
+    # RFC 6901: "~" and "/" are escaped inside a pointer's token.
+    return text.replace("~", "~0").replace("/", "~1")
 
 
 def add_edge_middleware(app: FastAPI, settings: ServiceSettings) -> None:

@@ -148,7 +148,19 @@ async def list_locations(_: Admin, uow: UnitOfWorkDep) -> LocationList:
     status_code=201,
     response_model=ProductPublic,
     summary="Add a product with its initial stock (at `default`, or per location)",
-    responses={201: location_documented("The product: `/products/{sku}`")},
+    responses={
+        201: location_documented(
+            "The product: `/products/{sku}`",
+            {
+                "product": "GET /products/{sku}",
+                "change": "PATCH /products/{sku}",
+                "restock": "POST /products/{sku}/restock",
+                "movements": "GET /products/{sku}/movements",
+            },
+            parameter="sku",
+            field="sku",
+        )
+    },
 )
 async def create_product(
     body: ProductCreate, _: Admin, uow: UnitOfWorkDep, response: Response

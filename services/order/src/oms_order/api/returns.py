@@ -127,7 +127,18 @@ ReturnKey = Annotated[
     response_model=ReturnPublic,
     summary="Ask to send shipped goods back",
     responses={
-        202: location_documented("The return: `/returns/{id}`"),
+        202: location_documented(
+            "The return: `/returns/{id}`",
+            {
+                "return": "GET /returns/{return_id}",
+                "approve": "POST /returns/{return_id}/approve",
+                "reject": "POST /returns/{return_id}/reject",
+                "cancel": "POST /returns/{return_id}/cancel",
+                "retry": "POST /admin/returns/{return_id}/retry",
+                "force": "POST /admin/returns/{return_id}/force",
+            },
+            parameter="return_id",
+        ),
         404: {"description": "No such order (or not yours)"},
         409: {
             "description": "Not returnable: `type` says why (not shipped, too late, "

@@ -79,7 +79,21 @@ async def _wait_until_not_pending(
     response_model=OrderPublic,
     summary="Place an order and start its saga",
     responses={
-        202: location_documented("The order: `/orders/{id}`"),
+        202: location_documented(
+            "The order: `/orders/{id}`",
+            {
+                "order": "GET /orders/{order_id}",
+                "history": "GET /orders/{order_id}/history",
+                "change": "PATCH /orders/{order_id}",
+                "cancel": "POST /orders/{order_id}/cancel",
+                "delete": "DELETE /orders/{order_id}",
+                "return": "POST /orders/{order_id}/returns",
+                "returns": "GET /orders/{order_id}/returns",
+                "retry": "POST /admin/orders/{order_id}/retry",
+                "force": "POST /admin/orders/{order_id}/force",
+            },
+            parameter="order_id",
+        ),
         409: {"description": "Idempotency-Key reused with another body"},
     },
 )
