@@ -6,6 +6,7 @@ import json
 import logging
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import jwt
 import pytest
@@ -16,6 +17,7 @@ from oms_runtime.logging import JsonFormatter, log_context
 from oms_runtime.money import CurrencyCode
 from oms_runtime.problems import Problem, _field_path
 from oms_runtime.settings import ServiceSettings
+from oms_runtime.validation import CountryCode
 
 SECRET = "unit-test-secret-that-is-at-least-32-bytes-long"
 OTHER_SECRET = "another-secret-that-is-also-at-least-32-bytes-long"
@@ -198,6 +200,26 @@ def test_a_currency_code_that_is_not_three_capital_letters_is_rejected(code: str
         TypeAdapter(CurrencyCode).validate_python(code)
 
     assert [error["type"] for error in raised.value.errors()] == ["string_pattern_mismatch"]
+
+
+@pytest.mark.parametrize(
+    ("code_type", "known", "unknown"),
+    [(CurrencyCode, "EUR", "EUX"), (CountryCode, "DE", "AA")],
+    ids=["currency", "country"],
+)
+def test_the_published_schema_lists_exactly_the_codes_that_are_accepted(
+    code_type: Any, known: str, unknown: str
+) -> None:
+    """An API client (or the fuzzer) reading the OpenAPI document learns which codes
+    pass, instead of a pattern that also promises codes the service refuses."""
+    adapter = TypeAdapter(code_type)
+    listed = adapter.json_schema()["enum"]
+    for code in listed:
+        adapter.validate_python(code)
+    assert known in listed
+    assert unknown not in listed
+    with pytest.raises(ValidationError):
+        adapter.validate_python(unknown)
 
 
 # -- JSON logs -------------------------------------------------------------------------

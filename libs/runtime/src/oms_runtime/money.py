@@ -34,6 +34,12 @@ def _known_currency(code: str) -> str:
 
 CurrencyCode = Annotated[
     str,
-    Field(pattern=r"^[A-Z]{3}$", examples=["EUR"], description="ISO 4217 currency code"),
+    Field(
+        pattern=r"^[A-Z]{3}$",
+        examples=["EUR"],
+        description="ISO 4217 currency code",
+        # Listed: the pattern alone would promise every three capitals.
+        json_schema_extra={"enum": sorted(ISO_4217)},
+    ),
     AfterValidator(_known_currency),
 ]

@@ -102,7 +102,13 @@ def _known_country(code: str) -> str:
 
 CountryCode = Annotated[
     str,
-    Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2", examples=["DE"]),
+    Field(
+        pattern=r"^[A-Z]{2}$",
+        description="ISO 3166-1 alpha-2",
+        examples=["DE"],
+        # Listed: the pattern alone would promise every two capitals.
+        json_schema_extra={"enum": sorted(country.alpha_2 for country in pycountry.countries)},
+    ),
     AfterValidator(_known_country),
 ]
 
