@@ -135,17 +135,20 @@ def location_documented(
     made (RFC 9110: without it a 201 would name the URL that was posted to), and
     links it to the operations (`name: "METHOD /path"`) whose path `parameter` is the
     answer's `field`, so that clients, and the API fuzzer, can chain the calls."""
-    links = {
-        name: {
-            "operationRef": "#/paths/" + _json_pointer_token(path) + "/" + method.lower(),
-            "parameters": {parameter: f"$response.body#/{field}"},
-        }
-        for name, (method, path) in (
-            (name, operation.split(" ", 1)) for name, operation in (follow_ups or {}).items()
-        )
+    entry: dict[str, Any] = {
+        "headers": {"Location": {"description": what, "schema": {"type": "string"}}}
     }
-    location = {"headers": {"Location": {"description": what, "schema": {"type": "string"}}}}
-    return {**location, "links": links} if links else location
+    if follow_ups:
+        if not parameter:
+            raise ValueError("links need the path parameter they fill")
+        entry["links"] = {}
+        for name, operation in follow_ups.items():
+            method, path = operation.split(" ", 1)
+            entry["links"][name] = {
+                "operationRef": f"#/paths/{_json_pointer_token(path)}/{method.lower()}",
+                "parameters": {parameter: f"$response.body#/{field}"},
+            }
+    return entry
 
 
 def _json_pointer_token(text: str) -> str:
