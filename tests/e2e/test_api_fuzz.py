@@ -3,9 +3,10 @@ input makes a service answer 500, and every answer matches the published spec.
 
 The fuzzer works as an admin and follows the API's links to real resources (it
 refunds payments and fails shipments it lists), so it gets a stack of its own: the
-orders of other tests are not its to break. The order service's operations on one
-order are also fed a real, shipped order and a return of it, so that they reach the
-order's rules and not only a 404 (schemathesis's own chaining does not start from
+orders of other tests are not its to break. The operations on one resource are also
+fed real ones (a shipped order, its payment, shipment and tracking number, a return
+of it), so that they reach the services' rules and not only a 404 (schemathesis's
+own chaining rarely gets there: for the order service it does not start from
 `POST /orders`)."""
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ async def fuzzed_stack(
 
 @pytest.fixture(scope="module")
 async def real_ids(fuzzed_stack: Stack) -> dict[str, str]:
-    """Path parameters that name something real: a shipped order and its return."""
+    """Path parameters that name something real: a shipped order, its payment,
+    shipment and tracking number, and a return of it."""
     oms = OmsClient(
         {name: fuzzed_stack.url(name) for name in (*SERVICES, GATEWAY)},
         jwt_secret=JWT_SECRET,
@@ -60,7 +62,9 @@ async def real_ids(fuzzed_stack: Stack) -> dict[str, str]:
     )
     try:
         mug = await oms.create_product(on_hand=50)
-        order_id, _ = await shipped_order(oms, [(mug["sku"], 3)])
+        order_id, shipment_id = await shipped_order(oms, [(mug["sku"], 3)])
+        payment = await oms.payment_of(order_id)
+        shipment = await oms.shipment(shipment_id)
         returned = await oms.http.post(
             f"{oms.urls['order']}/orders/{order_id}/returns",
             headers=oms.as_customer(),
@@ -69,7 +73,14 @@ async def real_ids(fuzzed_stack: Stack) -> dict[str, str]:
         assert returned.status_code == 202, returned.text
     finally:
         await oms.aclose()
-    return {"order_id": order_id, "return_id": returned.json()["id"]}
+    assert payment is not None
+    return {
+        "order_id": order_id,
+        "payment_id": payment["id"],
+        "shipment_id": shipment_id,
+        "tracking_number": shipment["tracking_number"],
+        "return_id": returned.json()["id"],
+    }
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -77,11 +88,11 @@ async def test_no_generated_request_breaks_the_service_or_the_spec(
     service: str, fuzzed_stack: Stack, real_ids: dict[str, str], tmp_path: Path
 ) -> None:
     admin = mint_token(JWT_SECRET, "fuzzer", "admin")
-    if service == "order":
-        (tmp_path / "schemathesis.toml").write_text(
-            "[parameters]\n"
-            + "".join(f'"path.{name}" = "{value}"\n' for name, value in real_ids.items())
-        )
+    # A service without one of these parameters leaves it alone.
+    (tmp_path / "schemathesis.toml").write_text(
+        "[parameters]\n"
+        + "".join(f'"path.{name}" = "{value}"\n' for name, value in real_ids.items())
+    )
     result = await asyncio.to_thread(
         subprocess.run,
         [
