@@ -200,10 +200,11 @@ async def test_refunds_may_be_partial_and_several_but_never_above_the_capture(
     [hold] = await oms.gateway_holds(payment["id"])
     assert (hold["captured_amount"], hold["refunded_amount"]) == (1000, 1000)
     none_left = await oms.http.post(url, json={"amount": 1}, headers=oms.admin())
-    assert none_left.status_code == 422
+    assert none_left.status_code == 409
+    assert none_left.json()["type"] == "/problems/nothing-to-refund"
 
 
-async def test_an_uncaptured_payment_cannot_be_refunded(oms: OmsClient) -> None:
+async def test_an_uncaptured_payment_has_nothing_to_refund(oms: OmsClient) -> None:
     product = await oms.create_product(on_hand=5)
     order_id, _ = await fulfilling_order(oms, [(product["sku"], 1)])
     payment = await oms.payment_of(order_id)
@@ -213,8 +214,9 @@ async def test_an_uncaptured_payment_cannot_be_refunded(oms: OmsClient) -> None:
         json={"amount": 100},
         headers=oms.admin(),
     )
-    assert response.status_code == 422
-    assert response.json()["type"] == "/problems/refund-not-allowed"
+    assert response.status_code == 409
+    assert response.json()["type"] == "/problems/nothing-to-refund"
+    assert "authorized payment" in response.json()["detail"]
     refunds = await oms.http.get(
         f"{oms.urls['payment']}/payments/{payment['id']}/refunds", headers=oms.admin()
     )

@@ -8,6 +8,7 @@ from oms_payment.domain.model import (
     AuthorizationFailed,
     CaptureFailed,
     CompensationFailed,
+    NothingToRefund,
     OperationKind,
     Payment,
     PaymentStatus,
@@ -87,8 +88,10 @@ def test_a_fully_refunded_payment_repeats_the_refund_when_asked_to_void_again() 
 def test_partial_refunds_never_exceed_what_was_captured() -> None:
     payment = captured()
     payment.refund("r1", 300, "damaged")
-    payment.refund("r2", 700, "returned")
     with pytest.raises(RefundError):
+        payment.refund("r2", 701, "more than is left")
+    payment.refund("r2", 700, "returned")
+    with pytest.raises(NothingToRefund):
         payment.refund("r3", 1, "one cent more")
     payment.refund_succeeded("r1")
     assert payment.status is PaymentStatus.PARTIALLY_REFUNDED
@@ -104,9 +107,14 @@ def test_a_failed_refund_frees_its_amount_and_is_announced() -> None:
     assert payment.events == [CompensationFailed("pay-1", "o-1", "HTTP 502")]
 
 
-def test_an_uncaptured_payment_cannot_be_refunded() -> None:
-    with pytest.raises(RefundError):
+def test_an_uncaptured_payment_has_nothing_to_refund() -> None:
+    with pytest.raises(NothingToRefund):
         authorized().refund("r1", 100, "why")
+
+
+def test_a_refund_amount_must_be_positive() -> None:
+    with pytest.raises(RefundError):
+        captured().refund("r1", 0, "nothing")
 
 
 def test_giving_up_on_an_unanswering_gateway_fails_the_payment_and_looks_for_lost_holds() -> None:

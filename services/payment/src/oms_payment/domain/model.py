@@ -74,7 +74,16 @@ class PaymentError(Exception):
 
 
 class RefundError(PaymentError):
+    """An amount the payment cannot give back (the input, not the payment's state)."""
+
     code = "refund_not_allowed"
+
+
+class NothingToRefund(PaymentError):
+    """The payment has no money left to give back: never captured, voided, or all of
+    it refunded or being refunded. Its state, not the amount asked for, refuses."""
+
+    code = "nothing_to_refund"
 
 
 # -- what the gateway answered ---------------------------------------------------
@@ -568,7 +577,11 @@ class Payment:
     def refund(self, refund_id: str, amount: int, reason: str) -> Refund:
         """A refund asked for by staff; never more than is captured and not refunded."""
         if self.captured_amount == 0 or self.status not in REFUNDABLE:
-            raise RefundError(f"a {self.status} payment cannot be refunded")
+            raise NothingToRefund(f"a {self.status} payment cannot be refunded")
+        if self.refundable == 0:
+            raise NothingToRefund(
+                f"all {self.captured_amount} captured is refunded or being refunded"
+            )
         if not 0 < amount <= self.refundable:
             raise RefundError(
                 f"refund must be 1..{self.refundable} (captured {self.captured_amount}, "
