@@ -18,6 +18,7 @@ cannot wait for the commit); the cache and the write path stay here.
 from __future__ import annotations
 
 import functools
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, TypeVar
@@ -128,7 +129,10 @@ class Repository(Generic[A]):
     computed: ClassVar[Computed] = UPDATED_AT_NOW
 
     def __init__(self, unit_of_work: UnitOfWork) -> None:
-        self._unit_of_work = unit_of_work
+        # Weak: the unit of work holds its repositories, and a strong reference back
+        # would make every transaction's objects a cycle that only the garbage
+        # collector frees (see `UnitOfWork`).
+        self._unit_of_work = weakref.proxy(unit_of_work)
         self._connection = unit_of_work.connection
         self._rows = unit_of_work.rows.of(self.table)
         self._tracked: dict[Any, _Tracked[A]] = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import uuid
+import weakref
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
@@ -349,7 +350,8 @@ async def _queue_operations(
 class OperationRepository:
     def __init__(self, connection: AsyncConnection, unit_of_work: UnitOfWork) -> None:
         self._connection = connection
-        self._unit_of_work = unit_of_work
+        # Weak, as every repository's (`oms_runtime.repository.Repository`).
+        self._unit_of_work = weakref.proxy(unit_of_work)
 
     async def claim_due(self, limit: int, lease: timedelta) -> list[ClaimedOperation]:
         """Take up to `limit` due operations for this worker.

@@ -108,7 +108,9 @@ class HttpPaymentGateway:
         record = CallRecord("lookup", "", {"path": "/v1/authorizations", "reference": reference})
         started = time.perf_counter()
         try:
-            response = await self._client.get("/v1/authorizations", params={"reference": reference})
+            response = _released(
+                await self._client.get("/v1/authorizations", params={"reference": reference})
+            )
             record.status_code = response.status_code
             record.response = response.json()
         except (*NO_ANSWER, ValueError) as exc:
@@ -138,13 +140,15 @@ class HttpPaymentGateway:
             return record, None
         started = time.perf_counter()
         try:
-            response = await self._client.post(
-                path,
-                json=body,
-                headers={
-                    "Idempotency-Key": idempotency_key,
-                    "traceparent": tracing.outgoing_traceparent(),
-                },
+            response = _released(
+                await self._client.post(
+                    path,
+                    json=body,
+                    headers={
+                        "Idempotency-Key": idempotency_key,
+                        "traceparent": tracing.outgoing_traceparent(),
+                    },
+                )
             )
         except NO_ANSWER as exc:
             record.error = f"{type(exc).__name__}: {exc}".strip()
@@ -162,6 +166,14 @@ class HttpPaymentGateway:
         except ValueError:
             record.response = {"raw": response.text[:500]}
         return record, response
+
+
+def _released(response: httpx.Response) -> httpx.Response:
+    """The response (read and closed by then) without httpx's reference cycle between
+    it and its stream (encode/httpx#3733): left in place, every call's objects, the
+    transport's included, wait for the cyclic garbage collector."""
+    response.stream = httpx.ByteStream(response.content)
+    return response
 
 
 def _answered(response: httpx.Response | None) -> bool:
