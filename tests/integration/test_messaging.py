@@ -190,7 +190,9 @@ async def start_consumer(
     it and its queue. Whatever the test does, every one is stopped afterwards."""
     started: list[MessageConsumer] = []
 
-    async def start(handler: Any, prefetch_count: int = 4) -> tuple[MessageConsumer, str]:
+    async def start(
+        handler: Any, prefetch_count: int = 4, linger: float = 0.0
+    ) -> tuple[MessageConsumer, str]:
         queue = f"test.{uuid.uuid4().hex[:8]}"
         consumer = MessageConsumer(
             broker,
@@ -199,6 +201,7 @@ async def start_consumer(
             UnitOfWorkFactory(UnitOfWork, engine, clean_tables),
             retry_delays=(0.1, 0.2),
             prefetch_count=prefetch_count,
+            linger=linger,
         )
         started.append(consumer)
         await consumer.start()
@@ -456,6 +459,34 @@ async def test_messages_that_arrive_together_are_handled_in_one_transaction(
     assert list((await effects_by_transaction(engine)).values()) == [["first"], later]
     assert await outbox_count(engine, clean_tables) == 6
     assert all(handler.calls[order_id] == 1 for order_id in later)
+
+
+# The second message is sent this long after the first: longer than the first takes to
+# be handled alone here, shorter than the linger of the case that waits for it.
+SECOND_AFTER = 0.3
+
+
+@pytest.mark.parametrize(
+    ("linger", "transactions"),
+    [(0.0, [["first"], ["second"]]), (1.0, [["first", "second"]])],
+    ids=["no-linger", "linger"],
+)
+async def test_a_message_that_arrives_alone_waits_the_linger_for_company(
+    engine: AsyncEngine,
+    clean_tables: MessagingTables,
+    broker: Broker,
+    start_consumer: StartConsumer,
+    linger: float,
+    transactions: list[list[str]],
+) -> None:
+    handler = RecordingHandler()
+    consumer, queue = await start_consumer(handler, linger=linger)
+    await send_release(broker, queue, "first")
+    await asyncio.sleep(SECOND_AFTER)  # the scenario: a second message a moment later
+    await send_release(broker, queue, "second")
+    await eventually(lambda: effect_count(engine), lambda n: n == 2, 10, "both handled")
+    await consumer.stop()
+    assert list((await effects_by_transaction(engine)).values()) == transactions
 
 
 async def test_a_failure_in_a_batch_loses_nothing_and_retries_only_the_failed_message(

@@ -119,6 +119,7 @@ class ServiceRuntime:
             retry_delays=settings.retry_delays,
             prefetch_count=settings.prefetch_count,
             batch_size=settings.consumer_batch_size,
+            linger=settings.consumer_linger_ms / 1000,
             queue_type=settings.queue_type,
             delivery_limit=settings.queue_delivery_limit,
         )

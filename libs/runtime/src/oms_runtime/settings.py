@@ -75,6 +75,9 @@ class ServiceSettings(BaseSettings):
     # ...of which at most this many are handled in one shared transaction
     # (see oms_runtime.messaging.consumer); 1 gives one transaction per message.
     consumer_batch_size: int = 16
+    # A message that arrives alone waits this long for others to share its
+    # transaction (0: never waits); see oms_runtime.messaging.consumer.
+    consumer_linger_ms: float = Field(5.0, ge=0, le=1000)
     # `quorum`: the work, delay and dead-letter queues are quorum queues, replicated
     # over a RabbitMQ cluster (see oms_runtime.messaging.queues; an existing queue
     # changes type with `python -m oms_<service> migrate-queues`).

@@ -7,9 +7,13 @@ queue; after the last delay it lands in the service's dead-letter queue with the
 error attached, where ops can inspect and replay it. Nothing blocks the queue.
 
 Deliveries go through one worker: whatever has arrived by the time it is free (up to
-`batch_size`, often just one) is handled in one shared transaction, which saves the
-per-transaction round trips (BEGIN, inbox claim, writes, COMMIT) that dominate a small
-handler's cost; waiting for a batch to fill never delays a message. If any message of
+`batch_size`) is handled in one shared transaction, which saves the per-transaction
+round trips (BEGIN, inbox claim, writes, COMMIT) that dominate a small handler's cost.
+A message that finds nothing else waiting waits `linger` (a few ms) for company
+before it is handled: at a moderate rate that makes batches of several instead of
+one each, and the CPU it saves (a transaction, a commit's WAL flush, an ack per
+message) cut the saga's latency on a busy machine more than the wait adds (README,
+Benchmarks). Under load batches fill without it; a full one never waits. If any message of
 a batch fails, or its handler declines to commit, the batch is rolled back and each
 message is handled in its own transaction, exactly as if it had come alone (retries
 and dead-lettering included).
@@ -138,6 +142,7 @@ class MessageConsumer:
         retry_delays: Sequence[float] = (1.0, 5.0, 30.0),
         prefetch_count: int = 32,
         batch_size: int = 16,
+        linger: float = 0.0,
         queue_type: QueueType = "classic",
         delivery_limit: int = 20,
     ) -> None:
@@ -149,6 +154,7 @@ class MessageConsumer:
         self.queues = ServiceQueues(queue, self._retry_delays, queue_type, delivery_limit)
         self._prefetch_count = prefetch_count
         self._batch_size = max(1, batch_size)
+        self._linger = linger if self._batch_size > 1 else 0.0
         self._arrivals: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self._channel: AbstractChannel | None = None
@@ -232,6 +238,8 @@ class MessageConsumer:
     async def _work(self) -> None:
         while True:
             batch = [await self._arrivals.get()]
+            if self._linger and self._arrivals.empty():
+                await asyncio.sleep(self._linger)
             while len(batch) < self._batch_size and not self._arrivals.empty():
                 batch.append(self._arrivals.get_nowait())
             started = time.perf_counter()
