@@ -100,7 +100,10 @@ class ServiceSettings(BaseSettings):
     # collects so often under load that a request's or a message's objects outlive
     # two collections, reach the oldest generation and make full collections (each
     # tens of ms over every object of the process) frequent: 11 % of the order
-    # service's CPU at max rate, ~4 % with 20,000 (see README, Benchmarks).
+    # service's CPU at max rate, ~4 % with 20,000 (see README, Benchmarks). Since
+    # units of work and gateway calls stopped forming reference cycles, the
+    # services hardly collect at all under load; the threshold still spares the
+    # odd cycle a library makes from reaching the oldest generation.
     gc_young_threshold: int = Field(20_000, ge=700)
 
     def secrets(self) -> dict[str, tuple[str, str]]:
