@@ -19,7 +19,6 @@ import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
-import orjson
 import pytest
 from fastapi import FastAPI
 
@@ -34,6 +33,8 @@ from oms_payment.settings import PaymentSettings
 from oms_runtime.messaging.unit_of_work import UnitOfWorkFactory
 from oms_shipping.main import create_app as create_shipping
 from oms_shipping.settings import ShippingSettings
+
+from .gateway_stub import approve, read_request, serving
 
 pytestmark = pytest.mark.integration
 
@@ -94,39 +95,17 @@ async def test_the_units_of_work_of_a_batch_are_freed_once_done(
 async def _approve_every_request(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter
 ) -> None:
-    body = orjson.dumps({"id": "auth_1", "amount": 1000, "status": "authorized"})
-    try:
-        while True:
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = next(
-                (
-                    int(line.split(b":", 1)[1])
-                    for line in head.split(b"\r\n")
-                    if line.lower().startswith(b"content-length:")
-                ),
-                0,
-            )
-            await reader.readexactly(length)
-            writer.write(
-                b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\n"
-                b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
-            )
-            await writer.drain()
-    except (asyncio.IncompleteReadError, ConnectionError):
-        pass
-    finally:
-        writer.close()
+    while True:
+        await read_request(reader)
+        await approve(writer)
 
 
 @pytest.fixture
 async def gateway() -> AsyncIterator[HttpPaymentGateway]:
-    server = await asyncio.start_server(_approve_every_request, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    gateway = HttpPaymentGateway(f"http://127.0.0.1:{port}", timeout_seconds=5)
-    yield gateway
-    await gateway.close()
-    server.close()
-    await server.wait_closed()
+    async with serving(_approve_every_request) as url:
+        gateway = HttpPaymentGateway(url, timeout_seconds=5)
+        yield gateway
+        await gateway.close()
 
 
 async def test_gateway_calls_leave_nothing_for_the_collector(gateway: HttpPaymentGateway) -> None:

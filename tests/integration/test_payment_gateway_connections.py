@@ -11,19 +11,18 @@ race ends from the client's side."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 from collections.abc import AsyncIterator
 
-import orjson
 import pytest
 
 from oms_payment.domain.model import Approved
 from oms_payment.gateway.base import Unavailable
 from oms_payment.gateway.http import HttpPaymentGateway
 
+from .gateway_stub import approve, read_request, serving
+
 pytestmark = pytest.mark.integration
 
-_ids = itertools.count(1)
 # The client keeps an idle connection this long in the first case; the calls are this
 # far apart (the idle spell is the scenario, not a wait for something).
 KEEPALIVE = 0.2
@@ -33,38 +32,16 @@ IDLE = 0.5
 async def _one_request_per_connection(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter
 ) -> None:
-    try:
-        head = await reader.readuntil(b"\r\n\r\n")
-        length = next(
-            (
-                int(line.split(b":", 1)[1])
-                for line in head.split(b"\r\n")
-                if line.lower().startswith(b"content-length:")
-            ),
-            0,
-        )
-        await reader.readexactly(length)
-        body = orjson.dumps({"id": f"auth_{next(_ids)}", "amount": 1000, "status": "authorized"})
-        writer.write(
-            b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\n"
-            b"Connection: keep-alive\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
-        )
-        await writer.drain()
-        # A later request on this connection finds it closing: no answer.
-        await reader.readuntil(b"\r\n\r\n")
-    except (asyncio.IncompleteReadError, ConnectionError):
-        pass
-    finally:
-        writer.close()
+    await read_request(reader)
+    await approve(writer)
+    # A later request on this connection finds it closing: no answer.
+    await reader.readuntil(b"\r\n\r\n")
 
 
 @pytest.fixture
 async def gateway_url() -> AsyncIterator[str]:
-    server = await asyncio.start_server(_one_request_per_connection, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    server.close()
-    await server.wait_closed()
+    async with serving(_one_request_per_connection) as url:
+        yield url
 
 
 async def _authorize(gateway: HttpPaymentGateway, key: str) -> object:
