@@ -131,7 +131,7 @@ class Repository(Generic[A]):
     def __init__(self, unit_of_work: UnitOfWork) -> None:
         # Weak: the unit of work holds its repositories, and a strong reference back
         # would make every transaction's objects a cycle that only the garbage
-        # collector frees (see `UnitOfWork`).
+        # collector frees (tests/integration/test_nothing_left_for_the_collector.py).
         self._unit_of_work = weakref.proxy(unit_of_work)
         self._connection = unit_of_work.connection
         self._rows = unit_of_work.rows.of(self.table)

@@ -12,11 +12,11 @@ round trips (BEGIN, inbox claim, writes, COMMIT) that dominate a small handler's
 A message that finds nothing else waiting waits `linger` (a few ms) for company
 before it is handled: at a moderate rate that makes batches of several instead of
 one each, and the CPU it saves (a transaction, a commit's WAL flush, an ack per
-message) cut the saga's latency on a busy machine more than the wait adds (README,
-Benchmarks). Under load batches fill without it; a full one never waits. If any message of
-a batch fails, or its handler declines to commit, the batch is rolled back and each
-message is handled in its own transaction, exactly as if it had come alone (retries
-and dead-lettering included).
+message) cuts the saga's latency on a busy machine more than the wait adds (README,
+Benchmarks). Under load batches fill without it. If any message of a batch fails, or
+its handler declines to commit, the batch is rolled back and each message is handled
+in its own transaction, exactly as if it had come alone (retries and dead-lettering
+included).
 One worker means handlers must stay short (database work only, no calls to the
 outside world: the payment gateway is called by its own worker, not by a handler).
 """
