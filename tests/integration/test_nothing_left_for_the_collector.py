@@ -58,10 +58,12 @@ def collector_off() -> Iterator[None]:
 
 
 @pytest.fixture(params=sorted(SERVICES))
-async def units_of_work(request: pytest.FixtureRequest, migrated_database: str) -> Any:
+async def units_of_work(
+    request: pytest.FixtureRequest, migrated_database: str
+) -> AsyncIterator[UnitOfWorkFactory[Any]]:
+    """The service's own unit-of-work factory, as its process builds it."""
     app = SERVICES[request.param](migrated_database)
-    factory: UnitOfWorkFactory[Any] = app.state.unit_of_work
-    yield factory
+    yield app.state.unit_of_work
     await app.state.runtime.engine.dispose()
 
 
