@@ -81,3 +81,39 @@ def test_issuer_and_audience_are_checked_when_configured() -> None:
     assert "`aud`" in refusal(
         mint_token(SECRET, "a", "customer", issuer="https://auth.shop"), policy
     )
+
+
+# -- a token verified once is not trusted beyond what it was verified for -------------
+
+
+def test_a_token_accepted_before_is_refused_once_it_expires() -> None:
+    # Minted in the first half of a second so it has at least half a second to live.
+    while time.time() % 1 > 0.5:
+        time.sleep(0.05)
+    token = mint_token(SECRET, "alice", "customer", ttl_seconds=1)
+    assert decode_token(SECRET, token).subject == "alice"
+    assert decode_token(SECRET, token).subject == "alice"
+    expires_at = jwt.decode(token, options={"verify_signature": False})["exp"]
+    time.sleep(max(0.0, expires_at - time.time()) + 0.01)
+    assert refusal(token) == "The token has expired"
+
+
+def test_a_token_accepted_with_one_secret_is_refused_with_another() -> None:
+    token = mint_token(SECRET, "alice", "admin")
+    assert decode_token(SECRET, token).is_admin
+    with pytest.raises(Problem) as refused:
+        decode_token("another-secret-that-is-at-least-32-bytes-long", token)
+    assert refused.value.status == 401
+
+
+def test_a_token_accepted_under_one_policy_is_checked_again_under_another() -> None:
+    token = mint_token(SECRET, "alice", "customer", 3600)
+    assert decode_token(SECRET, token, TokenPolicy(max_lifetime_seconds=3600)).subject == "alice"
+    assert "lifetime" in refusal(token, TokenPolicy(max_lifetime_seconds=60))
+    assert "`aud`" in refusal(token, TokenPolicy(audience="oms"))
+
+
+def test_a_refused_token_is_refused_every_time() -> None:
+    forged = mint_token("another-secret-that-is-at-least-32-bytes-long", "mallory", "admin")
+    assert refusal(forged) == "The token is not valid"
+    assert refusal(forged) == "The token is not valid"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from typing import Annotated, Literal
@@ -76,6 +77,22 @@ def _unauthorized(detail: str) -> Problem:
 
 
 def decode_token(secret: str, token: str, policy: TokenPolicy = TokenPolicy()) -> Principal:
+    principal, expires_at = _verified(secret, token, policy)
+    # A token verified earlier is served from the cache, so its expiry, the one
+    # check that changes with time, is made again here (as PyJWT makes it: expired
+    # from `exp` on). A token not yet valid (`nbf`, `iat` ahead) was never cached.
+    if time.time() >= expires_at:
+        raise _unauthorized("The token has expired")
+    return principal
+
+
+# Clients send the same token for its lifetime, and checking its signature and
+# claims each time was most of the cost of authenticating a request. Only tokens
+# that passed every check are cached (an exception is not), keyed by the secret and
+# policy too, so a token signed with another secret is never served from here.
+@functools.lru_cache(maxsize=4096)
+def _verified(secret: str, token: str, policy: TokenPolicy) -> tuple[Principal, int]:
+    """The token's principal and its `exp`, or a 401 problem."""
     required = ["sub", "exp", "iat"]
     required += ["iss"] if policy.issuer is not None else []
     required += ["aud"] if policy.audience is not None else []
@@ -113,7 +130,7 @@ def decode_token(secret: str, token: str, policy: TokenPolicy = TokenPolicy()) -
     actor = act.get("sub") if isinstance(act, dict) else None
     if actor is not None and (not isinstance(actor, str) or not actor):
         raise _unauthorized("The `act` claim must carry the actor's `sub`")
-    return Principal(subject=subject, role=role, actor=actor)
+    return Principal(subject=subject, role=role, actor=actor), int(claims["exp"])
 
 
 # Declares the bearer scheme in the OpenAPI documents (so "Try it out" can send a
