@@ -76,13 +76,17 @@ def _unauthorized(detail: str) -> Problem:
     return problem
 
 
+def _expired() -> Problem:
+    return _unauthorized("The token has expired")
+
+
 def decode_token(secret: str, token: str, policy: TokenPolicy = TokenPolicy()) -> Principal:
     principal, expires_at = _verified(secret, token, policy)
     # A token verified earlier is served from the cache, so its expiry, the one
     # check that changes with time, is made again here (as PyJWT makes it: expired
     # from `exp` on). A token not yet valid (`nbf`, `iat` ahead) was never cached.
     if time.time() >= expires_at:
-        raise _unauthorized("The token has expired")
+        raise _expired()
     return principal
 
 
@@ -106,7 +110,7 @@ def _verified(secret: str, token: str, policy: TokenPolicy) -> tuple[Principal, 
             options={"require": required},
         )
     except jwt.ExpiredSignatureError as exc:
-        raise _unauthorized("The token has expired") from exc
+        raise _expired() from exc
     except jwt.MissingRequiredClaimError as exc:
         raise _unauthorized(f"The token must carry the `{exc.claim}` claim") from exc
     except jwt.InvalidIssuerError as exc:
