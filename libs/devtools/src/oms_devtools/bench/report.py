@@ -237,7 +237,7 @@ def format_phase(summary: Mapping[str, Any]) -> str:
     ratio = summary.get("system_cpu_per_rabbitmq")
     if ratio is not None:
         lines.append(
-            f"   system CPU / RabbitMQ's (same messages per order in every version: compares "
-            f"code across the VM's speed changes): {ratio}"
+            f"   system CPU / RabbitMQ's (compares, across the VM's speed changes, versions "
+            f"that send the broker the same frames per order): {ratio}"
         )
     return "\n".join(lines)

@@ -17,7 +17,9 @@ from aio_pika.abc import (
     AbstractRobustConnection,
     DeliveryMode,
 )
+from aiormq.abc import ChannelFrame
 from pamqp.commands import Basic
+from pamqp.header import ContentHeader
 
 from oms_contracts import COMMANDS_EXCHANGE, EVENTS_EXCHANGE
 
@@ -132,10 +134,15 @@ async def declare_exchanges(channel: AbstractChannel) -> dict[str, AbstractExcha
 class Publisher:
     """Publishes persistent messages and waits for the broker's confirms.
 
-    A batch is published in one go and its confirms awaited together
-    (pipelining), so a batch costs about one round trip, not one per message.
-    Frames go through aiormq (aio-pika's protocol layer) without waiting for the
-    socket to drain after each one: the confirms are what tells the message arrived.
+    A batch goes out as one write of all its frames, and its confirms are awaited
+    together, so a batch costs about one round trip and one socket write, not one
+    per message. aiormq's `basic_publish` is written for one message: per call it
+    takes the channel's lock, arms a timeout, builds a countdown and a task, and
+    queues a write of its own, ~85 µs of client CPU per message in batches of 16
+    against ~37 µs for the batch below (issue 19). The batch keeps its bookkeeping:
+    each message gets a delivery tag and a confirmation future in the channel's
+    own tables (so aiormq settles it on the broker's ack, nack or return, and
+    rejects it if the channel closes), and the message id that a return names.
     """
 
     def __init__(self, channel: AbstractChannel) -> None:
@@ -155,37 +162,94 @@ class Publisher:
         why it was not (a Nack, a returned mandatory message, a lost channel)."""
         if self._channel.is_closed:
             raise BrokerUnavailable("publisher channel is closed")
+        if not messages:
+            return []
         channel = cast(aiormq.Channel, await self._channel.get_underlay_channel())
-        # Started in order, so the frames go out in order.
-        confirms = [
-            asyncio.ensure_future(
-                channel.basic_publish(
-                    message.body,
-                    exchange=message.exchange,
-                    routing_key=message.routing_key,
-                    properties=Basic.Properties(
-                        message_id=message.message_id,
-                        message_type=message.message_type,
-                        correlation_id=message.correlation_id,
-                        content_type="application/json",
-                        delivery_mode=DeliveryMode.PERSISTENT.value,
-                        headers=message.headers or {},
-                    ),
-                    mandatory=message.mandatory,
-                    wait=False,
-                )
-            )
-            for message in messages
-        ]
+        if not channel.publisher_confirms:
+            raise RuntimeError("the publisher's channel must have publisher confirms on")
+        first_tag, confirms = await _send_in_one_write(channel, messages)
+        failures: list[Exception | None] = []
         try:
-            outcomes = await asyncio.gather(*confirms, return_exceptions=True)
+            # One by one rather than gathered: the acks come in order, so all but the
+            # first wait are on confirmations already settled (gather costs more).
+            for confirm in confirms:
+                try:
+                    await confirm
+                except Exception as exc:  # a Nack, a return, the channel closing
+                    failures.append(exc)
+                else:
+                    failures.append(None)
         except BaseException:
             for confirm in confirms:
                 confirm.cancel()
             raise
-        failures: list[Exception | None] = []
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
-                raise outcome  # a cancellation, not an answer from the broker
-            failures.append(outcome if isinstance(outcome, Exception) else None)
+        finally:
+            _forget_message_ids(channel, messages, first_tag)
         return failures
+
+
+async def _send_in_one_write(
+    channel: aiormq.Channel, messages: Sequence[OutgoingMessage]
+) -> tuple[int, list[asyncio.Future[Any]]]:
+    """Queue the frames of every message as one write; the first message's delivery
+    tag (the others follow it) and their confirmations, in order.
+
+    Under the channel's lock, as `basic_publish` does, so that delivery tags follow
+    the order the broker sees the messages in.
+    """
+    frames: list[Any] = []
+    confirms: list[asyncio.Future[Any]] = []
+    async with channel.lock:
+        first_tag = channel.delivery_tag + 1
+        try:
+            for message in messages:
+                channel.delivery_tag += 1
+                confirm = channel.create_future()
+                channel.confirmations[channel.delivery_tag] = confirm
+                channel.message_id_delivery_tag[message.message_id] = channel.delivery_tag
+                confirms.append(confirm)
+                frames.append(
+                    Basic.Publish(
+                        exchange=message.exchange,
+                        routing_key=message.routing_key,
+                        mandatory=message.mandatory,
+                    )
+                )
+                frames.append(
+                    ContentHeader(
+                        body_size=len(message.body),
+                        properties=Basic.Properties(
+                            message_id=message.message_id,
+                            message_type=message.message_type,
+                            correlation_id=message.correlation_id,
+                            content_type="application/json",
+                            delivery_mode=DeliveryMode.PERSISTENT.value,
+                            headers=message.headers or {},
+                        ),
+                    )
+                )
+                frames.extend(channel._split_body(message.body))
+            await channel.write_queue.put(
+                ChannelFrame.marshall(channel_number=channel.number, frames=frames)
+            )
+        except BaseException:
+            # Nothing reached the broker (the write was never queued): give the
+            # delivery tags back, or the broker's acks would settle the wrong ones.
+            for tag in range(first_tag, channel.delivery_tag + 1):
+                channel.confirmations.pop(tag, None)
+            channel.delivery_tag = first_tag - 1
+            _forget_message_ids(channel, messages, first_tag)
+            for confirm in confirms:
+                confirm.cancel()
+            raise
+    return first_tag, confirms
+
+
+def _forget_message_ids(
+    channel: aiormq.Channel, messages: Sequence[OutgoingMessage], first_tag: int
+) -> None:
+    """Drop the message id -> delivery tag entries a return would have needed; one
+    that a later publish of the same message took over is left to that one."""
+    for tag, message in enumerate(messages, start=first_tag):
+        if channel.message_id_delivery_tag.get(message.message_id) == tag:
+            del channel.message_id_delivery_tag[message.message_id]
