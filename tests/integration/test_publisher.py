@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import replace
 
 import aio_pika
 import pytest
@@ -191,3 +192,22 @@ async def test_a_channel_the_broker_closes_fails_the_batch_and_the_next_one_goes
     if arrived[0] != batch[0].message_id:
         arrived += [m.message_id for m in await received(queue, expect=1)]
     assert arrived[-2:] == [batch[0].message_id, batch[2].message_id]
+
+
+async def test_messages_without_an_id_are_given_one_and_still_get_their_own_answers(
+    broker: Broker, publisher: Publisher
+) -> None:
+    queue = await events_queue(broker)
+    anonymous = replace(event(), message_id="")
+    batch = [
+        replace(unroutable_command(), message_id=""),
+        anonymous,
+        replace(unroutable_command(), message_id=""),
+    ]
+
+    outcomes = await publisher.publish_each(batch)
+
+    assert [outcome is None for outcome in outcomes] == [False, True, False]
+    (arrived,) = await received(queue, expect=1)
+    assert arrived.body == anonymous.body
+    assert arrived.message_id
