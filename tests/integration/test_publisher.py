@@ -53,21 +53,30 @@ async def events_queue(broker: Broker) -> aio_pika.abc.AbstractQueue:
 
 
 async def received(
-    queue: aio_pika.abc.AbstractQueue, expect: int, timeout: float = 10.0, *, only: bool = True
+    queue: aio_pika.abc.AbstractQueue,
+    expect: int,
+    timeout: float = 10.0,
+    *,
+    only_from: Publisher | None = None,
 ) -> list[aio_pika.abc.AbstractIncomingMessage]:
-    """The first `expect` messages of `queue`; with `only`, checks that no more came."""
-    messages: list[aio_pika.abc.AbstractIncomingMessage] = []
+    """The first `expect` messages of `queue`. With `only_from`, also that no more came:
+    a marker published through it after everything the test published arrives next."""
     async with asyncio.timeout(timeout):
-        while len(messages) < expect:
-            message = await queue.get(fail=False, no_ack=True)
-            if message is None:
-                await asyncio.sleep(0.02)
-                continue
-            messages.append(message)
-    if only:
-        await asyncio.sleep(0.2)
-        assert await queue.get(fail=False, no_ack=True) is None, "more messages than published"
+        messages = [await next_message(queue) for _ in range(expect)]
+        if only_from is not None:
+            marker = event()
+            await only_from.publish_many([marker])
+            following = await next_message(queue)
+            assert following.message_id == marker.message_id, "more messages than published"
     return messages
+
+
+async def next_message(queue: aio_pika.abc.AbstractQueue) -> aio_pika.abc.AbstractIncomingMessage:
+    while True:
+        message = await queue.get(fail=False, no_ack=True)
+        if message is not None:
+            return message
+        await asyncio.sleep(0.02)  # the caller's deadline bounds the wait
 
 
 @pytest.fixture
@@ -84,7 +93,7 @@ async def test_a_batch_arrives_whole_in_order_with_every_property_and_body_intac
 
     assert await publisher.publish_each(batch) == [None] * len(batch)
 
-    arrived = await received(queue, expect=len(batch))
+    arrived = await received(queue, expect=len(batch), only_from=publisher)
     assert [m.message_id for m in arrived] == [m.message_id for m in batch]
     for sent, got in zip(batch, arrived, strict=True):
         assert got.body == sent.body
@@ -107,7 +116,7 @@ async def test_each_message_of_a_batch_gets_its_own_answer(
     for outcome in (outcomes[1], outcomes[4]):
         assert isinstance(outcome, aio_pika.exceptions.DeliveryError)
     delivered = [m for m in batch if not m.mandatory]
-    assert [m.message_id for m in await received(queue, expect=4)] == [
+    assert [m.message_id for m in await received(queue, expect=4, only_from=publisher)] == [
         m.message_id for m in delivered
     ]
     with pytest.raises(aio_pika.exceptions.DeliveryError):
@@ -130,7 +139,7 @@ async def test_batches_published_at_once_do_not_interleave_or_mix_up_their_answe
     for batch, outcomes in zip(batches, answers, strict=True):
         assert [outcome is None for outcome in outcomes] == [not m.mandatory for m in batch]
     routable = sum(not m.mandatory for batch in batches for m in batch)
-    arrived = [m.message_id for m in await received(queue, expect=routable)]
+    arrived = [m.message_id for m in await received(queue, expect=routable, only_from=publisher)]
     # Each batch's messages arrive together and in their order.
     for batch in batches:
         ids = [m.message_id for m in batch if not m.mandatory]
@@ -154,7 +163,7 @@ async def test_a_batch_abandoned_while_waiting_leaves_later_answers_right(
 
     assert [outcome is None for outcome in outcomes] == [True, False, True]
     # The abandoned batch was already on its way: it arrives, before the later one.
-    arrived = [m.message_id for m in await received(queue, expect=22)]
+    arrived = [m.message_id for m in await received(queue, expect=22, only_from=publisher)]
     assert arrived == [m.message_id for m in abandoned] + [later[0].message_id, later[2].message_id]
 
 
@@ -188,9 +197,9 @@ async def test_a_channel_the_broker_closes_fails_the_batch_and_the_next_one_goes
     # The first message of the failed batch may have been routed before the channel
     # closed and its confirm lost with it (the relay then publishes it again, and the
     # consumers' inboxes absorb the copy): what arrives ends with the later batch.
-    arrived = [m.message_id for m in await received(queue, expect=2, only=False)]
+    arrived = [m.message_id for m in await received(queue, expect=2)]
     if arrived[0] != batch[0].message_id:
-        arrived += [m.message_id for m in await received(queue, expect=1)]
+        arrived += [m.message_id for m in await received(queue, expect=1, only_from=publisher)]
     assert arrived[-2:] == [batch[0].message_id, batch[2].message_id]
 
 
@@ -208,6 +217,6 @@ async def test_messages_without_an_id_are_given_one_and_still_get_their_own_answ
     outcomes = await publisher.publish_each(batch)
 
     assert [outcome is None for outcome in outcomes] == [False, True, False]
-    (arrived,) = await received(queue, expect=1)
+    (arrived,) = await received(queue, expect=1, only_from=publisher)
     assert arrived.body == anonymous.body
     assert arrived.message_id

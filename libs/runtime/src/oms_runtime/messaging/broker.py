@@ -140,10 +140,10 @@ class Publisher:
     per message. aiormq's `basic_publish` is written for one message: per call it
     takes the channel's lock, arms a timeout, builds a countdown and a task, and
     queues a write of its own: 72-76 µs of client CPU per message in batches of 16,
-    against 33-44 µs for the batch below (issue 19, README). The batch keeps its bookkeeping:
-    each message gets a delivery tag and a confirmation future in the channel's
-    own tables (so aiormq settles it on the broker's ack, nack or return, and
-    rejects it if the channel closes), and the message id that a return names.
+    against 33-44 µs for the batch below (issue 19, README). The batch keeps its
+    bookkeeping: each message gets a delivery tag and a confirmation future in the
+    channel's own tables (so aiormq settles it on the broker's ack, nack or return,
+    and rejects it if the channel closes), and the message id that a return names.
     """
 
     def __init__(self, channel: AbstractChannel) -> None:
