@@ -12,8 +12,9 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import aio_pika
 import pytest
@@ -24,6 +25,7 @@ from oms_contracts import Envelope
 from oms_contracts import inventory as inventory_msgs
 from oms_contracts import order as order_msgs
 from oms_devtools.client import eventually
+from oms_devtools.faultproxy import FaultProxy
 from oms_runtime import metrics
 from oms_runtime.db import libpq_url
 from oms_runtime.messaging.broker import Broker
@@ -759,3 +761,99 @@ async def test_a_writer_without_a_relay_wakes_a_standalone_relay_with_notify(
             await uow.commit()
         received = await drain(queue, expect=1, timeout=5)
         assert [m.message_id for m in received] == [str(envelope.message_id)]
+
+
+# The consumer after the broker dropped it. The consumer takes its deliveries straight
+# from aiormq (oms_runtime.messaging.delivery), below aio-pika's robust queue; these
+# check that aio-pika still brings it back whichever way it was dropped.
+
+
+@pytest.fixture
+def amqp_proxy(plumbing_amqp_url: str) -> Iterator[FaultProxy]:
+    parts = urlsplit(plumbing_amqp_url)
+    proxy = FaultProxy(parts.hostname or "127.0.0.1", parts.port or 5672, name="amqp").start()
+    yield proxy
+    proxy.close()
+
+
+async def consumers_on(plumbing_amqp_url: str, queue: str) -> int | None:
+    """How many consumers `queue` has, or None while there is no such queue."""
+    connection = await aio_pika.connect(plumbing_amqp_url)
+    try:
+        channel = await connection.channel()
+        declared = await channel.declare_queue(queue, passive=True)
+        return int(declared.declaration_result.consumer_count or 0)
+    except aio_pika.exceptions.ChannelNotFoundEntity:
+        return None
+    finally:
+        await connection.close()
+
+
+async def handled_notes(engine: AsyncEngine) -> list[str]:
+    return [note for notes in (await effects_by_transaction(engine)).values() for note in notes]
+
+
+async def test_a_consumer_cut_off_from_the_broker_takes_messages_again_once_it_is_back(
+    engine: AsyncEngine,
+    clean_tables: MessagingTables,
+    broker: Broker,
+    amqp_proxy: FaultProxy,
+    plumbing_amqp_url: str,
+) -> None:
+    proxied = Broker(
+        amqp_proxy.rewrite(plumbing_amqp_url) + "?reconnect_interval=0.2", "plumbing-proxied"
+    )
+    await proxied.connect()
+    queue = f"test.{uuid.uuid4().hex[:8]}"
+    consumer = MessageConsumer(
+        proxied,
+        queue,
+        {inventory_msgs.ReleaseStock: RecordingHandler()},
+        UnitOfWorkFactory(UnitOfWork, engine, clean_tables),
+        retry_delays=(0.1, 0.2),
+        prefetch_count=4,
+    )
+    await consumer.start()
+    try:
+        await send_release(broker, queue, "before")
+        await eventually(lambda: effect_count(engine), lambda n: n == 1, 5, "handled before")
+
+        amqp_proxy.cut()
+        await eventually(
+            lambda: asyncio.sleep(0, proxied.is_connected), lambda up: not up, 5, "cut noticed"
+        )
+        await send_release(broker, queue, "while cut off")  # waits in the durable queue
+        amqp_proxy.restore()
+        await eventually(lambda: effect_count(engine), lambda n: n == 2, 20, "handled on return")
+        await send_release(broker, queue, "after")
+        await eventually(lambda: effect_count(engine), lambda n: n == 3, 5, "handled after")
+
+        assert await handled_notes(engine) == ["before", "while cut off", "after"]
+        assert await consumers_on(plumbing_amqp_url, queue) == 1, "restored once, not twice"
+    finally:
+        await consumer.stop()
+        await proxied.close()
+
+
+async def test_a_consumer_whose_queue_was_deleted_consumes_it_again_once_it_is_declared_anew(
+    engine: AsyncEngine,
+    clean_tables: MessagingTables,
+    broker: Broker,
+    start_consumer: StartConsumer,
+    plumbing_amqp_url: str,
+) -> None:
+    _, queue = await start_consumer(RecordingHandler())
+    await send_release(broker, queue, "before")
+    await eventually(lambda: effect_count(engine), lambda n: n == 1, 5, "handled before")
+
+    # The broker cancels the consumer of a deleted queue; aio-pika's recovery declares
+    # the queue again, with its bindings, and consumes from it.
+    connection = await aio_pika.connect(plumbing_amqp_url)
+    await (await connection.channel()).queue_delete(queue)
+    await connection.close()
+    await eventually(
+        lambda: consumers_on(plumbing_amqp_url, queue), lambda n: n == 1, 20, "consuming again"
+    )
+    await send_release(broker, queue, "after")
+    await eventually(lambda: effect_count(engine), lambda n: n == 2, 5, "handled after")
+    assert await handled_notes(engine) == ["before", "after"]

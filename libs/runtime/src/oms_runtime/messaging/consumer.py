@@ -32,7 +32,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
+from aio_pika.abc import AbstractChannel, AbstractQueue
 from pydantic import ValidationError
 
 from oms_contracts import Envelope, Message
@@ -40,6 +40,7 @@ from oms_runtime import metrics, tracing
 from oms_runtime.capacity import QueueStatistics
 from oms_runtime.logging import log_context
 from oms_runtime.messaging.broker import Broker, OutgoingMessage
+from oms_runtime.messaging.delivery import Incoming, LeanRobustQueue
 from oms_runtime.messaging.queues import (
     QueueType,
     QueueTypeMismatch,
@@ -85,7 +86,7 @@ class UnitOfWorkSource(Protocol):
 
 @dataclass
 class _Delivery:
-    incoming: AbstractIncomingMessage
+    incoming: Incoming
     envelope: Envelope
     message: Message
     handler: Handler
@@ -126,7 +127,7 @@ def _logging_about(envelope: Envelope, **more: Any) -> contextlib.AbstractContex
     )
 
 
-def attempts_so_far(incoming: AbstractIncomingMessage) -> int:
+def attempts_so_far(incoming: Incoming) -> int:
     value = (incoming.headers or {}).get(ATTEMPT_HEADER, 0)
     return value if isinstance(value, int) else 0
 
@@ -155,7 +156,7 @@ class MessageConsumer:
         self._prefetch_count = prefetch_count
         self._batch_size = max(1, batch_size)
         self._linger = linger if self._batch_size > 1 else 0.0
-        self._arrivals: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+        self._arrivals: asyncio.Queue[Incoming] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self._channel: AbstractChannel | None = None
         self._queue: AbstractQueue | None = None
@@ -183,6 +184,8 @@ class MessageConsumer:
 
     async def start(self) -> None:
         self._channel = await self._broker.channel(confirms=True)
+        # The work queue hands over aiormq's deliveries without aio-pika's wrapper.
+        self._channel.QUEUE_CLASS = LeanRobustQueue
         await self._channel.set_qos(prefetch_count=self._prefetch_count)
         try:
             self._queue = await declare_service_queues(
@@ -230,7 +233,7 @@ class MessageConsumer:
             except Exception as exc:
                 log.warning("could not close the consumer's channel", extra={"error": repr(exc)})
 
-    async def _on_message(self, incoming: AbstractIncomingMessage) -> None:
+    async def _on_message(self, incoming: Incoming) -> None:
         self._in_flight += 1
         self._idle.clear()
         self._arrivals.put_nowait(incoming)
@@ -263,14 +266,14 @@ class MessageConsumer:
         for index in range(count):
             self.statistics.record(share, now=time.monotonic() - share * (count - 1 - index))
 
-    async def _process_batch(self, batch: list[AbstractIncomingMessage]) -> None:
+    async def _process_batch(self, batch: list[Incoming]) -> None:
         deliveries = [
             delivery for delivery in [await self._parse(incoming) for incoming in batch] if delivery
         ]
         if deliveries and not await self._process_together(deliveries):
             await asyncio.gather(*(self._process(delivery) for delivery in deliveries))
 
-    async def _parse(self, incoming: AbstractIncomingMessage) -> _Delivery | None:
+    async def _parse(self, incoming: Incoming) -> _Delivery | None:
         try:
             envelope = Envelope.model_validate_json(incoming.body)
             message_cls, handler = self._handlers[envelope.type]
@@ -387,7 +390,7 @@ class MessageConsumer:
 
     async def _settle(
         self,
-        incoming: AbstractIncomingMessage,
+        incoming: Incoming,
         *,
         dead_letter: bool,
         error: str,
