@@ -1,14 +1,26 @@
 # The two commands a newcomer needs: `make run` and `make test`.
 SHELL := /bin/bash
-PYTHON ?= python3
+# The interpreter of the venv: the distribution's CPython where it is 3.11 or newer,
+# else python3 from the PATH; PYTHON=... chooses another. Debian builds its CPython
+# with profile-guided and link-time optimisation, as the python:3.11-slim images of
+# the Dockerfiles are built; a CPython built without them (pyenv's default) spends
+# ~5 % more CPU in the services (README, Benchmarks, issue 19's ninth pass).
+SYSTEM_PYTHON := /usr/bin/python3
+ifndef PYTHON
+PYTHON := $(shell $(SYSTEM_PYTHON) -c 'import sys, ensurepip; sys.exit(sys.version_info < (3, 11))' \
+	2>/dev/null && echo $(SYSTEM_PYTHON) || echo python3)
+endif
 VENV := .venv
 BIN := $(VENV)/bin
+# Names the interpreter the venv was made with; rewritten (and the venv made anew)
+# only when PYTHON names another one.
+INTERPRETER := $(VENV)/.interpreter
 PACKAGES := libs/contracts libs/runtime libs/devtools services/gateway-simulator services/console \
             services/order services/inventory services/payment services/shipping
 SERVICES := order inventory payment shipping
 STAMP := $(VENV)/.installed
 
-.PHONY: help install infra browser screenshots migrate run reset test lint typecheck unit e2e e2e-replicas bench capacity floor catalog clean
+.PHONY: FORCE help install infra browser screenshots migrate run reset test lint typecheck unit e2e e2e-replicas bench capacity floor catalog clean
 
 help:
 	@echo "make run    - install, migrate, start every service + gateway simulator"
@@ -18,8 +30,14 @@ help:
 	@echo "make capacity - capacity report of the running services"
 	@echo "make floor  - CPU of one message and one transaction here, and the orders/s ceiling (FLOOR_ARGS=...)"
 
-# Reinstall when any package definition or the pins change.
-$(STAMP): requirements-dev.txt constraints.txt $(addsuffix /pyproject.toml,$(PACKAGES))
+$(INTERPRETER): FORCE
+	@wanted="$$($(PYTHON) -c 'import sys; print(sys.executable)')" || exit 1; \
+	if [ "$$(cat $@ 2>/dev/null)" != "$$wanted" ]; then \
+		if [ -e $(VENV) ]; then echo "making $(VENV) anew with $$wanted"; rm -rf $(VENV); fi; \
+		mkdir -p $(VENV) && echo "$$wanted" > $@; fi
+
+# Reinstall when the interpreter, any package definition or the pins change.
+$(STAMP): $(INTERPRETER) requirements-dev.txt constraints.txt $(addsuffix /pyproject.toml,$(PACKAGES))
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c constraints.txt -r requirements-dev.txt \
