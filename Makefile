@@ -4,7 +4,7 @@ SHELL := /bin/bash
 # else python3 from the PATH; PYTHON=... chooses another. Debian builds its CPython
 # with profile-guided and link-time optimisation, as the python:3.11-slim images of
 # the Dockerfiles are built; a CPython built without them (pyenv's default) spends
-# ~5 % more CPU in the services (README, Benchmarks, issue 19's ninth pass).
+# ~6 % more CPU in the services (README, Benchmarks, issue 19's ninth pass).
 SYSTEM_PYTHON := /usr/bin/python3
 ifndef PYTHON
 PYTHON := $(shell $(SYSTEM_PYTHON) -c 'import sys, ensurepip; sys.exit(sys.version_info < (3, 11))' \

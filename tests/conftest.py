@@ -14,7 +14,6 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -60,10 +59,8 @@ async def migrated_database(test_database_url: str) -> AsyncIterator[str]:
     await infra.drop_database(test_database_url)
 
 
-def _proxy_for(url: str, default_port: int, name: str) -> Iterator[FaultProxy]:
-    parts = urlsplit(url)
-    proxy = FaultProxy(parts.hostname or "127.0.0.1", parts.port or default_port, name=name)
-    proxy.start()
+def _proxy_for(url: str, name: str) -> Iterator[FaultProxy]:
+    proxy = FaultProxy.in_front_of(url, name=name).start()
     try:
         yield proxy
     finally:
@@ -73,13 +70,13 @@ def _proxy_for(url: str, default_port: int, name: str) -> Iterator[FaultProxy]:
 @pytest.fixture(scope="session")
 def database_proxy(test_database_url: str) -> Iterator[FaultProxy]:
     """Between the stack's services and Postgres."""
-    yield from _proxy_for(test_database_url, 5432, "postgres")
+    yield from _proxy_for(test_database_url, "postgres")
 
 
 @pytest.fixture(scope="session")
 def broker_proxy(test_amqp_url: str) -> Iterator[FaultProxy]:
     """Between the stack's services and RabbitMQ."""
-    yield from _proxy_for(test_amqp_url, 5672, "rabbitmq")
+    yield from _proxy_for(test_amqp_url, "rabbitmq")
 
 
 @pytest.fixture(scope="session")

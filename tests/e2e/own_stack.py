@@ -15,11 +15,6 @@ from oms_devtools.faultproxy import FaultProxy
 from oms_devtools.stack import Stack, TlsFiles
 
 
-def _proxy(url: str, default_port: int) -> FaultProxy:
-    parts = urlsplit(url)
-    return FaultProxy(parts.hostname or "127.0.0.1", parts.port or default_port).start()
-
-
 @asynccontextmanager
 async def stack_of_its_own(
     session_stack: Stack,
@@ -37,7 +32,10 @@ async def stack_of_its_own(
     amqp_url = session_stack.amqp_url.rsplit("/", 1)[0] + f"/{vhost}"
     infra.create_vhost(vhost)
     await infra.recreate_database(database_url)
-    database_proxy, broker_proxy = _proxy(database_url, 5432), _proxy(amqp_url, 5672)
+    database_proxy, broker_proxy = (
+        FaultProxy.in_front_of(database_url).start(),
+        FaultProxy.in_front_of(amqp_url).start(),
+    )
     own = Stack.on_free_ports(
         database_url=database_url,
         amqp_url=amqp_url,

@@ -7,7 +7,6 @@ import asyncio
 import time
 import uuid
 from collections.abc import Iterator
-from urllib.parse import urlsplit
 
 import aio_pika
 import asyncpg
@@ -21,16 +20,14 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def database_proxy(migrated_database: str) -> Iterator[FaultProxy]:
-    parts = urlsplit(migrated_database)
-    proxy = FaultProxy(parts.hostname or "127.0.0.1", parts.port or 5432, name="pg").start()
+    proxy = FaultProxy.in_front_of(migrated_database, name="pg").start()
     yield proxy
     proxy.close()
 
 
 @pytest.fixture
 def broker_proxy(test_amqp_url: str) -> Iterator[FaultProxy]:
-    parts = urlsplit(test_amqp_url)
-    proxy = FaultProxy(parts.hostname or "127.0.0.1", parts.port or 5672, name="amqp").start()
+    proxy = FaultProxy.in_front_of(test_amqp_url, name="amqp").start()
     yield proxy
     proxy.close()
 

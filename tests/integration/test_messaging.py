@@ -14,7 +14,6 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
 import aio_pika
 import pytest
@@ -770,8 +769,7 @@ async def test_a_writer_without_a_relay_wakes_a_standalone_relay_with_notify(
 
 @pytest.fixture
 def amqp_proxy(plumbing_amqp_url: str) -> Iterator[FaultProxy]:
-    parts = urlsplit(plumbing_amqp_url)
-    proxy = FaultProxy(parts.hostname or "127.0.0.1", parts.port or 5672, name="amqp").start()
+    proxy = FaultProxy.in_front_of(plumbing_amqp_url, name="amqp").start()
     yield proxy
     proxy.close()
 

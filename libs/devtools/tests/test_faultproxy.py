@@ -208,3 +208,27 @@ def test_rewrite_points_a_url_at_the_proxy_and_keeps_the_rest(proxy: FaultProxy)
         f"postgresql://postgres:pw@127.0.0.1:{proxy.port}/oms?x=1"
     )
     assert proxy.rewrite("amqp://127.0.0.1/vhost") == f"amqp://127.0.0.1:{proxy.port}/vhost"
+
+
+@pytest.mark.parametrize(
+    ("url", "upstream", "through_the_proxy"),
+    [
+        (
+            "postgresql+asyncpg://postgres@db.example:6543/oms",
+            ("db.example", 6543),
+            "postgresql+asyncpg://postgres@127.0.0.1:{port}/oms",
+        ),
+        ("postgresql://127.0.0.1/oms", ("127.0.0.1", 5432), "postgresql://127.0.0.1:{port}/oms"),
+        ("amqp://u:p@mq.example/v", ("mq.example", 5672), "amqp://u:p@127.0.0.1:{port}/v"),
+        ("amqps://u:p@mq.example/v", ("mq.example", 5671), "amqps://u:p@127.0.0.1:{port}/v"),
+    ],
+)
+def test_a_proxy_in_front_of_a_url_forwards_to_its_server_and_rewrites_it(
+    url: str, upstream: tuple[str, int], through_the_proxy: str
+) -> None:
+    proxy = FaultProxy.in_front_of(url).start()
+    try:
+        assert proxy.upstream == upstream
+        assert proxy.rewrite(url) == through_the_proxy.format(port=proxy.port)
+    finally:
+        proxy.close()

@@ -281,6 +281,9 @@ class _Link:
         self.proxy.links.discard(self)
 
 
+_DEFAULT_PORTS = {"postgresql": 5432, "postgres": 5432, "amqp": 5672, "amqps": 5671}
+
+
 class FaultProxy:
     """Forwards every connection made to it to `upstream_host:upstream_port`, with
     the faults set by `cut`, `blackhole`, `delay` (undone by `restore`)."""
@@ -302,6 +305,14 @@ class FaultProxy:
         self.refusing = False
         self.links: set[_Link] = set()
         self.accepted = 0  # connections accepted since the start, for tests and logs
+
+    @classmethod
+    def in_front_of(cls, url: str, name: str = "proxy") -> FaultProxy:
+        """A proxy (not started) to the server of `url` (postgresql://, amqp://);
+        `rewrite(url)` then points a client at it."""
+        parts = urlsplit(url)
+        port = parts.port or _DEFAULT_PORTS[parts.scheme.split("+")[0]]
+        return cls(parts.hostname or "127.0.0.1", port, name=name)
 
     # -- lifecycle --------------------------------------------------------------------
 
