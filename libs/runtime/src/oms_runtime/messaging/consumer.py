@@ -184,7 +184,8 @@ class MessageConsumer:
 
     async def start(self) -> None:
         self._channel = await self._broker.channel(confirms=True)
-        # The work queue hands over aiormq's deliveries without aio-pika's wrapper.
+        # Queues declared on this channel (the work queue is the one consumed) hand
+        # over aiormq's deliveries without aio-pika's wrapper.
         self._channel.QUEUE_CLASS = LeanRobustQueue
         await self._channel.set_qos(prefetch_count=self._prefetch_count)
         try:
