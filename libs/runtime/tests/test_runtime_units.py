@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -12,6 +13,7 @@ import jwt
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
+from oms_runtime import tracing
 from oms_runtime.auth import Principal, decode_token, mint_token
 from oms_runtime.logging import JsonFormatter, log_context
 from oms_runtime.money import CurrencyCode
@@ -273,6 +275,30 @@ def test_a_log_line_carries_the_correlation_id_of_the_surrounding_context(
     inside, outside = (json.loads(line) for line in handler.lines)
     assert inside["correlation_id"] == "order-42"
     assert "correlation_id" not in outside
+
+
+def test_nested_log_contexts_add_fields_and_each_block_leaves_the_outer_ones_as_they_were(
+    json_log: tuple[logging.Logger, ListHandler],
+) -> None:
+    logger, handler = json_log
+
+    with log_context(correlation_id="order-42", message_id=None):
+        with contextlib.suppress(RuntimeError), log_context(message_id="m-1"):
+            logger.info("inner")
+            raise RuntimeError("the handler failed")
+        logger.info("outer")
+        with tracing.span("handle order.paid", None) as span:
+            logger.info("in a span")
+        logger.info("after the span")
+
+    inner, outer, in_span, after_span = (json.loads(line) for line in handler.lines)
+    assert (inner["correlation_id"], inner["message_id"]) == ("order-42", "m-1")
+    assert outer["correlation_id"] == "order-42"
+    assert "message_id" not in outer  # left by its block, and None is never attached
+    assert in_span["trace_id"] == span.trace_id and len(span.trace_id) == 32
+    assert in_span["correlation_id"] == "order-42"
+    assert "trace_id" not in after_span
+    assert tracing.current() is None
 
 
 def test_a_log_line_carries_the_fields_passed_as_extra(

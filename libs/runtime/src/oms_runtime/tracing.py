@@ -13,7 +13,7 @@ import os
 import random
 import re
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -68,19 +68,37 @@ def outgoing_traceparent() -> str:
 def span(name: str, parent: TraceContext | None, **attributes: Any) -> Iterator[TraceContext]:
     """Run the block as a span, child of `parent` (a remote caller or message), or
     the start of a new trace."""
-    with ExitStack() as stack:
-        if _tracer is not None:
-            context = stack.enter_context(_otel_span(name, parent, attributes))
-        else:
-            context = TraceContext(
-                parent.trace_id if parent else _random_hex(128),
-                _random_hex(64),
-                parent.sampled if parent else True,
-            )
-        token = _current.set(context)
-        stack.callback(_current.reset, token)
-        stack.enter_context(log_context(trace_id=context.trace_id))
+    if _tracer is not None:
+        with _otel_span(name, parent, attributes) as recorded, _Running(recorded) as context:
+            yield context
+        return
+    with _Running(
+        TraceContext(
+            parent.trace_id if parent else _random_hex(128),
+            _random_hex(64),
+            parent.sampled if parent else True,
+        )
+    ) as context:
         yield context
+
+
+class _Running:
+    """Makes `context` the running span, and its trace id part of the log context."""
+
+    __slots__ = ("_context", "_logging", "_token")
+
+    def __init__(self, context: TraceContext) -> None:
+        self._context = context
+        self._logging = log_context(trace_id=context.trace_id)
+
+    def __enter__(self) -> TraceContext:
+        self._token = _current.set(self._context)
+        self._logging.__enter__()
+        return self._context
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._logging.__exit__(*exc_info)
+        _current.reset(self._token)
 
 
 @contextmanager
