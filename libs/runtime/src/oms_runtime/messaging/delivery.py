@@ -3,7 +3,7 @@
 aio-pika hands a consumer each delivery as an `IncomingMessage` (a dozen properties
 decoded and copied) started in a task of its own, on top of the task aiormq already
 runs per delivery: ~30 µs of a service's CPU per message, ~2 % of an order's (README,
-issue 19). The consumer reads six properties and acknowledges, so `LeanRobustQueue`
+issue 19). The consumer reads eight properties and acknowledges, so `LeanRobustQueue`
 registers a callback that wraps aiormq's delivery in `Delivered` instead, and leaves
 the rest to aio-pika: the queue records its consumer exactly as `RobustQueue` does,
 so after a reconnect aio-pika restores it through this class, and after the broker
@@ -52,54 +52,40 @@ class Delivered:
     """One delivery as aiormq read it, acknowledged on the channel it came by (after a
     reconnect that channel is closed, and the broker redelivers what was not acked)."""
 
-    __slots__ = ("_message",)
+    __slots__ = (
+        "_channel",
+        "body",
+        "correlation_id",
+        "delivery_tag",
+        "exchange",
+        "headers",
+        "message_id",
+        "routing_key",
+        "type",
+    )
 
     def __init__(self, message: aiormq.abc.DeliveredMessage) -> None:
-        self._message = message
-
-    @property
-    def body(self) -> bytes:
-        return self._message.body
-
-    @property
-    def headers(self) -> Mapping[str, Any] | None:
-        return self._message.header.properties.headers
-
-    @property
-    def delivery_tag(self) -> int | None:
-        return self._message.delivery_tag
-
-    @property
-    def message_id(self) -> str | None:
-        return self._message.header.properties.message_id
-
-    @property
-    def type(self) -> str | None:
-        return self._message.header.properties.message_type
-
-    @property
-    def correlation_id(self) -> str | None:
-        return self._message.header.properties.correlation_id
-
-    @property
-    def routing_key(self) -> str | None:
-        return self._message.routing_key
-
-    @property
-    def exchange(self) -> str | None:
-        return self._message.exchange
+        properties = message.header.properties
+        self._channel = message.channel
+        self.body: bytes = message.body
+        self.headers: Mapping[str, Any] | None = properties.headers
+        self.delivery_tag: int | None = message.delivery_tag
+        self.message_id: str | None = properties.message_id
+        self.type: str | None = properties.message_type
+        self.correlation_id: str | None = properties.correlation_id
+        self.routing_key: str | None = message.routing_key
+        self.exchange: str | None = message.exchange
 
     async def ack(self, multiple: bool = False) -> None:
-        await self._message.channel.basic_ack(self._tag(), multiple=multiple)
+        await self._channel.basic_ack(self._tag(), multiple=multiple)
 
     async def nack(self, multiple: bool = False, requeue: bool = True) -> None:
-        await self._message.channel.basic_nack(self._tag(), multiple=multiple, requeue=requeue)
+        await self._channel.basic_nack(self._tag(), multiple=multiple, requeue=requeue)
 
     def _tag(self) -> int:
-        tag = self._message.delivery_tag
-        if tag is None:  # only a basic.get's "empty" answer has none; a delivery always does
+        if self.delivery_tag is None:  # only a basic.get's "empty" answer has none
             raise ValueError("a delivery without a delivery tag cannot be settled")
-        return tag
+        return self.delivery_tag
 
 
 DeliveryCallback = Callable[[Incoming], Awaitable[None]]
